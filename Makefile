@@ -1,0 +1,37 @@
+# Every target builds .venv itself when it is missing or pyproject.toml changed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test test-long lint demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Bounded kill and soak tests; the whole suite stays under 10 minutes here.
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# The same suite with the long kill and soak tests at full size.
+test-long: $(STAMP)
+	ERASURE_TEST_LONG=1 $(PY) -m pytest -q --timeout=1800
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check erasure tests bench
+	$(VENV)/bin/ruff format --check erasure tests bench
+	$(VENV)/bin/mypy
+
+demo: $(STAMP)
+	$(PY) bench/demo.py
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache demo-out

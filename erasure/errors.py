@@ -1,0 +1,129 @@
+"""Every error a user can cause, each family with its exit code.
+
+The hierarchy::
+
+    ErasureError                      (exit code on the class; the CLI prints one line)
+    ├── UsageError                    64  bad command line
+    ├── InputUnusable                 65  the input file cannot be used; nothing was sent
+    ├── FileMissing                   66  the input file or the job file does not exist
+    ├── ServiceUnavailable            69  the service refused the whole run or cannot be reached
+    │   ├── Unreachable                   DNS, TLS, connection refused
+    │   └── WrongEndpoint                 HTTP 404/405 without an Altcraft body
+    ├── LedgerWriteError              74  the ledger could not be written (disk full, I/O error)
+    ├── TryAgainLater                 75  stopped with work left; run again to resume
+    │   └── LedgerBusy                    another run holds the ledger
+    ├── TokenRefused                  77  the service refused the token
+    └── ConfigError                   78  the job file, a secret, the ledger's key, or the preflight
+        ├── SecretMissing
+        ├── LedgerMismatch                the ledger was written with another key or derivation
+        └── PreflightUnexpected           the preflight answer matched no configured code
+
+Messages never contain an identifier or a secret: they name keys, variables,
+files and columns.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The contract's exit codes (sysexits)."""
+
+    OK = 0  # every identifier final, all erased or not_found
+    REJECTED = 1  # finished, but some identifiers were rejected by the API
+    USAGE = 64
+    DATAERR = 65
+    NOINPUT = 66
+    UNAVAILABLE = 69
+    IOERR = 74
+    TEMPFAIL = 75
+    NOPERM = 77
+    CONFIG = 78
+
+
+# When several apply, the first in this order wins.
+PRECEDENCE: tuple[ExitCode, ...] = (
+    ExitCode.NOPERM,
+    ExitCode.UNAVAILABLE,
+    ExitCode.IOERR,
+    ExitCode.CONFIG,
+    ExitCode.TEMPFAIL,
+    ExitCode.REJECTED,
+    ExitCode.OK,
+)
+
+
+def worst(*codes: ExitCode) -> ExitCode:
+    """The code that wins among several, by the contract's precedence."""
+    present = set(codes) or {ExitCode.OK}
+    return next(code for code in PRECEDENCE if code in present)
+
+
+class ErasureError(Exception):
+    """Base of every error the CLI turns into one line and an exit code."""
+
+    exit_code: ExitCode = ExitCode.CONFIG
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ErasureError):
+    exit_code = ExitCode.USAGE
+
+
+class InputUnusable(ErasureError):
+    exit_code = ExitCode.DATAERR
+
+
+class FileMissing(ErasureError):
+    exit_code = ExitCode.NOINPUT
+
+
+class ServiceUnavailable(ErasureError):
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class Unreachable(ServiceUnavailable):
+    pass
+
+
+class WrongEndpoint(ServiceUnavailable):
+    pass
+
+
+class LedgerWriteError(ErasureError):
+    exit_code = ExitCode.IOERR
+
+
+class TryAgainLater(ErasureError):
+    exit_code = ExitCode.TEMPFAIL
+
+
+class LedgerBusy(TryAgainLater):
+    pass
+
+
+class TokenRefused(ErasureError):
+    exit_code = ExitCode.NOPERM
+
+
+class ConfigError(ErasureError):
+    exit_code = ExitCode.CONFIG
+
+
+class SecretMissing(ConfigError):
+    pass
+
+
+class LedgerMismatch(ConfigError):
+    pass
+
+
+class PreflightUnexpected(ConfigError):
+    pass

@@ -1,0 +1,451 @@
+"""The job file: TOML in, a frozen and checked :class:`Job` out.
+
+Every key of the contract is known here with its default; an unknown key, a
+wrong type or a bad value is a :class:`~erasure.errors.ConfigError` naming the
+key. Relative paths resolve against the job file's own folder. Secrets (the
+API token, the ledger key) are not read here: :meth:`Job.token` and
+:meth:`Job.ledger_key` read them on demand, so that commands that need
+neither never ask for them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from erasure.errors import ConfigError, FileMissing, SecretMissing
+
+Matching = Literal["email", "phone", "profile_id", "custom"]
+MATCHINGS: tuple[Matching, ...] = ("email", "phone", "profile_id", "custom")
+ApiFormat = Literal["json", "xml"]
+
+DEFAULT_TOKEN_ENV = "ALTCRAFT_TOKEN"
+DEFAULT_KEY_ENV = "ERASURE_LEDGER_KEY"
+MIN_LEDGER_KEY_LENGTH = 16  # characters; a shorter key is too easy to guess
+
+
+@dataclass(frozen=True, slots=True)
+class Codes:
+    """Which Altcraft ``error`` codes mean what (``[api.codes]``)."""
+
+    not_found: frozenset[int] = frozenset({404})
+    token: frozenset[int] = frozenset({401, 403})
+    unavailable: frozenset[int] = frozenset({402})
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    base_url: str
+    token_env: str | None = DEFAULT_TOKEN_ENV
+    token_file: Path | None = None
+    format: ApiFormat = "json"
+    timeout_s: float = 10.0  # seconds, per request
+    ca_bundle: Path | None = None
+    codes: Codes = field(default_factory=Codes)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomColumn:
+    column: str
+    field_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Identifier columns of the input file; ``None`` for a mode not mapped."""
+
+    email: str | None = None
+    phone: str | None = None
+    profile_id: str | None = None
+    custom: tuple[CustomColumn, ...] = ()
+    explicit: bool = False  # False: the contract's default names, any case
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    path: Path | None
+    db_id: int | None = None
+    db_id_column: str | None = None
+    resource_id: int | None = None
+    resource_id_column: str | None = None
+    request_id_column: str | None = None
+    received_at_column: str | None = None
+    deadline_days: int = 30
+    phone_region: str = "RU"
+    columns: Columns = field(default_factory=Columns)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    concurrency: int = 16
+    rate_per_s: float = 20.0  # requests per second, a ceiling
+    max_attempts: int = 8  # requests per identifier per run
+    retry_after_cap_s: float = 300.0  # seconds
+    preflight: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    path: Path
+    key_env: str | None = DEFAULT_KEY_ENV
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A checked job file. Paths are absolute."""
+
+    path: Path
+    api: Api
+    input: Input
+    run: Run
+    ledger: Ledger
+
+    @property
+    def rejects_path(self) -> Path:
+        """Default rejects file: beside the ledger."""
+        return self.ledger.path.with_name(self.ledger.path.stem + "-rejects.csv")
+
+    def token(self, environ: Mapping[str, str] | None = None) -> str:
+        """The API token, from ``token_env`` or ``token_file``."""
+        return _secret("api", "token", self.api.token_env, self.api.token_file, environ)
+
+    def ledger_key(self, environ: Mapping[str, str] | None = None) -> bytes:
+        """The ledger's keyed-hash secret, from ``key_env`` or ``key_file``."""
+        key = _secret("ledger", "key", self.ledger.key_env, self.ledger.key_file, environ)
+        if len(key) < MIN_LEDGER_KEY_LENGTH:
+            where = (
+                f"file {self.ledger.key_file}"
+                if self.ledger.key_file
+                else f"variable {self.ledger.key_env}"
+            )
+            raise SecretMissing(
+                f"ledger key from {where} is too short: "
+                f"at least {MIN_LEDGER_KEY_LENGTH} characters are needed"
+            )
+        return key.encode()
+
+    def settings(self) -> dict[str, Any]:
+        """The settings without secrets, for the ledger and the report."""
+        return {
+            "base_url": self.api.base_url,
+            "format": self.api.format,
+            "timeout_s": self.api.timeout_s,
+            "codes": {
+                "not_found": sorted(self.api.codes.not_found),
+                "token": sorted(self.api.codes.token),
+                "unavailable": sorted(self.api.codes.unavailable),
+            },
+            "db_id": self.input.db_id,
+            "db_id_column": self.input.db_id_column,
+            "resource_id": self.input.resource_id,
+            "resource_id_column": self.input.resource_id_column,
+            "request_id_column": self.input.request_id_column,
+            "received_at_column": self.input.received_at_column,
+            "deadline_days": self.input.deadline_days,
+            "phone_region": self.input.phone_region,
+            "concurrency": self.run.concurrency,
+            "rate_per_s": self.run.rate_per_s,
+            "max_attempts": self.run.max_attempts,
+            "retry_after_cap_s": self.run.retry_after_cap_s,
+            "preflight": self.run.preflight,
+        }
+
+
+def _secret(
+    section: str,
+    what: str,
+    env: str | None,
+    file: Path | None,
+    environ: Mapping[str, str] | None,
+) -> str:
+    environ = os.environ if environ is None else environ
+    if file is not None:
+        try:
+            value = file.read_text(encoding="utf-8").rstrip("\r\n")
+        except FileNotFoundError:
+            raise SecretMissing(f"{section} {what} file {file} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SecretMissing(
+                f"{section} {what} file {file} cannot be read: {exc.__class__.__name__}"
+            ) from None
+        if not value:
+            raise SecretMissing(f"{section} {what} file {file} is empty")
+        return value
+    assert env is not None
+    value = environ.get(env, "")
+    if not value:
+        raise SecretMissing(
+            f"{section} {what} is missing: set the environment variable {env}"
+            f" (named by [{section}] {what}_env)"
+        )
+    return value
+
+
+# ---------------------------------------------------------------- parsing
+
+
+class _Section:
+    """Reads one table of the TOML file, remembering which keys were used."""
+
+    def __init__(self, name: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"job file: [{name}] must be a table")
+        self.name = name
+        self.data: dict[str, Any] = data
+        self.used: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.name}.{key}"
+
+    def get(self, key: str, kinds: type | tuple[type, ...], default: Any = None) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        # bool is an int in Python; never accept it where a number is asked
+        if isinstance(value, bool) and bool not in _as_tuple(kinds):
+            raise ConfigError(f"job file: {self.where(key)} must be {_kind_names(kinds)}")
+        if not isinstance(value, kinds):
+            raise ConfigError(f"job file: {self.where(key)} must be {_kind_names(kinds)}")
+        return value
+
+    def table(self, key: str) -> _Section:
+        self.used.add(key)
+        return _Section(self.where(key), self.data.get(key, {}))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(f"job file: unknown key {self.where(unknown[0])}")
+
+
+def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kinds if isinstance(kinds, tuple) else (kinds,)
+
+
+def _kind_names(kinds: type | tuple[type, ...]) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kinds))
+
+
+def _positive(section: _Section, key: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"job file: {section.where(key)} must be greater than 0")
+
+
+def _path(base: Path, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("job file: api.base_url must be an http(s) URL such as https://host")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            "job file: api.base_url uses http:// for a host that is not loopback; use https://"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(
+            "job file: api.base_url must not carry a query, fragment or credentials"
+            " (the token belongs in token_env or token_file)"
+        )
+    return url.rstrip("/")
+
+
+def _codes(section: _Section) -> Codes:
+    defaults = Codes()
+    found: dict[str, frozenset[int]] = {}
+    for name in ("not_found", "token", "unavailable"):
+        value = section.get(name, list, None)
+        if value is None:
+            found[name] = getattr(defaults, name)
+            continue
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"job file: {section.where(name)} must be a list of integers")
+        if 0 in value:
+            raise ConfigError(f"job file: {section.where(name)} must not contain 0 (success)")
+        found[name] = frozenset(value)
+    section.done()
+    seen: dict[int, str] = {}
+    for name, values in found.items():
+        for v in sorted(values):
+            if v in seen:
+                raise ConfigError(
+                    f"job file: code {v} is in both api.codes.{seen[v]} and api.codes.{name}"
+                )
+            seen[v] = name
+    return Codes(**found)
+
+
+def _secret_source(
+    section: _Section, what: str, base: Path, default_env: str
+) -> tuple[str | None, Path | None]:
+    env = section.get(f"{what}_env", str, None)
+    file = section.get(f"{what}_file", str, None)
+    if env is not None and file is not None:
+        raise ConfigError(
+            f"job file: {section.where(what + '_env')} and {section.where(what + '_file')}"
+            " are both set; keep one"
+        )
+    if file is not None:
+        return None, _path(base, file)
+    if env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+        raise ConfigError(f"job file: {section.where(what + '_env')} is not a variable name")
+    return env or default_env, None
+
+
+def _columns(section: _Section) -> Columns:
+    if not section.data:
+        section.done()
+        return Columns()
+    email = section.get("email", str, None)
+    phone = section.get("phone", str, None)
+    profile_id = section.get("profile_id", str, None)
+    raw_custom = section.get("custom", (dict, list), None)
+    customs: list[CustomColumn] = []
+    items = [raw_custom] if isinstance(raw_custom, dict) else (raw_custom or [])
+    for i, item in enumerate(items):
+        sub = _Section(f"{section.where('custom')}[{i}]" if len(items) > 1 else
+                       section.where("custom"), item)
+        column = sub.get("column", str, None)
+        field_name = sub.get("field_name", str, None)
+        sub.done()
+        if not column or not field_name:
+            raise ConfigError(f"job file: {sub.name} needs both column and field_name")
+        customs.append(CustomColumn(column=column, field_name=field_name))
+    section.done()
+    if not (email or phone or profile_id or customs):
+        raise ConfigError("job file: [input.columns] maps no identifier column")
+    return Columns(email, phone, profile_id, tuple(customs), explicit=True)
+
+
+def parse(text: str, path: Path) -> Job:
+    """Parse a job file's text; ``path`` is where it lives (for relative paths)."""
+    base = path.parent
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
+    top = _Section("job", data)
+    top.name = ""
+
+    def sub(name: str) -> _Section:
+        top.used.add(name)
+        return _Section(name, data.get(name, {}))
+
+    api_s = sub("api")
+    base_url = api_s.get("base_url", str, None)
+    if base_url is None:
+        raise ConfigError("job file: api.base_url is required")
+    token_env, token_file = _secret_source(api_s, "token", base, DEFAULT_TOKEN_ENV)
+    fmt = api_s.get("format", str, "json")
+    if fmt not in ("json", "xml"):
+        raise ConfigError('job file: api.format must be "json" or "xml"')
+    timeout_s = float(api_s.get("timeout_s", (int, float), 10))
+    _positive(api_s, "timeout_s", timeout_s)
+    ca_bundle = _path(base, api_s.get("ca_bundle", str, None))
+    codes = _codes(api_s.table("codes"))
+    api_s.done()
+    api = Api(
+        base_url=_check_base_url(base_url),
+        token_env=token_env,
+        token_file=token_file,
+        format=fmt,
+        timeout_s=timeout_s,
+        ca_bundle=ca_bundle,
+        codes=codes,
+    )
+
+    in_s = sub("input")
+    db_id = in_s.get("db_id", int, None)
+    db_id_column = in_s.get("db_id_column", str, None)
+    if (db_id is None) == (db_id_column is None):
+        raise ConfigError("job file: [input] needs exactly one of db_id and db_id_column")
+    resource_id = in_s.get("resource_id", int, None)
+    resource_id_column = in_s.get("resource_id_column", str, None)
+    if resource_id is not None and resource_id_column is not None:
+        raise ConfigError("job file: [input] has both resource_id and resource_id_column")
+    deadline_days = in_s.get("deadline_days", int, 30)
+    _positive(in_s, "deadline_days", deadline_days)
+    region = in_s.get("phone_region", str, "RU").upper()
+    import phonenumbers  # a large table; only loaded when a job is read
+
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"job file: input.phone_region {region!r} is not a region code")
+    inp = Input(
+        path=_path(base, in_s.get("path", str, None)),
+        db_id=db_id,
+        db_id_column=db_id_column,
+        resource_id=resource_id,
+        resource_id_column=resource_id_column,
+        request_id_column=in_s.get("request_id_column", str, None),
+        received_at_column=in_s.get("received_at_column", str, None),
+        deadline_days=deadline_days,
+        phone_region=region,
+        columns=_columns(in_s.table("columns")),
+    )
+    in_s.done()
+
+    run_s = sub("run")
+    run = Run(
+        concurrency=run_s.get("concurrency", int, 16),
+        rate_per_s=float(run_s.get("rate_per_s", (int, float), 20)),
+        max_attempts=run_s.get("max_attempts", int, 8),
+        retry_after_cap_s=float(run_s.get("retry_after_cap_s", (int, float), 300)),
+        preflight=run_s.get("preflight", bool, True),
+    )
+    for key in ("concurrency", "rate_per_s", "max_attempts"):
+        _positive(run_s, key, getattr(run, key))
+    _positive(run_s, "retry_after_cap_s", run.retry_after_cap_s, allow_zero=True)
+    run_s.done()
+
+    led_s = sub("ledger")
+    key_env, key_file = _secret_source(led_s, "key", base, DEFAULT_KEY_ENV)
+    ledger_path = _path(base, led_s.get("path", str, "ledger.sqlite"))
+    assert ledger_path is not None
+    led_s.done()
+    ledger = Ledger(path=ledger_path, key_env=key_env, key_file=key_file)
+
+    unknown = sorted(set(data) - top.used)
+    if unknown:
+        raise ConfigError(f"job file: unknown section or key {unknown[0]}")
+    return Job(path=path, api=api, input=inp, run=run, ledger=ledger)
+
+
+def load(path: str | os.PathLike[str]) -> Job:
+    """Read and check the job file at ``path``."""
+    p = Path(path).expanduser().absolute()
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise FileMissing(f"job file {p} does not exist") from None
+    except IsADirectoryError:
+        raise FileMissing(f"job file {p} is a directory") from None
+    except OSError as exc:
+        raise FileMissing(f"job file {p} cannot be read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"job file {p} is not UTF-8 text") from None
+    return parse(text, p)
