@@ -1,0 +1,77 @@
+"""Shared fixtures: real files, real jobs, real servers; no mocks of our own code."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+LEDGER_KEY = "test-ledger-key-0123456789abcdef"
+TOKEN = "sandbox-token"  # the sandbox's documented default delete token
+
+# The long versions of kill and soak tests run with `make test-long`.
+LONG = os.environ.get("ERASURE_TEST_LONG") == "1"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy or secret from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.upper() in {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"}:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ERASURE_LEDGER_KEY", LEDGER_KEY)
+    monkeypatch.setenv("ALTCRAFT_TOKEN", TOKEN)
+
+
+@pytest.fixture(name="write_job")
+def _write_job(tmp_path: Path) -> Callable[..., Path]:
+    """Write a job file into tmp_path; keyword sections override the defaults.
+
+    ``write_job(input={"path": "in.csv"}, run={"rate_per_s": 100})`` gives a
+    job for a loopback base URL with db_id 1.
+    """
+
+    def write(text: str | None = None, **sections: dict[str, object]) -> Path:
+        path = tmp_path / "job.toml"
+        if text is not None:
+            path.write_text(text, encoding="utf-8")
+            return path
+        merged: dict[str, dict[str, object]] = {
+            "api": {"base_url": "http://127.0.0.1:9"},
+            "input": {"path": "in.csv", "db_id": 1},
+            "run": {},
+            "ledger": {"path": "ledger.sqlite"},
+        }
+        for name, values in sections.items():
+            merged.setdefault(name, {}).update(values)
+        path.write_text(_toml(merged), encoding="utf-8")
+        return path
+
+    return write
+
+
+def _toml(sections: dict[str, dict[str, object]]) -> str:
+    lines: list[str] = []
+    for name, values in sections.items():
+        plain = {k: v for k, v in values.items() if not isinstance(v, dict)}
+        tables = {k: v for k, v in values.items() if isinstance(v, dict)}
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_value(v)}" for k, v in plain.items()]
+        for sub, subvalues in tables.items():
+            lines.append(f"[{name}.{sub}]")
+            lines += [f"{k} = {_value(v)}" for k, v in subvalues.items()]  # type: ignore[attr-defined]
+    return "\n".join(lines) + "\n"
+
+
+def _value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
+    return str(v)
