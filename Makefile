@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 demo: $(STAMP)
-	$(PY) bench/demo.py
+	$(PY) scripts/demo.py
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

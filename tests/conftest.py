@@ -75,3 +75,7 @@ def _value(v: object) -> str:
     if isinstance(v, dict):
         return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
     return str(v)
+
+
+# The sandbox fixtures (a real server on a loopback socket).
+from tests.sandbox_fixture import _sandbox, _sandbox_factory  # noqa: E402, F401

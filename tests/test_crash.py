@@ -1,0 +1,167 @@
+"""Real `erasure run` processes: killed, interrupted, locked out, out of disk.
+
+Each test runs the CLI as a subprocess against a sandbox subprocess on a
+loopback socket, so that signals, locks and crashes are the real thing.
+`make test` runs a bounded number of kills; `make test-long` the full one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from erasure import ledger as ledger_mod
+from erasure.keys import Keyer
+from tests import e2e
+from tests.conftest import LEDGER_KEY, LONG
+from tests.sandbox_fixture import SandboxProcess
+
+pytestmark = pytest.mark.slow
+
+
+def _popen(job: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "erasure", "run", str(job), "--no-progress", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+    )
+
+
+def _run(job: Path, *args: str, env: dict[str, str] | None = None,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    proc = _popen(job, *args, env=env)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _assert_exactly_once(sb: SandboxProcess, ledger: Path, n: int) -> None:
+    """Every identifier erased; a profile that got more than one delete is flagged in doubt."""
+    rows = e2e.ledger_pairs(ledger)
+    assert n == len(rows)
+    assert {"erased", "not_found"} >= {r["outcome"] for r in rows}, e2e.outcome_counts(ledger)
+    stats = sb.stats()
+    assert n == stats["erased_profiles"]
+    resent = sum(1 for c in stats["deletes_per_profile"].values() if c > 1)
+    flagged = sum(1 for r in rows if r["in_doubt"])
+    assert resent <= flagged
+    assert all(r["in_doubt"] for r in rows if r["outcome"] == "not_found")
+    assert ledger_mod.verify(ledger, Keyer(LEDGER_KEY.encode())).ok
+
+
+def test_sigterm_stops_cleanly_and_the_next_run_completes(
+    write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """SIGTERM mid-run: exit 75, intents withdrawn, then the next run finishes the job."""
+    n = 300
+    with SandboxProcess("--generate", str(n), "--latency-ms", "20") as sb:
+        e2e.emails_csv(tmp_path / "in.csv", range(n))
+        job = e2e.job(write_job, sb.url, run={"rate_per_s": 100, "concurrency": 8})
+        proc = _popen(job)
+        deadline = time.monotonic() + 30
+        while sb.stats(per_profile=False)["erased_profiles"] < 20:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert 75 == proc.returncode, err
+        lines = [json.loads(line) for line in err.splitlines()]  # every line is JSON
+        assert "erasure.run.stopping" in {line["event"] for line in lines}
+        first = sb.stats(per_profile=False)["erased_profiles"]
+        assert first < n
+        done = _run(job)
+        assert 0 == done.returncode, done.stderr
+        _assert_exactly_once(sb, tmp_path / "ledger.sqlite", n)
+
+
+def test_a_second_run_on_the_same_ledger_exits_75_at_once(
+    write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """One writer at a time: a concurrent run exits 75 and touches nothing."""
+    n = 200
+    with SandboxProcess("--generate", str(n), "--latency-ms", "50") as sb:
+        e2e.emails_csv(tmp_path / "in.csv", range(n))
+        job = e2e.job(write_job, sb.url, run={"rate_per_s": 50, "concurrency": 4})
+        first = _popen(job)
+        ledger = tmp_path / "ledger.sqlite"
+        deadline = time.monotonic() + 30
+        while sb.stats(per_profile=False)["requests"] < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = _run(job, timeout=30)
+        assert 75 == second.returncode
+        assert "another run holds the ledger" in second.stderr
+        assert 1 == len(second.stderr.strip().splitlines()) or "Traceback" not in second.stderr
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=30)
+        assert 75 == first.returncode
+        runs = e2e.events(ledger, "SELECT run FROM events WHERE kind = 'run_started'")
+        assert 1 == len(runs)
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
+    write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Killed with SIGKILL again and again, the job still ends with each profile erased once.
+
+    Re-sent identifiers (intents committed before the kill, answers lost)
+    are all flagged in doubt, and their number is bounded by the in-flight
+    window (the feeder's batch plus the queue plus the workers).
+    """
+    kills = 24 if LONG else 8
+    n = 2000 if LONG else 600
+    rng = random.Random(20261128)
+    concurrency = 8
+    with SandboxProcess("--generate", str(n), "--latency-ms", "5", "--latency-jitter-ms", "5",
+                        "--drop-after-delete", "0.01", "--seed", "5") as sb:
+        e2e.emails_csv(tmp_path / "in.csv", range(n))
+        job = e2e.job(write_job, sb.url, run={"rate_per_s": 100, "concurrency": concurrency})
+        ledger = tmp_path / "ledger.sqlite"
+        killed = 0
+        for _ in range(kills):
+            proc = _popen(job)
+            time.sleep(rng.uniform(0.3, 2.0))  # intake, preflight, mid-flight, commits
+            if proc.poll() is not None:
+                proc.communicate()
+                break  # finished before the kill
+            proc.kill()
+            proc.communicate(timeout=30)
+            killed += 1
+        for _ in range(5):
+            done = _run(job)
+            if done.returncode != 75:
+                break
+        assert 0 == done.returncode, done.stderr[-2000:]
+        _assert_exactly_once(sb, ledger, n)
+        resent = sum(1 for c in sb.stats()["deletes_per_profile"].values() if c > 1)
+        window = max(64, concurrency) + concurrency * 2
+        assert resent <= killed * window
+        assert killed >= kills // 2
+
+
+def test_a_full_ledger_stops_with_74_and_a_roomier_one_completes(
+    write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The disk fills mid-run: exit 74, one clear line, nothing committed lost."""
+    n = 400
+    with SandboxProcess("--generate", str(n)) as sb:
+        e2e.emails_csv(tmp_path / "in.csv", range(n))
+        job = e2e.job(write_job, sb.url, run={"rate_per_s": 1000, "concurrency": 8})
+        full = _run(job, env={"ERASURE_LEDGER_MAX_PAGES": "40"})
+        assert 74 == full.returncode, full.stderr[-2000:]
+        assert "cannot be written" in full.stderr and "Traceback" not in full.stderr
+        ledger = tmp_path / "ledger.sqlite"
+        assert ledger_mod.verify(ledger, Keyer(LEDGER_KEY.encode())).ok
+        erased_before = sb.stats(per_profile=False)["erased_profiles"]
+        assert 0 < erased_before < n
+        done = _run(job)
+        assert 0 == done.returncode, done.stderr[-2000:]
+        _assert_exactly_once(sb, ledger, n)

@@ -1,0 +1,253 @@
+"""`erasure run` end to end: the real CLI against the sandbox on a loopback socket."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import e2e
+from tests.sandbox_fixture import Sandbox
+
+
+def _profile_deletes(sandbox: Sandbox) -> dict[str, int]:
+    return dict(sandbox.stats()["deletes_per_profile"])
+
+
+def test_erases_everything_once_and_resumes_to_nothing(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """All identifiers erased, each profile deleted once; a second run sends nothing."""
+    sandbox = sandbox_factory(generate_count=60)
+    e2e.emails_csv(tmp_path / "in.csv", range(50))
+    job = e2e.job(write_job, sandbox.url)
+    assert 0 == e2e.run(job)
+    assert {"erased": 50} == e2e.outcome_counts(tmp_path / "ledger.sqlite")
+    deletes = _profile_deletes(sandbox)
+    assert 50 == len(deletes) and set(deletes.values()) == {1}
+    before = sandbox.stats()["requests"]
+    assert 0 == e2e.run(job)
+    assert before + 1 == sandbox.stats()["requests"]  # the preflight only
+
+
+def test_duplicate_identifiers_are_sent_once_and_answer_every_ticket(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The same email under two tickets is one delete and two report rows."""
+    sandbox = sandbox_factory(generate_count=10)
+    (tmp_path / "in.csv").write_text(
+        "ticket,email\nT1,user1@example.com\nT2, USER1@example.com \nT1,user1@example.com\n"
+    )
+    assert 0 == e2e.run(e2e.job(write_job, sandbox.url))
+    rows = e2e.ledger_pairs(tmp_path / "ledger.sqlite")
+    assert [("T1", "erased"), ("T2", "erased")] == [(r["request_id"], r["outcome"]) for r in rows]
+    assert 1 == len({r["key"] for r in rows})
+    assert {1} == set(_profile_deletes(sandbox).values())
+
+
+def test_a_new_request_for_an_erased_person_is_sent_again(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Finality is per request: a new ticket naming the same email is a new erasure."""
+    sandbox = sandbox_factory(generate_count=10)
+    (tmp_path / "in.csv").write_text("ticket,email\nT1,user1@example.com\n")
+    job = e2e.job(write_job, sandbox.url)
+    assert 0 == e2e.run(job)
+    (tmp_path / "in.csv").write_text("ticket,email\nT1,user1@example.com\nT9,user1@example.com\n")
+    assert 0 == e2e.run(job)
+    rows = {r["request_id"]: r["outcome"] for r in e2e.ledger_pairs(tmp_path / "ledger.sqlite")}
+    assert {"T1": "erased", "T9": "not_found"} == rows
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"fail_5xx": 0.3},
+        {"fail_429": 0.3, "retry_after_s": 0},
+        {"drop": 0.2},
+        {"malformed": 0.2},
+        {"drop_after_delete": 0.2},
+        {"malformed_after_delete": 0.2},
+        {"hang": 0.05, "hang_s": 5},
+        {"fail_5xx": 0.2, "drop_after_delete": 0.1, "fail_429": 0.1, "retry_after_s": 0},
+    ],
+    ids=lambda f: "+".join(f),
+)
+def test_faults_end_in_final_outcomes(
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    faults: dict[str, Any],
+) -> None:
+    """With faults, every identifier still ends erased; re-sent ones are flagged in doubt."""
+    sandbox = sandbox_factory(generate_count=40, seed=3, **faults)
+    e2e.emails_csv(tmp_path / "in.csv", range(30))
+    job = e2e.job(write_job, sandbox.url, api={"timeout_s": 1}, run={"max_attempts": 10})
+    code = e2e.run(job)
+    ledger = tmp_path / "ledger.sqlite"
+    for _ in range(3):  # an unlucky identifier may use all its attempts: the next run retries
+        if code != 75:
+            break
+        code = e2e.run(job)
+    assert 0 == code
+    rows = e2e.ledger_pairs(ledger)
+    assert 30 == len(rows)
+    assert {"erased", "not_found"} >= {r["outcome"] for r in rows}
+    # a not_found means an earlier request erased it: it must be flagged
+    assert all(r["in_doubt"] for r in rows if r["outcome"] == "not_found")
+    stats = sandbox.stats()
+    assert 30 == stats["erased_profiles"]
+    resent = {p for p, n in stats["deletes_per_profile"].items() if n > 1}
+    assert len(resent) <= sum(1 for r in rows if r["in_doubt"])
+
+
+def test_wrong_token_stops_at_the_preflight(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A refused token exits 77 after the preflight alone; no real identifier is sent."""
+    sandbox = sandbox_factory(generate_count=20)
+    e2e.emails_csv(tmp_path / "in.csv", range(10))
+    monkeypatch.setenv("ALTCRAFT_TOKEN", "wrong-token")
+    assert 77 == e2e.run(e2e.job(write_job, sandbox.url))
+    assert 1 == sandbox.stats()["requests"]
+    err = capsys.readouterr().err
+    assert "refused the token" in err and "wrong-token" not in err
+    assert {"pending": 10} == e2e.outcome_counts(tmp_path / "ledger.sqlite")
+
+
+@pytest.mark.parametrize("preflight", [True, False])
+def test_readonly_token_stops_after_at_most_concurrency_requests(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, preflight: bool,
+) -> None:
+    """A token without the delete permission (403) stops the run at once: exit 77."""
+    sandbox = sandbox_factory(generate_count=200)
+    e2e.emails_csv(tmp_path / "in.csv", range(200))
+    monkeypatch.setenv("ALTCRAFT_TOKEN", sandbox.readonly_token)
+    job = e2e.job(write_job, sandbox.url, run={"preflight": preflight, "concurrency": 4})
+    assert 77 == e2e.run(job)
+    assert sandbox.stats()["requests"] <= (1 if preflight else 4)
+    assert 0 == sandbox.stats()["erased_profiles"]
+    # the identifiers met a token code: not final, a later run sends them
+    monkeypatch.setenv("ALTCRAFT_TOKEN", sandbox.token)
+    assert 0 == e2e.run(job)
+    assert {"erased": 200} == e2e.outcome_counts(tmp_path / "ledger.sqlite")
+
+
+def test_tariff_limit_stops_the_run_with_69_and_the_next_run_finishes(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
+) -> None:
+    """An `unavailable` code (402) mid-run stops with 69; nothing is lost or repeated."""
+    sandbox = sandbox_factory(generate_count=100, tariff_limit_after=30)
+    e2e.emails_csv(tmp_path / "in.csv", range(100))
+    job = e2e.job(write_job, sandbox.url, run={"concurrency": 4, "rate_per_s": 200})
+    assert 69 == e2e.run(job)
+    counts = e2e.outcome_counts(tmp_path / "ledger.sqlite")
+    assert 30 == counts["erased"] and 70 == counts["pending"]
+    sandbox.configure(tariff_limit_after=None)
+    assert 0 == e2e.run(job)
+    assert {"erased": 100} == e2e.outcome_counts(tmp_path / "ledger.sqlite")
+    assert {1} == set(_profile_deletes(sandbox).values())
+
+
+def test_wrong_url_stops_with_69(
+    sandbox: Sandbox, write_job: Callable[..., Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A 404 without an Altcraft body (a proxy's page) is a wrong URL: 69 at once."""
+    e2e.emails_csv(tmp_path / "in.csv", range(5))
+    assert 69 == e2e.run(e2e.job(write_job, sandbox.url + "/wrong/prefix"))
+    assert "check api.base_url" in capsys.readouterr().err
+    assert 0 == sandbox.stats()["requests"]  # nothing reached the delete path
+
+
+def test_unreachable_service_stops_with_69(
+    write_job: Callable[..., Path], tmp_path: Path, free_tcp_port: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Connection refused at the preflight: 69, one line, no traceback."""
+    e2e.emails_csv(tmp_path / "in.csv", range(5))
+    assert 69 == e2e.run(e2e.job(write_job, f"http://127.0.0.1:{free_tcp_port}"))
+    err = capsys.readouterr().err
+    assert "cannot reach" in err and "Traceback" not in err
+
+
+def test_preflight_answer_matching_no_code_stops_with_78(
+    sandbox: Sandbox, write_job: Callable[..., Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """When not_found is configured wrongly, the preflight names the code it saw."""
+    e2e.emails_csv(tmp_path / "in.csv", range(5))
+    job = e2e.job(write_job, sandbox.url, api={"codes": {"not_found": [440]}})
+    assert 78 == e2e.run(job)
+    assert "error 404" in capsys.readouterr().err
+    assert 1 == sandbox.stats()["requests"]
+
+
+def test_rejected_identifiers_exit_1_and_retry_rejected_sends_them_again(
+    sandbox: Sandbox, write_job: Callable[..., Path], tmp_path: Path,
+) -> None:
+    """A code outside [api.codes] rejects the identifier (exit 1); --retry-rejected resends."""
+    e2e.emails_csv(tmp_path / "in.csv", range(5))
+    job = e2e.job(write_job, sandbox.url, api={"codes": {"not_found": [440]}},
+                  run={"preflight": False})
+    (tmp_path / "in.csv").write_text("ticket,email\nT1,user1@example.com\nT2,nobody@example.com\n")
+    assert 1 == e2e.run(job)  # nobody@ answers 404, which now means nothing: rejected
+    rows = {r["request_id"]: r for r in e2e.ledger_pairs(tmp_path / "ledger.sqlite")}
+    assert "rejected" == rows["T2"]["outcome"] and 404 == rows["T2"]["error_code"]
+    assert "nobody" not in (rows["T2"]["error_text"] or "")
+    before = sandbox.stats()["requests"]
+    assert 1 == e2e.run(job)  # final: not sent again
+    assert before == sandbox.stats()["requests"]
+    job = e2e.job(write_job, sandbox.url, run={"preflight": False})  # codes fixed
+    assert 0 == e2e.run(job, "--retry-rejected")
+    rows = {r["request_id"]: r for r in e2e.ledger_pairs(tmp_path / "ledger.sqlite")}
+    assert "not_found" == rows["T2"]["outcome"]
+
+
+def test_rate_ceiling_is_never_exceeded(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
+) -> None:
+    """No one-second window at the server holds more than rate_per_s (+2 %) requests."""
+    sandbox = sandbox_factory(generate_count=200, record_times=True)
+    e2e.emails_csv(tmp_path / "in.csv", range(150))
+    assert 0 == e2e.run(e2e.job(write_job, sandbox.url, run={"rate_per_s": 50,
+                                                               "concurrency": 16}))
+    times = sorted(sandbox.stats()["request_times"])
+    assert 151 == len(times)
+    worst = max(
+        sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times)
+    )
+    assert worst <= 50 * 1.02 + 1  # +1: arrival jitter on loopback at the window's edge
+
+
+def test_dry_run_sends_nothing(
+    sandbox: Sandbox, write_job: Callable[..., Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--dry-run prints the plan and sends no request, writes no ledger."""
+    e2e.emails_csv(tmp_path / "in.csv", range(7))
+    assert 0 == e2e.run(e2e.job(write_job, sandbox.url), "--dry-run")
+    out = capsys.readouterr().out
+    assert re.search(r"^to send:\s+7$", out, re.M)
+    assert 0 == sandbox.stats()["requests"]
+    assert not (tmp_path / "ledger.sqlite").exists()
+
+
+def test_max_duration_stops_with_75_and_the_next_run_completes(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
+) -> None:
+    """The time budget stops cleanly (75); the next run resumes; each profile deleted once."""
+    sandbox = sandbox_factory(generate_count=120)
+    e2e.emails_csv(tmp_path / "in.csv", range(120))
+    job = e2e.job(write_job, sandbox.url, run={"rate_per_s": 60, "concurrency": 4})
+    assert 75 == e2e.run(job, "--max-duration", "1s")
+    counts = e2e.outcome_counts(tmp_path / "ledger.sqlite")
+    assert 0 < counts.get("erased", 0) < 120
+    assert 0 == e2e.run(job)
+    assert {"erased": 120} == e2e.outcome_counts(tmp_path / "ledger.sqlite")
+    assert {1} == set(_profile_deletes(sandbox).values())
