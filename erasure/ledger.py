@@ -77,7 +77,7 @@ class Outcome(enum.StrEnum):
     PENDING = "pending"
 
 
-FINAL: frozenset[str] = frozenset({Outcome.ERASED, Outcome.NOT_FOUND, Outcome.REJECTED})
+FINAL: frozenset[Outcome] = frozenset({Outcome.ERASED, Outcome.NOT_FOUND, Outcome.REJECTED})
 
 _SCHEMA = """
 CREATE TABLE meta (

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import anyio
 import httpx
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from erasure import altcraft, logs
 from erasure.altcraft import Abort, DeleteRequest, Erased, NotFound, Rejected, Retry
@@ -623,7 +624,7 @@ class Runner:
         self.writer.put(events)
 
 
-def _drain(stream: anyio.abc.ObjectReceiveStream[WorkItem]) -> Iterator[WorkItem]:
+def _drain(stream: MemoryObjectReceiveStream[WorkItem]) -> Iterator[WorkItem]:
     while True:
         try:
             yield stream.receive_nowait()

@@ -39,11 +39,18 @@ _LAST_OUTCOME_SCHEMA = {
     "profile_id": pl.String, "error_code": pl.Int64, "error_text": pl.String,
     "http_status": pl.Int64, "finished_at": pl.String,
 }
+# A pair's attempts are the requests sent for its key in the runs that planned
+# the pair: a person who asks again does not inherit the first request's.
 _SENT_SQL = """
-    SELECT key, count(*) AS attempts, min(at) AS first_attempt_at
-    FROM events WHERE kind = 'sent' GROUP BY key
+    SELECT p.request_id, p.key, count(s.seq) AS attempts, min(s.at) AS first_attempt_at
+    FROM (SELECT DISTINCT request_id, key, run FROM events WHERE kind = 'planned') p
+    JOIN events s ON s.key = p.key AND s.run = p.run AND s.kind = 'sent'
+    GROUP BY p.request_id, p.key
 """
-_SENT_SCHEMA = {"key": pl.String, "attempts": pl.Int64, "first_attempt_at": pl.String}
+_SENT_SCHEMA = {
+    "request_id": pl.String, "key": pl.String, "attempts": pl.Int64,
+    "first_attempt_at": pl.String,
+}
 
 REPORT_COLUMNS = (
     "request_id", "key", "db_id", "matching", "outcome", "in_doubt", "profile_id",
@@ -72,7 +79,8 @@ def pairs(db: sqlite3.Connection, *, now: datetime | None = None) -> pl.DataFram
         planned.sort("first_planned")
         .join(outcomes, on=["request_id", "key"], how="left", nulls_equal=True,
               maintain_order="left")
-        .join(sent, on="key", how="left", maintain_order="left")
+        .join(sent, on=["request_id", "key"], how="left", nulls_equal=True,
+              maintain_order="left")
         .with_columns(
             pl.col("outcome").fill_null(Outcome.PENDING.value),
             (
@@ -134,9 +142,14 @@ def runs(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return out
 
 
-def status(db: sqlite3.Connection, *, now: datetime | None = None) -> dict[str, Any]:
-    """Counts by outcome, pending, in doubt, overdue, and the last run."""
-    table = pairs(db, now=now)
+def status(
+    db: sqlite3.Connection, *, now: datetime | None = None, table: pl.DataFrame | None = None
+) -> dict[str, Any]:
+    """Counts by outcome, pending, in doubt, overdue, and the last run.
+
+    ``table`` is :func:`pairs`' result when the caller already has it.
+    """
+    table = pairs(db, now=now) if table is None else table
     counts = dict(table.group_by("outcome").len().iter_rows())
     history = runs(db)
     last = history[-1] if history else None

@@ -1,0 +1,299 @@
+"""The compliance report: one row per (request id, identifier), from the ledger.
+
+The format follows the output file's suffix (:data:`FORMATS`). Every format
+holds the contract's columns in order (:data:`~erasure.status.REPORT_COLUMNS`),
+then ``deadline`` and ``overdue`` when any request has a ``received_at``.
+
+- ``.csv``: UTF-8, comma-separated, a header row; ``in_doubt`` and
+  ``overdue`` as ``true``/``false``; spreadsheet-safe (below).
+- ``.parquet``: the same columns, typed (timestamps as UTC datetimes, the
+  deadline as a date); not neutralised: it is data for programs, the exact
+  values of the ledger.
+- ``.xlsx``: sheets "Summary", "Identifiers" (continued on "Identifiers (2)",
+  ... past :data:`SHEET_ROWS` rows), "Requests" (the roll-up) and "Runs";
+  spreadsheet-safe.
+- ``.html``: one self-contained page for people (:mod:`erasure.report_html`).
+
+Spreadsheet-safe: a text cell that begins with ``=``, ``+``, ``-`` or ``@``
+is written with a leading apostrophe, so that opening the file never runs a
+formula (:mod:`erasure.safecells`, which also covers a leading tab, carriage
+return, line feed and the full-width forms of the four signs).
+
+A request is erased when every identifier of it has a final ``erased`` or
+``not_found`` (:func:`requests`). Rows without a request id roll up into one
+row whose ``request_id`` is empty.
+
+The file is written beside its destination and renamed into place, so a
+reader never sees half a report and a failed write leaves no debris.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import xlsxwriter
+
+from erasure import status as status_mod
+from erasure.errors import UsageError
+from erasure.job import Job
+from erasure.ledger import Outcome
+from erasure.safecells import neutralise, neutralise_frame
+
+SHEET_ROWS = 1_048_576  # rows per worksheet, the header included (Excel's limit)
+DEADLINE_COLUMNS = ("deadline", "overdue")
+_DONE = (Outcome.ERASED.value, Outcome.NOT_FOUND.value)
+_TIMESTAMPS = ("first_attempt_at", "finished_at")
+_ANY = ("write_string", "write")
+_OUTCOMES = frozenset(o.value for o in Outcome)
+
+
+def table(db: sqlite3.Connection, *, now: datetime | None = None) -> pl.DataFrame:
+    """The report's rows: the contract's columns, plus the deadline's where known."""
+    rows = status_mod.pairs(db, now=now)
+    columns = list(status_mod.REPORT_COLUMNS)
+    if rows["received_at"].is_not_null().any():
+        columns += DEADLINE_COLUMNS
+    return rows.select(columns)
+
+
+def requests(rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per request id, in first-planned order.
+
+    ``identifiers`` and a count per outcome and of ``in_doubt``;
+    ``request_erased``: every identifier has a final erased or not_found;
+    ``erased_at``: the last of their finishing times, when erased; and, with
+    deadlines, the request's earliest ``deadline`` and whether any of its
+    identifiers is ``overdue``.
+    """
+    outcome = pl.col("outcome")
+    done = outcome.is_in(_DONE)
+    aggs = [
+        pl.len().alias("identifiers"),
+        *(outcome.eq(o.value).sum().alias(o.value) for o in Outcome),
+        pl.col("in_doubt").sum().alias("in_doubt"),
+        done.all().alias("request_erased"),
+        pl.when(done.all()).then(pl.col("finished_at").max()).alias("erased_at"),
+    ]
+    if "deadline" in rows.columns:
+        aggs += [pl.col("deadline").min(), pl.col("overdue").fill_null(False).any()]
+    counts = [o.value for o in Outcome] + ["in_doubt"]
+    out = rows.group_by("request_id", maintain_order=True).agg(aggs)
+    return out.with_columns(pl.col(counts).cast(pl.Int64))
+
+
+def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None = None) -> None:
+    """Write the report for ``job``'s ledger to ``out``; the suffix picks the format.
+
+    Raises :class:`UsageError` for an unsupported suffix, or when ``out``
+    cannot be written (its folder missing, not writable, or the disk full).
+    """
+    writer = FORMATS.get(out.suffix.lower())
+    if writer is None:
+        raise UsageError(
+            f"cannot write a report as {out.name!r}: the suffix picks the format, one of "
+            + ", ".join(FORMATS)
+        )
+    folder = out.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write the report {out}: the folder {folder} does not exist")
+    now = now or datetime.now(UTC)
+    rows = table(db, now=now)
+    tmp = folder / f".{out.name}.{os.getpid()}.tmp"
+    try:
+        writer(tmp, rows, db, job, now)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report {out}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- formats
+
+
+def _write_csv(
+    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime
+) -> None:
+    neutralise_frame(rows).write_csv(path)
+
+
+def _write_parquet(
+    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime
+) -> None:
+    typed = rows.with_columns(pl.col(_TIMESTAMPS).str.to_datetime(time_zone="UTC", strict=False))
+    typed.write_parquet(path)
+
+
+def _write_html(
+    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime
+) -> None:
+    from erasure import report_html
+
+    page = report_html.render(
+        rows=rows,
+        requests=requests(rows),
+        counts=status_mod.status(db, now=now),
+        runs=status_mod.runs(db),
+        settings=job.settings(),
+        ledger_path=job.ledger.path,
+        job_path=job.path,
+        generated_at=now,
+    )
+    path.write_text(page, encoding="utf-8")
+
+
+def _write_xlsx(
+    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime
+) -> None:
+    options = {
+        "constant_memory": True,  # rows stream to disk: a million rows in little memory
+        "strings_to_formulas": False,  # text is text, whatever it begins with
+        "strings_to_numbers": False,
+        "strings_to_urls": False,
+        "default_date_format": "yyyy-mm-dd",
+    }
+    book = xlsxwriter.Workbook(str(path), options)
+    header = book.add_format({"bold": True, "bg_color": "#E8EEF4", "bottom": 1})
+    try:
+        counts = status_mod.status(db, now=now)
+        summary = _summary(counts, job, now)
+        _sheets(book, "Summary", header, ["item", "value"], summary, [28, 70], _ANY)
+        _frame_sheets(book, "Identifiers", header, rows)
+        _frame_sheets(book, "Requests", header, requests(rows))
+        _frame_sheets(book, "Runs", header, _runs_frame(status_mod.runs(db)))
+    finally:
+        book.close()
+
+
+def _frame_sheets(book: xlsxwriter.Workbook, name: str, header: Any, frame: pl.DataFrame) -> None:
+    widths = [_width(c, frame[c]) for c in frame.columns]
+    kinds = [_kind(t) for t in frame.dtypes]
+    _sheets(book, name, header, frame.columns, frame.iter_rows(), widths, kinds)
+
+
+def _kind(dtype: pl.DataType) -> str:
+    """The xlsxwriter method for a column: typed calls skip write()'s guessing."""
+    if dtype == pl.String:
+        return "write_string"
+    if dtype == pl.Boolean:
+        return "write_boolean"
+    if dtype.is_numeric():
+        return "write_number"
+    if dtype.is_temporal():
+        return "write_datetime"  # the workbook's default date format
+    return "write"
+
+
+def _sheets(
+    book: xlsxwriter.Workbook,
+    name: str,
+    header: Any,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    widths: Sequence[int],
+    kinds: Sequence[str],
+) -> None:
+    """Write ``rows`` under a header row, continuing on "name (2)", ... when full.
+
+    ``kinds`` names the worksheet method for each column; text is neutralised.
+    """
+    per_sheet = SHEET_ROWS - 1
+    sheet_no, r = 0, per_sheet  # r == per_sheet: open the first sheet
+    for row in rows:
+        if r == per_sheet:
+            sheet_no += 1
+            sheet = _new_sheet(book, name, sheet_no, header, columns, widths)
+            writers = [getattr(sheet, kind) for kind in kinds]
+            r = 0
+        r += 1
+        for c, value in enumerate(row):
+            if value is not None:
+                writers[c](r, c, neutralise(value) if isinstance(value, str) else value)
+    if sheet_no == 0:  # no rows: the header alone still says what would be there
+        _new_sheet(book, name, 1, header, columns, widths)
+
+
+def _new_sheet(
+    book: xlsxwriter.Workbook,
+    name: str,
+    number: int,
+    header: Any,
+    columns: Sequence[str],
+    widths: Sequence[int],
+) -> Any:
+    sheet = book.add_worksheet(name if number == 1 else f"{name} ({number})")
+    sheet.write_row(0, 0, columns, header)
+    sheet.freeze_panes(1, 0)
+    for c, width in enumerate(widths):
+        sheet.set_column(c, c, width)
+    return sheet
+
+
+def _width(name: str, column: pl.Series) -> int:
+    """A column width (characters) from the header and the first values."""
+    sample = column.head(200).cast(pl.String).str.len_chars().max()
+    longest = int(sample) if isinstance(sample, int) else 0
+    return max(8, min(60, max(len(name), longest) + 2))
+
+
+def _summary(counts: dict[str, Any], job: Job, now: datetime) -> list[tuple[str, Any]]:
+    head = counts.get("chain_head") or {}
+    items: list[tuple[str, Any]] = [
+        ("generated_at", now.isoformat(timespec="seconds")),
+        ("job", str(job.path)),
+        ("ledger", str(job.ledger.path)),
+        ("total", counts["total"]),
+    ]
+    items += [(o.value, counts[o.value]) for o in Outcome]
+    items += [
+        ("in_doubt", counts["in_doubt"]),
+        ("overdue", counts["overdue"]),
+        ("requests", counts["requests"]),
+        ("runs", counts["runs"]),
+        ("chain_head_seq", head.get("seq")),
+        ("chain_head_link", head.get("link")),
+        ("check the chain with", f"erasure verify {job.path}"),
+    ]
+    return items
+
+
+_RUN_SCHEMA = {
+    "run": pl.Int64,
+    "started_at": pl.String,
+    "finished_at": pl.String,
+    "exit_code": pl.Int64,
+    "input_sha256": pl.String,
+    "input_rows": pl.Int64,
+    **{o.value: pl.Int64 for o in Outcome if o is not Outcome.PENDING},
+    "stop_reason": pl.String,
+    "error": pl.String,
+}
+
+
+def _runs_frame(runs: list[dict[str, Any]]) -> pl.DataFrame:
+    """The run history, one row per run, outcomes spread into columns."""
+    records = []
+    for run in runs:
+        outcomes = run.get("outcomes") or {}
+        records.append(
+            {
+                name: outcomes.get(name) if name in _OUTCOMES else run.get(name)
+                for name in _RUN_SCHEMA
+            }
+        )
+    return pl.DataFrame(records, schema=_RUN_SCHEMA, orient="row")
+
+
+_Writer = Callable[[Path, pl.DataFrame, sqlite3.Connection, Job, datetime], None]
+FORMATS: dict[str, _Writer] = {
+    ".csv": _write_csv,
+    ".parquet": _write_parquet,
+    ".xlsx": _write_xlsx,
+    ".html": _write_html,
+}

@@ -1,0 +1,130 @@
+"""status, lookup and verify through the CLI, on a ledger a real run wrote."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from erasure import cli
+from tests import e2e
+from tests.sandbox_fixture import Sandbox
+
+
+@pytest.fixture(name="done_job")
+def _done_job(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> Path:
+    """A job whose run erased user0..user4 and found nobody@ not found."""
+    sandbox = sandbox_factory(generate_count=10)
+    e2e.emails_csv(tmp_path / "in.csv", range(5), extra=["T9,nobody@example.com"])
+    job = e2e.job(write_job, sandbox.url)
+    assert 0 == e2e.run(job)
+    return job
+
+
+def test_status_json_counts(done_job: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """status --json prints one object with total, pending, in_doubt and each outcome."""
+    capsys.readouterr()
+    assert 0 == cli.main(["status", str(done_job), "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert (6, 5, 1, 0, 0, 0, 0) == (
+        info["total"], info["erased"], info["not_found"], info["rejected"], info["failed"],
+        info["pending"], info["in_doubt"],
+    )
+    assert 0 == info["last_run"]["exit_code"]
+
+
+def test_status_needs_no_secret(
+    done_job: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status reads the ledger without the token or the ledger key."""
+    monkeypatch.delenv("ALTCRAFT_TOKEN")
+    monkeypatch.delenv("ERASURE_LEDGER_KEY")
+    assert 0 == cli.main(["status", str(done_job)])
+    assert "erased: 5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "says"),
+    [
+        ("user3@example.com", 0, "erased"),
+        ("  USER3@Example.COM ", 0, "erased"),
+        ("nobody@example.com", 0, "not_found"),
+        ("stranger@example.com", 1, "not in the ledger"),
+    ],
+)
+def test_lookup_answers_by_key(
+    done_job: Path, capsys: pytest.CaptureFixture[str], value: str, code: int, says: str
+) -> None:
+    """lookup normalises like the intake and answers from the key alone."""
+    capsys.readouterr()
+    assert code == cli.main(["lookup", str(done_job), "--email", value])
+    out = capsys.readouterr().out
+    assert says in out
+    assert value.strip().lower() not in out
+
+
+def test_lookup_reads_dash_from_stdin(
+    done_job: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--email -` reads the value from standard input, out of the shell's history."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("user1@example.com\n"))
+    assert 0 == cli.main(["lookup", str(done_job), "--email", "-"])
+    assert "request T1: erased" in capsys.readouterr().out
+
+
+def test_lookup_of_an_unusable_value_is_a_usage_error(
+    done_job: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value that cannot be an email is one line and exit 64."""
+    assert 64 == cli.main(["lookup", str(done_job), "--email", "not-an-email"])
+    assert "not usable" in capsys.readouterr().err
+
+
+def test_verify_intact_then_broken(done_job: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """verify exits 0 on the run's ledger and 1, naming the event, once one is changed."""
+    capsys.readouterr()
+    assert 0 == cli.main(["verify", str(done_job)])
+    out = capsys.readouterr().out
+    assert "ledger intact" in out and "chain head: event" in out
+    ledger = done_job.parent / "ledger.sqlite"
+    with closing(sqlite3.connect(ledger)) as db:
+        db.execute("DROP TRIGGER events_no_update")
+        db.execute("UPDATE events SET outcome = 'erased' WHERE outcome = 'not_found'")
+        db.commit()
+    assert 1 == cli.main(["verify", str(done_job)])
+    assert "BROKEN: event" in capsys.readouterr().out
+
+
+def test_commands_on_a_missing_ledger_say_so(
+    write_job: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status before any run: one line, exit 66."""
+    assert 66 == cli.main(["status", str(write_job())])
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_bad_command_line_exits_64(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad duration or unknown flag is EX_USAGE (64), not argparse's 2."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", "job.toml", "--max-duration", "2 hours"])
+    assert 64 == info.value.code
+    assert "not a duration" in capsys.readouterr().err
+
+
+def test_durations_and_clock_times() -> None:
+    """--max-duration and --stop-at parse the contract's forms."""
+    assert [90.0, 2700.0, 7200.0, 5400.0] == [cli.duration(t) for t in ("90s", "45m", "2h",
+                                                                        "1h30m")]
+    assert (6, 0) == cli.clock_time("06:00")
+    from datetime import datetime
+
+    now = datetime(2026, 1, 1, 7, 0).astimezone()
+    assert 23 * 3600 == cli.seconds_until(6, 0, now)
+    assert 3600 == cli.seconds_until(8, 0, now)
