@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from erasure import __version__
-from erasure.errors import ErasureError, ExitCode, UsageError
+from erasure.errors import ErasureError, ExitCode, OutputError, UsageError
 
 EXAMPLES = {
     "validate": "erasure validate jobs/demo.toml --rejects /tmp/rejects.csv",
@@ -184,7 +184,11 @@ def _intake(job: Any, keyer: Any, args: argparse.Namespace) -> Any:
     data = intake.read(job, keyer, args.input)
     if data.rejects.height:
         rejects = args.rejects or job.rejects_path
-        intake.write_rejects(data.rejects, rejects)
+        try:
+            rejects.parent.mkdir(parents=True, exist_ok=True)
+            intake.write_rejects(data.rejects, rejects)
+        except OSError as exc:
+            raise OutputError(f"cannot write the rejects file {rejects}: {exc.strerror}") from None
         data_rejects_path: Path | None = rejects
     else:
         data_rejects_path = None

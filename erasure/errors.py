@@ -10,6 +10,7 @@ The hierarchy::
     │   ├── Unreachable                   DNS, TLS, connection refused
     │   └── WrongEndpoint                 HTTP 404/405 without an Altcraft body
     ├── LedgerWriteError              74  the ledger could not be written (disk full, I/O error)
+    ├── OutputError                   74  a rejects file or report could not be written
     ├── TryAgainLater                 75  stopped with work left; run again to resume
     │   └── LedgerBusy                    another run holds the ledger
     ├── TokenRefused                  77  the service refused the token
@@ -98,6 +99,10 @@ class WrongEndpoint(ServiceUnavailable):
 
 
 class LedgerWriteError(ErasureError):
+    exit_code = ExitCode.IOERR
+
+
+class OutputError(ErasureError):
     exit_code = ExitCode.IOERR
 
 

@@ -245,7 +245,7 @@ def _path(base: Path, value: str | None) -> Path | None:
     if value is None:
         return None
     p = Path(value).expanduser()
-    return p if p.is_absolute() else (base / p)
+    return Path(os.path.normpath(p if p.is_absolute() else (base / p)))
 
 
 def _is_loopback(host: str) -> bool:
