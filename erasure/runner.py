@@ -70,14 +70,15 @@ BACKOFF_CAP_S = 30.0  # seconds: no backoff (without Retry-After) waits longer
 WRITER_BATCH = 4096  # events per commit at most
 
 
-def full_jitter(attempt: int, base_s: float = BACKOFF_BASE_S, cap_s: float = BACKOFF_CAP_S) -> float:
+def full_jitter(attempt: int) -> float:
     """Seconds to wait before request ``attempt + 1``: exponential, full jitter.
 
     Full jitter (uniform between 0 and the exponential bound) spreads the
     retries of many workers that failed together, so that they do not come
-    back together.
+    back together. The module's constants are read at each call, so that
+    in-process tests can shorten the waits (as stamina's testing mode does).
     """
-    bound = min(cap_s, base_s * 2 ** (attempt - 1))
+    bound = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
     return random.uniform(0, bound)  # noqa: S311 - not for secrets
 
 

@@ -62,48 +62,6 @@ def test_a_new_request_for_an_erased_person_is_sent_again(
     assert {"T1": "erased", "T9": "not_found"} == rows
 
 
-@pytest.mark.parametrize(
-    "faults",
-    [
-        {"fail_5xx": 0.3},
-        {"fail_429": 0.3, "retry_after_s": 0},
-        {"drop": 0.2},
-        {"malformed": 0.2},
-        {"drop_after_delete": 0.2},
-        {"malformed_after_delete": 0.2},
-        {"hang": 0.05, "hang_s": 5},
-        {"fail_5xx": 0.2, "drop_after_delete": 0.1, "fail_429": 0.1, "retry_after_s": 0},
-    ],
-    ids=lambda f: "+".join(f),
-)
-def test_faults_end_in_final_outcomes(
-    sandbox_factory: Callable[..., Sandbox],
-    write_job: Callable[..., Path],
-    tmp_path: Path,
-    faults: dict[str, Any],
-) -> None:
-    """With faults, every identifier still ends erased; re-sent ones are flagged in doubt."""
-    sandbox = sandbox_factory(generate_count=40, seed=3, **faults)
-    e2e.emails_csv(tmp_path / "in.csv", range(30))
-    job = e2e.job(write_job, sandbox.url, api={"timeout_s": 1}, run={"max_attempts": 10})
-    code = e2e.run(job)
-    ledger = tmp_path / "ledger.sqlite"
-    for _ in range(3):  # an unlucky identifier may use all its attempts: the next run retries
-        if code != 75:
-            break
-        code = e2e.run(job)
-    assert 0 == code
-    rows = e2e.ledger_pairs(ledger)
-    assert 30 == len(rows)
-    assert {"erased", "not_found"} >= {r["outcome"] for r in rows}
-    # a not_found means an earlier request erased it: it must be flagged
-    assert all(r["in_doubt"] for r in rows if r["outcome"] == "not_found")
-    stats = sandbox.stats()
-    assert 30 == stats["erased_profiles"]
-    resent = {p for p, n in stats["deletes_per_profile"].items() if n > 1}
-    assert len(resent) <= sum(1 for r in rows if r["in_doubt"])
-
-
 def test_wrong_token_stops_at_the_preflight(
     sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
