@@ -28,6 +28,8 @@ def choose_format(requested: str | None, stream: TextIO | None = None) -> LogFor
 def configure(fmt: LogFormat, *, level: int = logging.INFO, stream: TextIO | None = None) -> None:
     """Configure structlog for the whole process."""
     stream = stream or sys.stderr
+    # httpx logs every request at INFO through the standard library: keep it quiet
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

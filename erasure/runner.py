@@ -447,7 +447,7 @@ class Runner:
     # ------------------------------------------------------------ sending
 
     async def _send_once(self, request: DeleteRequest) -> altcraft.Verdict:
-        await self.limiter.acquire()
+        granted = await self.limiter.acquire()
         self.summary.requests += 1
         try:
             answer = await send(self.client, request, self.token, self.job.api.format)
@@ -455,8 +455,10 @@ class Runner:
             return altcraft.classify_exception(exc)
         verdict = altcraft.classify(answer, self.job.api.codes)
         if isinstance(verdict, Retry) and verdict.http_status == 429:
-            self.limiter.slow_down(verdict.after_s)
-        elif not isinstance(verdict, Retry):
+            # The shared pace halves; Retry-After delays only this identifier
+            # (the worker waits it out), not every other request.
+            self.limiter.slow_down(None, sent_at=granted)
+        else:
             self.limiter.succeeded()
         return verdict
 

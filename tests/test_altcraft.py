@@ -1,0 +1,547 @@
+"""The pure protocol layer: encode, decode, classify, scrub."""
+
+from __future__ import annotations
+
+import json
+import string
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any, Literal
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from erasure import altcraft
+from erasure.altcraft import (
+    Abort,
+    Answer,
+    DeleteRequest,
+    Erased,
+    NotFound,
+    Rejected,
+    Retry,
+    Verdict,
+    classify,
+    classify_exception,
+    decode,
+    encode,
+    parse_retry_after,
+    scrub,
+)
+from erasure.job import Codes
+
+TOKEN = "tok-123"
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- encode
+
+
+@pytest.mark.parametrize(
+    ("req", "expected"),
+    [
+        (
+            DeleteRequest(1, "email", "a@example.com"),
+            {"token": TOKEN, "db_id": 1, "matching": "email", "email": "a@example.com"},
+        ),
+        (
+            DeleteRequest(2, "email", "a@example.com", resource_id=24),
+            {
+                "token": TOKEN,
+                "db_id": 2,
+                "matching": "email",
+                "email": "a@example.com",
+                "resource_id": 24,
+            },
+        ),
+        (
+            DeleteRequest(1, "phone", "+79161234567", resource_id=7),
+            {
+                "token": TOKEN,
+                "db_id": 1,
+                "matching": "phone",
+                "phone": "+79161234567",
+                "resource_id": 7,
+            },
+        ),
+        (
+            # resource_id goes with email and phone only
+            DeleteRequest(1, "profile_id", "5f33d33ece94481aa9382110", resource_id=7),
+            {
+                "token": TOKEN,
+                "db_id": 1,
+                "matching": "profile_id",
+                "profile_id": "5f33d33ece94481aa9382110",
+            },
+        ),
+        (
+            DeleteRequest(1, "custom", "00123", field_name="CRM_ID", resource_id=7),
+            {
+                "token": TOKEN,
+                "db_id": 1,
+                "matching": "custom",
+                "field_name": "CRM_ID",
+                "field_value": "00123",
+            },
+        ),
+        (
+            DeleteRequest(1, "custom", "123", value_is_int=True, field_name="CRM_ID"),
+            {
+                "token": TOKEN,
+                "db_id": 1,
+                "matching": "custom",
+                "field_name": "CRM_ID",
+                "field_value": 123,
+            },
+        ),
+        (
+            DeleteRequest(1, "custom", "tag-1, tag-2", field_name="Теги"),
+            {
+                "token": TOKEN,
+                "db_id": 1,
+                "matching": "custom",
+                "field_name": "Теги",
+                "field_value": "tag-1, tag-2",
+            },
+        ),
+    ],
+)
+def test_encode_json(req: DeleteRequest, expected: dict[str, Any]) -> None:
+    body, ctype = encode(req, TOKEN, "json")
+    assert ctype == "application/json"
+    decoded = json.loads(body)
+    assert decoded == expected
+    assert list(decoded) == list(expected)  # the seed's field order
+
+
+def test_encode_xml_fields_in_order_and_escaped() -> None:
+    req = DeleteRequest(3, "email", "o'neil&<co>@example.com", resource_id=24)
+    body, ctype = encode(req, "t<&>k", "xml")
+    assert ctype == "application/xml"
+    root = ElementTree.fromstring(body)
+    assert root.tag == "xml"
+    assert [(c.tag, c.text) for c in root] == [
+        ("token", "t<&>k"),
+        ("db_id", "3"),
+        ("matching", "email"),
+        ("email", "o'neil&<co>@example.com"),
+        ("resource_id", "24"),
+    ]
+
+
+def test_encode_xml_custom_int() -> None:
+    req = DeleteRequest(1, "custom", "42", value_is_int=True, field_name="CRM_ID")
+    body, _ = encode(req, TOKEN, "xml")
+    assert body == (
+        b"<xml><token>tok-123</token><db_id>1</db_id><matching>custom</matching>"
+        b"<field_name>CRM_ID</field_name><field_value>42</field_value></xml>"
+    )
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        DeleteRequest(1, "email_sub", "a@example.com"),
+        DeleteRequest(1, "custom", "x"),  # no field_name
+        DeleteRequest(1, "custom", "x1", value_is_int=True, field_name="F"),
+    ],
+)
+def test_encode_refuses_what_cannot_be_sent(req: DeleteRequest) -> None:
+    with pytest.raises(ValueError):
+        encode(req, TOKEN, "json")
+
+
+# XML 1.0 characters (no surrogates, no C0 controls but tab and newline; \r is referenced)
+_xml_text = st.text(
+    st.characters(
+        exclude_categories=["Cs"],
+        exclude_characters="".join(chr(c) for c in range(32) if chr(c) not in "\t\n\r")
+        + "\ufffe\uffff",
+    )
+)
+
+
+@given(value=_xml_text, token=_xml_text, matching=st.sampled_from(["email", "phone", "custom"]))
+def test_encode_round_trips(value: str, token: str, matching: str) -> None:
+    req = DeleteRequest(5, matching, value, field_name="F" if matching == "custom" else None)
+    tag = "field_value" if matching == "custom" else matching
+    assert json.loads(encode(req, token, "json")[0])[tag] == value
+    root = ElementTree.fromstring(encode(req, token, "xml")[0])
+    assert (root.findtext(tag) or "") == value
+    assert (root.findtext("token") or "") == token
+
+
+# ---------------------------------------------------------------- decode
+
+SUCCESS_JSON = (
+    b'{"data":{"profile_id":"5f33d33ece94481aa9382110"},"error":0,'
+    b'"error_text":"Successful operation"}'
+)
+SUCCESS_XML = (
+    b"<xml><data><profile_id>5f33d33ece94481aa9382110</profile_id></data>"
+    b"<error>0</error><error_text>Successful operation</error_text></xml>"
+)
+
+
+OK, PID = "Successful operation", "5f33d33ece94481aa9382110"
+PROLOG = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+@pytest.mark.parametrize(
+    ("status", "ctype", "body", "error", "text", "profile_id"),
+    [
+        (200, "application/json", SUCCESS_JSON, 0, OK, PID),
+        (200, "application/xml", SUCCESS_XML, 0, OK, PID),
+        # the label lies, or is missing: the body decides
+        (200, "text/html", SUCCESS_JSON, 0, OK, PID),
+        (200, "application/json", SUCCESS_XML, 0, OK, PID),
+        (200, None, b"\xef\xbb\xbf \n " + SUCCESS_JSON, 0, OK, PID),
+        (200, None, PROLOG + SUCCESS_XML, 0, OK, PID),
+        # errors, in any status
+        (404, None, b'{"error":404,"error_text":"Not found"}', 404, "Not found", None),
+        (400, None, b"<xml><error>400</error><error_text>Bad</error_text></xml>", 400, "Bad", None),
+        (200, None, b'{"error":"403","error_text":"No access"}', 403, "No access", None),
+        (200, None, b"<xml><error> 402 </error></xml>", 402, None, None),
+        (200, None, b'{"error":0,"profile_id":"abc","data":null}', 0, None, "abc"),
+        (200, None, b'{"error":0,"error_text":7,"data":{"profile_id":42}}', 0, "7", "42"),
+        (500, None, b'{"error":-1}', -1, None, None),
+    ],
+)  # fmt: skip
+def test_decode_altcraft_bodies(
+    status: int,
+    ctype: str | None,
+    body: bytes,
+    error: int,
+    text: str | None,
+    profile_id: str | None,
+) -> None:
+    assert decode(status, ctype, body, None) == Answer(status, error, text, profile_id, None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"   ",
+        b"<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>",
+        b"<html><head><title>502 Bad Gateway</title></head></html>",
+        b"Service Unavailable",
+        b'{"message":"not found"}',
+        b'{"error":true}',  # a bool is no code
+        b'{"error":1.5}',
+        b'{"error":"4o4"}',
+        b'{"error":null,"error_text":"x"}',
+        b'[{"error":0}]',
+        b'{"error":0',  # cut short
+        b"<xml><error>zero</error></xml>",
+        b"<xml><error/></xml>",
+        b"<xml><err>0</err></xml>",
+        b'<?xml version="1.0" encoding="no-such-codec"?><xml><error>0</error></xml>',
+        b'<!DOCTYPE x [<!ENTITY a "0">]><xml><error>&a;</error></xml>',
+        b'{"error":0,"pad":"' + b"x" * altcraft.MAX_BODY + b'"}',
+        b'{"error":' + b"9" * 5000 + b"}",
+        b"\xff\xfe{\x00",
+    ],
+)
+def test_decode_no_altcraft_body(body: bytes) -> None:
+    assert decode(502, "application/json", body, None) == Answer(502, None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        ("  5 ", 5.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("-3", 0.0),
+        ("99999999999999999999", altcraft.MAX_RETRY_AFTER_S),
+        (format_datetime(NOW + timedelta(seconds=90), usegmt=True), 90.0),
+        ("Fri, 02 Jan 2026 03:05:35 GMT", 90.0),
+        ("Friday, 02-Jan-26 03:05:35 GMT", 90.0),  # RFC 850, obsolete but allowed
+        ("Fri Jan  2 03:05:35 2026", 90.0),  # asctime: no zone, means UTC
+        (format_datetime(NOW - timedelta(hours=1), usegmt=True), 0.0),
+        ("soon", None),
+        ("", None),
+        ("1e3", None),
+        ("Fri, 32 Jan 2026 03:05:35 GMT", None),
+    ],
+)
+def test_retry_after(header: str, seconds: float | None) -> None:
+    assert parse_retry_after(header, NOW) == seconds
+    assert decode(429, None, b"", header, NOW).retry_after_s == seconds
+
+
+def test_retry_after_naive_now_means_utc() -> None:
+    assert parse_retry_after("Fri, 02 Jan 2026 03:05:35 GMT", NOW.replace(tzinfo=None)) == 90.0
+
+
+def test_retry_after_absent() -> None:
+    assert decode(429, None, b"", None).retry_after_s is None
+
+
+def _json_values() -> st.SearchStrategy[Any]:
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=8,
+    )
+
+
+_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "error": _json_values(),
+        "error_text": _json_values(),
+        "data": _json_values() | st.fixed_dictionaries({"profile_id": _json_values()}),
+        "profile_id": _json_values(),
+    },
+)
+_bodies = st.one_of(
+    st.binary(max_size=300),
+    st.binary(max_size=300).map(lambda b: b"{" + b),
+    st.binary(max_size=300).map(lambda b: b"<" + b),
+    st.text(max_size=300).map(lambda t: ("<" + t).encode()),
+    _fields.map(lambda d: json.dumps(d).encode()),
+    st.dictionaries(st.sampled_from(["error", "error_text", "data", "x"]), st.text(max_size=5)).map(
+        lambda d: ("<xml>" + "".join(f"<{k}>{v}</{k}>" for k, v in d.items()) + "</xml>").encode()
+    ),
+)
+
+
+@given(
+    status=st.integers(100, 599),
+    ctype=st.none() | st.text(max_size=30),
+    body=_bodies,
+    retry_after=st.none() | st.text(max_size=40),
+)
+def test_decode_never_raises(
+    status: int, ctype: str | None, body: bytes, retry_after: str | None
+) -> None:
+    answer = decode(status, ctype, body, retry_after, NOW)
+    assert answer.http_status == status
+    assert answer.error is None or isinstance(answer.error, int)
+    if answer.error is None:
+        assert answer.error_text is None and answer.profile_id is None
+    assert answer.retry_after_s is None or 0 <= answer.retry_after_s <= altcraft.MAX_RETRY_AFTER_S
+    # whatever came back, the classification is total
+    assert isinstance(classify(answer, Codes()), Erased | NotFound | Rejected | Retry | Abort)
+
+
+# ---------------------------------------------------------------- classify
+
+
+def _answer(
+    status: int, error: int | None, text: str | None = "t", after: float | None = None
+) -> Answer:
+    return Answer(status, error, text if error is not None else None, None, after)
+
+
+CUSTOM = Codes(not_found=frozenset({1404}), token=frozenset({7}), unavailable=frozenset({8, 9}))
+
+# (answer, codes, verdict, rule)
+TABLE: list[tuple[Answer, Codes, Verdict, str]] = [
+    # an Altcraft body
+    (Answer(200, 0, "ok", "p1", None), Codes(), Erased("p1"), "2xx and error 0: erased"),
+    (Answer(204, 0, None, None, None), Codes(), Erased(None), "2xx and error 0, no profile id"),
+    (_answer(200, 404), Codes(), NotFound(404, "t"), "not_found code"),
+    (_answer(404, 404), Codes(), NotFound(404, "t"), "not_found code beats HTTP 404"),
+    (_answer(500, 404), Codes(), NotFound(404, "t"), "not_found code beats HTTP 5xx"),
+    (_answer(200, 401), Codes(), Abort("token", 401, 200, "t"), "token code"),
+    (_answer(403, 403), Codes(), Abort("token", 403, 403, "t"), "token code with HTTP 403"),
+    (_answer(429, 401), Codes(), Abort("token", 401, 429, "t"), "token code beats HTTP 429"),
+    (_answer(200, 402), Codes(), Abort("unavailable", 402, 200, "t"), "unavailable code"),
+    (_answer(402, 402), Codes(), Abort("unavailable", 402, 402, "t"), "unavailable code, HTTP 402"),
+    (_answer(200, 400), Codes(), Rejected(400, "t", 200), "other code with 2xx: rejected"),
+    (_answer(400, 400), Codes(), Rejected(400, "t", 400), "other code with 4xx: rejected"),
+    (_answer(200, 440), Codes(), Rejected(440, "t", 200), "undocumented code: rejected"),
+    (_answer(404, 440), Codes(), Rejected(440, "t", 404), "other code with HTTP 404: rejected"),
+    (_answer(302, 440), Codes(), Rejected(440, "t", 302), "other code with 3xx: rejected"),
+    (_answer(429, 440, after=3.0), Codes(), Retry("http_429", 429, 3.0, False), "other code, 429"),
+    (_answer(503, 440, after=2.0), Codes(), Retry("http_5xx", 503, 2.0, True), "other code, 5xx"),
+    (_answer(500, 0), Codes(), Retry("http_5xx", 500, None, True), "error 0 with 5xx: by status"),
+    (_answer(429, 0), Codes(), Retry("http_429", 429, None, False), "error 0 with 429: by status"),
+    (_answer(404, 0), Codes(), Abort("wrong_url", 0, 404, "t"), "error 0 with 404: by status"),
+    (_answer(301, 0), Codes(), Abort("wrong_url", 0, 301, "t"), "error 0 with 3xx: by status"),
+    (_answer(401, 0), Codes(), Abort("token", 0, 401, "t"), "error 0 with 401: by status"),
+    (_answer(400, 0), Codes(), Rejected(0, "t", 400), "error 0 with 400: by status"),
+    # configured codes
+    (_answer(200, 1404), CUSTOM, NotFound(1404, "t"), "configured not_found"),
+    (_answer(200, 404), CUSTOM, Rejected(404, "t", 200), "404 no longer not_found"),
+    (_answer(200, 7), CUSTOM, Abort("token", 7, 200, "t"), "configured token"),
+    (_answer(500, 9), CUSTOM, Abort("unavailable", 9, 500, "t"), "configured unavailable"),
+    (_answer(200, 401), CUSTOM, Rejected(401, "t", 200), "401 no longer token"),
+    # no Altcraft body: the HTTP status alone
+    (_answer(200, None), Codes(), Retry("no_body", 200, None, True), "2xx without body"),
+    (_answer(204, None), Codes(), Retry("no_body", 204, None, True), "204 without body"),
+    (_answer(301, None), Codes(), Abort("wrong_url", None, 301, None), "redirect"),
+    (_answer(302, None), Codes(), Abort("wrong_url", None, 302, None), "redirect"),
+    (_answer(307, None), Codes(), Abort("wrong_url", None, 307, None), "redirect"),
+    (_answer(308, None), Codes(), Abort("wrong_url", None, 308, None), "redirect (http to https)"),
+    (_answer(401, None), Codes(), Abort("token", None, 401, None), "gateway refuses token"),
+    (_answer(403, None), Codes(), Abort("token", None, 403, None), "gateway forbids"),
+    (_answer(404, None), Codes(), Abort("wrong_url", None, 404, None), "proxy's HTML 404"),
+    (_answer(405, None), Codes(), Abort("wrong_url", None, 405, None), "method not allowed"),
+    (_answer(408, None), Codes(), Retry("http_408", 408, None, False), "request timeout"),
+    (_answer(429, None, after=7.0), Codes(), Retry("http_429", 429, 7.0, False), "429 bare"),
+    (_answer(500, None), Codes(), Retry("http_5xx", 500, None, True), "500 bare"),
+    (_answer(502, None), Codes(), Retry("http_5xx", 502, None, True), "bad gateway"),
+    (_answer(503, None, after=1.0), Codes(), Retry("http_5xx", 503, 1.0, True), "unavailable"),
+    (_answer(504, None), Codes(), Retry("http_5xx", 504, None, True), "gateway timeout"),
+    (_answer(400, None), Codes(), Rejected(None, None, 400), "400 bare"),
+    (_answer(402, None), Codes(), Rejected(None, None, 402), "402 bare (no code: not unavailable)"),
+    (_answer(413, None), Codes(), Rejected(None, None, 413), "too large"),
+    (_answer(418, None), Codes(), Rejected(None, None, 418), "other 4xx"),
+    (_answer(101, None), Codes(), Rejected(None, None, 101), "1xx"),
+]
+
+
+@pytest.mark.parametrize(
+    ("answer", "codes", "verdict"), [t[:3] for t in TABLE], ids=[t[3] for t in TABLE]
+)
+def test_classify(answer: Answer, codes: Codes, verdict: Verdict) -> None:
+    assert classify(answer, codes) == verdict
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "verdict"),
+    [
+        (200, SUCCESS_JSON, Erased("5f33d33ece94481aa9382110")),
+        (200, SUCCESS_XML, Erased("5f33d33ece94481aa9382110")),
+        (404, b'{"error":404,"error_text":"Not found"}', NotFound(404, "Not found")),
+        (200, b"<xml><error>403</error></xml>", Abort("token", 403, 200, None)),
+        (404, b"<html><body>Not Found</body></html>", Abort("wrong_url", None, 404, None)),
+        (200, b"", Retry("no_body", 200, None, True)),
+    ],
+)  # fmt: skip
+def test_decode_then_classify(status: int, body: bytes, verdict: Verdict) -> None:
+    assert classify(decode(status, None, body, None), Codes()) == verdict
+
+
+def _req() -> httpx.Request:
+    return httpx.Request("POST", "https://example.com/api/v1.1/profiles/delete")
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason", "reached"),
+    [
+        (httpx.ConnectError("refused"), "connect", False),
+        (httpx.ProxyError("proxy says no"), "connect", False),
+        (httpx.ConnectTimeout("slow"), "connect_timeout", False),
+        (httpx.PoolTimeout("busy"), "pool_timeout", False),
+        (httpx.WriteTimeout("slow"), "write_timeout", True),
+        (httpx.ReadTimeout("slow"), "read_timeout", True),
+        (httpx.RemoteProtocolError("Server disconnected"), "disconnected", True),
+        (httpx.ReadError("reset"), "disconnected", True),
+        (httpx.WriteError("broken pipe"), "disconnected", True),
+        (httpx.CloseError("x"), "disconnected", True),
+        (httpx.DecodingError("bad gzip"), "disconnected", True),
+        (httpx.TransportError("other"), "network", True),
+        (httpx.NetworkError("other"), "network", True),
+        (httpx.TimeoutException("some timeout"), "read_timeout", True),
+        (ConnectionRefusedError(111, "refused"), "connect", False),
+        (TimeoutError(), "read_timeout", True),
+        (ConnectionResetError(104, "reset"), "network", True),
+    ],
+)
+def test_classify_exception(exc: BaseException, reason: str, reached: bool) -> None:
+    assert classify_exception(exc) == Retry(reason, None, None, reached)  # type: ignore[arg-type]
+
+
+def test_classify_exception_wrong_url() -> None:
+    verdict = classify_exception(httpx.UnsupportedProtocol("ftp"))
+    assert isinstance(verdict, Abort) and verdict.kind == "wrong_url"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [ValueError("a bug"), KeyError("x"), httpx.InvalidURL("x"), httpx.LocalProtocolError("hdr")],
+)
+def test_classify_exception_raises_bugs(exc: Exception) -> None:
+    with pytest.raises(type(exc)):
+        classify_exception(exc)
+
+
+def _subclasses(cls: type) -> set[type]:
+    found: set[type] = set(cls.__subclasses__())
+    for sub in list(found):
+        found |= _subclasses(sub)
+    return found
+
+
+def test_every_httpx_transport_error_is_classified() -> None:
+    """The names altcraft matches are httpx's, and every transport error has a verdict."""
+    for name in ("ConnectError", "ProxyError", "ConnectTimeout", "PoolTimeout", "WriteTimeout",
+                 "ReadTimeout", "RemoteProtocolError", "ReadError", "WriteError", "CloseError",
+                 "DecodingError", "TimeoutException", "TransportError", "UnsupportedProtocol",
+                 "LocalProtocolError"):  # fmt: skip
+        assert issubclass(getattr(httpx, name), httpx.RequestError), name
+    for cls in _subclasses(httpx.TransportError) | {httpx.TransportError}:
+        if cls is httpx.LocalProtocolError:
+            continue
+        verdict = classify_exception(cls("x"))
+        assert isinstance(verdict, Retry | Abort), cls
+
+
+# ---------------------------------------------------------------- scrub
+
+KEY = "k:0123abcd"
+
+
+@pytest.mark.parametrize(
+    ("text", "raw", "expected"),
+    [
+        (None, "a@example.com", None),
+        ("Profile a@example.com not found", "a@example.com", f"Profile {KEY} not found"),
+        ("Profile A@Example.COM not found", "a@example.com", f"Profile {KEY} not found"),
+        ("a@example.com, again a@example.com", "a@example.com", f"{KEY}, again {KEY}"),
+        ("phone +79161234567 unknown", "+79161234567", f"phone {KEY} unknown"),
+        ("phone 79161234567 unknown", "+79161234567", f"phone {KEY} unknown"),
+        ("field value a+b.c*d (bad)", "a+b.c*d", f"field value {KEY} (bad)"),
+        ("nothing here", "a@example.com", "nothing here"),
+        ("value 12 is short", "12", f"value {KEY} is short"),
+        ("no identifier", "", "no identifier"),
+    ],
+)
+def test_scrub(text: str | None, raw: str, expected: str | None) -> None:
+    assert scrub(text, raw, KEY) == expected
+
+
+def test_scrub_token_and_length() -> None:
+    text = "bad token tok-123 for a@example.com " + "x" * 1000
+    out = scrub(text, "a@example.com", KEY, token=TOKEN)
+    assert out is not None
+    assert out.startswith(f"bad token <token> for {KEY} ")
+    assert len(out) == 500
+
+
+def test_scrub_replacement_is_not_rescanned() -> None:
+    # the key contains the identifier's digits: they are not replaced again
+    assert scrub("x 12345 y", "+12345", "key-12345") == "x key-12345 y"
+
+
+@given(
+    prefix=st.text(max_size=20),
+    suffix=st.text(max_size=20),
+    local=st.text(string.ascii_letters + string.digits + "._+-", min_size=1, max_size=20),
+)
+def test_scrub_never_leaks(prefix: str, suffix: str, local: str) -> None:
+    raw = f"{local}@example.com"
+    out = scrub(prefix + raw.upper() + suffix, raw, KEY)
+    assert out is not None
+    assert raw.casefold() not in out.casefold()
+
+
+def test_verdict_is_a_closed_set() -> None:
+    kinds: tuple[Literal["token", "unavailable", "wrong_url", "unreachable"], ...] = (
+        "token",
+        "unavailable",
+        "wrong_url",
+        "unreachable",
+    )
+    assert {Abort(k, None, None, None).kind for k in kinds} == set(kinds)
+    assert Verdict == Erased | NotFound | Rejected | Retry | Abort
