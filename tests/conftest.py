@@ -46,6 +46,8 @@ def _write_job(tmp_path: Path) -> Callable[..., Path]:
         }
         for name, values in sections.items():
             merged.setdefault(name, {}).update(values)
+            # None removes a default (db_id when db_id_column is given)
+            merged[name] = {k: v for k, v in merged[name].items() if v is not None}
         path.write_text(_toml(merged), encoding="utf-8")
         return path
 
