@@ -43,7 +43,7 @@ def main() -> int:
             sys.executable, "-m", "erasure", "sandbox", "--port", "0",
             "--profiles", str(ROOT / "sample_data" / "profiles.csv"),
             "--latency-ms", "20", "--latency-jitter-ms", "10",
-            "--fail-5xx", "0.08", "--fail-429", "0.05", "--retry-after-s", "1",
+            "--fail-5xx", "0.08", "--fail-429", "0.05", "--retry-after", "1",
             "--seed", "7",
         ],
         stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,

@@ -46,7 +46,7 @@ def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
         raw.append(f"ghost{i}@example.com")
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
     with SandboxProcess("--generate", "50", "--fail-5xx", "0.2", "--fail-429", "0.1",
-                        "--retry-after-s", "0", "--drop-after-delete", "0.1",
+                        "--retry-after", "0", "--drop-after-delete", "0.1",
                         "--echo-identifier", "--seed", "11") as sb:
         job = e2e.job(write_job, sb.url, api={"timeout_s": 2},
                       run={"max_attempts": 10, "rate_per_s": 300})

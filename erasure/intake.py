@@ -1,0 +1,796 @@
+"""Intake: a request file in, a clean, deduplicated, keyed list of identifiers out.
+
+::
+
+    file ─► reader (by suffix) ─► columns mapped ─► cells as text ─► normalised
+         ─► row checks (db_id, resource_id, received_at) ─► rejects
+         ─► one item per (request id, key), first seen first ─► keys
+
+Readers: CSV/TSV (UTF-8, UTF-8 with BOM, UTF-16 with BOM, or Windows-1251;
+delimiter sniffed among ``,`` ``;`` tab ``|``; every cell text), Parquet,
+XLSX (the first sheet), NDJSON/JSONL. A file that cannot be used raises
+:class:`~erasure.errors.InputUnusable` (65) with one line saying why; a
+missing one :class:`~erasure.errors.FileMissing` (66). A bad cell never
+stops the file: it becomes a row of the rejects frame. Messages name files,
+columns and rows, never a cell's value.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import itertools
+import json
+import os
+import re
+import stat
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from xml.etree import ElementTree
+
+import polars as pl
+
+from erasure import normalize
+from erasure.errors import ConfigError, FileMissing, InputUnusable
+from erasure.job import Input, Job, Matching
+from erasure.keys import Keyer, message_prefix
+from erasure.safecells import neutralise_frame
+
+ITEMS_SCHEMA = pl.Schema(
+    [
+        ("request_id", pl.String()),
+        ("key", pl.String()),  # Keyer: 32 hex
+        ("db_id", pl.Int64()),
+        ("matching", pl.String()),  # email | phone | profile_id | custom
+        ("resource_id", pl.Int64()),  # email and phone only
+        ("field_name", pl.String()),  # custom only
+        ("value", pl.String()),  # normalised: what is sent
+        ("value_is_int", pl.Boolean()),  # custom only: send as a JSON integer
+        ("received_at", pl.Datetime("us", "UTC")),
+        ("row", pl.Int64()),  # of the first occurrence
+    ]
+)
+REJECTS_SCHEMA = pl.Schema(
+    [("row", pl.Int64()), ("column", pl.String()), ("value", pl.String()), ("reason", pl.String())]
+)
+REJECT_VALUE_MAX = 200  # characters of a rejected cell kept in the rejects file
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What intake found; ``valid == unique + duplicates``."""
+
+    rows: int  # data rows read (header excluded, blank rows included)
+    identifiers: int  # non-empty identifier cells across the mapped columns
+    valid: int  # identifiers that passed validation, in rows that passed theirs
+    rejected: int  # entries in the rejects frame (cells and whole rows)
+    duplicates: int  # valid identifiers whose key was seen earlier in the file
+    unique: int  # distinct keys: what a run sends at most
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    path: Path
+    sha256: str  # hex, of the input file's bytes
+    items: pl.DataFrame  # ITEMS_SCHEMA: one row per (request_id, key), first seen first
+    rejects: pl.DataFrame  # REJECTS_SCHEMA, by row
+    counts: Counts
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    matching: Matching
+    column: str
+    field_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    specs: tuple[_Spec, ...]
+    db_id: str | None
+    resource_id: str | None
+    request_id: str | None
+    received_at: str | None
+
+    @property
+    def varying(self) -> list[str]:
+        """The identity columns that can differ between rows (the rest are constant)."""
+        return [
+            name
+            for name, varies in (
+                ("request_id", self.request_id is not None),
+                ("db_id", self.db_id is not None),
+                ("matching", len({s.matching for s in self.specs}) > 1),
+                ("resource_id", self.resource_id is not None and len(self.specs) > 0),
+                ("field_name", len({s.field_name for s in self.specs}) > 1),
+            )
+            if varies
+        ]
+
+    @property
+    def columns(self) -> list[str]:
+        named: list[str | None] = [s.column for s in self.specs]
+        named += [self.db_id, self.resource_id, self.request_id, self.received_at]
+        return list(dict.fromkeys(c for c in named if c is not None))
+
+
+def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
+    """Read, normalise, validate, deduplicate and key the input file.
+
+    ``path`` overrides ``job.input.path`` (``--input``). Raises
+    :class:`FileMissing` (66), :class:`InputUnusable` (65) or
+    :class:`ConfigError` (78, no input named at all).
+    """
+    source = path if path is not None else job.input.path
+    if source is None:
+        raise ConfigError("job file: input.path is not set; set it or pass --input")
+    source = Path(source)
+    table = _read_table(source, _wanted(job.input))
+    plan = _plan(job.input, table.names, source.name)
+    frame = table.collect(plan.columns)
+    items, rejects, counts = _build(frame, table, plan, job.input, keyer)
+    return Intake(path=source, sha256=table.sha256, items=items, rejects=rejects, counts=counts)
+
+
+def write_rejects(rejects: pl.DataFrame, path: Path) -> None:
+    """Write the rejects as CSV (row, column, value, reason), readable by the owner only.
+
+    The file is opened with mode 0o600 and, when it already existed, set to
+    0o600 before a byte is written; formula-looking cells are neutralised.
+    Raises ``OSError`` when the file cannot be written.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
+        out = os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with out:
+        neutralise_frame(rejects.select(REJECTS_SCHEMA.names())).write_csv(out)
+
+
+# ---------------------------------------------------------------- columns
+
+
+def _wanted(inp: Input) -> set[str]:
+    """Column names the job asks for, case-folded: a hint for the delimiter sniffer."""
+    cols = inp.columns
+    names: list[str | None] = [cols.email, cols.phone, cols.profile_id]
+    names += [c.column for c in cols.custom]
+    if not cols.explicit:
+        names += ["email", "phone", "profile_id"]
+    names += [inp.db_id_column, inp.resource_id_column, inp.request_id_column]
+    names += [inp.received_at_column]
+    return {n.strip().casefold() for n in names if n}
+
+
+def _plan(inp: Input, names: list[str], file: str) -> _Plan:
+    cols = inp.columns
+    specs: list[_Spec] = []
+    if cols.explicit:
+        mapped: tuple[tuple[Matching, str | None], ...] = (
+            ("email", cols.email),
+            ("phone", cols.phone),
+            ("profile_id", cols.profile_id),
+        )
+        for matching, name in mapped:
+            if name:
+                specs.append(_Spec(matching, _find(names, name, f"input.columns.{matching}", file)))
+        for custom in cols.custom:
+            column = _find(names, custom.column, "input.columns.custom", file)
+            specs.append(_Spec("custom", column, custom.field_name))
+    else:
+        defaults: tuple[Matching, ...] = ("email", "phone", "profile_id")
+        for matching in defaults:
+            found = [n for n in names if n.strip().casefold() == matching]
+            if len(found) > 1:
+                raise InputUnusable(
+                    f"{file}: more than one column is named {matching} ({_list(found)});"
+                    " map one in [input.columns]"
+                )
+            if found:
+                specs.append(_Spec(matching, found[0]))
+        if not specs:
+            raise InputUnusable(
+                f"{file} has no identifier column: none is named email, phone or profile_id"
+                f" (any case); its columns are {_list(names)}; map yours in [input.columns]"
+            )
+
+    def optional(name: str | None, key: str) -> str | None:
+        return None if name is None else _find(names, name, f"input.{key}", file)
+
+    return _Plan(
+        specs=tuple(specs),
+        db_id=optional(inp.db_id_column, "db_id_column"),
+        resource_id=optional(inp.resource_id_column, "resource_id_column"),
+        request_id=optional(inp.request_id_column, "request_id_column"),
+        received_at=optional(inp.received_at_column, "received_at_column"),
+    )
+
+
+def _find(names: list[str], wanted: str, key: str, file: str) -> str:
+    """The file's column for ``wanted``: exact, else the one equal ignoring case and spaces."""
+    found = [wanted] if wanted in names else []
+    if not found:
+        folded = wanted.strip().casefold()
+        found = [n for n in names if n.strip().casefold() == folded]
+    if not found:
+        raise InputUnusable(
+            f"{file} has no column {_shown(wanted)} (named by {key});"
+            f" its columns are {_list(names)}"
+        )
+    if len(found) > 1 or any(
+        re.fullmatch(re.escape(found[0]) + r"_duplicated_\d+", n) for n in names
+    ):
+        raise InputUnusable(f"{file}: column {_shown(wanted)} ({key}) appears more than once")
+    return found[0]
+
+
+_REDACTED = "<a value that looks like an identifier>"
+
+
+def _shown(name: str) -> str:
+    """A column name fit for a message: short, and never a cell that looks like data."""
+    if "@" in name or len(re.findall(r"\d", name)) >= 6:
+        return _REDACTED
+    return repr(name if len(name) <= 40 else name[:40] + "…")
+
+
+def _list(names: list[str]) -> str:
+    if not names:
+        return "(none)"
+    shown = [_shown(n) for n in names[:20]]
+    text = ", ".join(shown) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    return text + (" (is the header row missing?)" if _REDACTED in shown else "")
+
+
+# ---------------------------------------------------------------- cells
+
+
+def _as_text(series: pl.Series, file: str) -> tuple[pl.Series, bool]:
+    """A column as text, and whether it held integers (typed formats only)."""
+    dtype = series.dtype
+    name = _shown(series.name)
+    if dtype == pl.String:
+        return series, False
+    if dtype == pl.Null or isinstance(dtype, pl.Categorical | pl.Enum):
+        return series.cast(pl.String), False
+    if dtype.is_integer():
+        return series.cast(pl.String), True
+    if dtype.is_float():
+        values = series.fill_nan(None)
+        whole = values.is_null() | ((values == values.floor()) & (values.abs() < 2.0**53))
+        if not whole.all():
+            raise InputUnusable(
+                f"{file}: column {name} holds fractional numbers;"
+                " identifiers must be text or whole numbers"
+            )
+        return values.cast(pl.Int64).cast(pl.String), True
+    raise InputUnusable(
+        f"{file}: column {name} holds values of type {dtype}; expected text or whole numbers"
+    )
+
+
+def _positive_ints(text: pl.Series, what: str, required: bool) -> pl.DataFrame:
+    """Columns ``<what>`` (Int64), ``<what>_raw`` and ``<what>_reason``."""
+    clean = normalize.texts(text).get_column("value")
+    frame = pl.DataFrame({"raw": text, "clean": clean})
+    ok = pl.col("clean").str.contains(r"^[0-9]{1,18}$")
+    value = pl.when(ok).then(pl.col("clean").cast(pl.Int64))
+    empty = pl.col("clean").is_null()
+    reason = (
+        pl.when(empty & required)
+        .then(pl.lit(f"{what} is empty: the row is skipped"))
+        .when(~empty & ~(ok & (value > 0)))
+        .then(pl.lit(f"{what} is not a positive integer: the row is skipped"))
+    )
+    return frame.select(
+        value.alias(what), pl.col("raw").alias(f"{what}_raw"), reason.alias(f"{what}_reason")
+    )
+
+
+def _moments(series: pl.Series, file: str) -> pl.DataFrame:
+    """Columns ``received_at`` (UTC), ``received_at_raw`` and ``received_at_reason``."""
+    utc = pl.Datetime("us", "UTC")
+    if isinstance(series.dtype, pl.Date | pl.Datetime):
+        moments = series.cast(pl.Datetime("us")) if series.dtype == pl.Date else series
+        tz = getattr(moments.dtype, "time_zone", None)
+        moments = moments.dt.replace_time_zone("UTC") if tz is None else moments
+        return pl.DataFrame(
+            {
+                "received_at": moments.dt.convert_time_zone("UTC").cast(utc),
+                "received_at_raw": series.cast(pl.String),
+                "received_at_reason": pl.repeat(None, series.len(), dtype=pl.String, eager=True),
+            }
+        )
+    text, _ = _as_text(series, file)
+    distinct = text.drop_nulls().unique().to_list()
+    parsed: list[datetime | None] = []
+    bad: list[bool] = []
+    for value in distinct:
+        try:
+            parsed.append(normalize.received_at(value) if normalize.clean(value) else None)
+            bad.append(False)
+        except normalize.Invalid:
+            parsed.append(None)
+            bad.append(True)
+    table = pl.DataFrame(
+        {"raw": distinct, "received_at": parsed, "bad": bad},
+        schema={"raw": pl.String, "received_at": utc, "bad": pl.Boolean},
+    )
+    reason = "received_at is not a date: the row's identifiers are kept, without a deadline"
+    return (
+        text.rename("raw")
+        .to_frame()
+        .join(table, on="raw", how="left", maintain_order="left")
+        .select(
+            "received_at",
+            received_at_raw="raw",
+            received_at_reason=pl.when("bad").then(pl.lit(reason)),
+        )
+    )
+
+
+# ---------------------------------------------------------------- assembly
+
+
+def _row_frame(frame: pl.DataFrame, table: _Table, plan: _Plan, inp: Input) -> pl.DataFrame:
+    """One row per input row: its number and the columns every identifier shares."""
+    n = frame.height
+    parts = [pl.DataFrame({"row": table.row_numbers(n)})]
+    if plan.request_id is not None:
+        request, _ = _as_text(frame.get_column(plan.request_id), table.file)
+        parts.append(normalize.texts(request).select(request_id="value"))
+    else:
+        parts.append(pl.DataFrame({"request_id": pl.repeat(None, n, dtype=pl.String, eager=True)}))
+    for what, column, fixed, required in (
+        ("db_id", plan.db_id, inp.db_id, True),
+        ("resource_id", plan.resource_id, inp.resource_id, False),
+    ):
+        if column is not None:
+            text, _ = _as_text(frame.get_column(column), table.file)
+            parts.append(_positive_ints(text, what, required))
+        else:
+            parts.append(
+                pl.DataFrame(
+                    {what: pl.repeat(fixed, n, dtype=pl.Int64, eager=True)},
+                ).with_columns(
+                    pl.lit(None, pl.String).alias(f"{what}_raw"),
+                    pl.lit(None, pl.String).alias(f"{what}_reason"),
+                )
+            )
+    if plan.received_at is not None:
+        parts.append(_moments(frame.get_column(plan.received_at), table.file))
+    else:
+        parts.append(
+            pl.DataFrame(
+                {"received_at": pl.repeat(None, n, dtype=pl.Datetime("us", "UTC"), eager=True)}
+            ).with_columns(
+                received_at_raw=pl.lit(None, pl.String), received_at_reason=pl.lit(None, pl.String)
+            )
+        )
+    return pl.concat(parts, how="horizontal")
+
+
+def _cells(
+    frame: pl.DataFrame, rows: pl.DataFrame, table: _Table, plan: _Plan, inp: Input
+) -> pl.DataFrame:
+    """One row per non-empty identifier cell, in row order then column order."""
+    parts = []
+    for order, spec in enumerate(plan.specs):
+        text, is_int = _as_text(frame.get_column(spec.column), table.file)
+        if spec.matching == "email":
+            found = normalize.emails(text)
+        elif spec.matching == "phone":
+            found = normalize.phones(text, inp.phone_region)
+        else:
+            found = normalize.texts(text)
+        with_resource = spec.matching in ("email", "phone")
+        parts.append(
+            pl.concat([rows, found], how="horizontal")
+            .with_columns(
+                raw=text,
+                order=pl.lit(order, pl.Int32),
+                column=pl.lit(spec.column),
+                matching=pl.lit(spec.matching),
+                field_name=pl.lit(spec.field_name, pl.String),
+                value_is_int=pl.lit(is_int and spec.matching == "custom"),
+                resource_id=pl.col("resource_id") if with_resource else pl.lit(None, pl.Int64),
+            )
+            .filter(pl.col("value").is_not_null() | pl.col("reason").is_not_null())
+        )
+    cells = pl.concat(parts)
+    return cells.sort("row", "order", maintain_order=True) if len(parts) > 1 else cells
+
+
+def _build(
+    frame: pl.DataFrame, table: _Table, plan: _Plan, inp: Input, keyer: Keyer
+) -> tuple[pl.DataFrame, pl.DataFrame, Counts]:
+    rows = _row_frame(frame, table, plan, inp)
+    cells = _cells(frame, rows, table, plan, inp)
+    row_bad = pl.col("db_id_reason").is_not_null() | pl.col("resource_id_reason").is_not_null()
+    valid = cells.filter(pl.col("value").is_not_null() & ~row_bad)
+    rejects = _rejects(rows, cells, valid, plan)
+    varying = plan.varying
+    items = valid.unique(subset=[*varying, "value"], keep="first", maintain_order=True)
+    items = _keyed(items, keyer, [c for c in varying if c != "request_id"])
+    items = items.select(ITEMS_SCHEMA.names()).cast(ITEMS_SCHEMA)
+    # items are distinct per (request id, key): without request ids, per key
+    unique = items.get_column("key").n_unique() if "request_id" in varying else items.height
+    counts = Counts(
+        rows=frame.height,
+        identifiers=cells.height,
+        valid=valid.height,
+        rejected=rejects.height,
+        duplicates=valid.height - unique,
+        unique=unique,
+    )
+    return items, rejects, counts
+
+
+def _rejects(
+    rows: pl.DataFrame, cells: pl.DataFrame, valid: pl.DataFrame, plan: _Plan
+) -> pl.DataFrame:
+    """Bad cells, bad rows (those with an identifier) and bad dates, by row."""
+    row_bad = pl.col("db_id_reason").is_not_null() | pl.col("resource_id_reason").is_not_null()
+    parts = [
+        cells.filter(pl.col("reason").is_not_null() & ~row_bad).select(
+            "row", "column", value="raw", reason="reason", order=pl.col("order") + 10
+        )
+    ]
+    checks = (
+        ("db_id", plan.db_id, cells, 0),
+        ("resource_id", plan.resource_id, cells, 1),
+        ("received_at", plan.received_at, valid, 2),  # a date only matters for a kept row
+    )
+    for what, column, having, order in checks:
+        bad = rows.filter(pl.col(f"{what}_reason").is_not_null())
+        if column is None or not bad.height:
+            continue
+        parts.append(
+            bad.filter(pl.col("row").is_in(having.get_column("row").implode())).select(
+                "row",
+                column=pl.lit(column, pl.String),
+                value=f"{what}_raw",
+                reason=f"{what}_reason",
+                order=pl.lit(order, pl.Int32),
+            )
+        )
+    long = pl.col("value").str.len_chars() > REJECT_VALUE_MAX
+    shortened = pl.col("value").str.slice(0, REJECT_VALUE_MAX) + pl.format(
+        "… ({} characters)", pl.col("value").str.len_chars()
+    )
+    rejects = pl.concat(parts).sort("row", "order", maintain_order=True)
+    return rejects.select(
+        "row", "column", pl.when(long).then(shortened).otherwise("value").alias("value"), "reason"
+    ).cast(REJECTS_SCHEMA)
+
+
+def _keyed(items: pl.DataFrame, keyer: Keyer, varying: list[str]) -> pl.DataFrame:
+    """``items`` with a ``key`` column, computed per group of equal message prefix.
+
+    ``varying`` names the prefix columns that are not the same on every row.
+    """
+    if not items.height:
+        return items.with_columns(key=pl.lit(None, pl.String))
+    if not varying:  # one prefix for all: no grouping, no scattering
+        return items.with_columns(key=pl.Series(_keys(items, keyer), dtype=pl.String))
+    keys = pl.repeat(None, items.height, dtype=pl.String, eager=True)
+    indexed = items.with_row_index("_i")
+    for _, part in indexed.group_by(varying, maintain_order=True):
+        found = pl.Series(_keys(part, keyer), dtype=pl.String)
+        keys = keys.scatter(part.get_column("_i"), found)
+    return items.with_columns(key=keys)
+
+
+def _keys(part: pl.DataFrame, keyer: Keyer) -> list[str]:
+    """Keys of ``part``, whose rows share db_id, matching, resource_id and field_name."""
+    first = part.row(0, named=True)
+    prefix = message_prefix(
+        first["db_id"], first["matching"], first["resource_id"], first["field_name"]
+    )
+    return keyer.keys(prefix, part.get_column("value").to_list())
+
+
+# ---------------------------------------------------------------- readers
+
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".xlsx": "xlsx",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+_CHUNK = 1 << 20  # bytes read at a time
+_SAMPLE = 1 << 16  # bytes looked at to sniff the encoding and delimiter
+_MAGIC = {
+    b"PK\x03\x04": "a ZIP file (an XLSX workbook?)",
+    b"PAR1": "a Parquet file",
+    b"\xd0\xcf\x11\xe0": "an Excel 97-2003 (.xls) or password-protected workbook",
+    b"\x1f\x8b": "gzip-compressed",
+    b"%PDF": "a PDF document",
+}
+_RUSSIAN = re.compile("[А-яЁёІіЇїЄєҐґЎў«»—–№\u00a0“”„‘’…•°]")
+_CYRILLIC_WORD = re.compile(r"\w*[А-яЁё]\w*")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """A file opened lazily: its columns known, its cells not yet read."""
+
+    file: str  # the file's name, for messages
+    sha256: str
+    frame: pl.LazyFrame
+    names: list[str]
+    what: str  # how it was read, for messages: "CSV (cp1251, delimiter ';')"
+    first_row: int  # row number of the first record
+    lines: list[int] | None = None  # NDJSON: the line number of each record
+
+    def collect(self, columns: list[str]) -> pl.DataFrame:
+        try:
+            return self.frame.select(columns).collect()
+        except pl.exceptions.PolarsError:
+            raise InputUnusable(
+                f"{self.file} cannot be read as {self.what}: it is damaged or malformed"
+                " (a quote that never closes?)"
+            ) from None
+
+    def row_numbers(self, n: int) -> pl.Series:
+        if self.lines is not None:
+            return pl.Series(self.lines, dtype=pl.Int64)
+        return pl.int_range(self.first_row, self.first_row + n, dtype=pl.Int64, eager=True)
+
+
+def _read_table(path: Path, wanted: set[str]) -> _Table:
+    try:
+        with path.open("rb") as f:
+            head = f.read(_SAMPLE)
+    except FileNotFoundError:
+        raise FileMissing(f"input file {path} does not exist") from None
+    except IsADirectoryError:
+        raise FileMissing(f"input file {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise InputUnusable(f"input file {path} cannot be read: {exc.strerror}") from None
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InputUnusable(
+            f"{path.name}: unsupported file type {path.suffix or '(no suffix)'!r};"
+            " use .csv, .tsv, .parquet, .xlsx, .ndjson or .jsonl"
+        )
+    if not head:
+        raise InputUnusable(f"{path.name} is empty")
+    try:
+        if kind == "xlsx":
+            return _xlsx(path, head)
+        if kind == "parquet":
+            return _parquet(path, head)
+        for magic, what in _MAGIC.items():
+            if head.startswith(magic):
+                raise InputUnusable(f"{path.name} is {what}, not {kind.upper()} text")
+        if kind == "ndjson":
+            return _ndjson(path)
+        return _csv(path, head, wanted)
+    except OSError as exc:  # read once, then failing: a disk error, a file removed
+        raise InputUnusable(f"input file {path} cannot be read: {exc.strerror}") from None
+
+
+def _digest(path: Path, check_utf8: bool) -> tuple[str, bool]:
+    """The file's SHA-256 (hex) and, when asked, whether it is valid UTF-8."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8 = check_utf8
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return digest.hexdigest(), utf8
+
+
+def _schema(frame: pl.LazyFrame, file: str, what: str) -> list[str]:
+    try:
+        return frame.collect_schema().names()
+    except pl.exceptions.NoDataError:
+        raise InputUnusable(f"{file} has no header row") from None
+    except pl.exceptions.PolarsError:
+        raise InputUnusable(f"{file} cannot be read as {what}") from None
+
+
+def _csv(path: Path, head: bytes, wanted: set[str]) -> _Table:
+    sha256, utf8 = _digest(path, check_utf8=True)
+    source: Path | bytes = path
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = path.read_bytes().decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputUnusable(f"{path.name} starts like UTF-16 text but is not") from None
+        encoding, source, sample = "UTF-16", text.encode(), text[:_SAMPLE]
+    elif b"\x00" in head:
+        raise InputUnusable(f"{path.name} holds NUL bytes: it is a binary file, not CSV text")
+    elif utf8:
+        encoding = "UTF-8"
+        sample = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
+    else:
+        decoded = _cp1251(path.read_bytes())
+        if decoded is None:
+            raise InputUnusable(
+                f"{path.name} is neither UTF-8 nor Windows-1251 (cp1251) text; save it as CSV UTF-8"
+            )
+        text = decoded
+        encoding, source, sample = "cp1251", text.encode(), text[:_SAMPLE]
+    if len(_CONTROL.findall(sample)) > 8 + len(sample) // 1000:  # a stray ^Z is no reason
+        raise InputUnusable(f"{path.name} holds control characters: it is not CSV text")
+    truncated = path.stat().st_size > _SAMPLE
+    separator = _sniff(sample, wanted, path.suffix.lower() == ".tsv", truncated)
+    what = f"CSV ({encoding}, delimiter {separator!r})"
+    frame = pl.scan_csv(
+        source,
+        separator=separator,
+        infer_schema=False,
+        truncate_ragged_lines=True,
+        quote_char='"',
+    )
+    names = _schema(frame, path.name, what)
+    if not any(n.strip() for n in names):
+        raise InputUnusable(f"{path.name} has no header row")
+    return _Table(path.name, sha256, frame, names, what, first_row=2)
+
+
+def _cp1251(data: bytes) -> str | None:
+    """``data`` as Windows-1251 text when it plausibly is (mostly Cyrillic), else None."""
+    try:
+        text = data.decode("cp1251")
+    except UnicodeDecodeError:
+        return None
+    sample = text[: 4 * _CHUNK]
+    foreign = [c for c in sample if ord(c) > 0x7F]
+    russian = len(_RUSSIAN.findall(sample))
+    if not foreign or russian < 0.9 * len(foreign):
+        return None
+    # Latin-1 read as cp1251 turns "José" into "Josй": Latin and Cyrillic in one word
+    words = _CYRILLIC_WORD.findall(sample)
+    mixed = sum(1 for w in words if re.search("[A-Za-z]", w))
+    return None if mixed > 0.1 * len(words) else text
+
+
+def _sniff(sample: str, wanted: set[str], tsv: bool, truncated: bool) -> str:
+    """The delimiter that best splits the header and the first rows alike.
+
+    The header that holds the most of the job's column names wins; then one
+    that splits into several columns, with the rows agreeing, and the most
+    columns; ties go to the usual order (tab first for .tsv).
+    """
+    candidates = ["\t", ",", ";", "|"] if tsv else [",", ";", "\t", "|"]
+    best: tuple[tuple[int, bool, bool, int, int], str] | None = None
+    for rank, separator in enumerate(candidates):
+        try:
+            rows = list(itertools.islice(csv.reader(io.StringIO(sample), delimiter=separator), 50))
+        except csv.Error:
+            continue
+        if truncated and len(rows) > 1:
+            rows = rows[:-1]  # probably cut short by the sample
+        if not rows:
+            continue
+        header, data = rows[0], [r for r in rows[1:] if r]
+        n = len(header)
+        agree = sum(len(r) == n for r in data) >= 0.9 * len(data)
+        found = sum(h.strip().casefold() in wanted for h in header)
+        score = (found, n > 1, agree, n, -rank)
+        if best is None or score > best[0]:
+            best = (score, separator)
+    return candidates[0] if best is None else best[1]
+
+
+def _parquet(path: Path, head: bytes) -> _Table:
+    if not head.startswith(b"PAR1"):
+        raise InputUnusable(f"{path.name} is not a Parquet file")
+    sha256, _ = _digest(path, check_utf8=False)
+    frame = pl.scan_parquet(path)
+    names = _schema(frame, path.name, "Parquet")
+    return _Table(path.name, sha256, frame, names, "Parquet", first_row=2)
+
+
+def _xlsx(path: Path, head: bytes) -> _Table:
+    if not head.startswith(b"PK\x03\x04"):
+        for magic, what in _MAGIC.items():
+            if head.startswith(magic):
+                raise InputUnusable(f"{path.name} is {what}, not an XLSX workbook")
+        raise InputUnusable(f"{path.name} is not an XLSX workbook")
+    sha256, _ = _digest(path, check_utf8=False)
+    try:
+        frame = pl.read_excel(
+            path,
+            engine="calamine",
+            sheet_id=1,
+            infer_schema_length=None,
+            drop_empty_rows=False,
+            drop_empty_cols=False,
+            raise_if_empty=False,
+        )
+    except Exception:  # fastexcel's errors are not polars'
+        raise InputUnusable(f"{path.name} cannot be read as an XLSX workbook") from None
+    if not frame.columns:
+        raise InputUnusable(f"{path.name}: the first sheet is empty")
+    first = _xlsx_first_row(path) + 1
+    return _Table(path.name, sha256, frame.lazy(), frame.columns, "XLSX", first_row=first)
+
+
+def _xlsx_first_row(path: Path) -> int:
+    """The row number of the first sheet's first cell with a value (the header), or 1."""
+    ns = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    rel = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+    try:
+        with zipfile.ZipFile(path) as z:
+            book = ElementTree.fromstring(z.read("xl/workbook.xml"))
+            sheet = book.find(f"{ns}sheets/{ns}sheet")
+            rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+            target = next(
+                r.get("Target", "")
+                for r in rels
+                if sheet is not None and r.get("Id") == sheet.get(rel)
+            )
+            name = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+            with z.open(name) as f:
+                for _, element in ElementTree.iterparse(f):
+                    if element.tag == f"{ns}c" and (
+                        element.find(f"{ns}v") is not None or element.find(f"{ns}is") is not None
+                    ):
+                        m = re.search(r"\d+", element.get("r", ""))
+                        return int(m.group()) if m else 1
+    except (OSError, KeyError, StopIteration, ElementTree.ParseError, zipfile.BadZipFile):
+        pass
+    return 1
+
+
+def _ndjson(path: Path) -> _Table:
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputUnusable(f"{path.name} is not UTF-8 text (JSON must be UTF-8)") from None
+    if not data.strip():
+        raise InputUnusable(f"{path.name} holds no JSON lines")
+    try:
+        frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+    except pl.exceptions.PolarsError:
+        _ndjson_problem(path.name, data)
+    lines: list[int] | None = None
+    body = data.rstrip(b" \t\r\n")
+    if re.search(rb"(?:^|\n)[ \t\r]*\n", body):
+        lines = [i for i, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+    return _Table(path.name, sha256, frame.lazy(), frame.columns, "NDJSON", 1, lines)
+
+
+def _ndjson_problem(file: str, data: bytes) -> None:
+    """Raise :class:`InputUnusable` naming the first line that is not a JSON object."""
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            raise InputUnusable(f"{file}: line {number} is not valid JSON") from None
+        if not isinstance(value, dict):
+            raise InputUnusable(f"{file}: line {number} is not a JSON object")
+    raise InputUnusable(
+        f"{file} cannot be read: a field holds values of different kinds on different lines"
+        " (for example numbers on some and true/false on others)"
+    )
