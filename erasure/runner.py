@@ -325,7 +325,8 @@ class Runner:
                 if self.options.deadline is not None:
                     guard.start_soon(self._watch_deadline, self.options.deadline)
                 try:
-                    if job.run.preflight:
+                    # nothing to send: no preflight, no request at all
+                    if job.run.preflight and self.plan.to_send:
                         try:
                             await self._preflight()
                         except ErasureError as exc:
