@@ -509,6 +509,10 @@ def scrub(text: str | None, raw: str, key: str, *, token: str | None = None) -> 
             forms[digits] = key
     if token:
         forms[token] = "<token>"
+    # The common case (the text does not name the identifier) needs no regex:
+    # compiling one per answer cost more than the whole HTTP exchange.
+    folded = text.casefold()
+    forms = {f: r for f, r in forms.items() if f.casefold() in folded}
     if forms:
         ordered = sorted(forms, key=len, reverse=True)  # the longest form wins a tie
         pattern = re.compile("|".join(re.escape(f) for f in ordered), re.IGNORECASE)

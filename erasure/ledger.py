@@ -36,10 +36,10 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import filelock
 import polars as pl
@@ -130,9 +130,13 @@ CREATE VIEW runs AS
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One ledger event; ``seq``, ``at`` and ``link`` are set when appended."""
+class Event(NamedTuple):
+    """One ledger event; ``seq``, ``at`` and ``link`` are set when appended.
+
+    A named tuple rather than a frozen dataclass: three are made per
+    identifier on the hot path, and a tuple is what the chain and the
+    INSERT need anyway.
+    """
 
     kind: Kind
     run: int
@@ -153,7 +157,7 @@ class Event:
     detail: str | None = None
 
 
-_EVENT_FIELDS = tuple(f.name for f in fields(Event))
+_EVENT_FIELDS = Event._fields
 _COLUMNS = ("seq", "at", *_EVENT_FIELDS, "link")
 _INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
@@ -273,7 +277,7 @@ class Ledger:
         chain = self._keyer.chain
         for event in events:
             seq += 1
-            values = astuple(event)
+            values = event
             link = chain(link, canonical(seq, at, values))
             rows.append((seq, at, *values, link))
         db.executemany(_INSERT, rows)
