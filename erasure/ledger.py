@@ -365,21 +365,20 @@ REJECTED_LAST_SQL = """
 # A key is in doubt when a request for it may have reached the service and no
 # outcome has been recorded since: a 'sent' with neither an 'attempt', a
 # 'withdrawn' nor an 'outcome' after it, an attempt that got no answer, or a
-# non-final outcome that was itself in doubt.
-DOUBT_SQL = """
-    WITH last_outcome AS (
-        SELECT key, max(seq) AS seq FROM events WHERE kind = 'outcome' GROUP BY key
-    ), after AS (
-        SELECT e.key, e.kind, e.in_doubt, e.seq, e.outcome FROM events e
-        LEFT JOIN last_outcome o ON o.key = e.key
-        WHERE e.key IS NOT NULL AND e.kind IN ('sent', 'withdrawn', 'attempt', 'outcome')
-          AND e.seq >= coalesce(o.seq, 0)
-    )
-    SELECT key FROM after GROUP BY key HAVING
-        max(CASE WHEN kind = 'outcome' AND outcome = 'failed' AND in_doubt = 1 THEN 1
-                 WHEN kind = 'attempt' AND in_doubt = 1 THEN 1 ELSE 0 END) = 1
-        OR max(CASE WHEN kind = 'sent' THEN seq END)
-           > coalesce(max(CASE WHEN kind <> 'sent' THEN seq END), 0)
+# non-final outcome that was itself in doubt. One pass over the events finds
+# the few candidates (a 'sent' after the last outcome, or a failed outcome in
+# doubt); their own events then decide.
+_DOUBT_CANDIDATES_SQL = """
+    SELECT key FROM events WHERE kind IN ('sent', 'outcome') AND key IS NOT NULL
+    GROUP BY key
+    HAVING max(CASE WHEN kind = 'sent' THEN seq END)
+           > coalesce(max(CASE WHEN kind = 'outcome' THEN seq END), 0)
+    UNION
+    SELECT key FROM events WHERE kind = 'outcome' AND outcome = 'failed' AND in_doubt = 1
+"""
+_KEY_EVENTS_SQL = """
+    SELECT kind, in_doubt, outcome FROM events
+    WHERE key = ? AND kind IN ('sent', 'withdrawn', 'attempt', 'outcome') ORDER BY seq
 """
 
 
@@ -400,7 +399,26 @@ def finished_pairs(db: sqlite3.Connection, *, retry_rejected: bool = False) -> p
 
 def doubtful_keys(db: sqlite3.Connection) -> set[str]:
     """Keys whose last request may have reached the service without an answer."""
-    return {row[0] for row in db.execute(DOUBT_SQL)}
+    out = set()
+    for (key,) in db.execute(_DOUBT_CANDIDATES_SQL).fetchall():
+        if in_doubt(db.execute(_KEY_EVENTS_SQL, (key,)).fetchall()):
+            out.add(key)
+    return out
+
+
+def in_doubt(events: Sequence[tuple[str, int | None, str | None]]) -> bool:
+    """Whether one key's history (kind, in_doubt, outcome), oldest first, ends in doubt."""
+    doubt = unanswered = False
+    for kind, flagged, outcome in events:
+        if kind == Kind.OUTCOME:
+            doubt = outcome == Outcome.FAILED and flagged == 1
+            unanswered = False
+        elif kind == Kind.SENT:
+            unanswered = True
+        else:  # an attempt's answer (or its failure), or a withdrawn intent
+            unanswered = False
+            doubt = doubt or (kind == Kind.ATTEMPT and flagged == 1)
+    return doubt or unanswered
 
 
 # ---------------------------------------------------------------- verify
