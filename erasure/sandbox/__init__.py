@@ -1,0 +1,36 @@
+"""A local Altcraft-compatible server for trying jobs and for tests.
+
+It serves ``POST /api/v1.1/profiles/delete`` from a :class:`Store` of
+profiles, deletes for real, fails on demand (:class:`Settings`) and counts
+what it received (``GET /__sandbox/stats``). Modules:
+
+- ``store``: profiles, indexes, tombstones (pure);
+- ``protocol``: JSON and XML bodies in and out (pure);
+- ``settings``: the runtime switches, shared by the CLI and ``/__sandbox/config``;
+- ``faults``: seeded dice, the rate limit, faulty answers;
+- ``stats``: the counters;
+- ``asgi``: reading a body, answering, dropping a connection;
+- ``app``: the raw ASGI application;
+- ``server``: the socket, uvicorn, a clean stop, a background-thread server;
+- ``cli``: ``erasure sandbox`` and ``python -m erasure.sandbox``.
+"""
+
+from __future__ import annotations
+
+from erasure.sandbox.app import DEFAULT_READONLY_TOKEN, DEFAULT_TOKEN, SandboxApp
+from erasure.sandbox.server import SandboxServer, ThreadedSandbox
+from erasure.sandbox.settings import Settings
+from erasure.sandbox.store import Profile, Store, generate, load_csv
+
+__all__ = [
+    "DEFAULT_READONLY_TOKEN",
+    "DEFAULT_TOKEN",
+    "Profile",
+    "SandboxApp",
+    "SandboxServer",
+    "Settings",
+    "Store",
+    "ThreadedSandbox",
+    "generate",
+    "load_csv",
+]

@@ -1,0 +1,254 @@
+"""The sandbox's switches that can change while it runs: faults and answer style.
+
+One frozen :class:`Settings` holds them; the command line and
+``POST /__sandbox/config`` fill it through the same :func:`update`, so the two
+cannot drift apart: each field is a ``--dashed-name`` switch and a JSON key of
+the same (underscored) name. Probabilities are drawn per delete request, in
+the order of the fields below, from one generator seeded by ``--seed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+ErrorStatus = Literal["200", "4xx"]
+
+Kind = Literal[
+    "probability", "amount", "optional_amount", "count", "code", "flag", "codes", "status"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every runtime switch; all off by default (a healthy, fast service)."""
+
+    # The service's own answers.
+    error_status: ErrorStatus = "4xx"  # HTTP status of error answers: 200, or equal to the code
+    not_found_code: int = 404  # the error code of "profile not found"
+    tariff_limit_after: int | None = None  # erased profiles; then every delete answers 402
+    echo_identifier: bool = False  # not-found texts name the identifier (redaction tests)
+    record_times: bool = False  # keep the arrival time of every delete request
+    # Faults that hit before the delete: nothing is deleted.
+    rate_limit: float | None = None  # requests per second, above it 429
+    rate_burst: float | None = None  # requests; the bucket's size, default rate_limit
+    latency_ms: float = 0.0  # milliseconds, mean added latency
+    latency_jitter_ms: float = 0.0  # milliseconds, uniform spread around the mean
+    hang: float = 0.0  # probability: no answer for hang_s, then the connection closes
+    drop: float = 0.0  # probability: the connection closes without an answer
+    fail_429: float = 0.0  # probability: 429 with Retry-After
+    fail_5xx: float = 0.0  # probability: one of fail_5xx_codes
+    malformed: float = 0.0  # probability: 200 with a truncated body
+    # Faults that hit after the service handled the request (whatever its answer):
+    # a found profile is gone, the answer is lost.
+    hang_after_delete: float = 0.0  # probability
+    drop_after_delete: float = 0.0  # probability
+    malformed_after_delete: float = 0.0  # probability
+    # Amounts the faults use.
+    fail_5xx_codes: tuple[int, ...] = (500, 502, 503)  # picked evenly
+    retry_after: float | None = 1.0  # seconds, rounded up; None: no Retry-After header
+    retry_after_http_date: bool = False  # Retry-After as an HTTP date instead of seconds
+    hang_s: float = 3600.0  # seconds a hang lasts (it ends early when the sandbox stops)
+
+    @property
+    def faults_before(self) -> bool:
+        """Whether any fault may hit before the delete (the fast path skips them)."""
+        return bool(
+            self.rate_limit is not None
+            or self.latency_ms
+            or self.latency_jitter_ms
+            or self.hang
+            or self.drop
+            or self.fail_429
+            or self.fail_5xx
+            or self.malformed
+        )
+
+    @property
+    def faults_after(self) -> bool:
+        return bool(self.hang_after_delete or self.drop_after_delete or self.malformed_after_delete)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["fail_5xx_codes"] = list(self.fail_5xx_codes)
+        return values
+
+
+NAMES = frozenset(f.name for f in fields(Settings))
+
+# name: (kind, metavar, help) of each setting, for the command line.
+SWITCHES: dict[str, tuple[Kind, str | None, str]] = {
+    "error_status": (
+        "status",
+        "{200,4xx}",
+        "HTTP status of error answers: 200, or the one equal to the error code (default 4xx)",
+    ),
+    "not_found_code": ("code", "CODE", "error code of 'profile not found' (default 404)"),
+    "tariff_limit_after": (
+        "count",
+        "N",
+        "answer 402 (tariff limit) to every delete once N profiles are erased",
+    ),
+    "echo_identifier": ("flag", None, "name the identifier in not-found error texts"),
+    "record_times": ("flag", None, "record each delete request's arrival in the stats"),
+    "rate_limit": (
+        "optional_amount",
+        "R",
+        "answer 429 with Retry-After above R delete requests per second (token bucket)",
+    ),
+    "rate_burst": ("optional_amount", "N", "bucket size of --rate-limit, requests (default R)"),
+    "latency_ms": ("amount", "MS", "mean added latency per delete request, milliseconds"),
+    "latency_jitter_ms": ("amount", "MS", "latency spread: uniform in mean +- MS"),
+    "hang": (
+        "probability",
+        "P",
+        "answer nothing for --hang-s seconds (less if the sandbox stops), then close",
+    ),
+    "drop": ("probability", "P", "close the connection without an answer"),
+    "fail_429": ("probability", "P", "answer 429 with Retry-After"),
+    "fail_5xx": ("probability", "P", "answer one of --fail-5xx-codes"),
+    "malformed": ("probability", "P", "answer 200 with a truncated body"),
+    "hang_after_delete": (
+        "probability",
+        "P",
+        "handle the request (a found profile is erased), then answer nothing (as --hang)",
+    ),
+    "drop_after_delete": (
+        "probability",
+        "P",
+        "handle the request (a found profile is erased), then close the connection",
+    ),
+    "malformed_after_delete": (
+        "probability",
+        "P",
+        "handle the request (a found profile is erased), then answer 200 truncated",
+    ),
+    "fail_5xx_codes": (
+        "codes",
+        "CODES",
+        "statuses --fail-5xx picks from, comma-separated "
+        "(default 500,502,503: 500 Altcraft-shaped, others a proxy page)",
+    ),
+    "retry_after": (
+        "optional_amount",
+        "S",
+        "Retry-After of --fail-429 answers, seconds, or 'none' for no header (default 1)",
+    ),
+    "retry_after_http_date": ("flag", None, "send Retry-After as an HTTP date"),
+    "hang_s": ("amount", "S", "how long a hang lasts, seconds (default 3600)"),
+}
+
+
+class SettingError(ValueError):
+    """A bad setting: ``name`` (underscored) and ``reason``."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"setting {name!r}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def update(settings: Settings, changes: Mapping[str, object]) -> Settings:
+    """``settings`` with ``changes`` applied; values may be JSON values or CLI text.
+
+    Raises :class:`SettingError` naming the first unknown key or bad value.
+    """
+    unknown = sorted(set(changes) - NAMES)
+    if unknown:
+        raise SettingError(unknown[0], "no such setting")
+    coerced: dict[str, Any] = {
+        name: _coerce(name, SWITCHES[name][0], value) for name, value in changes.items()
+    }
+    return dataclasses.replace(settings, **coerced)
+
+
+def _coerce(name: str, kind: Kind, value: object) -> object:
+    try:
+        result = _COERCE[kind](value)
+    except (TypeError, ValueError) as exc:
+        raise SettingError(name, str(exc)) from None
+    return result
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError("expected a number")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("expected a finite number >= 0")
+    return number
+
+
+def _probability(value: object) -> float:
+    number = _number(value)
+    if number > 1:
+        raise ValueError("expected a probability between 0 and 1")
+    return number
+
+
+def _optional_amount(value: object) -> float | None:
+    if value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    return _number(value)
+
+
+def _count(value: object) -> int | None:
+    if value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError("expected an integer")
+    number = int(value)
+    if number < 0:
+        raise ValueError("expected an integer >= 0")
+    return number
+
+
+def _code(value: object) -> int:
+    number = _count(value)
+    if number is None or not 1 <= number <= 999:
+        raise ValueError("expected an error code between 1 and 999")
+    return number
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "1", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.lower() in {"false", "0", "no", "off"}:
+        return False
+    raise TypeError("expected true or false")
+
+
+def _codes(value: object) -> tuple[int, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise TypeError("expected a non-empty list of HTTP statuses")
+    codes = tuple(int(item) for item in items)
+    if not all(500 <= code <= 599 for code in codes):
+        raise ValueError("expected statuses between 500 and 599")
+    return codes
+
+
+def _status(value: object) -> ErrorStatus:
+    text = str(value).lower()
+    if text == "200":
+        return "200"
+    if text == "4xx":
+        return "4xx"
+    raise ValueError("expected '200' or '4xx'")
+
+
+_COERCE: dict[str, Any] = {
+    "probability": _probability,
+    "amount": _number,
+    "optional_amount": _optional_amount,
+    "count": _count,
+    "code": _code,
+    "flag": _flag,
+    "codes": _codes,
+    "status": _status,
+}
