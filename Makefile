@@ -23,8 +23,8 @@ test-long: $(STAMP)
 	ERASURE_TEST_LONG=1 $(PY) -m pytest -q --timeout=1800
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check erasure tests bench
-	$(VENV)/bin/ruff format --check erasure tests bench
+	$(VENV)/bin/ruff check erasure tests bench scripts
+	$(VENV)/bin/ruff format --check erasure tests bench scripts
 	$(VENV)/bin/mypy
 
 demo: $(STAMP)

@@ -41,9 +41,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"erasure: error: {message}\n")
 
 
-def _command(
-    sub: argparse._SubParsersAction[_Parser], name: str, help_text: str
-) -> _Parser:
+def _command(sub: argparse._SubParsersAction[_Parser], name: str, help_text: str) -> _Parser:
     parser: _Parser = sub.add_parser(
         name,
         help=help_text,
@@ -96,48 +94,85 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = _command(sub, "validate", "Read, normalise, validate and deduplicate the input; "
-                 "print the counts; write the rejected rows. Sends nothing.")
+    p = _command(
+        sub,
+        "validate",
+        "Read, normalise, validate and deduplicate the input; "
+        "print the counts; write the rejected rows. Sends nothing.",
+    )
     p.add_argument("--input", type=Path, help="the input file (overrides [input] path)")
     p.add_argument("--rejects", type=Path, help="where to write rejected rows (CSV)")
 
-    p = _command(sub, "run", "Erase: send one delete per pending identifier, record every "
-                 "outcome in the ledger. Resumes from the ledger on its own.")
+    p = _command(
+        sub,
+        "run",
+        "Erase: send one delete per pending identifier, record every "
+        "outcome in the ledger. Resumes from the ledger on its own.",
+    )
     p.add_argument("--input", type=Path, help="the input file (overrides [input] path)")
     p.add_argument("--rejects", type=Path, help="where to write rejected rows (CSV)")
-    p.add_argument("--dry-run", action="store_true", help="validate and print the plan; send nothing")
-    p.add_argument("--retry-rejected", action="store_true",
-                   help="send again the identifiers whose last outcome was rejected")
-    p.add_argument("--max-duration", type=duration, metavar="DURATION",
-                   help="stop cleanly after this long (90s, 45m, 2h, 1h30m); exit 75")
-    p.add_argument("--stop-at", type=clock_time, metavar="HH:MM",
-                   help="stop cleanly at the next occurrence of this local time; exit 75")
+    p.add_argument(
+        "--dry-run", action="store_true", help="validate and print the plan; send nothing"
+    )
+    p.add_argument(
+        "--retry-rejected",
+        action="store_true",
+        help="send again the identifiers whose last outcome was rejected",
+    )
+    p.add_argument(
+        "--max-duration",
+        type=duration,
+        metavar="DURATION",
+        help="stop cleanly after this long (90s, 45m, 2h, 1h30m); exit 75",
+    )
+    p.add_argument(
+        "--stop-at",
+        type=clock_time,
+        metavar="HH:MM",
+        help="stop cleanly at the next occurrence of this local time; exit 75",
+    )
     p.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
-    p.add_argument("--log-format", choices=("json", "console"),
-                   help="json: one JSON object per stderr line (default when stderr is not a TTY)")
+    p.add_argument(
+        "--log-format",
+        choices=("json", "console"),
+        help="json: one JSON object per stderr line (default when stderr is not a TTY)",
+    )
 
     p = _command(sub, "status", "Counts by outcome from the ledger, pending, in doubt, last run.")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = _command(sub, "report", "Write the compliance report: .csv, .parquet, .xlsx or .html.")
-    p.add_argument("--out", type=Path, required=True, help="the report file; its suffix picks the format")
+    p.add_argument(
+        "--out", type=Path, required=True, help="the report file; its suffix picks the format"
+    )
 
-    _command(sub, "verify", "Check the ledger's keyed hash chain; name the first broken "
-             "event; print the chain head. Exit 0 intact, 1 broken.")
+    _command(
+        sub,
+        "verify",
+        "Check the ledger's keyed hash chain; name the first broken "
+        "event; print the chain head. Exit 0 intact, 1 broken.",
+    )
 
-    p = _command(sub, "lookup", "Was this person erased? Answers from the ledger by keyed "
-                 "hash. A value of - is read from standard input. Exit 0 when erased or "
-                 "not found, 1 otherwise.")
+    p = _command(
+        sub,
+        "lookup",
+        "Was this person erased? Answers from the ledger by keyed "
+        "hash. A value of - is read from standard input. Exit 0 when erased or "
+        "not found, 1 otherwise.",
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--email", metavar="E")
     which.add_argument("--phone", metavar="P")
     which.add_argument("--profile-id", metavar="ID")
     which.add_argument("--field-value", metavar="V")
     p.add_argument("--db-id", type=int, metavar="N", help="the database (default: the job's db_id)")
-    p.add_argument("--resource-id", type=int, metavar="N",
-                   help="the resource (default: the job's resource_id)")
+    p.add_argument(
+        "--resource-id", type=int, metavar="N", help="the resource (default: the job's resource_id)"
+    )
 
-    p = _command(sub, "sandbox", "A local Altcraft-compatible server for trying jobs and for tests.")
+    p = _command(
+        sub, "sandbox", "A local Altcraft-compatible server for trying jobs and for tests."
+    )
     if with_sandbox:
         # the sandbox's server stack loads only for the sandbox command
         from erasure.sandbox.cli import add_arguments
@@ -206,8 +241,9 @@ def _plan(job: Any, keyer: Any, items: Any, retry_rejected: bool, db: Any = None
 
     if db is None:
         if not job.ledger.path.exists():
-            empty = pl.DataFrame(schema={"request_id": pl.String, "key": pl.String,
-                                         "outcome": pl.String})
+            empty = pl.DataFrame(
+                schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String}
+            )
             return plan_mod.make(items, empty, set())
         with closing(ledger_mod.open_readonly(job.ledger.path)) as ro:
             ledger_mod.check_meta(ledger_mod.read_meta(ro), keyer, job.ledger.path)
@@ -271,26 +307,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _execute(job, keyer, token, data, args, fmt, deadline, log)
 
 
-def _execute(job: Any, keyer: Any, token: str, data: Any, args: argparse.Namespace,
-             fmt: str, deadline: float | None, log: Any) -> int:
+def _execute(
+    job: Any,
+    keyer: Any,
+    token: str,
+    data: Any,
+    args: argparse.Namespace,
+    fmt: str,
+    deadline: float | None,
+    log: Any,
+) -> int:
     import anyio
 
     from erasure import ledger as ledger_mod
     from erasure import runner
 
-    with ledger_mod.Ledger(job.ledger.path, keyer,
-                           max_pages=ledger_mod.max_pages_from_env()) as ledger:
+    with ledger_mod.Ledger(
+        job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env()
+    ) as ledger:
         plan = _plan(job, keyer, data.items, args.retry_rejected, ledger.connection)
         run_no = ledger.next_run()
-        log.info("erasure.run.started", run=run_no, input_rows=data.counts.rows,
-                 to_send=plan.to_send, already_done=plan.already_done, in_doubt=plan.in_doubt,
-                 rejected_rows=data.counts.rejected)
+        log.info(
+            "erasure.run.started",
+            run=run_no,
+            input_rows=data.counts.rows,
+            to_send=plan.to_send,
+            already_done=plan.already_done,
+            in_doubt=plan.in_doubt,
+            rejected_rows=data.counts.rejected,
+        )
         progress = not args.no_progress and fmt == "console" and sys.stderr.isatty()
         r = runner.Runner(
-            job, plan, ledger, run_no, token,
+            job,
+            plan,
+            ledger,
+            run_no,
+            token,
             runner.Options(deadline=deadline, progress=progress),
-            input_info={"path": str(data.path), "sha256": data.sha256,
-                        "rows": data.counts.rows, "rejected": data.counts.rejected},
+            input_info={
+                "path": str(data.path),
+                "sha256": data.sha256,
+                "rows": data.counts.rows,
+                "rejected": data.counts.rejected,
+            },
         )
         summary = anyio.run(r.execute, backend_options=_loop_options())
         code = summary.exit_code()
@@ -370,9 +429,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"overdue: {info['overdue']}")
     last = info["last_run"]
     if last:
-        print(f"last run: {last['run']} started {last['started_at']}, "
-              f"finished {last['finished_at'] or 'never (killed or still running)'}, "
-              f"exit {last['exit_code']}; pending from its plan: {info['last_run_pending']}")
+        print(
+            f"last run: {last['run']} started {last['started_at']}, "
+            f"finished {last['finished_at'] or 'never (killed or still running)'}, "
+            f"exit {last['exit_code']}; pending from its plan: {info['last_run_pending']}"
+        )
     return 0
 
 
@@ -405,10 +466,17 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
     job = _load(args)
     keyer = _keyer(job)
-    for matching, raw in (("email", args.email), ("phone", args.phone),
-                          ("profile_id", args.profile_id), ("custom", args.field_value)):
-        if raw is not None:
-            break
+    # argparse makes exactly one of them required
+    matching, raw = next(
+        (mode, value)
+        for mode, value in (
+            ("email", args.email),
+            ("phone", args.phone),
+            ("profile_id", args.profile_id),
+            ("custom", args.field_value),
+        )
+        if value is not None
+    )
     if raw == "-":
         raw = sys.stdin.readline().rstrip("\r\n")
     keys = keys_for(job, keyer, matching, raw, db_id=args.db_id, resource_id=args.resource_id)
@@ -419,9 +487,11 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         return 1
     for row in rows.iter_rows(named=True):
         doubt = " (in doubt)" if row["in_doubt"] else ""
-        print(f"request {row['request_id'] or '-'}: {row['outcome']}{doubt} "
-              f"at {row['finished_at'] or '-'} key {row['key']}"
-              + (f" profile {row['profile_id']}" if row["profile_id"] else ""))
+        print(
+            f"request {row['request_id'] or '-'}: {row['outcome']}{doubt} "
+            f"at {row['finished_at'] or '-'} key {row['key']}"
+            + (f" profile {row['profile_id']}" if row["profile_id"] else "")
+        )
     return 0 if status_mod.erased_or_gone(rows) else 1
 
 
@@ -444,5 +514,3 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
-
-

@@ -326,8 +326,9 @@ def _columns(section: _Section) -> Columns:
     customs: list[CustomColumn] = []
     items = [raw_custom] if isinstance(raw_custom, dict) else (raw_custom or [])
     for i, item in enumerate(items):
-        sub = _Section(f"{section.where('custom')}[{i}]" if len(items) > 1 else
-                       section.where("custom"), item)
+        sub = _Section(
+            f"{section.where('custom')}[{i}]" if len(items) > 1 else section.where("custom"), item
+        )
         column = sub.get("column", str, None)
         field_name = sub.get("field_name", str, None)
         sub.done()

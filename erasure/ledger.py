@@ -182,8 +182,16 @@ def _meta_values(keyer: Keyer) -> dict[str, str]:
 
 def _is_write_failure(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
-    return code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
-                    sqlite3.SQLITE_READONLY) or "disk" in str(exc).lower()
+    return (
+        code
+        in (
+            sqlite3.SQLITE_FULL,
+            sqlite3.SQLITE_IOERR,
+            sqlite3.SQLITE_CANTOPEN,
+            sqlite3.SQLITE_READONLY,
+        )
+        or "disk" in str(exc).lower()
+    )
 
 
 def check_meta(found: dict[str, str], keyer: Keyer, path: Path) -> None:
@@ -242,9 +250,7 @@ class Ledger:
             db.execute("PRAGMA synchronous=FULL")
             if max_pages is not None:
                 db.execute(f"PRAGMA max_page_count={int(max_pages)}")
-            exists = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = 'events'"
-            ).fetchone()
+            exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone()
             if not exists:
                 self._create(db)
             else:
@@ -344,8 +350,9 @@ def read_meta(db: sqlite3.Connection) -> dict[str, str]:
     return dict(db.execute("SELECT name, value FROM meta").fetchall())
 
 
-def frame(db: sqlite3.Connection, sql: str, schema: dict[str, Any],
-          params: Sequence[Any] = ()) -> pl.DataFrame:
+def frame(
+    db: sqlite3.Connection, sql: str, schema: dict[str, Any], params: Sequence[Any] = ()
+) -> pl.DataFrame:
     """A query's rows as a polars frame with a fixed schema (empty-safe)."""
     rows = db.execute(sql, params).fetchall()
     return pl.DataFrame(rows, schema=schema, orient="row")
@@ -457,15 +464,19 @@ def verify(path: Path, keyer: Keyer) -> Verdict:
             link = chain(link, canonical(seq, at, values))
             if link != stored:
                 return Verdict(
-                    False, seq - 1, seq - 1, stored,
+                    False,
+                    seq - 1,
+                    seq - 1,
+                    stored,
                     f"event {seq} ({values[0]}, run {values[1]}) does not match its chain "
                     "link: it or an earlier event was changed, inserted or moved",
                 )
             if seq == 1:
                 created = json.loads(values[_EVENT_FIELDS.index("detail")] or "{}")
                 if values[0] != Kind.CREATED or created != meta:
-                    return Verdict(False, 0, 0, link,
-                                   "the meta table does not match event 1 (created)")
+                    return Verdict(
+                        False, 0, 0, link, "the meta table does not match event 1 (created)"
+                    )
         return Verdict(True, expected_seq, expected_seq, link)
 
 

@@ -39,7 +39,9 @@ def keys_for(
         else:
             value = normalize.text(raw)
     except normalize.Invalid as exc:
-        raise UsageError(f"the {matching.replace('_', ' ')} given is not usable: {exc.reason}") from None
+        raise UsageError(
+            f"the {matching.replace('_', ' ')} given is not usable: {exc.reason}"
+        ) from None
     if matching in ("email", "phone"):
         rid = resource_id if resource_id is not None else job.input.resource_id
         return [keyer.key(db, matching, rid, None, value)]

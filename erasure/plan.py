@@ -14,14 +14,22 @@ from dataclasses import dataclass
 import polars as pl
 
 WORK_COLUMNS = (
-    "key", "db_id", "matching", "resource_id", "field_name", "value", "value_is_int",
+    "key",
+    "db_id",
+    "matching",
+    "resource_id",
+    "field_name",
+    "value",
+    "value_is_int",
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     pending: pl.DataFrame  # pairs still to finish, first-seen order (intake's item schema)
-    work: pl.DataFrame  # one row per key to send: WORK_COLUMNS + request_ids, received_ats, in_doubt
+    work: (
+        pl.DataFrame
+    )  # one row per key to send: WORK_COLUMNS + request_ids, received_ats, in_doubt
     already_done: int  # pairs of the input with a final outcome in the ledger
     already_rejected: int  # of those, how many were rejected
 
@@ -62,7 +70,9 @@ def make(items: pl.DataFrame, finished: pl.DataFrame, doubtful: set[str]) -> Pla
         pl.col("received_at").alias("received_ats"),
     )
     work = work.with_columns(
-        pl.col("key").is_in(pl.Series(sorted(doubtful), dtype=pl.String).implode()).alias("in_doubt")
+        pl.col("key")
+        .is_in(pl.Series(sorted(doubtful), dtype=pl.String).implode())
+        .alias("in_doubt")
     )
     return Plan(
         pending=pending,

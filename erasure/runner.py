@@ -79,7 +79,7 @@ def full_jitter(attempt: int) -> float:
     in-process tests can shorten the waits (as stamina's testing mode does).
     """
     bound = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
-    return random.uniform(0, bound)  # noqa: S311 - not for secrets
+    return random.uniform(0, bound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,9 +376,7 @@ class Runner:
             return
         from tqdm import tqdm  # only for people at a terminal
 
-        self._bar = tqdm(
-            total=self.summary.planned_pairs, unit="id", desc="erasing", smoothing=0.1
-        )
+        self._bar = tqdm(total=self.summary.planned_pairs, unit="id", desc="erasing", smoothing=0.1)
 
     # ------------------------------------------------------------ preflight
 
@@ -403,8 +401,9 @@ class Runner:
             if not isinstance(verdict, Retry):
                 break
             if attempt < self.job.run.max_attempts:
-                await anyio.sleep(verdict.after_s if verdict.after_s is not None
-                                  else full_jitter(attempt))
+                await anyio.sleep(
+                    verdict.after_s if verdict.after_s is not None else full_jitter(attempt)
+                )
         else:
             raise Unreachable(
                 f"the preflight to {self.job.api.base_url} got no usable answer in "
@@ -532,7 +531,9 @@ class Runner:
         while True:
             if attempt > 1:
                 try:
-                    await self.writer.commit([self._event(Kind.SENT, key=item.key, attempt=attempt)])
+                    await self.writer.commit(
+                        [self._event(Kind.SENT, key=item.key, attempt=attempt)]
+                    )
                 except LedgerWriteError:
                     return
                 if self.stop.is_set():
@@ -542,16 +543,20 @@ class Runner:
             if isinstance(verdict, Retry):
                 doubt = doubt or verdict.maybe_reached
                 capped = (
-                    verdict.after_s is not None
-                    and verdict.after_s > self.job.run.retry_after_cap_s
+                    verdict.after_s is not None and verdict.after_s > self.job.run.retry_after_cap_s
                 )
                 if attempt >= max_attempts or capped:
                     self._finish(item, attempt, Outcome.FAILED, doubt, verdict)
                     return
                 self.writer.put([self._attempt(item, attempt, verdict)])
                 wait = verdict.after_s if verdict.after_s is not None else full_jitter(attempt)
-                self.log.debug("erasure.retry.scheduled", key=item.key, attempt=attempt,
-                               reason=verdict.reason, wait_s=round(wait, 3))
+                self.log.debug(
+                    "erasure.retry.scheduled",
+                    key=item.key,
+                    attempt=attempt,
+                    reason=verdict.reason,
+                    wait_s=round(wait, 3),
+                )
                 with anyio.move_on_after(wait):
                     await self.stop.wait()
                 if self.stop.is_set():
@@ -567,7 +572,9 @@ class Runner:
                     self.request_stop(reason, str(exc))
                 return
             outcome = {
-                Erased: Outcome.ERASED, NotFound: Outcome.NOT_FOUND, Rejected: Outcome.REJECTED,
+                Erased: Outcome.ERASED,
+                NotFound: Outcome.NOT_FOUND,
+                Rejected: Outcome.REJECTED,
             }[type(verdict)]
             self._finish(item, attempt, outcome, doubt, verdict)
             return

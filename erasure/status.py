@@ -23,8 +23,13 @@ _PLANNED_SQL = """
     FROM events WHERE kind = 'planned' GROUP BY request_id, key
 """
 _PLANNED_SCHEMA = {
-    "request_id": pl.String, "key": pl.String, "db_id": pl.Int64, "matching": pl.String,
-    "resource_id": pl.Int64, "field_name": pl.String, "received_at": pl.String,
+    "request_id": pl.String,
+    "key": pl.String,
+    "db_id": pl.Int64,
+    "matching": pl.String,
+    "resource_id": pl.Int64,
+    "field_name": pl.String,
+    "received_at": pl.String,
     "first_planned": pl.Int64,
 }
 _LAST_OUTCOME_SQL = """
@@ -35,9 +40,15 @@ _LAST_OUTCOME_SQL = """
     ) last ON last.seq = e.seq
 """
 _LAST_OUTCOME_SCHEMA = {
-    "request_id": pl.String, "key": pl.String, "outcome": pl.String, "in_doubt": pl.Int64,
-    "profile_id": pl.String, "error_code": pl.Int64, "error_text": pl.String,
-    "http_status": pl.Int64, "finished_at": pl.String,
+    "request_id": pl.String,
+    "key": pl.String,
+    "outcome": pl.String,
+    "in_doubt": pl.Int64,
+    "profile_id": pl.String,
+    "error_code": pl.Int64,
+    "error_text": pl.String,
+    "http_status": pl.Int64,
+    "finished_at": pl.String,
 }
 # A pair's attempts are the requests sent for its key in the runs that planned
 # the pair: a person who asks again does not inherit the first request's.
@@ -48,13 +59,26 @@ _SENT_SQL = """
     GROUP BY p.request_id, p.key
 """
 _SENT_SCHEMA = {
-    "request_id": pl.String, "key": pl.String, "attempts": pl.Int64,
+    "request_id": pl.String,
+    "key": pl.String,
+    "attempts": pl.Int64,
     "first_attempt_at": pl.String,
 }
 
 REPORT_COLUMNS = (
-    "request_id", "key", "db_id", "matching", "outcome", "in_doubt", "profile_id",
-    "error_code", "error_text", "http_status", "attempts", "first_attempt_at", "finished_at",
+    "request_id",
+    "key",
+    "db_id",
+    "matching",
+    "outcome",
+    "in_doubt",
+    "profile_id",
+    "error_code",
+    "error_text",
+    "http_status",
+    "attempts",
+    "first_attempt_at",
+    "finished_at",
 )
 
 
@@ -77,10 +101,10 @@ def pairs(db: sqlite3.Connection, *, now: datetime | None = None) -> pl.DataFram
     days = deadline_days(db)
     out = (
         planned.sort("first_planned")
-        .join(outcomes, on=["request_id", "key"], how="left", nulls_equal=True,
-              maintain_order="left")
-        .join(sent, on=["request_id", "key"], how="left", nulls_equal=True,
-              maintain_order="left")
+        .join(
+            outcomes, on=["request_id", "key"], how="left", nulls_equal=True, maintain_order="left"
+        )
+        .join(sent, on=["request_id", "key"], how="left", nulls_equal=True, maintain_order="left")
         .with_columns(
             pl.col("outcome").fill_null(Outcome.PENDING.value),
             (
@@ -179,8 +203,9 @@ def _last_plan_pending(db: sqlite3.Connection, table: pl.DataFrame) -> int | Non
         (row[0],),
     )
     final = table.filter(pl.col("outcome").is_in([o.value for o in ledger_mod.FINAL]))
-    left = planned.join(final.select("request_id", "key"), on=["request_id", "key"],
-                        how="anti", nulls_equal=True)
+    left = planned.join(
+        final.select("request_id", "key"), on=["request_id", "key"], how="anti", nulls_equal=True
+    )
     return left.height
 
 
@@ -192,8 +217,7 @@ def lookup(db: sqlite3.Connection, keys: list[str]) -> pl.DataFrame:
 
 def erased_or_gone(rows: pl.DataFrame) -> bool:
     """True when every request's last outcome for the identifier is erased or not_found."""
-    return rows.height > 0 and rows["outcome"].is_in(
-        [Outcome.ERASED.value, Outcome.NOT_FOUND.value]
-    ).all()
-
-
+    return (
+        rows.height > 0
+        and rows["outcome"].is_in([Outcome.ERASED.value, Outcome.NOT_FOUND.value]).all()
+    )

@@ -40,13 +40,31 @@ def main() -> int:
     env.setdefault("ERASURE_LEDGER_KEY", "demo-ledger-key-not-for-production")
     sandbox = subprocess.Popen(
         [
-            sys.executable, "-m", "erasure", "sandbox", "--port", "0",
-            "--profiles", str(ROOT / "sample_data" / "profiles.csv"),
-            "--latency-ms", "20", "--latency-jitter-ms", "10",
-            "--fail-5xx", "0.08", "--fail-429", "0.05", "--retry-after", "1",
-            "--seed", "7",
+            sys.executable,
+            "-m",
+            "erasure",
+            "sandbox",
+            "--port",
+            "0",
+            "--profiles",
+            str(ROOT / "sample_data" / "profiles.csv"),
+            "--latency-ms",
+            "20",
+            "--latency-jitter-ms",
+            "10",
+            "--fail-5xx",
+            "0.08",
+            "--fail-429",
+            "0.05",
+            "--retry-after",
+            "1",
+            "--seed",
+            "7",
         ],
-        stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     try:
         assert sandbox.stdout is not None

@@ -12,8 +12,9 @@ from erasure.ledger import open_readonly
 from erasure.status import pairs
 
 
-def emails_csv(path: Path, ids: range | list[int], *, tickets: bool = True,
-               extra: list[str] = ()) -> Path:  # type: ignore[assignment]
+def emails_csv(
+    path: Path, ids: range | list[int], *, tickets: bool = True, extra: list[str] = ()
+) -> Path:  # type: ignore[assignment]
     """A request file naming generated sandbox profiles user{i}@example.com."""
     lines = ["ticket,email" if tickets else "email"]
     for i in ids:

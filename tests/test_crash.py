@@ -31,13 +31,17 @@ pytestmark = pytest.mark.slow
 def _popen(job: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "erasure", "run", str(job), "--no-progress", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
     )
 
 
-def _run(job: Path, *args: str, env: dict[str, str] | None = None,
-         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(
+    job: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     proc = _popen(job, *args, env=env)
     out, err = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -71,7 +75,7 @@ def test_sigterm_stops_cleanly_and_the_next_run_completes(
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
         assert 75 == proc.returncode, err
         lines = [json.loads(line) for line in err.splitlines()]  # every line is JSON
         assert "erasure.run.stopping" in {line["event"] for line in lines}
@@ -116,14 +120,24 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
     are all flagged in doubt, and their number is bounded by the in-flight
     window (the feeder's batch plus the queue plus the workers).
     """
-    kills = 24 if LONG else 8
-    n = 2000 if LONG else 600
+    kills = 60 if LONG else 20
+    n = 4000 if LONG else 1200
     rng = random.Random(20261128)
     concurrency = 8
-    with SandboxProcess("--generate", str(n), "--latency-ms", "5", "--latency-jitter-ms", "5",
-                        "--drop-after-delete", "0.01", "--seed", "5") as sb:
+    with SandboxProcess(
+        "--generate",
+        str(n),
+        "--latency-ms",
+        "5",
+        "--latency-jitter-ms",
+        "5",
+        "--drop-after-delete",
+        "0.01",
+        "--seed",
+        "5",
+    ) as sb:
         e2e.emails_csv(tmp_path / "in.csv", range(n))
-        job = e2e.job(write_job, sb.url, run={"rate_per_s": 100, "concurrency": concurrency})
+        job = e2e.job(write_job, sb.url, run={"rate_per_s": 60, "concurrency": concurrency})
         ledger = tmp_path / "ledger.sqlite"
         killed = 0
         for _ in range(kills):
@@ -144,7 +158,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
         resent = sum(1 for c in sb.stats()["deletes_per_profile"].values() if c > 1)
         window = max(64, concurrency) + concurrency * 2
         assert resent <= killed * window
-        assert killed >= kills // 2
+        assert killed >= kills * 3 // 4
 
 
 def test_a_full_ledger_stops_with_74_and_a_roomier_one_completes(

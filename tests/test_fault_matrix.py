@@ -57,8 +57,12 @@ def test_fault_combination_ends_in_final_outcomes(
     n = 24
     sandbox = sandbox_factory(generate_count=n, seed=len(names) * 7 + 1, **faults)
     e2e.emails_csv(tmp_path / "in.csv", range(n))
-    job = e2e.job(write_job, sandbox.url, api={"timeout_s": 1},
-                  run={"max_attempts": 10, "concurrency": 6, "rate_per_s": 400})
+    job = e2e.job(
+        write_job,
+        sandbox.url,
+        api={"timeout_s": 1},
+        run={"max_attempts": 10, "concurrency": 6, "rate_per_s": 400},
+    )
     ledger = tmp_path / "ledger.sqlite"
     for _ in range(4):  # an unlucky identifier may use all its attempts; the next run retries
         code = e2e.run(job)

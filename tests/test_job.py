@@ -20,11 +20,17 @@ def test_defaults_and_relative_paths(write_job: Callable[..., Path], tmp_path: P
     assert frozenset({401, 403}) == job.api.codes.token
     assert frozenset({402}) == job.api.codes.unavailable
     assert (16, 20.0, 8, 300.0, True) == (
-        job.run.concurrency, job.run.rate_per_s, job.run.max_attempts,
-        job.run.retry_after_cap_s, job.run.preflight,
+        job.run.concurrency,
+        job.run.rate_per_s,
+        job.run.max_attempts,
+        job.run.retry_after_cap_s,
+        job.run.preflight,
     )
     assert ("json", 10.0, "RU", 30) == (
-        job.api.format, job.api.timeout_s, job.input.phone_region, job.input.deadline_days,
+        job.api.format,
+        job.api.timeout_s,
+        job.input.phone_region,
+        job.input.deadline_days,
     )
     assert "ALTCRAFT_TOKEN" == job.api.token_env
     assert "ERASURE_LEDGER_KEY" == job.ledger.key_env
@@ -34,16 +40,36 @@ def test_defaults_and_relative_paths(write_job: Callable[..., Path], tmp_path: P
 def test_full_example_parses(write_job: Callable[..., Path], tmp_path: Path) -> None:
     """Every key of the contract's example is accepted."""
     path = write_job(
-        api={"base_url": "https://example.altcraft.com", "token_file": "secrets/token",
-             "format": "xml", "timeout_s": 5, "ca_bundle": "corp-ca.pem",
-             "codes": {"not_found": [404, 440], "token": [401, 403], "unavailable": [402]}},
-        input={"path": "requests.csv", "db_id": 1, "resource_id": 24,
-               "request_id_column": "ticket", "received_at_column": "received_at",
-               "deadline_days": 30, "phone_region": "ru",
-               "columns": {"email": "Email", "phone": "Phone", "profile_id": "Profile ID",
-                           "custom": {"column": "crm_id", "field_name": "CRM_ID"}}},
-        run={"concurrency": 4, "rate_per_s": 2.5, "max_attempts": 3,
-             "retry_after_cap_s": 60, "preflight": False},
+        api={
+            "base_url": "https://example.altcraft.com",
+            "token_file": "secrets/token",
+            "format": "xml",
+            "timeout_s": 5,
+            "ca_bundle": "corp-ca.pem",
+            "codes": {"not_found": [404, 440], "token": [401, 403], "unavailable": [402]},
+        },
+        input={
+            "path": "requests.csv",
+            "db_id": 1,
+            "resource_id": 24,
+            "request_id_column": "ticket",
+            "received_at_column": "received_at",
+            "deadline_days": 30,
+            "phone_region": "ru",
+            "columns": {
+                "email": "Email",
+                "phone": "Phone",
+                "profile_id": "Profile ID",
+                "custom": {"column": "crm_id", "field_name": "CRM_ID"},
+            },
+        },
+        run={
+            "concurrency": 4,
+            "rate_per_s": 2.5,
+            "max_attempts": 3,
+            "retry_after_cap_s": 60,
+            "preflight": False,
+        },
         ledger={"path": "l/ledger.sqlite", "key_file": "secrets/key"},
     )
     job = job_mod.load(path)

@@ -26,14 +26,24 @@ def _ev(kind: L.Kind, run: int = 1, **kw: object) -> L.Event:
 def _sample(path: Path) -> None:
     with L.Ledger(path, KEYER) as led:
         led.append([_ev(L.Kind.RUN_STARTED, detail="{}")])
-        led.append([
-            _ev(L.Kind.PLANNED, key="a" * 32, request_id="T1", db_id=1, matching="email"),
-            _ev(L.Kind.SENT, key="a" * 32, attempt=1),
-            _ev(L.Kind.OUTCOME, key="a" * 32, request_id="T1", attempt=1, outcome="erased",
-                in_doubt=0, profile_id="p1", error_code=0),
-            _ev(L.Kind.PLANNED, key="b" * 32, request_id="T2", db_id=1, matching="email"),
-            _ev(L.Kind.SENT, key="b" * 32, attempt=1),
-        ])
+        led.append(
+            [
+                _ev(L.Kind.PLANNED, key="a" * 32, request_id="T1", db_id=1, matching="email"),
+                _ev(L.Kind.SENT, key="a" * 32, attempt=1),
+                _ev(
+                    L.Kind.OUTCOME,
+                    key="a" * 32,
+                    request_id="T1",
+                    attempt=1,
+                    outcome="erased",
+                    in_doubt=0,
+                    profile_id="p1",
+                    error_code=0,
+                ),
+                _ev(L.Kind.PLANNED, key="b" * 32, request_id="T2", db_id=1, matching="email"),
+                _ev(L.Kind.SENT, key="b" * 32, attempt=1),
+            ]
+        )
 
 
 def test_fresh_ledger_verifies(tmp_path: Path) -> None:
@@ -130,9 +140,8 @@ def test_other_derivation_version_refused(tmp_path: Path, monkeypatch: pytest.Mo
 def test_second_writer_is_refused_at_once(tmp_path: Path) -> None:
     """Only one writer: the second gets LedgerBusy (75) and touches nothing."""
     path = tmp_path / "l.sqlite"
-    with L.Ledger(path, KEYER):
-        with pytest.raises(LedgerBusy):
-            L.Ledger(path, KEYER)
+    with L.Ledger(path, KEYER), pytest.raises(LedgerBusy):
+        L.Ledger(path, KEYER)
     with L.Ledger(path, KEYER):  # released on close
         pass
 
@@ -172,12 +181,16 @@ def test_unanswered_attempt_then_failed_stays_in_doubt(tmp_path: Path) -> None:
     path = tmp_path / "l.sqlite"
     k = "d" * 32
     with L.Ledger(path, KEYER) as led:
-        led.append([
-            _ev(L.Kind.SENT, key=k, attempt=1),
-            _ev(L.Kind.ATTEMPT, key=k, attempt=1, in_doubt=1),
-            _ev(L.Kind.SENT, key=k, attempt=2),
-            _ev(L.Kind.OUTCOME, key=k, request_id=None, attempt=2, outcome="failed", in_doubt=1),
-        ])
+        led.append(
+            [
+                _ev(L.Kind.SENT, key=k, attempt=1),
+                _ev(L.Kind.ATTEMPT, key=k, attempt=1, in_doubt=1),
+                _ev(L.Kind.SENT, key=k, attempt=2),
+                _ev(
+                    L.Kind.OUTCOME, key=k, request_id=None, attempt=2, outcome="failed", in_doubt=1
+                ),
+            ]
+        )
     with closing(L.open_readonly(path)) as db:
         assert {k} == L.doubtful_keys(db)
 

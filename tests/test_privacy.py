@@ -27,8 +27,13 @@ TOKEN = "sandbox-token"
 
 
 def _erasure(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "erasure", *args], capture_output=True,
-                          check=False, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "erasure", *args],
+        capture_output=True,
+        check=False,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
@@ -45,11 +50,24 @@ def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
         lines.append(f"X{i},ghost{i}@example.com,")
         raw.append(f"ghost{i}@example.com")
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
-    with SandboxProcess("--generate", "50", "--fail-5xx", "0.2", "--fail-429", "0.1",
-                        "--retry-after", "0", "--drop-after-delete", "0.1",
-                        "--echo-identifier", "--seed", "11") as sb:
-        job = e2e.job(write_job, sb.url, api={"timeout_s": 2},
-                      run={"max_attempts": 10, "rate_per_s": 300})
+    with SandboxProcess(
+        "--generate",
+        "50",
+        "--fail-5xx",
+        "0.2",
+        "--fail-429",
+        "0.1",
+        "--retry-after",
+        "0",
+        "--drop-after-delete",
+        "0.1",
+        "--echo-identifier",
+        "--seed",
+        "11",
+    ) as sb:
+        job = e2e.job(
+            write_job, sb.url, api={"timeout_s": 2}, run={"max_attempts": 10, "rate_per_s": 300}
+        )
         run = _erasure("run", str(job), "--no-progress", "--log-format", "json")
         assert run.returncode in (0, 1, 75), run.stderr[-2000:]
     outputs = [run.stdout, run.stderr]
@@ -58,9 +76,12 @@ def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
         rep = _erasure("report", str(job), "--out", str(out))
         assert 0 == rep.returncode, rep.stderr
         outputs.append(out.read_bytes())
-    for args in (["status", str(job)], ["status", str(job), "--json"],
-                 ["lookup", str(job), "--email", "user1@example.com"],
-                 ["verify", str(job)]):
+    for args in (
+        ["status", str(job)],
+        ["status", str(job), "--json"],
+        ["lookup", str(job), "--email", "user1@example.com"],
+        ["verify", str(job)],
+    ):
         outputs.append(_erasure(*args).stdout)
     for f in tmp_path.glob("ledger.sqlite*"):
         outputs.append(f.read_bytes())

@@ -34,8 +34,13 @@ def test_status_json_counts(done_job: Path, capsys: pytest.CaptureFixture[str]) 
     assert 0 == cli.main(["status", str(done_job), "--json"])
     info = json.loads(capsys.readouterr().out)
     assert (6, 5, 1, 0, 0, 0, 0) == (
-        info["total"], info["erased"], info["not_found"], info["rejected"], info["failed"],
-        info["pending"], info["in_doubt"],
+        info["total"],
+        info["erased"],
+        info["not_found"],
+        info["rejected"],
+        info["failed"],
+        info["pending"],
+        info["in_doubt"],
     )
     assert 0 == info["last_run"]["exit_code"]
 
@@ -120,8 +125,9 @@ def test_bad_command_line_exits_64(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_durations_and_clock_times() -> None:
     """--max-duration and --stop-at parse the contract's forms."""
-    assert [90.0, 2700.0, 7200.0, 5400.0] == [cli.duration(t) for t in ("90s", "45m", "2h",
-                                                                        "1h30m")]
+    assert [90.0, 2700.0, 7200.0, 5400.0] == [
+        cli.duration(t) for t in ("90s", "45m", "2h", "1h30m")
+    ]
     assert (6, 0) == cli.clock_time("06:00")
     from datetime import datetime
 

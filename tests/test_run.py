@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -63,8 +62,11 @@ def test_a_new_request_for_an_erased_person_is_sent_again(
 
 
 def test_wrong_token_stops_at_the_preflight(
-    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A refused token exits 77 after the preflight alone; no real identifier is sent."""
     sandbox = sandbox_factory(generate_count=20)
@@ -79,8 +81,11 @@ def test_wrong_token_stops_at_the_preflight(
 
 @pytest.mark.parametrize("preflight", [True, False])
 def test_readonly_token_stops_after_at_most_concurrency_requests(
-    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, preflight: bool,
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    preflight: bool,
 ) -> None:
     """A token without the delete permission (403) stops the run at once: exit 77."""
     sandbox = sandbox_factory(generate_count=200)
@@ -97,7 +102,9 @@ def test_readonly_token_stops_after_at_most_concurrency_requests(
 
 
 def test_tariff_limit_stops_the_run_with_69_and_the_next_run_finishes(
-    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
     """An `unavailable` code (402) mid-run stops with 69; nothing is lost or repeated."""
     sandbox = sandbox_factory(generate_count=100, tariff_limit_after=30)
@@ -113,7 +120,9 @@ def test_tariff_limit_stops_the_run_with_69_and_the_next_run_finishes(
 
 
 def test_wrong_url_stops_with_69(
-    sandbox: Sandbox, write_job: Callable[..., Path], tmp_path: Path,
+    sandbox: Sandbox,
+    write_job: Callable[..., Path],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A 404 without an Altcraft body (a proxy's page) is a wrong URL: 69 at once."""
@@ -124,7 +133,9 @@ def test_wrong_url_stops_with_69(
 
 
 def test_unreachable_service_stops_with_69(
-    write_job: Callable[..., Path], tmp_path: Path, free_tcp_port: int,
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    free_tcp_port: int,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Connection refused at the preflight: 69, one line, no traceback."""
@@ -135,7 +146,9 @@ def test_unreachable_service_stops_with_69(
 
 
 def test_preflight_answer_matching_no_code_stops_with_78(
-    sandbox: Sandbox, write_job: Callable[..., Path], tmp_path: Path,
+    sandbox: Sandbox,
+    write_job: Callable[..., Path],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """When not_found is configured wrongly, the preflight names the code it saw."""
@@ -147,12 +160,15 @@ def test_preflight_answer_matching_no_code_stops_with_78(
 
 
 def test_rejected_identifiers_exit_1_and_retry_rejected_sends_them_again(
-    sandbox: Sandbox, write_job: Callable[..., Path], tmp_path: Path,
+    sandbox: Sandbox,
+    write_job: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
     """A code outside [api.codes] rejects the identifier (exit 1); --retry-rejected resends."""
     e2e.emails_csv(tmp_path / "in.csv", range(5))
-    job = e2e.job(write_job, sandbox.url, api={"codes": {"not_found": [440]}},
-                  run={"preflight": False})
+    job = e2e.job(
+        write_job, sandbox.url, api={"codes": {"not_found": [440]}}, run={"preflight": False}
+    )
     (tmp_path / "in.csv").write_text("ticket,email\nT1,user1@example.com\nT2,nobody@example.com\n")
     assert 1 == e2e.run(job)  # nobody@ answers 404, which now means nothing: rejected
     rows = {r["request_id"]: r for r in e2e.ledger_pairs(tmp_path / "ledger.sqlite")}
@@ -168,23 +184,24 @@ def test_rejected_identifiers_exit_1_and_retry_rejected_sends_them_again(
 
 
 def test_rate_ceiling_is_never_exceeded(
-    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
     """No one-second window at the server holds more than rate_per_s (+2 %) requests."""
     sandbox = sandbox_factory(generate_count=200, record_times=True)
     e2e.emails_csv(tmp_path / "in.csv", range(150))
-    assert 0 == e2e.run(e2e.job(write_job, sandbox.url, run={"rate_per_s": 50,
-                                                               "concurrency": 16}))
+    assert 0 == e2e.run(e2e.job(write_job, sandbox.url, run={"rate_per_s": 50, "concurrency": 16}))
     times = sorted(sandbox.stats()["request_times"])
     assert 151 == len(times)
-    worst = max(
-        sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times)
-    )
+    worst = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
     assert worst <= 50 * 1.02 + 1  # +1: arrival jitter on loopback at the window's edge
 
 
 def test_dry_run_sends_nothing(
-    sandbox: Sandbox, write_job: Callable[..., Path], tmp_path: Path,
+    sandbox: Sandbox,
+    write_job: Callable[..., Path],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """--dry-run prints the plan and sends no request, writes no ledger."""
@@ -197,7 +214,9 @@ def test_dry_run_sends_nothing(
 
 
 def test_max_duration_stops_with_75_and_the_next_run_completes(
-    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path,
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
     """The time budget stops cleanly (75); the next run resumes; each profile deleted once."""
     sandbox = sandbox_factory(generate_count=120)
