@@ -68,6 +68,7 @@ _STOP_CODES: dict[StopReason, ExitCode] = {
 BACKOFF_BASE_S = 0.25  # seconds: the first retry waits up to this long
 BACKOFF_CAP_S = 30.0  # seconds: no backoff (without Retry-After) waits longer
 WRITER_BATCH = 4096  # events per commit at most
+RECORD_ON_STOP_MAX = 50_000  # unreached keys recorded as planned on a stop, at most
 
 
 def full_jitter(attempt: int) -> float:
@@ -107,6 +108,7 @@ class Summary:
     stop_detail: str | None = None
     preflight: str | None = None
     withdrawn: int = 0
+    unrecorded: int = 0  # keys of the plan neither reached nor recorded (a huge plan, stopped)
     fatal: ErasureError | None = None  # what stopped the run as a whole, if anything
 
     @property
@@ -141,6 +143,7 @@ class Summary:
             "requests": self.requests,
             "in_doubt": self.in_doubt,
             "withdrawn": self.withdrawn,
+            "unrecorded": self.unrecorded,
             "duration_s": round(self.duration_s, 3),
             "stop_reason": self.stop_reason,
             "preflight": self.preflight,
@@ -622,17 +625,31 @@ class Runner:
     # ------------------------------------------------------------ the end
 
     async def _record_rest(self) -> None:
-        """Withdraw intents that never left; record the plan's unreached pairs."""
+        """Withdraw intents that never left; record the plan's unreached pairs.
+
+        Recording the unreached pairs lets the report list them as pending
+        (with their deadlines). It is bounded (:data:`RECORD_ON_STOP_MAX`
+        keys) so that a clean stop of a huge plan still stops promptly; the
+        rest is counted in the run's end as ``unrecorded`` and is planned
+        again by the next run.
+        """
         events = [self._event(Kind.WITHDRAWN, key=i.key, attempt=1) for i in self._withdrawn]
         self.summary.withdrawn = len(self._withdrawn)
         work = self.plan.work
-        for offset in range(self._fed, work.height, WRITER_BATCH):
-            for row in work.slice(offset, WRITER_BATCH).iter_rows(named=True):
+        end = min(work.height, self._fed + RECORD_ON_STOP_MAX)
+        for offset in range(self._fed, end, WRITER_BATCH):
+            rows = work.slice(offset, min(WRITER_BATCH, end - offset)).iter_rows(named=True)
+            for row in rows:
                 events += self._planned(row["key"], row)
-            if len(events) >= WRITER_BATCH:
-                self.writer.put(events)
-                events = []
+            try:
+                await self.writer.commit(events)
+            except LedgerWriteError:
+                return  # the run already stops with 74; the next run plans them again
+            events = []
         self.writer.put(events)
+        if end < work.height:
+            self.summary.unrecorded = work.height - end
+            self.log.info("erasure.plan.unrecorded", keys=self.summary.unrecorded)
 
 
 def _drain(stream: MemoryObjectReceiveStream[WorkItem]) -> Iterator[WorkItem]:

@@ -202,11 +202,17 @@ def _last_plan_pending(db: sqlite3.Connection, table: pl.DataFrame) -> int | Non
         {"request_id": pl.String, "key": pl.String},
         (row[0],),
     )
+    # a stopped run with a huge plan records only part of the unreached pairs
+    unrecorded = db.execute(
+        "SELECT coalesce(json_extract(detail, '$.unrecorded'), 0) FROM events "
+        "WHERE kind = 'run_finished' AND run = ?",
+        (row[0],),
+    ).fetchone()
     final = table.filter(pl.col("outcome").is_in([o.value for o in ledger_mod.FINAL]))
     left = planned.join(
         final.select("request_id", "key"), on=["request_id", "key"], how="anti", nulls_equal=True
     )
-    return left.height
+    return left.height + (int(unrecorded[0]) if unrecorded else 0)
 
 
 def lookup(db: sqlite3.Connection, keys: list[str]) -> pl.DataFrame:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from erasure import cli
 from tests import e2e
 from tests.sandbox_fixture import Sandbox
 
@@ -228,3 +230,32 @@ def test_max_duration_stops_with_75_and_the_next_run_completes(
     assert 0 == e2e.run(job)
     assert {"erased": 120} == e2e.outcome_counts(tmp_path / "ledger.sqlite")
     assert {1} == set(_profile_deletes(sandbox).values())
+
+
+def test_a_stop_records_a_bounded_part_of_the_unreached_plan(
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A clean stop of a big plan records at most RECORD_ON_STOP_MAX unreached keys, counts
+    the rest, and stays prompt; status still counts every pending pair; the next run ends it."""
+    from erasure import runner
+
+    monkeypatch.setattr(runner, "RECORD_ON_STOP_MAX", 10)
+    sandbox = sandbox_factory(generate_count=300)
+    e2e.emails_csv(tmp_path / "in.csv", range(300))
+    job = e2e.job(write_job, sandbox.url, run={"rate_per_s": 100, "concurrency": 4})
+    assert 75 == e2e.run(job, "--max-duration", "1s")
+    ledger = tmp_path / "ledger.sqlite"
+    erased = e2e.outcome_counts(ledger).get("erased", 0)
+    planned = e2e.events(ledger, "SELECT DISTINCT key FROM events WHERE kind = 'planned'")
+    sent = sandbox.stats()["requests"]
+    assert len(planned) <= sent + 64 + 10  # reached (with the feeder's batch) + 10 more
+    capsys.readouterr()
+    assert 0 == cli.main(["status", str(job), "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert 300 - erased == info["last_run_pending"]
+    assert 0 == e2e.run(job)
+    assert {"erased": 300} == e2e.outcome_counts(ledger)
