@@ -297,35 +297,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.stop_at is not None:
         at = time.monotonic() + seconds_until(*args.stop_at)
         deadline = at if deadline is None else min(deadline, at)
-    data, rejects = _intake(job, keyer, args)
     if args.dry_run:
+        data, rejects = _intake(job, keyer, args)
         plan = _plan(job, keyer, data.items, args.retry_rejected)
         _print_counts(data, plan, rejects)
         print("dry run: nothing was sent")
         return 0
     assert token is not None
-    return _execute(job, keyer, token, data, args, fmt, deadline, log)
+    return _execute(job, keyer, token, args, fmt, deadline, log)
 
 
 def _execute(
     job: Any,
     keyer: Any,
     token: str,
-    data: Any,
     args: argparse.Namespace,
     fmt: str,
     deadline: float | None,
     log: Any,
 ) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     import anyio
 
     from erasure import ledger as ledger_mod
+    from erasure import plan as plan_mod
     from erasure import runner
 
+    # The lock first: a second run exits 75 before reading anything.
     with ledger_mod.Ledger(
         job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env()
     ) as ledger:
-        plan = _plan(job, keyer, data.items, args.retry_rejected, ledger.connection)
+        # What the ledger knows is read while the input is read: both mostly
+        # wait in SQLite or polars, outside the GIL (2-3 s each for a million).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            known = pool.submit(
+                lambda: (
+                    ledger_mod.finished_pairs(
+                        ledger.connection, retry_rejected=args.retry_rejected
+                    ),
+                    ledger_mod.doubtful_keys(ledger.connection),
+                )
+            )
+            try:
+                data, _ = _intake(job, keyer, args)
+            finally:
+                finished, doubtful = known.result()
+        plan = plan_mod.make(data.items, finished, doubtful)
         run_no = ledger.next_run()
         log.info(
             "erasure.run.started",

@@ -311,7 +311,8 @@ class Ledger:
         self.head_seq, self.head_link = seq, link
 
     def next_run(self) -> int:
-        row = self._db.execute("SELECT max(run) FROM events").fetchone()
+        # runs only grow, so the last event's run is the largest: no full scan
+        row = self._db.execute("SELECT run FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         return int(row[0] or 0) + 1
 
     @property
