@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from erasure import __version__
-from erasure.errors import ErasureError, ExitCode, OutputError, UsageError
+from erasure.errors import MEANINGS, ErasureError, ExitCode, OutputError, UsageError
 
 EXAMPLES = {
     "validate": "erasure validate jobs/demo.toml --rejects /tmp/rejects.csv",
@@ -83,6 +83,11 @@ def seconds_until(hour: int, minute: int, now: datetime | None = None) -> float:
     return (target - now).total_seconds()
 
 
+def _input_arguments(parser: _Parser) -> None:
+    parser.add_argument("--input", type=Path, help="the input file (overrides [input] path)")
+    parser.add_argument("--rejects", type=Path, help="where to write rejected rows (CSV)")
+
+
 def build_parser(*, with_sandbox: bool = True) -> _Parser:
     parser = _Parser(
         prog="erasure",
@@ -100,8 +105,7 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
         "Read, normalise, validate and deduplicate the input; "
         "print the counts; write the rejected rows. Sends nothing.",
     )
-    p.add_argument("--input", type=Path, help="the input file (overrides [input] path)")
-    p.add_argument("--rejects", type=Path, help="where to write rejected rows (CSV)")
+    _input_arguments(p)
 
     p = _command(
         sub,
@@ -109,8 +113,7 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
         "Erase: send one delete per pending identifier, record every "
         "outcome in the ledger. Resumes from the ledger on its own.",
     )
-    p.add_argument("--input", type=Path, help="the input file (overrides [input] path)")
-    p.add_argument("--rejects", type=Path, help="where to write rejected rows (CSV)")
+    _input_arguments(p)
     p.add_argument(
         "--dry-run", action="store_true", help="validate and print the plan; send nothing"
     )
@@ -394,17 +397,6 @@ def _loop_options() -> dict[str, Any]:
     except ImportError:  # pragma: no cover - Windows, or a trimmed install
         return {}
     return {"use_uvloop": True}
-
-
-MEANINGS = {
-    0: "every identifier has a final outcome: erased or not found",
-    1: "finished, but some identifiers were rejected by the API: see the report",
-    69: "the service refused the whole run or cannot be reached",
-    74: "the ledger could not be written; what was recorded is intact",
-    75: "stopped with work left: run again to resume",
-    77: "the service refused the token",
-    78: "configuration problem: see the error above",
-}
 
 
 def _print_summary(summary: Any, code: int, job: Any) -> None:

@@ -43,6 +43,20 @@ class ExitCode(enum.IntEnum):
     CONFIG = 78
 
 
+# What each code means, for people: the run's summary, the report, the demo.
+MEANINGS: dict[int, str] = {
+    ExitCode.OK: "every identifier has a final outcome: erased or not found",
+    ExitCode.REJECTED: "finished, but some identifiers were rejected by the API",
+    ExitCode.USAGE: "bad command line",
+    ExitCode.DATAERR: "the input file cannot be used; nothing was sent",
+    ExitCode.NOINPUT: "the input file or job file does not exist",
+    ExitCode.UNAVAILABLE: "the service refused the whole run or cannot be reached",
+    ExitCode.IOERR: "the ledger or an output file could not be written",
+    ExitCode.TEMPFAIL: "stopped with work left: run again to resume",
+    ExitCode.NOPERM: "the service refused the token",
+    ExitCode.CONFIG: "a configuration problem: the job file, a secret, the key or the preflight",
+}
+
 # When several apply, the first in this order wins.
 PRECEDENCE: tuple[ExitCode, ...] = (
     ExitCode.NOPERM,

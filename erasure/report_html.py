@@ -18,6 +18,8 @@ from typing import Any
 
 import polars as pl
 
+from erasure.errors import MEANINGS
+
 MAX_ROWS = 2_000  # per detailed table
 
 # name, colour, what it means for the person whose data it is
@@ -32,18 +34,6 @@ FLAGS = (
     ("in_doubt", "a request may have reached the service before its answer was lost"),
     ("overdue", "the deadline passed before the erasure was finished"),
 )
-EXIT_MEANINGS = {
-    0: "all final: erased or not found",
-    1: "finished; some rejected",
-    64: "bad command line",
-    65: "input unusable",
-    66: "input or job file missing",
-    69: "service unavailable",
-    74: "ledger could not be written",
-    75: "stopped with work left",
-    77: "token refused",
-    78: "configuration problem",
-}
 # id: title, introduction (trusted HTML)
 SECTIONS = {
     "overdue": (
@@ -299,7 +289,7 @@ def _runs(runs: list[dict[str, Any]]) -> str:
     for r in runs:
         code = r["exit_code"]
         meaning = (
-            f"{code} ({EXIT_MEANINGS.get(code, 'unknown')})"
+            f"{code} ({MEANINGS.get(code, 'unknown')})"
             if code is not None
             else "never finished (killed, or still running)"
         )

@@ -17,13 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from erasure.errors import MEANINGS
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo-out"
-MEANINGS = {
-    0: "every identifier has a final outcome: erased or not found",
-    1: "finished, but some identifiers were rejected by the API (see the report)",
-    75: "stopped with work left: run `make demo` again, or erasure run, to resume",
-}
 
 
 def erasure(*args: str, env: dict[str, str]) -> int:
@@ -92,7 +89,7 @@ def main() -> int:
         sandbox.wait(timeout=10)
     print()
     print(f"report: {report}")
-    print(f"run exit code {code}: {MEANINGS.get(code, 'see README, Exit codes')}")
+    print(f"run exit code {code}: {MEANINGS.get(code, 'see the README, Exit codes')}")
     return 0 if code in (0, 1) else code
 
 
