@@ -298,7 +298,12 @@ class Runner:
     # ------------------------------------------------------------ the run
 
     async def execute(self) -> Summary:
-        """Run to the end or to a stop; never raises for a per-identifier problem."""
+        """Run to the end or to a stop.
+
+        Never raises for a user's mistake: an :class:`ErasureError` from
+        anywhere in the run (a CA bundle that cannot be read, a ledger that
+        cannot be written) ends in ``summary.fatal``, for the CLI's one line.
+        """
         writer = Writer(self.ledger, self._on_commit)
         writer.on_error = lambda exc: self.request_stop("ledger", str(exc))
         self.writer = writer
@@ -309,6 +314,8 @@ class Runner:
                     await self._main(outer)
                 finally:
                     await writer.close()
+        except* ErasureError as group:
+            self.summary.fatal = _first(group)
         finally:
             self.summary.finished = time.monotonic()
             if self._bar is not None:
@@ -650,6 +657,12 @@ class Runner:
         if end < work.height:
             self.summary.unrecorded = work.height - end
             self.log.info("erasure.plan.unrecorded", keys=self.summary.unrecorded)
+
+
+def _first(group: BaseExceptionGroup[ErasureError]) -> ErasureError:
+    """The first error of a (possibly nested) exception group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _drain(stream: MemoryObjectReceiveStream[WorkItem]) -> Iterator[WorkItem]:

@@ -259,3 +259,18 @@ def test_a_stop_records_a_bounded_part_of_the_unreached_plan(
     assert 300 - erased == info["last_run_pending"]
     assert 0 == e2e.run(job)
     assert {"erased": 300} == e2e.outcome_counts(ledger)
+
+
+def test_a_ca_bundle_that_cannot_be_read_is_one_line_and_78(
+    sandbox: Sandbox,
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A configuration error met inside the run is one line and 78, never a traceback."""
+    e2e.emails_csv(tmp_path / "in.csv", range(3))
+    job = e2e.job(write_job, sandbox.url, api={"ca_bundle": "missing-ca.pem"})
+    assert 78 == e2e.run(job)
+    err = capsys.readouterr().err
+    assert "missing-ca.pem" in err and "Traceback" not in err
+    assert 0 == sandbox.stats()["requests"]
