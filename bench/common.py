@@ -16,6 +16,7 @@ Everything talks to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -410,9 +411,7 @@ def run_in_process(job_path: str, *, record: bool, work_limit: int | None = None
     def trim(plan: Any) -> Any:
         if work_limit is None:
             return plan
-        return plan_mod.Plan(
-            plan.pending, plan.work.head(work_limit), plan.already_done, plan.already_rejected
-        )
+        return dataclasses.replace(plan, work=plan.work.head(work_limit))
 
     if record:
         with ledger_mod.Ledger(job.ledger.path, keyer) as ledger:

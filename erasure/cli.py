@@ -347,15 +347,25 @@ def _execute(
             finally:
                 finished, doubtful = known.result()
         plan = plan_mod.make(data.items, finished, doubtful)
+        input_info = {
+            "path": str(data.path),
+            "sha256": data.sha256,
+            "rows": data.counts.rows,
+            "rejected": data.counts.rejected,
+        }
+        # The run needs only the plan's work frame: let the intake's items and
+        # the pending pairs go (about 0.9 GiB each for ten million rows).
+        del data, finished
+        plan = plan.without_pending()
         run_no = ledger.next_run()
         log.info(
             "erasure.run.started",
             run=run_no,
-            input_rows=data.counts.rows,
+            input_rows=input_info["rows"],
             to_send=plan.to_send,
             already_done=plan.already_done,
             in_doubt=plan.in_doubt,
-            rejected_rows=data.counts.rejected,
+            rejected_rows=input_info["rejected"],
         )
         progress = not args.no_progress and fmt == "console" and sys.stderr.isatty()
         r = runner.Runner(
@@ -365,12 +375,7 @@ def _execute(
             run_no,
             token,
             runner.Options(deadline=deadline, progress=progress),
-            input_info={
-                "path": str(data.path),
-                "sha256": data.sha256,
-                "rows": data.counts.rows,
-                "rejected": data.counts.rejected,
-            },
+            input_info=input_info,
         )
         summary = anyio.run(r.execute, backend_options=_loop_options())
         code = summary.exit_code()

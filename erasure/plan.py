@@ -9,7 +9,7 @@ person who asks again is a new erasure). Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -32,6 +32,11 @@ class Plan:
     )  # one row per key to send: WORK_COLUMNS + request_ids, received_ats, in_doubt
     already_done: int  # pairs of the input with a final outcome in the ledger
     already_rejected: int  # of those, how many were rejected
+    pairs: int  # (request id, key) pairs to finish: pending's height
+
+    def without_pending(self) -> Plan:
+        """The same plan without the pending frame, for a run that needs only the work."""
+        return replace(self, pending=self.pending.clear())
 
     @property
     def to_send(self) -> int:
@@ -79,4 +84,5 @@ def make(items: pl.DataFrame, finished: pl.DataFrame, doubtful: set[str]) -> Pla
         work=work,
         already_done=done.height,
         already_rejected=done.filter(pl.col("outcome") == "rejected").height,
+        pairs=pending.height,
     )

@@ -239,7 +239,7 @@ class Runner:
         self.log = logs.get().bind(run=run)
         self.summary = Summary(
             run=run,
-            planned_pairs=plan.pending.height,
+            planned_pairs=plan.pairs,
             planned_keys=plan.to_send,
             already_done=plan.already_done,
             already_rejected=plan.already_rejected,
