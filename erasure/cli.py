@@ -331,21 +331,21 @@ def _execute(
     with ledger_mod.Ledger(
         job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env()
     ) as ledger:
-        # What the ledger knows is read while the input is read: both mostly
-        # wait in SQLite or polars, outside the GIL (2-3 s each for a million).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            known = pool.submit(
-                lambda: (
-                    ledger_mod.finished_pairs(
-                        ledger.connection, retry_rejected=args.retry_rejected
-                    ),
-                    ledger_mod.doubtful_keys(ledger.connection),
-                )
+        # What the ledger knows is read while the input is read: all three
+        # mostly wait in SQLite or polars, outside the GIL (1-3 s each for a
+        # million rows). The in-doubt query gets its own read-only connection.
+        with (
+            ThreadPoolExecutor(max_workers=2) as pool,
+            closing(ledger_mod.open_readonly(job.ledger.path)) as reader,
+        ):
+            done = pool.submit(
+                ledger_mod.finished_pairs, ledger.connection, retry_rejected=args.retry_rejected
             )
+            doubt = pool.submit(ledger_mod.doubtful_keys, reader)
             try:
                 data, _ = _intake(job, keyer, args)
             finally:
-                finished, doubtful = known.result()
+                finished, doubtful = done.result(), doubt.result()
         plan = plan_mod.make(data.items, finished, doubtful)
         input_info = {
             "path": str(data.path),

@@ -340,7 +340,10 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     if not path.exists():
         raise FileMissing(f"ledger {path} does not exist (no run has written it yet)")
     try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        # a reader may be handed to one worker thread (never used by two at once)
+        db = sqlite3.connect(
+            f"{path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False
+        )
         db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
     except sqlite3.Error as exc:
         raise LedgerMismatch(f"ledger {path} is not an erasure ledger: {exc}") from None
