@@ -35,7 +35,6 @@ from typing import Any, Literal
 
 import anyio
 import httpx
-from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from erasure import altcraft, logs
@@ -311,7 +310,7 @@ class Runner:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(writer.run)
                 try:
-                    await self._main(outer)
+                    await self._main()
                 finally:
                     await writer.close()
         except* ErasureError as group:
@@ -324,7 +323,7 @@ class Runner:
             self.request_stop("ledger", str(writer.error))
         return self.summary
 
-    async def _main(self, outer: TaskGroup) -> None:
+    async def _main(self) -> None:
         job = self.job
         await self.writer.commit([self._event(Kind.RUN_STARTED, detail=self._start_detail())])
         async with make_client(job, self.token, transport=self.transport) as client:
