@@ -144,11 +144,7 @@ class AltcraftClient(httpx.AsyncClient):
     ) -> httpx.AsyncBaseTransport:
         if transport is not None:
             return transport
-        return _AiohttpRoute(
-            verify=self._ssl_context,
-            limits=limits,
-            client=_SessionFactory(self._pool, self._ssl_context),
-        )
+        return self._route(limits)
 
     def _init_proxy_transport(
         self,
@@ -160,6 +156,12 @@ class AltcraftClient(httpx.AsyncClient):
         http2: bool = False,
         limits: httpx.Limits = _LIMITS,
     ) -> httpx.AsyncBaseTransport:
+        return self._route(limits, proxy)
+
+    def _route(
+        self, limits: httpx.Limits, proxy: httpx.Proxy | None = None
+    ) -> httpx.AsyncBaseTransport:
+        """The aiohttp transport both hooks build, with or without a proxy."""
         return _AiohttpRoute(
             verify=self._ssl_context,
             limits=limits,
