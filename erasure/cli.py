@@ -188,18 +188,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(with_sandbox=bool(argv) and argv[0] == "sandbox").parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    global _json_errors
+    _json_errors = False  # until `run` chooses JSON logs
     try:
         return handler(args)
     except ErasureError as exc:
-        _fail(exc)
+        _fail(str(exc), exc.exit_code)
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        print("erasure: interrupted", file=sys.stderr)
+        _fail("interrupted", ExitCode.TEMPFAIL)
         return int(ExitCode.TEMPFAIL)
 
 
-def _fail(exc: ErasureError) -> None:
-    print(f"erasure: error: {exc}", file=sys.stderr)
+# Set by `run` under --log-format json, where every stderr line is one JSON object.
+_json_errors = False
+
+
+def _fail(message: str, code: int) -> None:
+    """The one line on stderr that says why the command failed."""
+    if _json_errors:
+        from datetime import UTC
+
+        line = json.dumps(
+            {
+                "event": "erasure.error",
+                "level": "error",
+                "error": message,
+                "exit_code": int(code),
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            }
+        )
+    else:
+        line = f"erasure: error: {message}"
+    print(line, file=sys.stderr)
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -288,8 +309,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from erasure import logs
 
+    global _json_errors
     fmt = logs.choose_format(args.log_format)
     logs.configure(fmt)
+    _json_errors = fmt == "json"
     log = logs.get()
     job = _load(args)
     keyer = _keyer(job)
@@ -387,9 +410,9 @@ def _execute(
             code = summary.exit_code()
     log.info("erasure.run.finished", **summary.as_dict(), exit_code=int(code))
     if summary.fatal is not None:
-        _fail(summary.fatal)
+        _fail(str(summary.fatal), code)
     elif summary.stop_detail and summary.stop_reason in ("token", "unavailable", "ledger"):
-        print(f"erasure: error: {summary.stop_detail}", file=sys.stderr)
+        _fail(summary.stop_detail, code)
     if fmt != "json":
         _print_summary(summary, code, job)
     return int(code)

@@ -145,6 +145,9 @@ def test_unreachable_service_stops_with_69(
     assert 69 == e2e.run(e2e.job(write_job, f"http://127.0.0.1:{free_tcp_port}"))
     err = capsys.readouterr().err
     assert "cannot reach" in err and "Traceback" not in err
+    # --log-format json: every stderr line is one JSON object, the error too
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert [69] == [line["exit_code"] for line in lines if line["event"] == "erasure.error"]
 
 
 def test_preflight_answer_matching_no_code_stops_with_78(
