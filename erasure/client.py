@@ -27,6 +27,7 @@ transport; any other ``AsyncClient`` is used through its public ``post``.
 from __future__ import annotations
 
 import ssl
+from types import TracebackType
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
@@ -40,6 +41,7 @@ from multidict import CIMultiDict
 from erasure.altcraft import JSON_TYPE, PATH, XML_TYPE, Answer, DeleteRequest, decode, encode
 from erasure.errors import ConfigError
 from erasure.job import Job
+from erasure.wire import Wire
 
 __all__ = ["AltcraftClient", "make_client", "send", "ssl_context", "translate"]
 
@@ -107,6 +109,40 @@ class AltcraftClient(httpx.AsyncClient):
             self.delete_headers[ctype] = headers
         self.delete_extensions: dict[str, Any] = {"timeout": self.timeout.as_dict()}
         self._direct = self._prepare_direct()
+        self._wire = self._prepare_wire()
+
+    def _prepare_wire(self) -> Wire | None:
+        """The lean transport, when the delete URL is reached without a proxy."""
+        route = self.delete_transport
+        if not isinstance(route, _AiohttpRoute) or route.proxy is not None:
+            return None
+        t = self.timeout
+        return Wire(
+            self.delete_url,
+            {kind: headers.raw for kind, headers in self.delete_headers.items()},
+            ssl_context=self._ssl_context,
+            connect_s=t.connect if t.connect is not None else 3600.0,
+            read_s=t.read if t.read is not None else 3600.0,
+            pool_s=t.pool if t.pool is not None else 3600.0,
+            keepalive_s=KEEPALIVE_S,
+            pool=self._pool,
+        )
+
+    async def aclose(self) -> None:
+        if self._wire is not None:
+            await self._wire.aclose()
+        await super().aclose()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        # httpx's __aexit__ closes the transports itself, without aclose()
+        if self._wire is not None:
+            await self._wire.aclose()
+        await super().__aexit__(exc_type, exc_value, traceback)
 
     def _prepare_direct(self) -> _Direct | None:
         route = self.delete_transport
@@ -262,6 +298,10 @@ async def send(
     body, ctype = encode(req, token, fmt)
     try:
         if isinstance(client, AltcraftClient):
+            wire = client._wire
+            if wire is not None:
+                got = await wire.post(body, ctype)
+                return decode(got.status, got.content_type, got.content, got.retry_after)
             direct = client._direct
             if direct is not None:
                 async with direct.route.session().post(
