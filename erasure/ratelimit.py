@@ -16,7 +16,8 @@ actual grant times:
   ``asyncio`` sleep is never shorter than about 1 ms); the bucket thus
   holds at most ``BURST_S`` seconds' worth.
 
-Grants are FIFO and serialized: an ``anyio.Lock`` is held while sleeping.
+Grants are FIFO and serialized: an ``anyio.Lock`` is held while sleeping
+(a grant that is due while nobody waits needs neither the lock nor a sleep).
 ``current_rate`` starts at the ceiling, halves on :meth:`slow_down` (a 429)
 down to a floor, and climbs back linearly with :meth:`succeeded`, from the
 floor to the ceiling in about :data:`RECOVERY_S` seconds of successes.
@@ -101,8 +102,14 @@ class RateLimiter:
     async def acquire(self) -> float:
         """Wait for a grant; returns its time (clock seconds). FIFO among waiters.
 
-        Cancelling a waiter grants nothing and lets the next one in.
+        Cancelling a waiter grants nothing and lets the next one in. With
+        nobody waiting and a grant due, it returns without yielding: the
+        lock and the scheduler cost more than the rest of the grant.
         """
+        if not self._lock.locked():
+            now = self._clock()
+            if self._ready_at() <= now:
+                return self._grant(now)
         async with self._lock:
             now = self._clock()
             ready = self._ready_at()
@@ -110,9 +117,12 @@ class RateLimiter:
                 await self._sleep(ready - now)
                 now = self._clock()
                 ready = self._ready_at()  # a slow_down() may have moved it
-            self._log.append(now)
-            self._tat = max(self._tat, now) + 1.0 / self._rate
-            return now
+            return self._grant(now)
+
+    def _grant(self, now: float) -> float:
+        self._log.append(now)
+        self._tat = max(self._tat, now) + 1.0 / self._rate
+        return now
 
     def slow_down(self, after_s: float | None = None, *, sent_at: float | None = None) -> None:
         """The service answered 429: halve the pace (not below the floor).

@@ -27,15 +27,14 @@ import random
 import secrets
 import signal
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import anyio
 import httpx
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from erasure import altcraft, logs
 from erasure.altcraft import Abort, DeleteRequest, Erased, NotFound, Rejected, Retry
@@ -211,6 +210,59 @@ class Writer:
 
     async def close(self) -> None:
         await self._send.aclose()
+
+
+class _Hopper:
+    """Items whose intents are committed, waiting for a worker.
+
+    A plain deque instead of an anyio memory stream: a stream costs a trip
+    through the scheduler and a task lookup per item, about an eighth of a
+    run's CPU at thousands of deletes a second. A worker takes an item
+    without yielding and waits only when the hopper is empty; the feeder
+    waits while it holds ``low`` items or more, so that intents are
+    committed a little ahead of the workers and no further.
+    """
+
+    def __init__(self, low: int) -> None:
+        self._items: deque[WorkItem] = deque()
+        self._low = low
+        self._closed = False
+        # Events are replaced only once set: a waiter always waits on the current one.
+        self._more = anyio.Event()  # items arrived, or the hopper closed
+        self._room = anyio.Event()  # the items fell below ``low``
+
+    def put_many(self, items: Iterable[WorkItem]) -> None:
+        self._items.extend(items)
+        self._more.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._more.set()
+
+    async def get(self) -> WorkItem | None:
+        """The next item; None once the hopper is closed and empty."""
+        while True:
+            if self._items:
+                item = self._items.popleft()
+                if len(self._items) < self._low:
+                    self._room.set()
+                return item
+            if self._closed:
+                return None
+            if self._more.is_set():
+                self._more = anyio.Event()
+            await self._more.wait()
+
+    async def wait_for_room(self) -> None:
+        while len(self._items) >= self._low:
+            if self._room.is_set():
+                self._room = anyio.Event()
+            await self._room.wait()
+
+    def drain(self) -> list[WorkItem]:
+        items = list(self._items)
+        self._items.clear()
+        return items
 
 
 class Runner:
@@ -474,22 +526,19 @@ class Runner:
     _work_scope: anyio.CancelScope | None = None
 
     async def _work(self) -> None:
-        concurrency = self.job.run.concurrency
-        send_items, receive_items = anyio.create_memory_object_stream[WorkItem](concurrency)
+        hopper = _Hopper(low=self.job.run.concurrency)
         async with anyio.create_task_group() as watch:
             watch.start_soon(self._grace_then_cancel)
             with anyio.CancelScope() as scope:
                 self._work_scope = scope
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._feed, send_items)
-                    for _ in range(concurrency):
-                        tg.start_soon(self._worker, receive_items.clone())
-                    receive_items.close()
+                    tg.start_soon(self._feed, hopper)
+                    for _ in range(self.job.run.concurrency):
+                        tg.start_soon(self._worker, hopper)
             watch.cancel_scope.cancel()
         self._work_scope = None
         # whatever the feeder committed but no worker took never left
-        for item in _drain(receive_items):
-            self._withdrawn.append(item)
+        self._withdrawn.extend(hopper.drain())
 
     async def _grace_then_cancel(self) -> None:
         await self.stop.wait()
@@ -504,10 +553,11 @@ class Runner:
             rows = work.slice(offset, batch).iter_rows(named=True)
             yield [(_item(row), row) for row in rows]
 
-    async def _feed(self, out: anyio.abc.ObjectSendStream[WorkItem]) -> None:
+    async def _feed(self, hopper: _Hopper) -> None:
         batch = max(64, self.job.run.concurrency)
-        async with out:
+        try:
             for chunk in self._items(batch):
+                await hopper.wait_for_room()
                 if self.stop.is_set():
                     return
                 events: list[Event] = []
@@ -519,19 +569,16 @@ class Runner:
                 except LedgerWriteError:
                     return
                 self._fed += len(chunk)
-                for n, (item, _) in enumerate(chunk):
-                    if self.stop.is_set():
-                        self._withdrawn.extend(i for i, _ in chunk[n:])
-                        return
-                    await out.send(item)
+                hopper.put_many(item for item, _ in chunk)
+        finally:
+            hopper.close()
 
-    async def _worker(self, items: anyio.abc.ObjectReceiveStream[WorkItem]) -> None:
-        async with items:
-            async for item in items:
-                if self.stop.is_set():
-                    self._withdrawn.append(item)
-                    continue
-                await self._erase(item)
+    async def _worker(self, hopper: _Hopper) -> None:
+        while (item := await hopper.get()) is not None:
+            if self.stop.is_set():
+                self._withdrawn.append(item)
+                continue
+            await self._erase(item)
 
     async def _erase(self, item: WorkItem) -> None:
         max_attempts = self.job.run.max_attempts
@@ -662,14 +709,6 @@ def _first(group: BaseExceptionGroup[ErasureError]) -> ErasureError:
     """The first error of a (possibly nested) exception group."""
     first = group.exceptions[0]
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
-
-
-def _drain(stream: MemoryObjectReceiveStream[WorkItem]) -> Iterator[WorkItem]:
-    while True:
-        try:
-            yield stream.receive_nowait()
-        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-            return
 
 
 def _item(row: dict[str, Any]) -> WorkItem:
