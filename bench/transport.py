@@ -13,7 +13,9 @@ so. Variants:
 - ``httpx``: stock ``httpx.AsyncClient.post`` over httpcore's pool;
 - ``httpx-aiohttp``: ``AsyncClient.post`` over ``httpx_aiohttp.AiohttpTransport``;
 - ``erasure``: :func:`erasure.client.make_client` and :func:`erasure.client.send`
-  (encode, the lean path to the transport, decode): what the runner pays;
+  (encode, :mod:`erasure.wire`, decode): what the runner pays;
+- ``erasure-aiohttp``: the same through the aiohttp session the client keeps
+  for proxied routes (what the runner paid before :mod:`erasure.wire`);
 - ``erasure-via-httpx``: the same with an ``AiohttpTransport`` injected, so that
   ``send`` goes through ``httpx.Request``/``httpx.Response`` instead of
   posting through the transport's aiohttp session directly;
@@ -45,7 +47,15 @@ ANSWER = (
     b'{"data":{"profile_id":"5f33d33ece94481aa9382110"},"error":0,'
     b'"error_text":"Successful operation"}'
 )
-VARIANTS = ("httpx", "httpx-aiohttp", "erasure", "erasure-via-httpx", "erasure-httpcore", "aiohttp")
+VARIANTS = (
+    "httpx",
+    "httpx-aiohttp",
+    "erasure",
+    "erasure-aiohttp",
+    "erasure-via-httpx",
+    "erasure-httpcore",
+    "aiohttp",
+)
 
 
 # ---------------------------------------------------------------- the raw server
@@ -164,6 +174,8 @@ async def _client(variant: str, url: str, concurrency: int, total: int, warmup: 
                 limits=httpx.Limits(max_connections=concurrency),
             )
         ec = make_client(job, TOKEN, transport=injected)
+        if variant == "erasure-aiohttp":
+            ec._wire = None  # send() falls back to the aiohttp session, as for a proxy
         closers.append(ec.aclose)
         reqs = [DeleteRequest(1, "email", f"user{i}@example.com") for i in range(1000)]
 
