@@ -27,9 +27,9 @@ transport; any other ``AsyncClient`` is used through its public ``post``.
 from __future__ import annotations
 
 import ssl
-from types import TracebackType
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
 from typing import Any, Literal
 
 import aiohttp

@@ -46,7 +46,6 @@ class Keyer:
     """
 
     def __init__(self, secret: bytes) -> None:
-        self._base = hmac.new(secret, digestmod=hashlib.sha256)
         block = hashlib.sha256().block_size
         padded = (hashlib.sha256(secret).digest() if len(secret) > block else secret).ljust(
             block, b"\0"
@@ -86,6 +85,8 @@ class Keyer:
 
     def chain(self, previous: str, content: bytes) -> str:
         """The ledger's chain link: HMAC over the previous link and this content."""
-        h = self._base.copy()
-        h.update(b"chain" + _SEP.encode() + previous.encode() + _SEP.encode() + content)
-        return h.hexdigest()
+        h = self._inner.copy()
+        h.update(b"chain\x1f" + previous.encode() + b"\x1f" + content)
+        o = self._outer.copy()
+        o.update(h.digest())
+        return o.hexdigest()

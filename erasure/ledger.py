@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import filelock
+import orjson
 import polars as pl
 
 from erasure.errors import FileMissing, LedgerBusy, LedgerMismatch, LedgerWriteError
@@ -114,7 +115,6 @@ CREATE TRIGGER meta_no_update BEFORE UPDATE ON meta
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE INDEX events_by_key ON events (key) WHERE key IS NOT NULL;
 CREATE VIEW runs AS
     SELECT s.run AS run,
            s.at AS started_at,
@@ -163,8 +163,14 @@ _INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 
 
 
 def canonical(seq: int, at: str, values: Sequence[Any]) -> bytes:
-    """The bytes a chain link covers: the event's position, time and content."""
-    return json.dumps([seq, at, *values], separators=(",", ":"), ensure_ascii=False).encode()
+    """The bytes a chain link covers: the event's position, time and content.
+
+    Compact JSON, UTF-8, nothing escaped but what JSON requires: the bytes
+    of ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``,
+    which ``tests/test_ledger.py`` holds orjson to. orjson makes them in a
+    twentieth of the time, and three events are chained per delete.
+    """
+    return orjson.dumps([seq, at, *values])
 
 
 def now_iso() -> str:
@@ -387,9 +393,11 @@ _DOUBT_CANDIDATES_SQL = """
     UNION
     SELECT key FROM events WHERE kind = 'outcome' AND outcome = 'failed' AND in_doubt = 1
 """
-_KEY_EVENTS_SQL = """
-    SELECT kind, in_doubt, outcome FROM events
-    WHERE key = ? AND kind IN ('sent', 'withdrawn', 'attempt', 'outcome') ORDER BY seq
+_DOUBT_EVENTS_SQL = """
+    SELECT key, kind, in_doubt, outcome FROM events
+    WHERE kind IN ('sent', 'withdrawn', 'attempt', 'outcome')
+      AND key IN (SELECT value FROM json_each(?))
+    ORDER BY seq
 """
 
 
@@ -409,12 +417,19 @@ def finished_pairs(db: sqlite3.Connection, *, retry_rejected: bool = False) -> p
 
 
 def doubtful_keys(db: sqlite3.Connection) -> set[str]:
-    """Keys whose last request may have reached the service without an answer."""
-    out = set()
-    for (key,) in db.execute(_DOUBT_CANDIDATES_SQL).fetchall():
-        if in_doubt(db.execute(_KEY_EVENTS_SQL, (key,)).fetchall()):
-            out.add(key)
-    return out
+    """Keys whose last request may have reached the service without an answer.
+
+    The candidates' histories are read in one more pass over the events
+    rather than by key: the ledger keeps no index on keys, whose random
+    order made every insert about 8 µs dearer (three per delete).
+    """
+    candidates = [key for (key,) in db.execute(_DOUBT_CANDIDATES_SQL)]
+    if not candidates:
+        return set()
+    histories: dict[str, list[tuple[str, int | None, str | None]]] = {}
+    for key, kind, flagged, outcome in db.execute(_DOUBT_EVENTS_SQL, (json.dumps(candidates),)):
+        histories.setdefault(key, []).append((kind, flagged, outcome))
+    return {key for key, events in histories.items() if in_doubt(events)}
 
 
 def in_doubt(events: Sequence[tuple[str, int | None, str | None]]) -> bool:

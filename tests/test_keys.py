@@ -46,3 +46,12 @@ def test_the_key_depends_on_every_part_of_the_identity() -> None:
     assert base != Keyer(b"j" * 32).key(1, "email", 2, None, "a@b.ru")
     assert len(base) == KEY_HEX_LENGTH
     int(base, 16)
+
+
+@given(previous=st.text(alphabet="0123456789abcdef", max_size=64), content=st.binary())
+def test_chain_links_equal_hmac_sha256(previous: str, content: bytes) -> None:
+    secret = b"chain-secret"
+    expected = hmac.new(
+        secret, b"chain\x1f" + previous.encode() + b"\x1f" + content, hashlib.sha256
+    ).hexdigest()
+    assert Keyer(secret).chain(previous, content) == expected
