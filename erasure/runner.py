@@ -75,7 +75,7 @@ def full_jitter(attempt: int) -> float:
     Full jitter (uniform between 0 and the exponential bound) spreads the
     retries of many workers that failed together, so that they do not come
     back together. The module's constants are read at each call, so that
-    in-process tests can shorten the waits (as stamina's testing mode does).
+    in-process tests can shorten the waits.
     """
     bound = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
     return random.uniform(0, bound)
