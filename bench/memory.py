@@ -193,7 +193,7 @@ def profile(job_path: str) -> dict[str, Any]:
         **now(),
         "s": time.perf_counter() - t0,
         "items": data.items.estimated_size("mb"),
-        "items_by_column": {k: data.items[k].estimated_size("mb") for k in data.items.columns},
+        "items_by_column": by_column(data.items),
     }
     empty = pl.DataFrame(schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String})
     t0 = time.perf_counter()
@@ -203,9 +203,10 @@ def profile(job_path: str) -> dict[str, Any]:
         "s": time.perf_counter() - t0,
         "work": plan.work.estimated_size("mb"),
         "pending": plan.pending.estimated_size("mb"),
-        "work_by_column": {k: plan.work[k].estimated_size("mb") for k in plan.work.columns},
+        "work_by_column": by_column(plan.work),
     }
-    del data
+    del data  # as `erasure run` does: the items and the pending pairs go
+    plan = plan.without_pending()
     out["without_intake_frame"] = now()
     rows = plan.work.slice(0, 64).iter_rows(named=True)
     first = next(rows)
@@ -213,14 +214,27 @@ def profile(job_path: str) -> dict[str, Any]:
     return out
 
 
+def by_column(frame: Any) -> dict[str, float]:
+    """Each column's ``estimated_size`` (MiB), one column at a time without changing the frame.
+
+    ``frame[name]`` would turn a literal column (one value for every row,
+    which the intake and the plan use for what the file does not vary) into
+    a full one, for good, and change the RSS it is meant to explain.
+    """
+    return {k: frame.lazy().select(k).collect().estimated_size("mb") for k in frame.columns}
+
+
 def print_profile(p: dict[str, Any], ids: int) -> None:
     scale = ids / p["rows"]
     print(
         f"Where the memory goes: intake and plan of the first {p['rows']:,} rows repeated "
-        "in-process (not pinned), RSS after each step. The frames grow linearly with the rows: "
-        f"at {ids:,} rows about {p['intake']['items'] * scale:,.0f} MiB (items), "
-        f"{p['plan']['work'] * scale:,.0f} MiB (work) and {p['plan']['pending'] * scale:,.0f} MiB "
-        "(pending), and `erasure run` keeps all three for the whole run.\n"
+        "in-process (not pinned), RSS after each step. The frames share columns (the work "
+        "holds the items' keys and values, the pending pairs are the items when none is "
+        "done), so their sizes overlap; a column with one value for every row counts as "
+        f"nothing. They grow linearly with the rows: at {ids:,} rows about "
+        f"{p['intake']['items'] * scale:,.0f} MiB (items), {p['plan']['work'] * scale:,.0f} MiB "
+        f"(work) and {p['plan']['pending'] * scale:,.0f} MiB (pending); `erasure run` keeps "
+        "the work for the whole run.\n"
     )
     rows = [
         ("after imports", f"{p['imports']['rss']:,.0f}", f"{p['imports']['peak']:,.0f}", ""),
@@ -238,7 +252,7 @@ def print_profile(p: dict[str, Any], ids: int) -> None:
             f"pending frame {p['plan']['pending']:,.0f} MiB",
         ),
         (
-            "after dropping the intake's result",
+            "after dropping the items and the pending pairs",
             f"{p['without_intake_frame']['rss']:,.0f}",
             f"{p['without_intake_frame']['peak']:,.0f}",
             "the plan holds the rest",

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import hashlib
 import io
 import itertools
 import json
+import operator
 import os
 import re
 import stat
@@ -131,8 +133,7 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
     source = Path(source)
     table = _read_table(source, _wanted(job.input))
     plan = _plan(job.input, table.names, source.name)
-    frame = table.collect(plan.columns)
-    items, rejects, counts = _build(frame, table, plan, job.input, keyer)
+    items, rejects, counts = _build(table, plan, job.input, keyer)
     return Intake(path=source, sha256=table.sha256, items=items, rejects=rejects, counts=counts)
 
 
@@ -338,18 +339,78 @@ def _moments(series: pl.Series, file: str) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------- assembly
+#
+# Memory: ten million rows and the run's plan must fit in 1.5 GiB, where the
+# raw cells of one column alone are about 0.4 GiB, and so are their
+# normalised values. So the steps below share buffers rather than copy them
+# (polars frames share their columns; a filter that keeps every row copies
+# nothing), a column that is the same on every row is a literal (one value,
+# whatever the height), and the raw cells are let go once normalised: only
+# the rejected ones are kept, for the rejects file.
+
+_KEY_CHUNK = 1 << 18  # values keyed at a time: their Python strings live only that long
+_SHARED = ("row", "request_id", "db_id", "resource_id", "received_at")  # of every cell of a row
+
+
+@dataclass(frozen=True, slots=True)
+class _Cells:
+    """A file's identifier cells, as intake uses them."""
+
+    valid: pl.DataFrame  # valid cells of rows that passed their checks, by row then column
+    rejected: pl.DataFrame  # invalid cells of those rows: row, column, raw, reason, order
+    count: int  # non-empty cells, in any row
+    seen: pl.DataFrame  # per input row: ``cell`` (it has a non-empty one), ``valid`` (a valid one)
+
+
+def _build(
+    table: _Table, plan: _Plan, inp: Input, keyer: Keyer
+) -> tuple[pl.DataFrame, pl.DataFrame, Counts]:
+    """Items, rejects and counts of the file: it is read here so that its cells can go early."""
+    frame = table.collect(plan.columns)
+    rows = _row_frame(frame, table, plan, inp)
+    cells = _cells(frame, rows, table, plan, inp)
+    n = frame.height
+    del frame  # every raw cell: the rejected ones' text is in cells.rejected
+    rejects = _rejects(rows, cells, plan)
+    del rows
+    valid, identifiers = cells.valid.height, cells.count
+    varying = plan.varying
+    # a filter that keeps every row copies nothing (unique would copy them all)
+    items = cells.valid.filter(_firsts(cells.valid, [*varying, "value"]))
+    del cells  # items shares its columns, or holds a copy without the repeats
+    items = _keyed(items, keyer, [c for c in varying if c != "request_id"])
+    # Lazily, and cast only if need be: the eager forms can copy a column held
+    # in chunks (the keys and values are) into one.
+    items = items.lazy().select(ITEMS_SCHEMA.names()).collect()
+    if items.schema != ITEMS_SCHEMA:
+        items = items.cast(ITEMS_SCHEMA)
+    # items are distinct per (request id, key): without request ids, per key
+    unique = int(_firsts(items, ["key"]).sum()) if "request_id" in varying else items.height
+    counts = Counts(
+        rows=n,
+        identifiers=identifiers,
+        valid=valid,
+        rejected=rejects.height,
+        duplicates=valid - unique,
+        unique=unique,
+    )
+    return items, rejects, counts
 
 
 def _row_frame(frame: pl.DataFrame, table: _Table, plan: _Plan, inp: Input) -> pl.DataFrame:
-    """One row per input row: its number and the columns every identifier shares."""
-    n = frame.height
-    parts = [pl.DataFrame({"row": table.row_numbers(n)})]
+    """One row per input row: its number and the columns every identifier shares.
+
+    Each checked column comes with ``<what>_raw`` and ``<what>_reason``. One
+    the file does not have is a literal: the job's fixed value, or null.
+    """
+    parts = [pl.DataFrame({"row": table.row_numbers(frame.height)})]
+    fixed: dict[str, pl.Expr] = {}
     if plan.request_id is not None:
         request, _ = _as_text(frame.get_column(plan.request_id), table.file)
         parts.append(normalize.texts(request).select(request_id="value"))
     else:
-        parts.append(pl.DataFrame({"request_id": pl.repeat(None, n, dtype=pl.String, eager=True)}))
-    for what, column, fixed, required in (
+        fixed["request_id"] = pl.lit(None, pl.String)
+    for what, column, value, required in (
         ("db_id", plan.db_id, inp.db_id, True),
         ("resource_id", plan.resource_id, inp.resource_id, False),
     ):
@@ -357,32 +418,25 @@ def _row_frame(frame: pl.DataFrame, table: _Table, plan: _Plan, inp: Input) -> p
             text, _ = _as_text(frame.get_column(column), table.file)
             parts.append(_positive_ints(text, what, required))
         else:
-            parts.append(
-                pl.DataFrame(
-                    {what: pl.repeat(fixed, n, dtype=pl.Int64, eager=True)},
-                ).with_columns(
-                    pl.lit(None, pl.String).alias(f"{what}_raw"),
-                    pl.lit(None, pl.String).alias(f"{what}_reason"),
-                )
-            )
+            fixed[what] = pl.lit(value, pl.Int64)
+            fixed[f"{what}_raw"] = fixed[f"{what}_reason"] = pl.lit(None, pl.String)
     if plan.received_at is not None:
         parts.append(_moments(frame.get_column(plan.received_at), table.file))
     else:
-        parts.append(
-            pl.DataFrame(
-                {"received_at": pl.repeat(None, n, dtype=pl.Datetime("us", "UTC"), eager=True)}
-            ).with_columns(
-                received_at_raw=pl.lit(None, pl.String), received_at_reason=pl.lit(None, pl.String)
-            )
-        )
-    return pl.concat(parts, how="horizontal")
+        fixed["received_at"] = pl.lit(None, pl.Datetime("us", "UTC"))
+        fixed["received_at_raw"] = fixed["received_at_reason"] = pl.lit(None, pl.String)
+    return pl.concat(parts, how="horizontal").with_columns(**fixed)
 
 
 def _cells(
     frame: pl.DataFrame, rows: pl.DataFrame, table: _Table, plan: _Plan, inp: Input
-) -> pl.DataFrame:
-    """One row per non-empty identifier cell, in row order then column order."""
-    parts = []
+) -> _Cells:
+    """The identifier cells, column by column, in row order then column order."""
+    row_bad = pl.col("db_id_reason").is_not_null() | pl.col("resource_id_reason").is_not_null()
+    valid: list[pl.DataFrame] = []
+    rejected: list[pl.DataFrame] = []
+    seen = rows.select(cell=pl.lit(False), valid=pl.lit(False))
+    count = 0
     for order, spec in enumerate(plan.specs):
         text, is_int = _as_text(frame.get_column(spec.column), table.file)
         if spec.matching == "email":
@@ -391,70 +445,51 @@ def _cells(
             found = normalize.phones(text, inp.phone_region)
         else:
             found = normalize.texts(text)
+        cells = pl.concat([rows, found, text.rename("raw").to_frame()], how="horizontal")
+        flags = cells.select(
+            cell=pl.col("value").is_not_null() | pl.col("reason").is_not_null(),
+            valid=pl.col("value").is_not_null() & ~row_bad,
+            rejected=pl.col("reason").is_not_null() & ~row_bad,
+        )
+        count += int(flags.get_column("cell").sum())
+        seen = seen.select(pl.col(c) | flags.get_column(c) for c in ("cell", "valid"))
         with_resource = spec.matching in ("email", "phone")
-        parts.append(
-            pl.concat([rows, found], how="horizontal")
+        valid.append(
+            cells.select(*_SHARED, "value")
+            .filter(flags.get_column("valid"))
             .with_columns(
-                raw=text,
                 order=pl.lit(order, pl.Int32),
-                column=pl.lit(spec.column),
                 matching=pl.lit(spec.matching),
                 field_name=pl.lit(spec.field_name, pl.String),
                 value_is_int=pl.lit(is_int and spec.matching == "custom"),
                 resource_id=pl.col("resource_id") if with_resource else pl.lit(None, pl.Int64),
             )
-            .filter(pl.col("value").is_not_null() | pl.col("reason").is_not_null())
         )
-    cells = pl.concat(parts)
-    return cells.sort("row", "order", maintain_order=True) if len(parts) > 1 else cells
+        rejected.append(
+            cells.select("row", "raw", "reason")
+            .filter(flags.get_column("rejected"))
+            .with_columns(column=pl.lit(spec.column), order=pl.lit(order + 10, pl.Int32))
+        )
+    every = pl.concat(valid)
+    if len(valid) > 1:
+        every = every.sort("row", "order", maintain_order=True)
+    return _Cells(every, pl.concat(rejected), count, seen)
 
 
-def _build(
-    frame: pl.DataFrame, table: _Table, plan: _Plan, inp: Input, keyer: Keyer
-) -> tuple[pl.DataFrame, pl.DataFrame, Counts]:
-    rows = _row_frame(frame, table, plan, inp)
-    cells = _cells(frame, rows, table, plan, inp)
-    row_bad = pl.col("db_id_reason").is_not_null() | pl.col("resource_id_reason").is_not_null()
-    valid = cells.filter(pl.col("value").is_not_null() & ~row_bad)
-    rejects = _rejects(rows, cells, valid, plan)
-    varying = plan.varying
-    items = valid.unique(subset=[*varying, "value"], keep="first", maintain_order=True)
-    items = _keyed(items, keyer, [c for c in varying if c != "request_id"])
-    items = items.select(ITEMS_SCHEMA.names()).cast(ITEMS_SCHEMA)
-    # items are distinct per (request id, key): without request ids, per key
-    unique = items.get_column("key").n_unique() if "request_id" in varying else items.height
-    counts = Counts(
-        rows=frame.height,
-        identifiers=cells.height,
-        valid=valid.height,
-        rejected=rejects.height,
-        duplicates=valid.height - unique,
-        unique=unique,
-    )
-    return items, rejects, counts
-
-
-def _rejects(
-    rows: pl.DataFrame, cells: pl.DataFrame, valid: pl.DataFrame, plan: _Plan
-) -> pl.DataFrame:
+def _rejects(rows: pl.DataFrame, cells: _Cells, plan: _Plan) -> pl.DataFrame:
     """Bad cells, bad rows (those with an identifier) and bad dates, by row."""
-    row_bad = pl.col("db_id_reason").is_not_null() | pl.col("resource_id_reason").is_not_null()
-    parts = [
-        cells.filter(pl.col("reason").is_not_null() & ~row_bad).select(
-            "row", "column", value="raw", reason="reason", order=pl.col("order") + 10
-        )
-    ]
+    parts = [cells.rejected.select("row", "column", value="raw", reason="reason", order="order")]
     checks = (
-        ("db_id", plan.db_id, cells, 0),
-        ("resource_id", plan.resource_id, cells, 1),
-        ("received_at", plan.received_at, valid, 2),  # a date only matters for a kept row
+        ("db_id", plan.db_id, "cell", 0),
+        ("resource_id", plan.resource_id, "cell", 1),
+        ("received_at", plan.received_at, "valid", 2),  # a date only matters for a kept row
     )
     for what, column, having, order in checks:
-        bad = rows.filter(pl.col(f"{what}_reason").is_not_null())
-        if column is None or not bad.height:
+        if column is None:
             continue
+        bad = pl.col(f"{what}_reason").is_not_null() & cells.seen.get_column(having)
         parts.append(
-            bad.filter(pl.col("row").is_in(having.get_column("row").implode())).select(
+            rows.filter(bad).select(
                 "row",
                 column=pl.lit(column, pl.String),
                 value=f"{what}_raw",
@@ -472,6 +507,26 @@ def _rejects(
     ).cast(REJECTS_SCHEMA)
 
 
+def _firsts(frame: pl.DataFrame, subset: list[str]) -> pl.Series:
+    """Whether each row is the first with its values of ``subset``: exact ``is_first_distinct``.
+
+    Told by 64-bit hashes first: a row whose hash is new is the first of its
+    values, and only rows whose hash repeats are compared whole. Compared
+    whole, ten million rows of two columns take over 1 GiB (polars encodes
+    each row), where their hashes take 0.2 GiB (one per column, combined:
+    hashing the row as a struct takes twice that).
+    """
+    whole = pl.struct(subset) if len(subset) > 1 else pl.col(subset[0])
+    each = (pl.col(c).hash(seed=i) for i, c in enumerate(subset))
+    hashes = frame.lazy().select(functools.reduce(operator.xor, each)).collect().to_series()
+    first = hashes.is_first_distinct()
+    if first.all():
+        return first
+    again = hashes.is_duplicated()
+    exact = frame.select(subset).filter(again).select(whole.is_first_distinct()).to_series()
+    return first.scatter(again.arg_true(), exact)
+
+
 def _keyed(items: pl.DataFrame, keyer: Keyer, varying: list[str]) -> pl.DataFrame:
     """``items`` with a ``key`` column, computed per group of equal message prefix.
 
@@ -479,23 +534,29 @@ def _keyed(items: pl.DataFrame, keyer: Keyer, varying: list[str]) -> pl.DataFram
     """
     if not items.height:
         return items.with_columns(key=pl.lit(None, pl.String))
-    if not varying:  # one prefix for all: no grouping, no scattering
-        return items.with_columns(key=pl.Series(_keys(items, keyer), dtype=pl.String))
-    keys = pl.repeat(None, items.height, dtype=pl.String, eager=True)
-    indexed = items.with_row_index("_i")
-    for _, part in indexed.group_by(varying, maintain_order=True):
-        found = pl.Series(_keys(part, keyer), dtype=pl.String)
-        keys = keys.scatter(part.get_column("_i"), found)
-    return items.with_columns(key=keys)
+    if not varying:  # one prefix for all: no grouping, no reordering
+        return items.with_columns(key=_keys(items, keyer))
+    identity = items.select("db_id", "matching", "resource_id", "field_name", "value")
+    groups = identity.with_row_index("i").group_by(varying, maintain_order=True)
+    keys = pl.concat(part.select("i", key=_keys(part, keyer)) for _, part in groups)
+    return items.with_columns(key=keys.sort("i").get_column("key"))
 
 
-def _keys(part: pl.DataFrame, keyer: Keyer) -> list[str]:
-    """Keys of ``part``, whose rows share db_id, matching, resource_id and field_name."""
+def _keys(part: pl.DataFrame, keyer: Keyer) -> pl.Series:
+    """Keys of ``part``, whose rows share db_id, matching, resource_id and field_name.
+
+    A chunk at a time: the values and keys as Python strings (about 150
+    bytes a value) exist for one chunk only, not for ten million values.
+    """
     first = part.row(0, named=True)
     prefix = message_prefix(
         first["db_id"], first["matching"], first["resource_id"], first["field_name"]
     )
-    return keyer.keys(prefix, part.get_column("value").to_list())
+    values = part.get_column("value")
+    return pl.concat(
+        pl.Series("key", keyer.keys(prefix, values.slice(start, _KEY_CHUNK).to_list()), pl.String)
+        for start in range(0, values.len(), _KEY_CHUNK)
+    )
 
 
 # ---------------------------------------------------------------- readers

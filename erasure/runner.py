@@ -445,7 +445,7 @@ class Runner:
         """One delete of an address that cannot exist, before any real one."""
         db_id = self.job.input.db_id
         if db_id is None:
-            db_id = int(self.plan.work["db_id"][0]) if self.plan.to_send else 1
+            db_id = int(self.plan.work.item(0, "db_id")) if self.plan.to_send else 1
         request = DeleteRequest(
             db_id=db_id,
             matching="email",
