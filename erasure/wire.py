@@ -35,7 +35,13 @@ import httpx
 __all__ = ["Reply", "Wire"]
 
 _SKIPPED = {b"host", b"content-length", b"transfer-encoding", b"connection"}
-_KEPT = {b"content-type", b"retry-after", b"content-encoding", b"transfer-encoding"}
+_KEPT = {
+    b"content-type",
+    b"retry-after",
+    b"content-encoding",
+    b"content-length",  # an answer with a length is cut short if the connection ends first
+    b"transfer-encoding",
+}
 
 
 @dataclass(frozen=True, slots=True)

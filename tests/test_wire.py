@@ -245,6 +245,11 @@ async def test_an_idle_connection_past_keepalive_is_not_reused() -> None:
     [
         (b"", "without answering"),
         (b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"error"', "middle of an answer"),
+        (
+            b'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 50\r\n\r\n{"error"',
+            "middle of an answer",
+        ),
+        (b'HTTP/1.0 200 OK\r\nContent-Length: 50\r\n\r\n{"error"', "middle of an answer"),
         (b"SMTP ready\r\n\r\n", "malformed"),
     ],
 )
