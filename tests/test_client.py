@@ -441,6 +441,7 @@ async def test_https_proxy_and_no_proxy(
         monkeypatch.setenv("NO_PROXY", "localhost")
         job = make_job(base_url="https://altcraft.invalid")
         async with make_client(job, TOKEN) as client:
+            assert client._wire is None  # through a proxy: aiohttp, which speaks CONNECT
             with pytest.raises(httpx.TransportError) as info:
                 await send(client, REQ, TOKEN, "json")
         assert classify_exception(info.value) == Retry("connect", None, None, False)
@@ -448,6 +449,7 @@ async def test_https_proxy_and_no_proxy(
         # NO_PROXY: straight to the server
         job = make_job(base_url=f"http://localhost:{direct_port}")
         async with make_client(job, TOKEN) as client:
+            assert client._wire is not None  # no proxy: the lean transport
             assert (await send(client, REQ, TOKEN, "json")).error == 0
         assert len(lines) == 1
 
