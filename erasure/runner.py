@@ -466,9 +466,11 @@ class Runner:
                     verdict.after_s if verdict.after_s is not None else full_jitter(attempt)
                 )
         else:
+            assert isinstance(verdict, Retry)  # every attempt asked for another
+            status = f", HTTP {verdict.http_status}" if verdict.http_status is not None else ""
             raise Unreachable(
                 f"the preflight to {self.job.api.base_url} got no usable answer in "
-                f"{self.job.run.max_attempts} attempts (last: {verdict})"
+                f"{self.job.run.max_attempts} attempts (last: {verdict.reason}{status})"
             )
         self._raise_for_abort(verdict)
         if isinstance(verdict, NotFound):

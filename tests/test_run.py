@@ -134,6 +134,27 @@ def test_wrong_url_stops_with_69(
     assert 0 == sandbox.stats()["requests"]  # nothing reached the delete path
 
 
+def test_a_service_failing_every_preflight_attempt_stops_with_69(
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Only 5xx at the preflight: 69 with one plain line naming the last failure."""
+    sandbox = sandbox_factory(generate_count=5, fail_5xx=1.0)
+    e2e.emails_csv(tmp_path / "in.csv", range(5))
+    job = e2e.job(write_job, sandbox.url, run={"max_attempts": 2})
+    assert 69 == e2e.run(job)
+    errors = [
+        json.loads(line)["error"]
+        for line in capsys.readouterr().err.splitlines()
+        if '"erasure.error"' in line
+    ]
+    assert 1 == len(errors)
+    assert "no usable answer in 2 attempts (last: http_5xx, HTTP 5" in errors[0]
+    assert "Retry(" not in errors[0]
+
+
 def test_unreachable_service_stops_with_69(
     write_job: Callable[..., Path],
     tmp_path: Path,
