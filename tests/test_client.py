@@ -9,8 +9,7 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from erasure.altcraft import (
 from erasure.client import AltcraftClient, make_client, send, translate
 from erasure.errors import ConfigError
 from erasure.job import Codes, Job
+from tests.raw_http import Handler, read_request, serve
 
 TOKEN = "sandbox-token"
 REQ = DeleteRequest(1, "email", "user1@example.com", resource_id=24)
@@ -159,45 +159,6 @@ def test_the_default_transport(make_job: Callable[..., Job]) -> None:
 
 # ---------------------------------------------------------------- real sockets
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def _server(handle: Handler, ctx: ssl.SSLContext | None = None) -> AsyncIterator[int]:
-    """A raw asyncio server on 127.0.0.1; yields its port. Hanging handlers are cancelled."""
-    tasks: set[asyncio.Task[Any]] = set()
-
-    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        try:
-            await handle(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(run, "127.0.0.1", 0, ssl=ctx)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
-
-
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    await reader.readexactly(length)
-    return head
-
 
 def _response(body: bytes = SUCCESS, status: bytes = b"200 OK") -> bytes:
     return (
@@ -208,34 +169,34 @@ def _response(body: bytes = SUCCESS, status: bytes = b"200 OK") -> bytes:
 
 async def _ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
-        await _read_request(reader)
+        await read_request(reader)
         writer.write(_response())
         await writer.drain()
 
 
 async def _close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _read_request(reader)
+    await read_request(reader)
 
 
 async def _hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _read_request(reader)
+    await read_request(reader)
     await asyncio.Event().wait()
 
 
 async def _garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _read_request(reader)
+    await read_request(reader)
     writer.write(b"NOT HTTP AT ALL\r\n\r\n")
     await writer.drain()
 
 
 async def _partial(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _read_request(reader)
+    await read_request(reader)
     writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"err')
     await writer.drain()
 
 
 async def _reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _read_request(reader)
+    await read_request(reader)
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     writer.transport.abort()
@@ -265,8 +226,8 @@ async def test_the_wire_request_of_the_default_transport(
         writer.write(_response())
         await writer.drain()
 
-    async with _server(capture) as port:
-        job = make_job(base_url=f"http://127.0.0.1:{port}/altcraft", format=fmt)
+    async with serve(capture) as srv:
+        job = make_job(base_url=f"http://127.0.0.1:{srv.port}/altcraft", format=fmt)
         async with make_client(job, TOKEN) as client:
             answer = await send(client, REQ, TOKEN, job.api.format)
     assert classify(answer, Codes()) == Erased("p1")
@@ -274,7 +235,7 @@ async def test_the_wire_request_of_the_default_transport(
     assert head.split(b"\r\n")[0] == b"POST /altcraft/api/v1.1/profiles/delete HTTP/1.1"
     headers = dict(_header_lines(head))
     ctype = f"application/{fmt}".encode()
-    assert headers[b"host"] == f"127.0.0.1:{port}".encode()
+    assert headers[b"host"] == f"127.0.0.1:{srv.port}".encode()
     assert headers[b"authorization"] == f"Bearer {TOKEN}".encode()
     assert headers[b"content-type"] == ctype
     assert headers[b"accept"] == ctype
@@ -287,7 +248,7 @@ async def test_the_wire_request_of_the_default_transport(
 @pytest.mark.anyio
 async def test_a_gzip_answer_is_decoded(make_job: Callable[..., Job]) -> None:
     async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_request(reader)
         body = gzip.compress(SUCCESS)
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
@@ -295,8 +256,8 @@ async def test_a_gzip_answer_is_decoded(make_job: Callable[..., Job]) -> None:
         )
         await writer.drain()
 
-    async with _server(gzipped) as port:
-        client = make_client(make_job(base_url=f"http://127.0.0.1:{port}"), TOKEN)
+    async with serve(gzipped) as srv:
+        client = make_client(make_job(base_url=f"http://127.0.0.1:{srv.port}"), TOKEN)
         async with client:
             answer = await send(client, REQ, TOKEN, "json")
     assert classify(answer, Codes()) == Erased("p1")
@@ -337,8 +298,8 @@ async def test_transport_failures_are_classified(
     if handler is None:
         exc = await attempt(_free_port())
     else:
-        async with _server(handler) as port:
-            exc = await attempt(port)
+        async with serve(handler) as srv:
+            exc = await attempt(srv.port)
     assert classify_exception(exc) == verdict
 
 
@@ -352,15 +313,15 @@ async def test_the_pool_holds_concurrency_connections(make_job: Callable[..., Jo
         peak = max(peak, open_now)
         try:
             while True:
-                await _read_request(reader)
+                await read_request(reader)
                 await asyncio.sleep(0.01)
                 writer.write(_response())
                 await writer.drain()
         finally:
             open_now -= 1
 
-    async with _server(slow_ok) as port:
-        job = make_job(base_url=f"http://127.0.0.1:{port}", run={"concurrency": 3})
+    async with serve(slow_ok) as srv:
+        job = make_job(base_url=f"http://127.0.0.1:{srv.port}", run={"concurrency": 3})
         async with make_client(job, TOKEN) as client:
             answers = await asyncio.gather(*(send(client, REQ, TOKEN, "json") for _ in range(30)))
     assert all(classify(a, Codes()) == Erased("p1") for a in answers)
@@ -390,8 +351,8 @@ async def test_tls_trusts_the_ca_bundle_only(
     cert, key = certificate
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
-    async with _server(_ok, server_ctx) as port:
-        url = f"https://127.0.0.1:{port}"
+    async with serve(_ok, server_ctx) as srv:
+        url = f"https://127.0.0.1:{srv.port}"
         async with make_client(make_job(base_url=url), TOKEN) as client:
             with pytest.raises(httpx.TransportError) as info:
                 await send(client, REQ, TOKEN, "json")
@@ -409,13 +370,13 @@ async def test_http_proxy_from_the_environment(
     lines: list[bytes] = []
 
     async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await _read_request(reader)
+        head = await read_request(reader)
         lines.append(head.split(b"\r\n")[0])
         writer.write(_response())
         await writer.drain()
 
-    async with _server(proxy) as port:
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    async with serve(proxy) as srv:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{srv.port}")
         # nothing listens on port 9: the answer can only come through the proxy
         async with make_client(make_job(base_url="http://127.0.0.1:9"), TOKEN) as client:
             answer = await send(client, REQ, TOKEN, "json")
@@ -435,9 +396,9 @@ async def test_https_proxy_and_no_proxy(
         writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
         await writer.drain()
 
-    async with _server(refusing_proxy) as proxy_port, _server(_ok) as direct_port:
-        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy_port}")
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
+    async with serve(refusing_proxy) as proxy, serve(_ok) as direct:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
         monkeypatch.setenv("NO_PROXY", "localhost")
         job = make_job(base_url="https://altcraft.invalid")
         async with make_client(job, TOKEN) as client:
@@ -447,7 +408,7 @@ async def test_https_proxy_and_no_proxy(
         assert classify_exception(info.value) == Retry("connect", None, None, False)
         assert lines == [b"CONNECT altcraft.invalid:443 HTTP/1.1"]
         # NO_PROXY: straight to the server
-        job = make_job(base_url=f"http://localhost:{direct_port}")
+        job = make_job(base_url=f"http://localhost:{direct.port}")
         async with make_client(job, TOKEN) as client:
             assert client._wire is not None  # no proxy: the lean transport
             assert (await send(client, REQ, TOKEN, "json")).error == 0

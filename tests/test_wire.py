@@ -10,18 +10,16 @@ from __future__ import annotations
 import asyncio
 import gzip
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from erasure.wire import Reply, Wire
+from tests.raw_http import Handler, read_request, serve
 
 pytestmark = pytest.mark.anyio
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 JSON = "application/json"
 HEADERS = {JSON: [(b"Content-Type", b"application/json"), (b"Authorization", b"Bearer t")]}
 
@@ -29,54 +27,6 @@ HEADERS = {JSON: [(b"Content-Type", b"application/json"), (b"Authorization", b"B
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Server:
-    def __init__(self) -> None:
-        self.connections = 0
-        self.port = 0
-
-
-@asynccontextmanager
-async def serve(handle: Handler) -> AsyncIterator[Server]:
-    """A raw asyncio server on 127.0.0.1 that counts its connections."""
-    info = Server()
-    tasks: set[asyncio.Task[Any]] = set()
-
-    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        info.connections += 1
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        try:
-            await handle(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(run, "127.0.0.1", 0)
-    info.port = server.sockets[0].getsockname()[1]
-    try:
-        yield info
-    finally:
-        server.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
-
-
-async def read_request(reader: asyncio.StreamReader, into: list[bytes] | None = None) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    body = await reader.readexactly(length)
-    if into is not None:
-        into.append(head + body)
-    return head + body
 
 
 def wire(port: int, *, read_s: float = 5.0, keepalive_s: float = 4.0, pool: int = 4) -> Wire:
