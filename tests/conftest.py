@@ -25,6 +25,12 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALTCRAFT_TOKEN", TOKEN)
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """asyncio only: the run, its transport and the sandbox are built on it (uvloop in use)."""
+    return "asyncio"
+
+
 @pytest.fixture(name="write_job")
 def _write_job(tmp_path: Path) -> Callable[..., Path]:
     """Write a job file into tmp_path; keyword sections override the defaults.

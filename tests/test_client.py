@@ -41,11 +41,6 @@ SUCCESS = b'{"data":{"profile_id":"p1"},"error":0,"error_text":"Successful opera
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def make_job(write_job: Callable[..., Path]) -> Callable[..., Job]:
     def make(**api: Any) -> Job:
         run = api.pop("run", {})

@@ -12,11 +12,6 @@ from erasure.runner import WorkItem, _Hopper
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def items(start: int, n: int) -> list[WorkItem]:
     return [
         WorkItem(f"k{i}", DeleteRequest(1, "email", f"u{i}@x.ru"), [None], False)

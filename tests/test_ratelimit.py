@@ -14,11 +14,6 @@ from erasure import ratelimit
 from erasure.ratelimit import RateLimiter
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class VirtualTime:
     """A clock that moves only when the limiter sleeps: hours of grants in milliseconds."""
 

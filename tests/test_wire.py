@@ -24,11 +24,6 @@ JSON = "application/json"
 HEADERS = {JSON: [(b"Content-Type", b"application/json"), (b"Authorization", b"Bearer t")]}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def wire(port: int, *, read_s: float = 5.0, keepalive_s: float = 4.0, pool: int = 4) -> Wire:
     return Wire(
         httpx.URL(f"http://127.0.0.1:{port}/api/v1.1/profiles/delete"),
