@@ -25,7 +25,7 @@ from json.encoder import encode_basestring_ascii as _json_str  # json.dumps(str)
 from typing import Literal, TypeAlias
 from xml.etree import ElementTree
 
-from erasure.job import Codes
+from erasure.job import Codes, Matching
 
 __all__ = [
     "PATH",
@@ -64,7 +64,7 @@ MAX_ERROR_TEXT = 500  # characters kept of a service's error text, after scrubbi
 class DeleteRequest:
     """One ``profiles/delete`` call, with the identifier as it is sent.
 
-    ``matching`` is ``email``, ``phone``, ``profile_id`` or ``custom``;
+    ``matching`` is one of :data:`erasure.job.Matching`;
     ``value`` is the normalised email, E.164 phone, profile id or custom
     field value (``field_name`` names the field). ``value_is_int`` sends a
     custom field value as a JSON integer (an integer column of a typed input
@@ -73,7 +73,7 @@ class DeleteRequest:
     """
 
     db_id: int
-    matching: str
+    matching: Matching
     value: str
     value_is_int: bool = False
     field_name: str | None = None

@@ -22,247 +22,43 @@ and the run's end. A second SIGINT cancels at once.
 from __future__ import annotations
 
 import json
-import math
 import random
-import secrets
 import signal
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import httpx
 
 from erasure import altcraft, logs
-from erasure.altcraft import Abort, DeleteRequest, Erased, NotFound, Rejected, Retry
+from erasure.altcraft import DeleteRequest, Erased, Retry
 from erasure.client import make_client, send
-from erasure.errors import (
-    ErasureError,
-    ExitCode,
-    LedgerWriteError,
-    PreflightUnexpected,
-    ServiceUnavailable,
-    TokenRefused,
-    Unreachable,
-    WrongEndpoint,
-    worst,
-)
+from erasure.errors import ErasureError, LedgerWriteError
 from erasure.job import Job
-from erasure.ledger import Event, Kind, Ledger, Outcome
-from erasure.plan import Plan
+from erasure.ledger import Event, Kind, Outcome
 from erasure.ratelimit import RateLimiter
+from erasure.run.hopper import Hopper, WorkItem
+from erasure.run.plan import Plan
+from erasure.run.preflight import abort_error, preflight
+from erasure.run.retry import Backoff, Finish, Stop, Wait, decide
+from erasure.run.summary import StopReason, Summary
+from erasure.run.writer import WRITER_BATCH, Appender, Writer
 
-StopReason = Literal["signal", "deadline", "token", "unavailable", "ledger"]
-_STOP_CODES: dict[StopReason, ExitCode] = {
-    "signal": ExitCode.TEMPFAIL,
-    "deadline": ExitCode.TEMPFAIL,
-    "token": ExitCode.NOPERM,
-    "unavailable": ExitCode.UNAVAILABLE,
-    "ledger": ExitCode.IOERR,
-}
-BACKOFF_BASE_S = 0.25  # seconds: the first retry waits up to this long
-BACKOFF_CAP_S = 30.0  # seconds: no backoff (without Retry-After) waits longer
-WRITER_BATCH = 4096  # events per commit at most
 RECORD_ON_STOP_MAX = 50_000  # unreached keys recorded as planned on a stop, at most
-
-
-def full_jitter(attempt: int) -> float:
-    """Seconds to wait before request ``attempt + 1``: exponential, full jitter.
-
-    Full jitter (uniform between 0 and the exponential bound) spreads the
-    retries of many workers that failed together, so that they do not come
-    back together. The module's constants are read at each call, so that
-    in-process tests can shorten the waits.
-    """
-    bound = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
-    return random.uniform(0, bound)
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    deadline: float | None = None  # time.monotonic() at which to stop cleanly
+    """How to run, beyond the job file."""
+
+    deadline: float | None = None  # time.monotonic() at which to stop cleanly, seconds
     progress: bool = False  # draw a tqdm bar on stderr
     install_signal_handlers: bool = True
-
-
-@dataclass(slots=True)
-class Summary:
-    """What a run did; the CLI prints it and picks the exit code from it."""
-
-    run: int
-    planned_pairs: int
-    planned_keys: int
-    already_done: int
-    already_rejected: int
-    outcomes: Counter[str] = field(default_factory=Counter)  # pairs, this run
-    requests: int = 0  # requests sent, retries included
-    in_doubt: int = 0  # outcomes recorded with the in-doubt flag
-    started: float = field(default_factory=time.monotonic)
-    finished: float | None = None
-    stop_reason: StopReason | None = None
-    stop_detail: str | None = None
-    preflight: str | None = None
-    withdrawn: int = 0
-    unrecorded: int = 0  # keys of the plan neither reached nor recorded (a huge plan, stopped)
-    fatal: ErasureError | None = None  # what stopped the run as a whole, if anything
-
-    @property
-    def pending(self) -> int:
-        done = sum(self.outcomes[o] for o in (Outcome.ERASED, Outcome.NOT_FOUND, Outcome.REJECTED))
-        return self.planned_pairs - done
-
-    @property
-    def duration_s(self) -> float:
-        return (self.finished or time.monotonic()) - self.started
-
-    def exit_code(self) -> ExitCode:
-        codes = [ExitCode.OK]
-        if self.fatal is not None:
-            codes.append(self.fatal.exit_code)
-        if self.stop_reason is not None:
-            codes.append(_STOP_CODES[self.stop_reason])
-        if self.pending:
-            codes.append(ExitCode.TEMPFAIL)
-        if self.outcomes[Outcome.REJECTED] or self.already_rejected:
-            codes.append(ExitCode.REJECTED)
-        return worst(*codes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run": self.run,
-            "planned_pairs": self.planned_pairs,
-            "planned_keys": self.planned_keys,
-            "already_done": self.already_done,
-            "outcomes": {o.value: self.outcomes[o] for o in Outcome if o != Outcome.PENDING},
-            "pending": self.pending,
-            "requests": self.requests,
-            "in_doubt": self.in_doubt,
-            "withdrawn": self.withdrawn,
-            "unrecorded": self.unrecorded,
-            "duration_s": round(self.duration_s, 3),
-            "stop_reason": self.stop_reason,
-            "preflight": self.preflight,
-            "error": None if self.fatal is None else str(self.fatal),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class WorkItem:
-    key: str
-    request: DeleteRequest
-    request_ids: Sequence[str | None]
-    in_doubt: bool
-
-
-class Writer:
-    """The ledger's single writer: batches events and commits them in a thread."""
-
-    def __init__(self, ledger: Ledger, on_commit: Callable[[Sequence[Event]], None]) -> None:
-        self._ledger = ledger
-        self._on_commit = on_commit
-        self._send, self._recv = anyio.create_memory_object_stream[
-            tuple[Sequence[Event], anyio.Event | None]
-        ](math.inf)
-        self.error: LedgerWriteError | None = None
-        self.on_error: Callable[[LedgerWriteError], None] = lambda exc: None
-
-    async def run(self) -> None:
-        async with self._recv:
-            async for events, waiter in self._recv:
-                batch = list(events)
-                waiters = [waiter] if waiter else []
-                while len(batch) < WRITER_BATCH:
-                    try:
-                        more, w = self._recv.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                    batch.extend(more)
-                    if w:
-                        waiters.append(w)
-                if self.error is None and batch:
-                    try:
-                        await anyio.to_thread.run_sync(self._ledger.append, batch)
-                    except LedgerWriteError as exc:
-                        self.error = exc
-                        self.on_error(exc)
-                    else:
-                        self._on_commit(batch)
-                for w in waiters:
-                    w.set()
-
-    async def commit(self, events: Sequence[Event]) -> None:
-        """Queue ``events`` and return once they are durable (or raise)."""
-        if self.error is not None:
-            raise self.error
-        done = anyio.Event()
-        await self._send.send((events, done))
-        await done.wait()
-        if self.error is not None:
-            raise self.error
-
-    def put(self, events: Sequence[Event]) -> None:
-        """Queue ``events`` without waiting for the commit."""
-        if events:
-            self._send.send_nowait((events, None))
-
-    async def close(self) -> None:
-        await self._send.aclose()
-
-
-class _Hopper:
-    """Items whose intents are committed, waiting for a worker.
-
-    A plain deque instead of an anyio memory stream: a stream costs a trip
-    through the scheduler and a task lookup per item, about an eighth of a
-    run's CPU at thousands of deletes a second. A worker takes an item
-    without yielding and waits only when the hopper is empty; the feeder
-    waits while it holds ``low`` items or more, so that intents are
-    committed a little ahead of the workers and no further.
-    """
-
-    def __init__(self, low: int) -> None:
-        self._items: deque[WorkItem] = deque()
-        self._low = low
-        self._closed = False
-        # Events are replaced only once set: a waiter always waits on the current one.
-        self._more = anyio.Event()  # items arrived, or the hopper closed
-        self._room = anyio.Event()  # the items fell below ``low``
-
-    def put_many(self, items: Iterable[WorkItem]) -> None:
-        self._items.extend(items)
-        self._more.set()
-
-    def close(self) -> None:
-        self._closed = True
-        self._more.set()
-
-    async def get(self) -> WorkItem | None:
-        """The next item; None once the hopper is closed and empty."""
-        while True:
-            if self._items:
-                item = self._items.popleft()
-                if len(self._items) < self._low:
-                    self._room.set()
-                return item
-            if self._closed:
-                return None
-            if self._more.is_set():
-                self._more = anyio.Event()
-            await self._more.wait()
-
-    async def wait_for_room(self) -> None:
-        while len(self._items) >= self._low:
-            if self._room.is_set():
-                self._room = anyio.Event()
-            await self._room.wait()
-
-    def drain(self) -> list[WorkItem]:
-        items = list(self._items)
-        self._items.clear()
-        return items
+    backoff: Backoff | None = None  # the retry policy; None: Backoff.for_run(job.run)
+    record_on_stop_max: int = RECORD_ON_STOP_MAX  # unreached keys recorded on a stop, at most
 
 
 class Runner:
@@ -272,7 +68,7 @@ class Runner:
         self,
         job: Job,
         plan: Plan,
-        ledger: Ledger,
+        ledger: Appender,
         run: int,
         token: str,
         options: Options,
@@ -286,6 +82,7 @@ class Runner:
         self.ledger = ledger
         self.token = token
         self.options = options
+        self.backoff = options.backoff or Backoff.for_run(job.run)
         self.transport = transport
         self.log = logs.get().bind(run=run)
         self.summary = Summary(
@@ -319,7 +116,8 @@ class Runner:
         done_keys = 0
         for e in events:
             if e.kind is Kind.OUTCOME:
-                self.summary.outcomes[e.outcome or ""] += 1
+                if e.outcome is not None:
+                    self.summary.outcomes[e.outcome] += 1
                 self.summary.in_doubt += e.in_doubt or 0
                 done_keys += 1
         if self._bar is not None and done_keys:
@@ -356,7 +154,7 @@ class Runner:
         cannot be written) ends in ``summary.fatal``, for the CLI's one line.
         """
         writer = Writer(self.ledger, self._on_commit)
-        writer.on_error = lambda exc: self.request_stop("ledger", str(exc))
+        writer.on_error = lambda exc: self.request_stop(StopReason.LEDGER, str(exc))
         self.writer = writer
         try:
             async with anyio.create_task_group() as outer:
@@ -372,7 +170,7 @@ class Runner:
             if self._bar is not None:
                 self._bar.close()
         if writer.error is not None and self.summary.stop_reason is None:
-            self.request_stop("ledger", str(writer.error))
+            self.request_stop(StopReason.LEDGER, str(writer.error))
         return self.summary
 
     async def _main(self) -> None:
@@ -426,11 +224,11 @@ class Runner:
                     if self._work_scope is not None:
                         self._work_scope.cancel()
                 else:
-                    self.request_stop("signal", signal.Signals(signum).name)
+                    self.request_stop(StopReason.SIGNAL, signal.Signals(signum).name)
 
     async def _watch_deadline(self, deadline: float) -> None:
         await anyio.sleep(max(0.0, deadline - time.monotonic()))
-        self.request_stop("deadline", "the time budget is used up")
+        self.request_stop(StopReason.DEADLINE, "the time budget is used up")
 
     def _open_bar(self) -> None:
         if not self.options.progress:
@@ -446,66 +244,9 @@ class Runner:
         db_id = self.job.input.db_id
         if db_id is None:
             db_id = int(self.plan.work.item(0, "db_id")) if self.plan.to_send else 1
-        request = DeleteRequest(
-            db_id=db_id,
-            matching="email",
-            value=f"erasure-preflight-{secrets.token_hex(8)}@example.com",
-        )
-        verdict: altcraft.Verdict
-        for attempt in range(1, self.job.run.max_attempts + 1):
-            verdict = await self._send_once(request)
-            if isinstance(verdict, Retry) and verdict.reason == "connect":
-                raise Unreachable(
-                    f"cannot reach {self.job.api.base_url}: connection failed "
-                    f"({verdict.reason}); check api.base_url, DNS, TLS and proxies"
-                )
-            if not isinstance(verdict, Retry):
-                break
-            if attempt < self.job.run.max_attempts:
-                await anyio.sleep(
-                    verdict.after_s if verdict.after_s is not None else full_jitter(attempt)
-                )
-        else:
-            assert isinstance(verdict, Retry)  # every attempt asked for another
-            status = f", HTTP {verdict.http_status}" if verdict.http_status is not None else ""
-            raise Unreachable(
-                f"the preflight to {self.job.api.base_url} got no usable answer in "
-                f"{self.job.run.max_attempts} attempts (last: {verdict.reason}{status})"
-            )
-        self._raise_for_abort(verdict)
-        if isinstance(verdict, NotFound):
-            self.summary.preflight = "not_found"
-            self.log.info("erasure.preflight.passed", error_code=verdict.code)
-            return
-        if isinstance(verdict, Erased):
-            raise PreflightUnexpected(
-                "the preflight answered success (error 0) for an address that cannot "
-                "exist; the endpoint does not behave like Altcraft's delete"
-            )
-        assert isinstance(verdict, Rejected)
-        raise PreflightUnexpected(
-            f"the preflight answer (HTTP {verdict.http_status}, error {verdict.code}) "
-            "matched no configured code; if it means 'not found', add it to "
-            "[api.codes] not_found"
-        )
-
-    def _raise_for_abort(self, verdict: altcraft.Verdict) -> None:
-        if not isinstance(verdict, Abort):
-            return
-        what = f"HTTP {verdict.http_status}" + (
-            f", error {verdict.code}" if verdict.code is not None else ""
-        )
-        if verdict.kind == "token":
-            raise TokenRefused(
-                f"the service refused the token ({what}): missing, invalid, or "
-                "without the delete permission"
-            )
-        if verdict.kind == "wrong_url":
-            raise WrongEndpoint(
-                f"{self.job.api.base_url} does not answer like Altcraft ({what}); "
-                "check api.base_url"
-            )
-        raise ServiceUnavailable(f"the service refused the whole run ({what})")
+        verdict = await preflight(self.job, db_id, self._send_once, self.backoff)
+        self.summary.preflight = Outcome.NOT_FOUND.value
+        self.log.info("erasure.preflight.passed", error_code=verdict.code)
 
     # ------------------------------------------------------------ sending
 
@@ -528,7 +269,7 @@ class Runner:
     _work_scope: anyio.CancelScope | None = None
 
     async def _work(self) -> None:
-        hopper = _Hopper(low=self.job.run.concurrency)
+        hopper = Hopper(low=self.job.run.concurrency)
         async with anyio.create_task_group() as watch:
             watch.start_soon(self._grace_then_cancel)
             with anyio.CancelScope() as scope:
@@ -555,7 +296,7 @@ class Runner:
             rows = work.slice(offset, batch).iter_rows(named=True)
             yield [(_item(row), row) for row in rows]
 
-    async def _feed(self, hopper: _Hopper) -> None:
+    async def _feed(self, hopper: Hopper) -> None:
         batch = max(64, self.job.run.concurrency)
         try:
             for chunk in self._items(batch):
@@ -575,7 +316,7 @@ class Runner:
         finally:
             hopper.close()
 
-    async def _worker(self, hopper: _Hopper) -> None:
+    async def _worker(self, hopper: Hopper) -> None:
         while (item := await hopper.get()) is not None:
             if self.stop.is_set():
                 self._withdrawn.append(item)
@@ -583,7 +324,6 @@ class Runner:
             await self._erase(item)
 
     async def _erase(self, item: WorkItem) -> None:
-        max_attempts = self.job.run.max_attempts
         doubt = item.in_doubt
         attempt = 1
         while True:
@@ -598,44 +338,30 @@ class Runner:
                     self.writer.put([self._event(Kind.WITHDRAWN, key=item.key, attempt=attempt)])
                     return
             verdict = await self._send_once(item.request)
-            if isinstance(verdict, Retry):
-                doubt = doubt or verdict.maybe_reached
-                capped = (
-                    verdict.after_s is not None and verdict.after_s > self.job.run.retry_after_cap_s
-                )
-                if attempt >= max_attempts or capped:
-                    self._finish(item, attempt, Outcome.FAILED, doubt, verdict)
-                    return
-                self.writer.put([self._attempt(item, attempt, verdict)])
-                wait = verdict.after_s if verdict.after_s is not None else full_jitter(attempt)
-                self.log.debug(
-                    "erasure.retry.scheduled",
-                    key=item.key,
-                    attempt=attempt,
-                    reason=verdict.reason,
-                    wait_s=round(wait, 3),
-                )
-                with anyio.move_on_after(wait):
-                    await self.stop.wait()
-                if self.stop.is_set():
-                    return  # left pending; its last request was answered or is flagged
-                attempt += 1
-                continue
-            if isinstance(verdict, Abort):
-                self.writer.put([self._attempt(item, attempt, verdict)])
-                reason: StopReason = "token" if verdict.kind == "token" else "unavailable"
-                try:
-                    self._raise_for_abort(verdict)
-                except (TokenRefused, ServiceUnavailable) as exc:
-                    self.request_stop(reason, str(exc))
+            decision = decide(verdict, attempt, self.backoff, in_doubt=doubt, rand=random.random())
+            if isinstance(decision, Finish):
+                self._finish(item, attempt, decision.outcome, decision.in_doubt, verdict)
                 return
-            outcome = {
-                Erased: Outcome.ERASED,
-                NotFound: Outcome.NOT_FOUND,
-                Rejected: Outcome.REJECTED,
-            }[type(verdict)]
-            self._finish(item, attempt, outcome, doubt, verdict)
-            return
+            self.writer.put([self._attempt(item, attempt, verdict)])
+            if isinstance(decision, Stop):
+                assert isinstance(verdict, altcraft.Abort)
+                reason = StopReason.TOKEN if decision.kind == "token" else StopReason.UNAVAILABLE
+                self.request_stop(reason, str(abort_error(verdict, self.job.api.base_url)))
+                return
+            assert isinstance(decision, Wait) and isinstance(verdict, Retry)
+            doubt = decision.in_doubt
+            self.log.debug(
+                "erasure.retry.scheduled",
+                key=item.key,
+                attempt=attempt,
+                reason=verdict.reason,
+                wait_s=round(decision.seconds, 3),
+            )
+            with anyio.move_on_after(decision.seconds):
+                await self.stop.wait()
+            if self.stop.is_set():
+                return  # left pending; its last request was answered or is flagged
+            attempt += 1
 
     def _attempt(self, item: WorkItem, attempt: int, verdict: altcraft.Verdict) -> Event:
         code = getattr(verdict, "code", None)
@@ -666,7 +392,7 @@ class Runner:
                     key=item.key,
                     request_id=rid,
                     attempt=attempt,
-                    outcome=outcome.value,
+                    outcome=outcome,
                     in_doubt=int(doubt),
                     profile_id=profile_id,
                     error_code=getattr(verdict, "code", None) if outcome != Outcome.ERASED else 0,
@@ -683,7 +409,7 @@ class Runner:
         """Withdraw intents that never left; record the plan's unreached pairs.
 
         Recording the unreached pairs lets the report list them as pending
-        (with their deadlines). It is bounded (:data:`RECORD_ON_STOP_MAX`
+        (with their deadlines). It is bounded (``Options.record_on_stop_max``
         keys) so that a clean stop of a huge plan still stops promptly; the
         rest is counted in the run's end as ``unrecorded`` and is planned
         again by the next run.
@@ -691,7 +417,7 @@ class Runner:
         events = [self._event(Kind.WITHDRAWN, key=i.key, attempt=1) for i in self._withdrawn]
         self.summary.withdrawn = len(self._withdrawn)
         work = self.plan.work
-        end = min(work.height, self._fed + RECORD_ON_STOP_MAX)
+        end = min(work.height, self._fed + self.options.record_on_stop_max)
         for offset in range(self._fed, end, WRITER_BATCH):
             rows = work.slice(offset, min(WRITER_BATCH, end - offset)).iter_rows(named=True)
             for row in rows:
@@ -733,9 +459,3 @@ def _text(verdict: altcraft.Verdict) -> str | None:
     if isinstance(verdict, Retry):
         return verdict.reason
     return getattr(verdict, "text", None)
-
-
-def finish_event(run: int, summary: Summary, exit_code: ExitCode) -> Event:
-    """The run's last event: its exit code and counts."""
-    detail = summary.as_dict() | {"exit_code": int(exit_code)}
-    return Event(Kind.RUN_FINISHED, run, detail=json.dumps(detail, sort_keys=True))
