@@ -27,7 +27,7 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Literal, TypeAlias
 
-from erasure.altcraft import Abort, Erased, NotFound, Rejected, Retry, Verdict
+from erasure.altcraft import Abort, AbortKind, Erased, NotFound, Rejected, Retry, Verdict
 from erasure.job import Run
 from erasure.ledger import Outcome
 
@@ -94,7 +94,8 @@ class Wait:
     in_doubt: bool
 
 
-StopKind: TypeAlias = Literal["token", "unavailable", "wrong_url", "unreachable"]
+# How a run ends early: a run-wide refusal, or no connection at the preflight.
+StopKind: TypeAlias = AbortKind | Literal["unreachable"]
 
 
 @dataclass(frozen=True, slots=True)
