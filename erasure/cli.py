@@ -6,6 +6,9 @@ terminal. It parses the command line, calls the use case in
 :class:`~erasure.errors.ErasureError` into one line on stderr
 (``erasure: error: ...``) and its family's exit code; nothing else escapes
 as a traceback except a genuine bug.
+
+About 430 lines, kept in one module: most of it is the argument parser,
+whose help texts and examples are the commands' documentation.
 """
 
 from __future__ import annotations

@@ -27,19 +27,19 @@ import signal
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import anyio
 import httpx
 
 from erasure import altcraft, logs
-from erasure.altcraft import DeleteRequest, Erased, Retry
+from erasure.altcraft import DeleteRequest, Retry
 from erasure.client import make_client, send
 from erasure.errors import ErasureError, LedgerWriteError
 from erasure.job import Job
 from erasure.ledger import Event, Kind, Outcome
 from erasure.ratelimit import RateLimiter
+from erasure.run import events as events_mod
 from erasure.run.hopper import Hopper, WorkItem
 from erasure.run.plan import Plan
 from erasure.run.preflight import abort_error, preflight
@@ -126,23 +126,6 @@ class Runner:
                 {o.value: self.summary.outcomes[o] for o in Outcome if o != Outcome.PENDING},
                 refresh=False,
             )
-
-    def _planned(self, key: str, row: dict[str, Any]) -> list[Event]:
-        out = []
-        for rid, received in zip(row["request_ids"], row["received_ats"], strict=True):
-            out.append(
-                self._event(
-                    Kind.PLANNED,
-                    key=key,
-                    request_id=rid,
-                    db_id=row["db_id"],
-                    matching=row["matching"],
-                    resource_id=row["resource_id"],
-                    field_name=row["field_name"],
-                    received_at=_iso(received),
-                )
-            )
-        return out
 
     # ------------------------------------------------------------ the run
 
@@ -294,7 +277,7 @@ class Runner:
         work = self.plan.work
         for offset in range(0, work.height, batch):
             rows = work.slice(offset, batch).iter_rows(named=True)
-            yield [(_item(row), row) for row in rows]
+            yield [(events_mod.work_item(row), row) for row in rows]
 
     async def _feed(self, hopper: Hopper) -> None:
         batch = max(64, self.job.run.concurrency)
@@ -305,7 +288,7 @@ class Runner:
                     return
                 events: list[Event] = []
                 for item, row in chunk:
-                    events += self._planned(item.key, row)
+                    events += events_mod.planned(self.summary.run, item.key, row)
                     events.append(self._event(Kind.SENT, key=item.key, attempt=1))
                 try:
                     await self.writer.commit(events)
@@ -340,9 +323,18 @@ class Runner:
             verdict = await self._send_once(item.request)
             decision = decide(verdict, attempt, self.backoff, in_doubt=doubt, rand=random.random())
             if isinstance(decision, Finish):
-                self._finish(item, attempt, decision.outcome, decision.in_doubt, verdict)
+                self.writer.put(
+                    events_mod.outcomes(
+                        self.summary.run,
+                        item,
+                        attempt,
+                        decision.outcome,
+                        decision.in_doubt,
+                        verdict,
+                    )
+                )
                 return
-            self.writer.put([self._attempt(item, attempt, verdict)])
+            self.writer.put([events_mod.attempt(self.summary.run, item, attempt, verdict)])
             if isinstance(decision, Stop):
                 assert isinstance(verdict, altcraft.Abort)
                 reason = StopReason.TOKEN if decision.kind == "token" else StopReason.UNAVAILABLE
@@ -363,46 +355,6 @@ class Runner:
                 return  # left pending; its last request was answered or is flagged
             attempt += 1
 
-    def _attempt(self, item: WorkItem, attempt: int, verdict: altcraft.Verdict) -> Event:
-        code = getattr(verdict, "code", None)
-        return self._event(
-            Kind.ATTEMPT,
-            key=item.key,
-            attempt=attempt,
-            in_doubt=int(isinstance(verdict, Retry) and verdict.maybe_reached),
-            error_code=code,
-            error_text=altcraft.scrub(_text(verdict), item.request.value, item.key),
-            http_status=getattr(verdict, "http_status", None),
-        )
-
-    def _finish(
-        self,
-        item: WorkItem,
-        attempt: int,
-        outcome: Outcome,
-        doubt: bool,
-        verdict: altcraft.Verdict,
-    ) -> None:
-        profile_id = verdict.profile_id if isinstance(verdict, Erased) else None
-        text = altcraft.scrub(_text(verdict), item.request.value, item.key)
-        self.writer.put(
-            [
-                self._event(
-                    Kind.OUTCOME,
-                    key=item.key,
-                    request_id=rid,
-                    attempt=attempt,
-                    outcome=outcome,
-                    in_doubt=int(doubt),
-                    profile_id=profile_id,
-                    error_code=getattr(verdict, "code", None) if outcome != Outcome.ERASED else 0,
-                    error_text=text,
-                    http_status=getattr(verdict, "http_status", None),
-                )
-                for rid in item.request_ids
-            ]
-        )
-
     # ------------------------------------------------------------ the end
 
     async def _record_rest(self) -> None:
@@ -421,7 +373,7 @@ class Runner:
         for offset in range(self._fed, end, WRITER_BATCH):
             rows = work.slice(offset, min(WRITER_BATCH, end - offset)).iter_rows(named=True)
             for row in rows:
-                events += self._planned(row["key"], row)
+                events += events_mod.planned(self.summary.run, row["key"], row)
             try:
                 await self.writer.commit(events)
             except LedgerWriteError:
@@ -437,25 +389,3 @@ def _first(group: BaseExceptionGroup[ErasureError]) -> ErasureError:
     """The first error of a (possibly nested) exception group."""
     first = group.exceptions[0]
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
-
-
-def _item(row: dict[str, Any]) -> WorkItem:
-    request = DeleteRequest(
-        db_id=row["db_id"],
-        matching=row["matching"],
-        value=row["value"],
-        value_is_int=bool(row["value_is_int"]),
-        field_name=row["field_name"],
-        resource_id=row["resource_id"],
-    )
-    return WorkItem(row["key"], request, row["request_ids"], bool(row["in_doubt"]))
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _text(verdict: altcraft.Verdict) -> str | None:
-    if isinstance(verdict, Retry):
-        return verdict.reason
-    return getattr(verdict, "text", None)
