@@ -1,7 +1,8 @@
 """The Runner with an injected transport and a real ledger file: the retry decision in place.
 
 The answers come from an ``httpx.MockTransport``; everything else (the job
-file, the intake, the plan, the SQLite ledger, the writer) is real.
+file, the intake, the plan, the SQLite ledger, the writer) is real. The log
+events are captured (``structlog.testing.capture_logs``), never printed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import anyio
 import httpx
 import polars as pl
 import pytest
+from structlog.testing import capture_logs
 
 from erasure import intake
 from erasure import job as job_mod
@@ -41,7 +43,7 @@ def _run(
         seen.append(json.loads(request.content))
         return handler(request)
 
-    with Ledger(job.ledger.path, keyer) as ledger:
+    with Ledger(job.ledger.path, keyer) as ledger, capture_logs() as logged:
         runner = Runner(
             job,
             plan,
@@ -52,7 +54,11 @@ def _run(
             transport=httpx.MockTransport(record),
         )
         summary = anyio.run(runner.execute)
+    LOGGED[:] = logged
     return summary, seen
+
+
+LOGGED: list[dict[str, object]] = []  # the last run's log events
 
 
 def _too_long(request: httpx.Request) -> httpx.Response:
@@ -136,5 +142,7 @@ def test_a_run_wide_refusal_in_a_worker_stops_the_run(
         job, lambda request: httpx.Response(200, json={"error": code, "error_text": "no"}), NO_WAIT
     )
     assert 1 == len(seen)  # the first refusal stops every other identifier
+    stopping = [e for e in LOGGED if e["event"] == "erasure.run.stopping"]
+    assert [e["reason"] for e in stopping] == ["token" if code == 401 else "unavailable"]
     assert (ExitCode.NOPERM if code == 401 else ExitCode.UNAVAILABLE) == summary.exit_code()
     assert summary.stop_reason in ("token", "unavailable")
