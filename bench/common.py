@@ -347,11 +347,10 @@ def heading(title: str, text: str) -> None:
 
 
 def loop_options() -> dict[str, Any]:
-    """The event loop ``erasure run`` uses (``cli._loop_options``: uvloop when installed)."""
-    from erasure import cli
+    """The event loop ``erasure run`` uses (``app.loop_options``: uvloop when installed)."""
+    from erasure import app
 
-    options = getattr(cli, "_loop_options", None)
-    return dict(options()) if options is not None else {}
+    return dict(app.loop_options())
 
 
 def loop_name() -> str:
@@ -375,11 +374,11 @@ class NullLedger:
 
 
 def run_in_process(job_path: str, *, record: bool, work_limit: int | None = None) -> dict[str, Any]:
-    """``erasure run`` assembled as ``erasure.cli._execute`` does, in this process.
+    """``erasure run`` assembled as ``erasure.app.run`` does, in this process.
 
     ``record=False`` gives the runner a :class:`NullLedger` and a plan made as
     for a fresh ledger (nothing finished, nothing in doubt), which is what
-    ``_execute`` computes for the first run of a job. ``work_limit`` keeps
+    ``app.run`` computes for the first run of a job. ``work_limit`` keeps
     only the first rows of the plan's work (the whole plan is made first).
     Returns the run's summary, its peak RSS, timings and the run's CPU time.
     """
@@ -387,10 +386,10 @@ def run_in_process(job_path: str, *, record: bool, work_limit: int | None = None
 
     import anyio
 
-    from erasure import intake, logs, runner
+    from erasure import intake, logs
     from erasure import job as job_mod
     from erasure import ledger as ledger_mod
-    from erasure import plan as plan_mod
+    from erasure import run as runner
     from erasure.keys import Keyer
 
     t0 = time.perf_counter()
@@ -416,7 +415,7 @@ def run_in_process(job_path: str, *, record: bool, work_limit: int | None = None
     if record:
         with ledger_mod.Ledger(job.ledger.path, keyer) as ledger:
             db = ledger.connection
-            plan = plan_mod.make(
+            plan = runner.make_plan(
                 data.items, ledger_mod.finished_pairs(db), ledger_mod.doubtful_keys(db)
             )
             t_plan = time.perf_counter()
@@ -432,7 +431,7 @@ def run_in_process(job_path: str, *, record: bool, work_limit: int | None = None
         empty = pl.DataFrame(
             schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String}
         )
-        plan = plan_mod.make(data.items, empty, set())
+        plan = runner.make_plan(data.items, empty, set())
         t_plan = time.perf_counter()
         null: Any = NullLedger(job.ledger.path)
         r = runner.Runner(job, trim(plan), null, 1, token, options, input_info=info)

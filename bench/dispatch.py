@@ -9,7 +9,7 @@ server state):
 
 - ``erasure run`` (the CLI, a subprocess): ledger on, preflight on,
   concurrency 64, ``rate_per_s`` 1,000,000;
-- the same run assembled in-process as ``erasure.cli._execute`` does
+- the same run assembled in-process as ``erasure.app.run`` does
   (``common.run_in_process``), once with the real ledger and once with
   ``common.NullLedger`` (recording switched off): the ledger's cost;
 - a bare aiohttp worker loop: 64 workers, one ``ClientSession``, the same
@@ -152,7 +152,7 @@ def zero_latency(folder: Path, args: argparse.Namespace) -> list[dict[str, Any]]
             ),
             Variant(
                 "erasure Runner in-process, ledger on",
-                "the same run assembled as cli._execute does; the real Ledger",
+                "the same run assembled as app.run does; the real Ledger",
                 [*me, "--child", "runner-on", "--job", str(jobs["runner-on"])],
                 folder / "runner-on.sqlite",
             ),

@@ -174,8 +174,8 @@ def profile(job_path: str) -> dict[str, Any]:
 
     from erasure import intake
     from erasure import job as job_mod
-    from erasure import plan as plan_mod
     from erasure.keys import Keyer
+    from erasure.run import make_plan
 
     def now() -> dict[str, float]:
         gc.collect()
@@ -197,7 +197,7 @@ def profile(job_path: str) -> dict[str, Any]:
     }
     empty = pl.DataFrame(schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String})
     t0 = time.perf_counter()
-    plan = plan_mod.make(data.items, empty, set())
+    plan = make_plan(data.items, empty, set())
     out["plan"] = {
         **now(),
         "s": time.perf_counter() - t0,

@@ -25,11 +25,12 @@ from json.encoder import encode_basestring_ascii as _json_str  # json.dumps(str)
 from typing import Literal, TypeAlias
 from xml.etree import ElementTree
 
-from erasure.job import Codes
+from erasure.job import Codes, Matching
 
 __all__ = [
     "PATH",
     "Abort",
+    "AbortKind",
     "Answer",
     "DeleteRequest",
     "Erased",
@@ -64,7 +65,7 @@ MAX_ERROR_TEXT = 500  # characters kept of a service's error text, after scrubbi
 class DeleteRequest:
     """One ``profiles/delete`` call, with the identifier as it is sent.
 
-    ``matching`` is ``email``, ``phone``, ``profile_id`` or ``custom``;
+    ``matching`` is one of :data:`erasure.job.Matching`;
     ``value`` is the normalised email, E.164 phone, profile id or custom
     field value (``field_name`` names the field). ``value_is_int`` sends a
     custom field value as a JSON integer (an integer column of a typed input
@@ -73,7 +74,7 @@ class DeleteRequest:
     """
 
     db_id: int
-    matching: str
+    matching: Matching
     value: str
     value_is_int: bool = False
     field_name: str | None = None
@@ -345,18 +346,21 @@ class Retry:
     maybe_reached: bool
 
 
+AbortKind: TypeAlias = Literal["token", "unavailable", "wrong_url"]
+
+
 @dataclass(frozen=True, slots=True)
 class Abort:
     """Stop the whole run: no identifier can succeed as things are.
 
     ``token``: the token is refused (exit 77). ``unavailable``: the service
     refuses the whole run, such as the tariff limit (69). ``wrong_url``: the
-    endpoint answers as if the URL were wrong (69). ``unreachable``: the
-    service cannot be reached at all (69); the runner decides that from a
-    ``Retry("connect")`` at the preflight, :func:`classify` never returns it.
+    endpoint answers as if the URL were wrong (69). That the service cannot
+    be reached at all is decided from a ``Retry("connect")`` at the
+    preflight, by :func:`erasure.run.retry.decide`, not here.
     """
 
-    kind: Literal["token", "unavailable", "wrong_url", "unreachable"]
+    kind: AbortKind
     code: int | None
     http_status: int | None
     text: str | None
@@ -463,7 +467,7 @@ def classify_exception(exc: BaseException) -> Verdict:
     are ``Retry(maybe_reached=False)``: nothing left. Read and write
     timeouts, dropped connections and garbled answers are
     ``Retry(maybe_reached=True)``: the service may have acted. The runner
-    turns a ``Retry("connect")`` at the preflight into ``Abort("unreachable")``.
+    stops at a ``Retry("connect")`` at the preflight (:func:`erasure.run.retry.decide`).
     A URL httpx cannot send to (``UnsupportedProtocol``) is
     ``Abort("wrong_url")``. Anything else, including httpx's
     ``LocalProtocolError`` (a request we built wrongly), is a bug, not a

@@ -1,9 +1,14 @@
 """The shell: arguments in, exit codes out.
 
 The only module that knows about exit codes, standard streams and the
-terminal. Every :class:`~erasure.errors.ErasureError` becomes one line on
-stderr (``erasure: error: ...``) and its exit code; nothing else escapes as
-a traceback except a genuine bug.
+terminal. It parses the command line, calls the use case in
+:mod:`erasure.app`, prints its result, and turns every
+:class:`~erasure.errors.ErasureError` into one line on stderr
+(``erasure: error: ...``) and its family's exit code; nothing else escapes
+as a traceback except a genuine bug.
+
+About 430 lines, kept in one module: most of it is the argument parser,
+whose help texts and examples are the commands' documentation.
 """
 
 from __future__ import annotations
@@ -14,13 +19,18 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import closing
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from erasure import __version__
-from erasure.errors import MEANINGS, ErasureError, ExitCode, OutputError, UsageError
+from erasure.errors import MEANINGS, ErasureError, ExitCode
+
+if TYPE_CHECKING:  # the use cases load polars and the rest only for a command that needs them
+    from erasure import app
+    from erasure.app import Checked
+    from erasure.job import Job, Matching
+    from erasure.run import Summary
 
 EXAMPLES = {
     "validate": "erasure validate jobs/demo.toml --rejects /tmp/rejects.csv",
@@ -184,291 +194,168 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
     return parser
 
 
+class _Shell:
+    """One invocation's standard streams and how errors are written to stderr."""
+
+    def __init__(self, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+        self.stdin = stdin
+        self.out = stdout
+        self.err = stderr
+        self.json_errors = False  # `run` under --log-format json: every stderr line is JSON
+
+    def print(self, *lines: str) -> None:
+        for line in lines:
+            print(line, file=self.out)
+
+    def fail(self, message: str, code: int) -> None:
+        """The one line on stderr that says why the command failed."""
+        if self.json_errors:
+            line = json.dumps(
+                {
+                    "event": "erasure.error",
+                    "level": "error",
+                    "error": message,
+                    "exit_code": int(code),
+                    "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                }
+            )
+        else:
+            line = f"erasure: error: {message}"
+        print(line, file=self.err)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(with_sandbox=bool(argv) and argv[0] == "sandbox").parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
-    global _json_errors
-    _json_errors = False  # until `run` chooses JSON logs
+    handler: Callable[[argparse.Namespace, _Shell], int] = COMMANDS[args.command]
+    shell = _Shell(sys.stdin, sys.stdout, sys.stderr)
     try:
-        return handler(args)
+        return handler(args, shell)
     except ErasureError as exc:
-        _fail(str(exc), exc.exit_code)
+        shell.fail(str(exc), exc.exit_code)
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted", ExitCode.TEMPFAIL)
+        shell.fail("interrupted", ExitCode.TEMPFAIL)
         return int(ExitCode.TEMPFAIL)
 
 
-# Set by `run` under --log-format json, where every stderr line is one JSON object.
-_json_errors = False
+def _load(args: argparse.Namespace) -> Job:
+    from erasure import job
 
-
-def _fail(message: str, code: int) -> None:
-    """The one line on stderr that says why the command failed."""
-    if _json_errors:
-        from datetime import UTC
-
-        line = json.dumps(
-            {
-                "event": "erasure.error",
-                "level": "error",
-                "error": message,
-                "exit_code": int(code),
-                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            }
-        )
-    else:
-        line = f"erasure: error: {message}"
-    print(line, file=sys.stderr)
-
-
-def _load(args: argparse.Namespace) -> Any:
-    from erasure import job as job_mod
-
-    return job_mod.load(args.job)
-
-
-def _keyer(job: Any) -> Any:
-    from erasure.keys import Keyer
-
-    return Keyer(job.ledger_key())
+    return job.load(args.job)
 
 
 # ---------------------------------------------------------------- validate / run
 
 
-def _intake(job: Any, keyer: Any, args: argparse.Namespace) -> Any:
-    from erasure import intake
-
-    if args.input is None and job.input.path is None:
-        raise UsageError("no input file: set [input] path in the job file or pass --input")
-    data = intake.read(job, keyer, args.input)
-    if data.rejects.height:
-        rejects = args.rejects or job.rejects_path
-        try:
-            rejects.parent.mkdir(parents=True, exist_ok=True)
-            intake.write_rejects(data.rejects, rejects)
-        except OSError as exc:
-            raise OutputError(f"cannot write the rejects file {rejects}: {exc.strerror}") from None
-        data_rejects_path: Path | None = rejects
-    else:
-        data_rejects_path = None
-    return data, data_rejects_path
-
-
-def _plan(job: Any, keyer: Any, items: Any, retry_rejected: bool, db: Any = None) -> Any:
-    import polars as pl
-
-    from erasure import ledger as ledger_mod
-    from erasure import plan as plan_mod
-
-    if db is None:
-        if not job.ledger.path.exists():
-            empty = pl.DataFrame(
-                schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String}
-            )
-            return plan_mod.make(items, empty, set())
-        with closing(ledger_mod.open_readonly(job.ledger.path)) as ro:
-            ledger_mod.check_meta(ledger_mod.read_meta(ro), keyer, job.ledger.path)
-            return _plan(job, keyer, items, retry_rejected, ro)
-    finished = ledger_mod.finished_pairs(db, retry_rejected=retry_rejected)
-    return plan_mod.make(items, finished, ledger_mod.doubtful_keys(db))
-
-
-def _print_counts(data: Any, plan: Any, rejects: Path | None) -> None:
-    c = data.counts
-    lines = [
-        ("input", str(data.path)),
+def _print_checked(shell: _Shell, checked: Checked) -> None:
+    c = checked.counts
+    lines: list[tuple[str, object]] = [
+        ("input", str(checked.input)),
         ("rows", c.rows),
         ("identifiers", c.identifiers),
         ("valid", c.valid),
         ("rejected", c.rejected),
         ("duplicates", c.duplicates),
-        ("already done", plan.already_done),
-        ("to send", plan.to_send),
+        ("already done", checked.already_done),
+        ("to send", checked.to_send),
     ]
-    if plan.in_doubt:
-        lines.append(("in doubt (sent again)", plan.in_doubt))
-    if rejects is not None:
-        lines.append(("rejects file", str(rejects)))
+    if checked.in_doubt:
+        lines.append(("in doubt (sent again)", checked.in_doubt))
+    if checked.rejects is not None:
+        lines.append(("rejects file", str(checked.rejects)))
     width = max(len(k) for k, _ in lines)
-    for k, v in lines:
-        print(f"{k + ':':<{width + 1}} {v}")
+    shell.print(*(f"{k + ':':<{width + 1}} {v}" for k, v in lines))
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    job = _load(args)
-    keyer = _keyer(job)
-    data, rejects = _intake(job, keyer, args)
-    plan = _plan(job, keyer, data.items, retry_rejected=False)
-    _print_counts(data, plan, rejects)
+def _input_options(args: argparse.Namespace) -> app.InputOptions:
+    from erasure import app
+
+    return app.InputOptions(input=args.input, rejects=args.rejects)
+
+
+def cmd_validate(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+
+    _print_checked(shell, app.validate(_load(args), _input_options(args)))
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from erasure import logs
+def cmd_run(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app, logs
+    from erasure.run import Options
 
-    global _json_errors
     fmt = logs.choose_format(args.log_format)
     logs.configure(fmt)
-    _json_errors = fmt == "json"
-    log = logs.get()
+    shell.json_errors = fmt == "json"
     job = _load(args)
-    keyer = _keyer(job)
-    token = None if args.dry_run else job.token()
+    if args.dry_run:
+        checked = app.validate(job, _input_options(args), retry_rejected=args.retry_rejected)
+        _print_checked(shell, checked)
+        shell.print("dry run: nothing was sent")
+        return 0
     deadline = None
     if args.max_duration is not None:
         deadline = time.monotonic() + args.max_duration
     if args.stop_at is not None:
         at = time.monotonic() + seconds_until(*args.stop_at)
         deadline = at if deadline is None else min(deadline, at)
-    if args.dry_run:
-        data, rejects = _intake(job, keyer, args)
-        plan = _plan(job, keyer, data.items, args.retry_rejected)
-        _print_counts(data, plan, rejects)
-        print("dry run: nothing was sent")
-        return 0
-    assert token is not None
-    return _execute(job, keyer, token, args, fmt, deadline, log)
-
-
-def _execute(
-    job: Any,
-    keyer: Any,
-    token: str,
-    args: argparse.Namespace,
-    fmt: str,
-    deadline: float | None,
-    log: Any,
-) -> int:
-    from concurrent.futures import ThreadPoolExecutor
-
-    import anyio
-
-    from erasure import ledger as ledger_mod
-    from erasure import plan as plan_mod
-    from erasure import runner
-
-    # The lock first: a second run exits 75 before reading anything.
-    with ledger_mod.Ledger(
-        job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env()
-    ) as ledger:
-        # What the ledger knows is read while the input is read: all three
-        # mostly wait in SQLite or polars, outside the GIL (1-3 s each for a
-        # million rows). The in-doubt query gets its own read-only connection.
-        with (
-            ThreadPoolExecutor(max_workers=2) as pool,
-            closing(ledger_mod.open_readonly(job.ledger.path)) as reader,
-        ):
-            done = pool.submit(
-                ledger_mod.finished_pairs, ledger.connection, retry_rejected=args.retry_rejected
-            )
-            doubt = pool.submit(ledger_mod.doubtful_keys, reader)
-            try:
-                data, _ = _intake(job, keyer, args)
-            finally:
-                finished, doubtful = done.result(), doubt.result()
-        plan = plan_mod.make(data.items, finished, doubtful)
-        input_info = {
-            "path": str(data.path),
-            "sha256": data.sha256,
-            "rows": data.counts.rows,
-            "rejected": data.counts.rejected,
-        }
-        # The run needs only the plan's work frame: let the intake's items and
-        # the pending pairs go. The work often shares their keys and values
-        # (see erasure.plan); the rest, such as the row numbers, is freed.
-        del data, finished
-        plan = plan.without_pending()
-        run_no = ledger.next_run()
-        log.info(
-            "erasure.run.started",
-            run=run_no,
-            input_rows=input_info["rows"],
-            to_send=plan.to_send,
-            already_done=plan.already_done,
-            in_doubt=plan.in_doubt,
-            rejected_rows=input_info["rejected"],
-        )
-        progress = not args.no_progress and fmt == "console" and sys.stderr.isatty()
-        r = runner.Runner(
-            job,
-            plan,
-            ledger,
-            run_no,
-            token,
-            runner.Options(deadline=deadline, progress=progress),
-            input_info=input_info,
-        )
-        summary = anyio.run(r.execute, backend_options=_loop_options())
-        code = summary.exit_code()
-        try:
-            ledger.append([runner.finish_event(run_no, summary, code)])
-        except ErasureError as exc:
-            if summary.fatal is None:
-                summary.fatal = exc
-            code = summary.exit_code()
-    log.info("erasure.run.finished", **summary.as_dict(), exit_code=int(code))
+    progress = not args.no_progress and fmt == "console" and shell.err.isatty()
+    options = app.RunOptions(
+        input=_input_options(args),
+        retry_rejected=args.retry_rejected,
+        runner=Options(deadline=deadline, progress=progress),
+    )
+    result = app.run(job, options)
+    summary, code = result.summary, result.exit_code
     if summary.fatal is not None:
-        _fail(str(summary.fatal), code)
-    elif summary.stop_detail and summary.stop_reason in ("token", "unavailable", "ledger"):
-        _fail(summary.stop_detail, code)
+        shell.fail(str(summary.fatal), code)
+    elif summary.stop_detail and summary.stop_reason in _SAID_ON_STDERR:
+        shell.fail(summary.stop_detail, code)
     if fmt != "json":
-        _print_summary(summary, code, job)
+        _print_summary(shell, summary, code, job)
     return int(code)
 
 
-def _loop_options() -> dict[str, Any]:
-    """uvloop where it is installed: the event loop is a third of a request's CPU."""
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:  # pragma: no cover - Windows, or a trimmed install
-        return {}
-    return {"use_uvloop": True}
+# A run stopped for these reasons says why in one line, as a failed command does.
+_SAID_ON_STDERR = frozenset({"token", "unavailable", "ledger"})
 
 
-def _print_summary(summary: Any, code: int, job: Any) -> None:
-    o = summary.outcomes
+def _print_summary(shell: _Shell, summary: Summary, code: int, job: Job) -> None:
+    o = summary.as_dict()["outcomes"]
     rate = summary.requests / summary.duration_s if summary.duration_s > 0 else 0.0
-    print(
+    shell.print(
         f"run {summary.run}: erased {o['erased']}, not found {o['not_found']}, "
         f"rejected {o['rejected']}, failed {o['failed']}, pending {summary.pending}"
         f" (in doubt {summary.in_doubt}); {summary.requests} requests in "
-        f"{summary.duration_s:.1f} s ({rate:.0f}/s)"
+        f"{summary.duration_s:.1f} s ({rate:.0f}/s)",
+        f"ledger: {job.ledger.path}",
+        f"report: erasure report {job.path} --out report.html",
+        f"exit {int(code)}: {MEANINGS.get(int(code), '')}",
     )
-    print(f"ledger: {job.ledger.path}")
-    print(f"report: erasure report {job.path} --out report.html")
-    print(f"exit {int(code)}: {MEANINGS.get(int(code), '')}")
 
 
 # ---------------------------------------------------------------- read-only
 
 
-def _readonly(job: Any) -> Any:
-    from erasure import ledger as ledger_mod
+def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
 
-    return closing(ledger_mod.open_readonly(job.ledger.path))
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from erasure import status as status_mod
-
-    job = _load(args)
-    with _readonly(job) as db:
-        info = status_mod.status(db)
+    result = app.status(_load(args))
+    info = result.info
     if args.json:
-        print(json.dumps(info, default=str, sort_keys=True))
+        shell.print(json.dumps(info, default=str, sort_keys=True))
         return 0
-    print(f"ledger: {job.ledger.path}")
-    print(f"total: {info['total']} (request id, identifier) pairs")
-    for name in ("erased", "not_found", "rejected", "failed", "pending"):
-        print(f"  {name}: {info[name]}")
-    print(f"in doubt: {info['in_doubt']}")
-    print(f"overdue: {info['overdue']}")
+    shell.print(
+        f"ledger: {result.ledger}",
+        f"total: {info['total']} (request id, identifier) pairs",
+        *(f"  {name}: {info[name]}" for name in _OUTCOME_NAMES),
+        f"in doubt: {info['in_doubt']}",
+        f"overdue: {info['overdue']}",
+    )
     last = info["last_run"]
     if last:
-        print(
+        shell.print(
             f"last run: {last['run']} started {last['started_at']}, "
             f"finished {last['finished_at'] or 'never (killed or still running)'}, "
             f"exit {last['exit_code']}; pending from its plan: {info['last_run_pending']}"
@@ -476,71 +363,63 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from erasure import report
+_OUTCOME_NAMES = ("erased", "not_found", "rejected", "failed", "pending")
 
-    job = _load(args)
-    with _readonly(job) as db:
-        report.write(db, job, args.out)
-    print(f"report: {args.out}")
+
+def cmd_report(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+
+    shell.print(f"report: {app.report(_load(args), args.out)}")
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from erasure import ledger as ledger_mod
+def cmd_verify(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
 
-    job = _load(args)
-    verdict = ledger_mod.verify(job.ledger.path, _keyer(job))
-    if verdict.ok:
-        print(f"ledger intact: {verdict.events} events")
+    check = app.verify(_load(args))
+    if check.ok:
+        shell.print(f"ledger intact: {check.events} events")
     else:
-        print(f"ledger BROKEN: {verdict.problem}")
-    print(f"chain head: event {verdict.head_seq} {verdict.head_link}")
-    return 0 if verdict.ok else 1
+        shell.print(f"ledger BROKEN: {check.problem}")
+    shell.print(f"chain head: event {check.head_seq} {check.head_link}")
+    return 0 if check.ok else 1
 
 
-def cmd_lookup(args: argparse.Namespace) -> int:
-    from erasure import status as status_mod
-    from erasure.lookup import keys_for
+def cmd_lookup(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
 
     job = _load(args)
-    keyer = _keyer(job)
     # argparse makes exactly one of them required
-    matching, raw = next(
-        (mode, value)
-        for mode, value in (
-            ("email", args.email),
-            ("phone", args.phone),
-            ("profile_id", args.profile_id),
-            ("custom", args.field_value),
-        )
-        if value is not None
-    )
+    given: list[tuple[Matching, str | None]] = [
+        ("email", args.email),
+        ("phone", args.phone),
+        ("profile_id", args.profile_id),
+        ("custom", args.field_value),
+    ]
+    matching, raw = next((mode, value) for mode, value in given if value is not None)
     if raw == "-":
-        raw = sys.stdin.readline().rstrip("\r\n")
-    keys = keys_for(job, keyer, matching, raw, db_id=args.db_id, resource_id=args.resource_id)
-    with _readonly(job) as db:
-        rows = status_mod.lookup(db, keys)
-    if rows.height == 0:
-        print(f"not in the ledger (key {keys[0]})")
+        raw = shell.stdin.readline().rstrip("\r\n")
+    result = app.lookup(job, matching, raw, db_id=args.db_id, resource_id=args.resource_id)
+    if not result.found:
+        shell.print(f"not in the ledger (key {result.keys[0]})")
         return 1
-    for row in rows.iter_rows(named=True):
-        doubt = " (in doubt)" if row["in_doubt"] else ""
-        print(
-            f"request {row['request_id'] or '-'}: {row['outcome']}{doubt} "
-            f"at {row['finished_at'] or '-'} key {row['key']}"
-            + (f" profile {row['profile_id']}" if row["profile_id"] else "")
+    for row in result.found:
+        doubt = " (in doubt)" if row.in_doubt else ""
+        shell.print(
+            f"request {row.request_id or '-'}: {row.outcome}{doubt} "
+            f"at {row.finished_at or '-'} key {row.key}"
+            + (f" profile {row.profile_id}" if row.profile_id else "")
         )
-    return 0 if status_mod.erased_or_gone(rows) else 1
+    return 0 if result.erased else 1
 
 
-def cmd_sandbox(args: argparse.Namespace) -> int:
+def cmd_sandbox(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure.sandbox.cli import run
 
     return run(args)
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, _Shell], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,
     "status": cmd_status,

@@ -32,6 +32,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 from xml.etree import ElementTree
 
 import polars as pl
@@ -91,7 +92,9 @@ class _Spec:
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class _Layout:
+    """Where the job's columns are in this file: identifier specs and the named columns."""
+
     specs: tuple[_Spec, ...]
     db_id: str | None
     resource_id: str | None
@@ -132,8 +135,8 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
         raise ConfigError("job file: input.path is not set; set it or pass --input")
     source = Path(source)
     table = _read_table(source, _wanted(job.input))
-    plan = _plan(job.input, table.names, source.name)
-    items, rejects, counts = _build(table, plan, job.input, keyer)
+    layout = _layout(job.input, table.names, source.name)
+    items, rejects, counts = _build(table, layout, job.input, keyer)
     return Intake(path=source, sha256=table.sha256, items=items, rejects=rejects, counts=counts)
 
 
@@ -171,7 +174,7 @@ def _wanted(inp: Input) -> set[str]:
     return {n.strip().casefold() for n in names if n}
 
 
-def _plan(inp: Input, names: list[str], file: str) -> _Plan:
+def _layout(inp: Input, names: list[str], file: str) -> _Layout:
     cols = inp.columns
     specs: list[_Spec] = []
     if cols.explicit:
@@ -206,7 +209,7 @@ def _plan(inp: Input, names: list[str], file: str) -> _Plan:
     def optional(name: str | None, key: str) -> str | None:
         return None if name is None else _find(names, name, f"input.{key}", file)
 
-    return _Plan(
+    return _Layout(
         specs=tuple(specs),
         db_id=optional(inp.db_id_column, "db_id_column"),
         resource_id=optional(inp.resource_id_column, "resource_id_column"),
@@ -363,18 +366,18 @@ class _Cells:
 
 
 def _build(
-    table: _Table, plan: _Plan, inp: Input, keyer: Keyer
+    table: _Table, layout: _Layout, inp: Input, keyer: Keyer
 ) -> tuple[pl.DataFrame, pl.DataFrame, Counts]:
     """Items, rejects and counts of the file: it is read here so that its cells can go early."""
-    frame = table.collect(plan.columns)
-    rows = _row_frame(frame, table, plan, inp)
-    cells = _cells(frame, rows, table, plan, inp)
+    frame = table.collect(layout.columns)
+    rows = _row_frame(frame, table, layout, inp)
+    cells = _cells(frame, rows, table, layout, inp)
     n = frame.height
     del frame  # every raw cell: the rejected ones' text is in cells.rejected
-    rejects = _rejects(rows, cells, plan)
+    rejects = _rejects(rows, cells, layout)
     del rows
     valid, identifiers = cells.valid.height, cells.count
-    varying = plan.varying
+    varying = layout.varying
     # a filter that keeps every row copies nothing (unique would copy them all)
     items = cells.valid.filter(_firsts(cells.valid, [*varying, "value"]))
     del cells  # items shares its columns, or holds a copy without the repeats
@@ -397,7 +400,7 @@ def _build(
     return items, rejects, counts
 
 
-def _row_frame(frame: pl.DataFrame, table: _Table, plan: _Plan, inp: Input) -> pl.DataFrame:
+def _row_frame(frame: pl.DataFrame, table: _Table, layout: _Layout, inp: Input) -> pl.DataFrame:
     """One row per input row: its number and the columns every identifier shares.
 
     Each checked column comes with ``<what>_raw`` and ``<what>_reason``. One
@@ -405,14 +408,14 @@ def _row_frame(frame: pl.DataFrame, table: _Table, plan: _Plan, inp: Input) -> p
     """
     parts = [pl.DataFrame({"row": table.row_numbers(frame.height)})]
     fixed: dict[str, pl.Expr] = {}
-    if plan.request_id is not None:
-        request, _ = _as_text(frame.get_column(plan.request_id), table.file)
+    if layout.request_id is not None:
+        request, _ = _as_text(frame.get_column(layout.request_id), table.file)
         parts.append(normalize.texts(request).select(request_id="value"))
     else:
         fixed["request_id"] = pl.lit(None, pl.String)
     for what, column, value, required in (
-        ("db_id", plan.db_id, inp.db_id, True),
-        ("resource_id", plan.resource_id, inp.resource_id, False),
+        ("db_id", layout.db_id, inp.db_id, True),
+        ("resource_id", layout.resource_id, inp.resource_id, False),
     ):
         if column is not None:
             text, _ = _as_text(frame.get_column(column), table.file)
@@ -420,8 +423,8 @@ def _row_frame(frame: pl.DataFrame, table: _Table, plan: _Plan, inp: Input) -> p
         else:
             fixed[what] = pl.lit(value, pl.Int64)
             fixed[f"{what}_raw"] = fixed[f"{what}_reason"] = pl.lit(None, pl.String)
-    if plan.received_at is not None:
-        parts.append(_moments(frame.get_column(plan.received_at), table.file))
+    if layout.received_at is not None:
+        parts.append(_moments(frame.get_column(layout.received_at), table.file))
     else:
         fixed["received_at"] = pl.lit(None, pl.Datetime("us", "UTC"))
         fixed["received_at_raw"] = fixed["received_at_reason"] = pl.lit(None, pl.String)
@@ -429,7 +432,7 @@ def _row_frame(frame: pl.DataFrame, table: _Table, plan: _Plan, inp: Input) -> p
 
 
 def _cells(
-    frame: pl.DataFrame, rows: pl.DataFrame, table: _Table, plan: _Plan, inp: Input
+    frame: pl.DataFrame, rows: pl.DataFrame, table: _Table, layout: _Layout, inp: Input
 ) -> _Cells:
     """The identifier cells, column by column, in row order then column order."""
     row_bad = pl.col("db_id_reason").is_not_null() | pl.col("resource_id_reason").is_not_null()
@@ -437,7 +440,7 @@ def _cells(
     rejected: list[pl.DataFrame] = []
     seen = rows.select(cell=pl.lit(False), valid=pl.lit(False))
     count = 0
-    for order, spec in enumerate(plan.specs):
+    for order, spec in enumerate(layout.specs):
         text, is_int = _as_text(frame.get_column(spec.column), table.file)
         if spec.matching == "email":
             found = normalize.emails(text)
@@ -476,13 +479,13 @@ def _cells(
     return _Cells(every, pl.concat(rejected), count, seen)
 
 
-def _rejects(rows: pl.DataFrame, cells: _Cells, plan: _Plan) -> pl.DataFrame:
+def _rejects(rows: pl.DataFrame, cells: _Cells, layout: _Layout) -> pl.DataFrame:
     """Bad cells, bad rows (those with an identifier) and bad dates, by row."""
     parts = [cells.rejected.select("row", "column", value="raw", reason="reason", order="order")]
     checks = (
-        ("db_id", plan.db_id, "cell", 0),
-        ("resource_id", plan.resource_id, "cell", 1),
-        ("received_at", plan.received_at, "valid", 2),  # a date only matters for a kept row
+        ("db_id", layout.db_id, "cell", 0),
+        ("resource_id", layout.resource_id, "cell", 1),
+        ("received_at", layout.received_at, "valid", 2),  # a date only matters for a kept row
     )
     for what, column, having, order in checks:
         if column is None:
@@ -840,8 +843,12 @@ def _ndjson(path: Path) -> _Table:
     return _Table(path.name, sha256, frame.lazy(), frame.columns, "NDJSON", 1, lines)
 
 
-def _ndjson_problem(file: str, data: bytes) -> None:
-    """Raise :class:`InputUnusable` naming the first line that is not a JSON object."""
+def _ndjson_problem(file: str, data: bytes) -> NoReturn:
+    """Raise :class:`InputUnusable` naming the first line that is not a JSON object.
+
+    Called when polars cannot read the file; when every line is an object,
+    the problem is a field whose kind differs between lines.
+    """
     for number, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue

@@ -46,6 +46,7 @@ import orjson
 import polars as pl
 
 from erasure.errors import FileMissing, LedgerBusy, LedgerMismatch, LedgerWriteError
+from erasure.job import Matching
 from erasure.keys import DERIVATION_VERSION, NORMALISATION_VERSION, Keyer
 
 SCHEMA_VERSION = "1"
@@ -143,12 +144,12 @@ class Event(NamedTuple):
     key: str | None = None
     request_id: str | None = None
     db_id: int | None = None
-    matching: str | None = None
+    matching: Matching | None = None
     resource_id: int | None = None
     field_name: str | None = None
     received_at: str | None = None
     attempt: int | None = None
-    outcome: str | None = None
+    outcome: Outcome | None = None
     in_doubt: int | None = None
     profile_id: str | None = None
     error_code: int | None = None
@@ -451,7 +452,7 @@ def in_doubt(events: Sequence[tuple[str, int | None, str | None]]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class ChainCheck:
     """What :func:`verify` found."""
 
     ok: bool
@@ -461,7 +462,7 @@ class Verdict:
     problem: str | None = None  # names the first broken event
 
 
-def verify(path: Path, keyer: Keyer) -> Verdict:
+def verify(path: Path, keyer: Keyer) -> ChainCheck:
     """Walk the chain; name the first event changed, removed, inserted or moved."""
     with closing(open_readonly(path)) as db:
         meta = read_meta(db)
@@ -479,10 +480,10 @@ def verify(path: Path, keyer: Keyer) -> Verdict:
                     if seq > expected_seq
                     else f"event {seq} appears twice"
                 )
-                return Verdict(False, expected_seq - 1, expected_seq - 1, link, problem)
+                return ChainCheck(False, expected_seq - 1, expected_seq - 1, link, problem)
             link = chain(link, canonical(seq, at, values))
             if link != stored:
-                return Verdict(
+                return ChainCheck(
                     False,
                     seq - 1,
                     seq - 1,
@@ -493,10 +494,10 @@ def verify(path: Path, keyer: Keyer) -> Verdict:
             if seq == 1:
                 created = json.loads(values[_EVENT_FIELDS.index("detail")] or "{}")
                 if values[0] != Kind.CREATED or created != meta:
-                    return Verdict(
+                    return ChainCheck(
                         False, 0, 0, link, "the meta table does not match event 1 (created)"
                     )
-        return Verdict(True, expected_seq, expected_seq, link)
+        return ChainCheck(True, expected_seq, expected_seq, link)
 
 
 def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:

@@ -71,7 +71,7 @@ _PHONE_ALLOWED = frozenset("+＋-‐‑‒–—―−()[].")
 _PHONE_SEPARATORS = frozenset(",;/|\\")
 
 
-Outcome = tuple[str | None, str | None]  # (normalised value, or the reason it was rejected)
+Normalised = tuple[str | None, str | None]  # (normalised value, or the reason it was rejected)
 
 
 class Invalid(ValueError):
@@ -287,7 +287,7 @@ def texts(raw: pl.Series) -> pl.DataFrame:
 
 
 def _by_reference(
-    raw: pl.Series, done: pl.Series, fn: Callable[[list[str]], list[Outcome]]
+    raw: pl.Series, done: pl.Series, fn: Callable[[list[str]], list[Normalised]]
 ) -> pl.DataFrame:
     """Values where ``done`` is null, computed by ``fn`` once per distinct value."""
     todo = (done.is_null() & raw.is_not_null()).arg_true()
@@ -306,9 +306,9 @@ def _by_reference(
     return pl.DataFrame({"value": done, "reason": reasons})
 
 
-def _each(fn: Callable[[str], str]) -> Callable[[list[str]], list[Outcome]]:
-    def run(values: list[str]) -> list[Outcome]:
-        out: list[Outcome] = []
+def _each(fn: Callable[[str], str]) -> Callable[[list[str]], list[Normalised]]:
+    def run(values: list[str]) -> list[Normalised]:
+        out: list[Normalised] = []
         for v in values:
             try:
                 out.append((fn(v), None))
@@ -355,7 +355,7 @@ def phones(raw: pl.Series, region: str, *, parallel_min: int = PARALLEL_MIN) -> 
     done = _international(raw, candidates)
     done = done.zip_with(done.is_not_null(), _national(raw, region, candidates))
 
-    def slow(values: list[str]) -> list[Outcome]:
+    def slow(values: list[str]) -> list[Normalised]:
         workers = min(len(os.sched_getaffinity(0)), 8)
         if len(values) < parallel_min or workers < 2:
             return _phone_chunk(values, region)
@@ -370,11 +370,11 @@ _WORKER = (
 )
 
 
-def _phone_chunk(values: list[str], region: str) -> list[Outcome]:
+def _phone_chunk(values: list[str], region: str) -> list[Normalised]:
     return _each(lambda v: phone(v, region))(values)
 
 
-def _phones_in_parallel(values: list[str], region: str, workers: int) -> list[Outcome]:
+def _phones_in_parallel(values: list[str], region: str, workers: int) -> list[Normalised]:
     """:func:`phone` over ``values``: one share here, the others in worker processes.
 
     Workers are plain ``python -c`` processes fed JSON on stdin, not a
@@ -390,7 +390,7 @@ def _phones_in_parallel(values: list[str], region: str, workers: int) -> list[Ou
     path = [package_root, os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
 
-    def remote(share: list[str]) -> list[Outcome]:
+    def remote(share: list[str]) -> list[Normalised]:
         job = json.dumps({"region": region, "values": share}).encode()
         try:
             done = subprocess.run(

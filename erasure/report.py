@@ -40,7 +40,7 @@ import polars as pl
 import xlsxwriter
 
 from erasure import status as status_mod
-from erasure.errors import UsageError
+from erasure.errors import OutputError, UsageError
 from erasure.job import Job
 from erasure.ledger import Outcome
 from erasure.safecells import neutralise, neutralise_frame
@@ -90,8 +90,9 @@ def requests(rows: pl.DataFrame) -> pl.DataFrame:
 def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None = None) -> None:
     """Write the report for ``job``'s ledger to ``out``; the suffix picks the format.
 
-    Raises :class:`UsageError` for an unsupported suffix, or when ``out``
-    cannot be written (its folder missing, not writable, or the disk full).
+    Raises :class:`UsageError` (64) for an unsupported suffix, a bad command
+    line; :class:`OutputError` (74) when ``out`` cannot be written (its folder
+    missing, not writable, or the disk full).
     """
     writer = FORMATS.get(out.suffix.lower())
     if writer is None:
@@ -101,7 +102,7 @@ def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None =
         )
     folder = out.parent
     if not folder.is_dir():
-        raise UsageError(f"cannot write the report {out}: the folder {folder} does not exist")
+        raise OutputError(f"cannot write the report {out}: the folder {folder} does not exist")
     now = now or datetime.now(UTC)
     rows = table(db, now=now)
     tmp = folder / f".{out.name}.{os.getpid()}.tmp"
@@ -109,7 +110,7 @@ def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None =
         writer(tmp, rows, db, job, now)
         os.replace(tmp, out)
     except OSError as exc:
-        raise UsageError(f"cannot write the report {out}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write the report {out}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
 

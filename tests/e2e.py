@@ -7,8 +7,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from erasure import cli
+from erasure import app, cli, logs
+from erasure import job as job_mod
+from erasure.errors import ErasureError
 from erasure.ledger import open_readonly
+from erasure.run import Options
 from erasure.status import pairs
 
 
@@ -39,6 +42,17 @@ def job(write_job: Any, url: str, **sections: dict[str, object]) -> Path:
 def run(job_path: Path, *args: str) -> int:
     """``erasure run JOB ARGS`` in this process; returns the exit code."""
     return cli.main(["run", str(job_path), "--no-progress", "--log-format", "json", *args])
+
+
+def run_with(job_path: Path, options: Options) -> int:
+    """``erasure run JOB`` through the use case, with runner options the command line
+    does not offer (a retry policy, a smaller bound); returns the exit code."""
+    logs.configure("json")
+    try:
+        result = app.run(job_mod.load(job_path), app.RunOptions(runner=options))
+    except ErasureError as exc:
+        return int(exc.exit_code)
+    return int(result.exit_code)
 
 
 def ledger_pairs(ledger: Path) -> list[dict[str, Any]]:

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from erasure import ledger as ledger_mod
-from erasure import runner
 from erasure.keys import Keyer
+from erasure.run import Backoff, Options
 from tests import e2e
 from tests.conftest import LEDGER_KEY
 from tests.sandbox_fixture import Sandbox
@@ -38,10 +38,9 @@ FAULTS: dict[str, dict[str, Any]] = {
 CASES = [(a,) for a in FAULTS] + list(itertools.combinations(FAULTS, 2))
 
 
-@pytest.fixture(autouse=True)
-def _short_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries wait milliseconds, not seconds: the matrix is about outcomes, not pacing."""
-    monkeypatch.setattr(runner, "BACKOFF_BASE_S", 0.01)
+MAX_ATTEMPTS = 10
+# Retries wait milliseconds, not seconds: the matrix is about outcomes, not pacing.
+SHORT_BACKOFF = Options(backoff=Backoff(max_attempts=MAX_ATTEMPTS, base_s=0.01))
 
 
 @pytest.mark.parametrize("names", CASES, ids=["+".join(c) for c in CASES])
@@ -61,11 +60,11 @@ def test_fault_combination_ends_in_final_outcomes(
         write_job,
         sandbox.url,
         api={"timeout_s": 1},
-        run={"max_attempts": 10, "concurrency": 6, "rate_per_s": 400},
+        run={"max_attempts": MAX_ATTEMPTS, "concurrency": 6, "rate_per_s": 400},
     )
     ledger = tmp_path / "ledger.sqlite"
     for _ in range(4):  # an unlucky identifier may use all its attempts; the next run retries
-        code = e2e.run(job)
+        code = e2e.run_with(job, SHORT_BACKOFF)
         if code != 75:
             break
     assert 0 == code

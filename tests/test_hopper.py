@@ -7,7 +7,7 @@ import anyio.lowlevel
 import pytest
 
 from erasure.altcraft import DeleteRequest
-from erasure.runner import WorkItem, _Hopper
+from erasure.run import Hopper, WorkItem
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +20,7 @@ def items(start: int, n: int) -> list[WorkItem]:
 
 
 async def test_every_item_reaches_exactly_one_worker_and_every_worker_ends() -> None:
-    hopper = _Hopper(low=4)
+    hopper = Hopper(low=4)
     taken: list[str] = []
     lead: list[int] = []
 
@@ -49,7 +49,7 @@ async def test_every_item_reaches_exactly_one_worker_and_every_worker_ends() -> 
 
 
 async def test_workers_waiting_on_an_empty_hopper_all_wake_on_close() -> None:
-    hopper = _Hopper(low=1)
+    hopper = Hopper(low=1)
     ended = 0
 
     async def worker() -> None:
@@ -67,7 +67,7 @@ async def test_workers_waiting_on_an_empty_hopper_all_wake_on_close() -> None:
 
 
 async def test_drain_returns_what_no_worker_took() -> None:
-    hopper = _Hopper(low=10)
+    hopper = Hopper(low=10)
     hopper.put_many(items(0, 5))
     first = await hopper.get()
     assert first is not None and first.key == "k0"

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 
 from erasure import ledger as L
-from erasure import plan as plan_mod
 from erasure.errors import LedgerBusy, LedgerMismatch, LedgerWriteError
 from erasure.keys import Keyer
+from erasure.run import make_plan
 
 KEYER = Keyer(b"k" * 32)
 
@@ -240,7 +240,7 @@ def test_replay_of_any_prefix_never_reports_a_finished_pair_pending(
             else:
                 led.append([_ev(L.Kind(kind), key=key, attempt=1)])
     with closing(L.open_readonly(path)) as db:
-        plan = plan_mod.make(_items(), L.finished_pairs(db), L.doubtful_keys(db))
+        plan = make_plan(_items(), L.finished_pairs(db), L.doubtful_keys(db))
     final_pairs = {(r, k) for kind, k, r, o in events if kind == "outcome" and o in L.FINAL}
     final_keys = {k for _, k in final_pairs}
     for row in plan.pending.iter_rows(named=True):

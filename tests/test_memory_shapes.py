@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from erasure import intake, job, plan
+from erasure import intake, job
 from erasure.keys import Keyer
+from erasure.run import plan
 from tests.conftest import LEDGER_KEY, _toml
 
 KEYER = Keyer(LEDGER_KEY.encode())
@@ -119,7 +120,7 @@ def test_plan_equals_the_grouping_it_shortcuts(
     finished = pl.DataFrame(
         done, schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String}, orient="row"
     )
-    made, expected = plan.make(items, finished, doubtful), _grouped(items, finished, doubtful)
+    made, expected = plan.make_plan(items, finished, doubtful), _grouped(items, finished, doubtful)
     assert made.pending.equals(expected.pending, null_equal=True)
     assert made.work.schema == expected.work.schema
     assert made.work.equals(expected.work, null_equal=True)
@@ -172,7 +173,7 @@ def test_columns_the_file_lacks_take_no_memory(tmp_path: Path) -> None:
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     items = intake.read(_job(tmp_path), KEYER).items
     empty = pl.DataFrame(schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String})
-    made = plan.make(items, empty, set())
+    made = plan.make_plan(items, empty, set())
     for frame, full in ((items, {"key", "value", "row"}), (made.work, {"key", "value"})):
         for column in frame.columns:
             if column in full:

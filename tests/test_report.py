@@ -17,7 +17,7 @@ import pytest
 from erasure import cli, report, report_html
 from erasure import job as job_mod
 from erasure import ledger as L
-from erasure.errors import UsageError
+from erasure.errors import OutputError, UsageError
 from erasure.keys import Keyer
 from erasure.status import REPORT_COLUMNS, status
 from tests.conftest import LEDGER_KEY
@@ -368,15 +368,15 @@ def test_html_caps_long_tables(
     assert "Showing the first 1 of 2." in page  # the two overdue identifiers
 
 
-def test_unsupported_suffix_and_unusable_folder_are_usage_errors(
+def test_an_unsupported_suffix_is_64_and_an_unwritable_report_is_74(
     db: sqlite3.Connection, job: job_mod.Job, tmp_path: Path
 ) -> None:
     with pytest.raises(UsageError, match=r"\.csv, \.parquet, \.xlsx, \.html"):
         report.write(db, job, tmp_path / "r.pdf")
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(OutputError, match="does not exist"):
         report.write(db, job, tmp_path / "missing" / "r.csv")
     (tmp_path / "taken.csv").mkdir()
-    with pytest.raises(UsageError, match="cannot write the report"):
+    with pytest.raises(OutputError, match="cannot write the report"):
         report.write(db, job, tmp_path / "taken.csv")
     assert not (tmp_path / "r.pdf").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
@@ -389,6 +389,8 @@ def test_cli_report(job: job_mod.Job, tmp_path: Path, capsys: pytest.CaptureFixt
     assert pl.read_excel(out, sheet_name="Identifiers").height == 8
     assert cli.main(["report", str(job.path), "--out", str(tmp_path / "r.txt")]) == 64
     assert "one of .csv, .parquet, .xlsx, .html" in capsys.readouterr().err
+    assert cli.main(["report", str(job.path), "--out", str(tmp_path / "no" / "r.csv")]) == 74
+    assert "cannot write the report" in capsys.readouterr().err
 
 
 def test_without_request_ids_the_page_speaks_of_identifiers(

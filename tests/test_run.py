@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from erasure import cli
+from erasure.run import Options
 from tests import e2e
 from tests.sandbox_fixture import Sandbox
 
@@ -260,18 +262,15 @@ def test_a_stop_records_a_bounded_part_of_the_unreached_plan(
     sandbox_factory: Callable[..., Sandbox],
     write_job: Callable[..., Path],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A clean stop of a big plan records at most RECORD_ON_STOP_MAX unreached keys, counts
+    """A clean stop of a big plan records at most record_on_stop_max unreached keys, counts
     the rest, and stays prompt; status still counts every pending pair; the next run ends it."""
-    from erasure import runner
-
-    monkeypatch.setattr(runner, "RECORD_ON_STOP_MAX", 10)
     sandbox = sandbox_factory(generate_count=300)
     e2e.emails_csv(tmp_path / "in.csv", range(300))
     job = e2e.job(write_job, sandbox.url, run={"rate_per_s": 100, "concurrency": 4})
-    assert 75 == e2e.run(job, "--max-duration", "1s")
+    options = Options(deadline=time.monotonic() + 1, record_on_stop_max=10)
+    assert 75 == e2e.run_with(job, options)
     ledger = tmp_path / "ledger.sqlite"
     erased = e2e.outcome_counts(ledger).get("erased", 0)
     planned = e2e.events(ledger, "SELECT DISTINCT key FROM events WHERE kind = 'planned'")

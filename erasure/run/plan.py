@@ -53,7 +53,7 @@ class Plan:
         return int(self.work["in_doubt"].sum()) if self.work.height else 0
 
 
-def make(items: pl.DataFrame, finished: pl.DataFrame, doubtful: set[str]) -> Plan:
+def make_plan(items: pl.DataFrame, finished: pl.DataFrame, doubtful: set[str]) -> Plan:
     """Plan a run.
 
     Args:

@@ -1,0 +1,391 @@
+"""The run: a feeder, N workers and one ledger writer, under a rate ceiling.
+
+::
+
+    feeder ──(commit planned+sent)──► work stream ──► N workers ──► writer ──► ledger
+       │                                                 │  ▲
+       └── stops on a signal, the time budget,          rate limiter
+           a token/unavailable answer or a ledger error
+
+Write before destroy: the feeder commits a batch of ``sent`` intents before
+it hands their requests to the workers, so that no request leaves unrecorded
+and no request waits for a commit; a retry commits its own intent. After a
+crash, a ``sent`` without an answer marks its key in doubt; the next run
+sends it again and flags the outcome.
+
+A clean stop (signal, time budget, a run-wide refusal) lets in-flight
+requests answer for up to ``timeout_s``, then cancels them (they stay in
+doubt), withdraws the intents that never left, records the rest of the plan
+and the run's end. A second SIGINT cancels at once.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+
+from erasure import altcraft, logs
+from erasure.altcraft import DeleteRequest, Retry
+from erasure.client import make_client, send
+from erasure.errors import ErasureError, LedgerWriteError
+from erasure.job import Job
+from erasure.ledger import Event, Kind, Outcome
+from erasure.ratelimit import RateLimiter
+from erasure.run import events as events_mod
+from erasure.run.hopper import Hopper, WorkItem
+from erasure.run.plan import Plan
+from erasure.run.preflight import abort_error, preflight
+from erasure.run.retry import Backoff, Finish, Stop, Wait, decide
+from erasure.run.summary import StopReason, Summary
+from erasure.run.writer import WRITER_BATCH, Appender, Writer
+
+RECORD_ON_STOP_MAX = 50_000  # unreached keys recorded as planned on a stop, at most
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How to run, beyond the job file."""
+
+    deadline: float | None = None  # time.monotonic() at which to stop cleanly, seconds
+    progress: bool = False  # draw a tqdm bar on stderr
+    install_signal_handlers: bool = True
+    backoff: Backoff | None = None  # the retry policy; None: Backoff.for_run(job.run)
+    record_on_stop_max: int = RECORD_ON_STOP_MAX  # unreached keys recorded on a stop, at most
+
+
+class Runner:
+    """One run of a job over a plan. Use :meth:`execute`."""
+
+    def __init__(
+        self,
+        job: Job,
+        plan: Plan,
+        ledger: Appender,
+        run: int,
+        token: str,
+        options: Options,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        input_info: dict[str, Any] | None = None,
+    ) -> None:
+        self.job = job
+        self.input_info = input_info
+        self.plan = plan
+        self.ledger = ledger
+        self.token = token
+        self.options = options
+        self.backoff = options.backoff or Backoff.for_run(job.run)
+        self.transport = transport
+        self.log = logs.get().bind(run=run)
+        self.summary = Summary(
+            run=run,
+            planned_pairs=plan.pairs,
+            planned_keys=plan.to_send,
+            already_done=plan.already_done,
+            already_rejected=plan.already_rejected,
+        )
+        self.limiter = RateLimiter(job.run.rate_per_s)
+        self.stop = anyio.Event()
+        self._fed = 0  # rows of plan.work handed to the feeder so far
+        self._withdrawn: list[WorkItem] = []
+        self._bar: Any = None
+
+    # ------------------------------------------------------------ stopping
+
+    def request_stop(self, reason: StopReason, detail: str | None = None) -> None:
+        if self.summary.stop_reason is None:
+            self.summary.stop_reason = reason
+            self.summary.stop_detail = detail
+            self.log.warning("erasure.run.stopping", reason=reason, detail=detail)
+        self.stop.set()
+
+    # ------------------------------------------------------------ events
+
+    def _event(self, kind: Kind, **values: Any) -> Event:
+        return Event(kind, self.summary.run, **values)
+
+    def _on_commit(self, events: Sequence[Event]) -> None:
+        done_keys = 0
+        for e in events:
+            if e.kind is Kind.OUTCOME:
+                if e.outcome is not None:
+                    self.summary.outcomes[e.outcome] += 1
+                self.summary.in_doubt += e.in_doubt or 0
+                done_keys += 1
+        if self._bar is not None and done_keys:
+            self._bar.update(done_keys)
+            self._bar.set_postfix(
+                {o.value: self.summary.outcomes[o] for o in Outcome if o != Outcome.PENDING},
+                refresh=False,
+            )
+
+    # ------------------------------------------------------------ the run
+
+    async def execute(self) -> Summary:
+        """Run to the end or to a stop.
+
+        Never raises for a user's mistake: an :class:`ErasureError` from
+        anywhere in the run (a CA bundle that cannot be read, a ledger that
+        cannot be written) ends in ``summary.fatal``, for the CLI's one line.
+        """
+        writer = Writer(self.ledger, self._on_commit)
+        writer.on_error = lambda exc: self.request_stop(StopReason.LEDGER, str(exc))
+        self.writer = writer
+        try:
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(writer.run)
+                try:
+                    await self._main()
+                finally:
+                    await writer.close()
+        except* ErasureError as group:
+            self.summary.fatal = _first(group)
+        finally:
+            self.summary.finished = time.monotonic()
+            if self._bar is not None:
+                self._bar.close()
+        if writer.error is not None and self.summary.stop_reason is None:
+            self.request_stop(StopReason.LEDGER, str(writer.error))
+        return self.summary
+
+    async def _main(self) -> None:
+        job = self.job
+        await self.writer.commit([self._event(Kind.RUN_STARTED, detail=self._start_detail())])
+        async with make_client(job, self.token, transport=self.transport) as client:
+            self.client = client
+            async with anyio.create_task_group() as guard:
+                if self.options.install_signal_handlers:
+                    guard.start_soon(self._watch_signals)
+                if self.options.deadline is not None:
+                    guard.start_soon(self._watch_deadline, self.options.deadline)
+                try:
+                    # nothing to send: no preflight, no request at all
+                    if job.run.preflight and self.plan.to_send:
+                        try:
+                            await self._preflight()
+                        except ErasureError as exc:
+                            # tasks groups would wrap it; the CLI reads it from the summary
+                            self.summary.fatal = exc
+                            self.stop.set()
+                            self.log.error("erasure.preflight.failed", error=str(exc))
+                    if not self.stop.is_set() and self.plan.to_send:
+                        self._open_bar()
+                        await self._work()
+                finally:
+                    guard.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self._record_rest()
+
+    def _start_detail(self) -> str:
+        return json.dumps(
+            {
+                "settings": self.job.settings(),
+                "input": self.input_info,
+                "plan": {
+                    "pairs": self.summary.planned_pairs,
+                    "keys": self.summary.planned_keys,
+                    "already_done": self.summary.already_done,
+                    "in_doubt": self.plan.in_doubt,
+                },
+            },
+            sort_keys=True,
+        )
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self.stop.is_set() and signum == signal.SIGINT:
+                    self.log.warning("erasure.run.cancelled", signal=signum.name)
+                    if self._work_scope is not None:
+                        self._work_scope.cancel()
+                else:
+                    self.request_stop(StopReason.SIGNAL, signal.Signals(signum).name)
+
+    async def _watch_deadline(self, deadline: float) -> None:
+        await anyio.sleep(max(0.0, deadline - time.monotonic()))
+        self.request_stop(StopReason.DEADLINE, "the time budget is used up")
+
+    def _open_bar(self) -> None:
+        if not self.options.progress:
+            return
+        from tqdm import tqdm  # only for people at a terminal
+
+        self._bar = tqdm(total=self.summary.planned_pairs, unit="id", desc="erasing", smoothing=0.1)
+
+    # ------------------------------------------------------------ preflight
+
+    async def _preflight(self) -> None:
+        """One delete of an address that cannot exist, before any real one."""
+        db_id = self.job.input.db_id
+        if db_id is None:
+            db_id = int(self.plan.work.item(0, "db_id")) if self.plan.to_send else 1
+        verdict = await preflight(self.job, db_id, self._send_once, self.backoff)
+        self.summary.preflight = Outcome.NOT_FOUND.value
+        self.log.info("erasure.preflight.passed", error_code=verdict.code)
+
+    # ------------------------------------------------------------ sending
+
+    async def _send_once(self, request: DeleteRequest) -> altcraft.Verdict:
+        granted = await self.limiter.acquire()
+        self.summary.requests += 1
+        try:
+            answer = await send(self.client, request, self.token, self.job.api.format)
+        except (httpx.HTTPError, OSError) as exc:
+            return altcraft.classify_exception(exc)
+        verdict = altcraft.classify(answer, self.job.api.codes)
+        if isinstance(verdict, Retry) and verdict.http_status == 429:
+            # The shared pace halves; Retry-After delays only this identifier
+            # (the worker waits it out), not every other request.
+            self.limiter.slow_down(None, sent_at=granted)
+        else:
+            self.limiter.succeeded()
+        return verdict
+
+    _work_scope: anyio.CancelScope | None = None
+
+    async def _work(self) -> None:
+        hopper = Hopper(low=self.job.run.concurrency)
+        async with anyio.create_task_group() as watch:
+            watch.start_soon(self._grace_then_cancel)
+            with anyio.CancelScope() as scope:
+                self._work_scope = scope
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._feed, hopper)
+                    for _ in range(self.job.run.concurrency):
+                        tg.start_soon(self._worker, hopper)
+            watch.cancel_scope.cancel()
+        self._work_scope = None
+        # whatever the feeder committed but no worker took never left
+        self._withdrawn.extend(hopper.drain())
+
+    async def _grace_then_cancel(self) -> None:
+        await self.stop.wait()
+        await anyio.sleep(self.job.api.timeout_s + 1.0)
+        if self._work_scope is not None:
+            self.log.warning("erasure.run.cancelling_in_flight")
+            self._work_scope.cancel()
+
+    def _items(self, batch: int) -> Iterator[list[tuple[WorkItem, dict[str, Any]]]]:
+        work = self.plan.work
+        for offset in range(0, work.height, batch):
+            rows = work.slice(offset, batch).iter_rows(named=True)
+            yield [(events_mod.work_item(row), row) for row in rows]
+
+    async def _feed(self, hopper: Hopper) -> None:
+        batch = max(64, self.job.run.concurrency)
+        try:
+            for chunk in self._items(batch):
+                await hopper.wait_for_room()
+                if self.stop.is_set():
+                    return
+                events: list[Event] = []
+                for item, row in chunk:
+                    events += events_mod.planned(self.summary.run, item.key, row)
+                    events.append(self._event(Kind.SENT, key=item.key, attempt=1))
+                try:
+                    await self.writer.commit(events)
+                except LedgerWriteError:
+                    return
+                self._fed += len(chunk)
+                hopper.put_many(item for item, _ in chunk)
+        finally:
+            hopper.close()
+
+    async def _worker(self, hopper: Hopper) -> None:
+        while (item := await hopper.get()) is not None:
+            if self.stop.is_set():
+                self._withdrawn.append(item)
+                continue
+            await self._erase(item)
+
+    async def _erase(self, item: WorkItem) -> None:
+        doubt = item.in_doubt
+        attempt = 1
+        while True:
+            if attempt > 1:
+                try:
+                    await self.writer.commit(
+                        [self._event(Kind.SENT, key=item.key, attempt=attempt)]
+                    )
+                except LedgerWriteError:
+                    return
+                if self.stop.is_set():
+                    self.writer.put([self._event(Kind.WITHDRAWN, key=item.key, attempt=attempt)])
+                    return
+            verdict = await self._send_once(item.request)
+            decision = decide(verdict, attempt, self.backoff, in_doubt=doubt, rand=random.random())
+            if isinstance(decision, Finish):
+                self.writer.put(
+                    events_mod.outcomes(
+                        self.summary.run,
+                        item,
+                        attempt,
+                        decision.outcome,
+                        decision.in_doubt,
+                        verdict,
+                    )
+                )
+                return
+            self.writer.put([events_mod.attempt(self.summary.run, item, attempt, verdict)])
+            if isinstance(decision, Stop):
+                assert isinstance(verdict, altcraft.Abort)
+                reason = StopReason.TOKEN if decision.kind == "token" else StopReason.UNAVAILABLE
+                self.request_stop(reason, str(abort_error(verdict, self.job.api.base_url)))
+                return
+            assert isinstance(decision, Wait) and isinstance(verdict, Retry)
+            doubt = decision.in_doubt
+            self.log.debug(
+                "erasure.retry.scheduled",
+                key=item.key,
+                attempt=attempt,
+                reason=verdict.reason,
+                wait_s=round(decision.seconds, 3),
+            )
+            with anyio.move_on_after(decision.seconds):
+                await self.stop.wait()
+            if self.stop.is_set():
+                return  # left pending; its last request was answered or is flagged
+            attempt += 1
+
+    # ------------------------------------------------------------ the end
+
+    async def _record_rest(self) -> None:
+        """Withdraw intents that never left; record the plan's unreached pairs.
+
+        Recording the unreached pairs lets the report list them as pending
+        (with their deadlines). It is bounded (``Options.record_on_stop_max``
+        keys) so that a clean stop of a huge plan still stops promptly; the
+        rest is counted in the run's end as ``unrecorded`` and is planned
+        again by the next run.
+        """
+        events = [self._event(Kind.WITHDRAWN, key=i.key, attempt=1) for i in self._withdrawn]
+        self.summary.withdrawn = len(self._withdrawn)
+        work = self.plan.work
+        end = min(work.height, self._fed + self.options.record_on_stop_max)
+        for offset in range(self._fed, end, WRITER_BATCH):
+            rows = work.slice(offset, min(WRITER_BATCH, end - offset)).iter_rows(named=True)
+            for row in rows:
+                events += events_mod.planned(self.summary.run, row["key"], row)
+            try:
+                await self.writer.commit(events)
+            except LedgerWriteError:
+                return  # the run already stops with 74; the next run plans them again
+            events = []
+        self.writer.put(events)
+        if end < work.height:
+            self.summary.unrecorded = work.height - end
+            self.log.info("erasure.plan.unrecorded", keys=self.summary.unrecorded)
+
+
+def _first(group: BaseExceptionGroup[ErasureError]) -> ErasureError:
+    """The first error of a (possibly nested) exception group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
