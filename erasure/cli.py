@@ -229,10 +229,12 @@ def _load(args: argparse.Namespace) -> Any:
     return job_mod.load(args.job)
 
 
-def _keyer(job: Any) -> Any:
-    from erasure.keys import Keyer
+def _keyer(job: Any, command: str, *, identifier_key_serves: bool = False) -> Any:
+    """The job's keyer; an identifier key serves only where ``identifier_key_serves``."""
+    from erasure.keys import Role
 
-    return Keyer(job.ledger_key())
+    role = Role.IDENTIFIER if identifier_key_serves else Role.CHAIN
+    return job.keyer(role, command=f"erasure {command}")
 
 
 # ---------------------------------------------------------------- validate / run
@@ -248,7 +250,7 @@ def _intake(job: Any, keyer: Any, args: argparse.Namespace) -> Any:
         rejects = args.rejects or job.rejects_path
         try:
             rejects.parent.mkdir(parents=True, exist_ok=True)
-            intake.write_rejects(data.rejects, rejects)
+            intake.write_rejects(data.rejects, rejects, job.perms)
         except OSError as exc:
             raise OutputError(f"cannot write the rejects file {rejects}: {exc.strerror}") from None
         data_rejects_path: Path | None = rejects
@@ -299,7 +301,7 @@ def _print_counts(data: Any, plan: Any, rejects: Path | None) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     job = _load(args)
-    keyer = _keyer(job)
+    keyer = _keyer(job, "validate", identifier_key_serves=True)
     data, rejects = _intake(job, keyer, args)
     plan = _plan(job, keyer, data.items, retry_rejected=False)
     _print_counts(data, plan, rejects)
@@ -315,7 +317,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _json_errors = fmt == "json"
     log = logs.get()
     job = _load(args)
-    keyer = _keyer(job)
+    keyer = _keyer(job, "run")
     token = None if args.dry_run else job.token()
     deadline = None
     if args.max_duration is not None:
@@ -352,7 +354,7 @@ def _execute(
 
     # The lock first: a second run exits 75 before reading anything.
     with ledger_mod.Ledger(
-        job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env()
+        job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env(), perms=job.perms
     ) as ledger:
         # What the ledger knows is read while the input is read: all three
         # mostly wait in SQLite or polars, outside the GIL (1-3 s each for a
@@ -490,7 +492,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from erasure import ledger as ledger_mod
 
     job = _load(args)
-    verdict = ledger_mod.verify(job.ledger.path, _keyer(job))
+    verdict = ledger_mod.verify(job.ledger.path, _keyer(job, "verify"))
     if verdict.ok:
         print(f"ledger intact: {verdict.events} events")
     else:
@@ -504,7 +506,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     from erasure.lookup import keys_for
 
     job = _load(args)
-    keyer = _keyer(job)
+    keyer = _keyer(job, "lookup", identifier_key_serves=True)
     # argparse makes exactly one of them required
     matching, raw = next(
         (mode, value)
