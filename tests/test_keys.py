@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from erasure import cli
 from erasure.errors import ConfigError
 from erasure.keys import (
     DERIVATION_VERSION,
@@ -28,6 +31,9 @@ from erasure.keys import (
     new_ledger_key,
     subkeys,
 )
+from tests import e2e
+from tests.conftest import LEDGER_KEY
+from tests.sandbox_fixture import Sandbox
 
 
 def reference(secret: bytes, prefix: str, value: str) -> str:
@@ -189,3 +195,61 @@ def test_unusable_key_texts_are_refused_with_78(text: str, derivation: str, says
         keyer_from_text(text, derivation=derivation, source="variable K")
     assert 78 == info.value.exit_code
     assert "ab" * 32 not in str(info.value)
+
+
+# ---------------------------------------------------------------- through the CLI
+
+
+@pytest.fixture(name="done_job")
+def _done_job(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> Path:
+    """A job whose run, with the full ledger key, erased user0..user2."""
+    sandbox = sandbox_factory(generate_count=5)
+    e2e.emails_csv(tmp_path / "in.csv", range(3))
+    job = e2e.job(write_job, sandbox.url)
+    assert 0 == e2e.run(job)
+    return job
+
+
+def test_an_identifier_key_answers_lookup_and_validate_but_not_verify_or_run(
+    done_job: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Compliance staff with the identifier key can ask, but cannot touch the chain."""
+    monkeypatch.setenv("ERASURE_LEDGER_KEY", identifier_key_text(LEDGER_KEY.encode()))
+    capsys.readouterr()
+    assert 0 == cli.main(["lookup", str(done_job), "--email", "user1@example.com"])
+    assert "request T1: erased" in capsys.readouterr().out
+    assert 0 == cli.main(["validate", str(done_job)])
+    assert "already done: 3" in capsys.readouterr().out
+    for command in (
+        ["verify", str(done_job)],
+        ["run", str(done_job), "--no-progress", "--log-format", "console"],
+    ):
+        assert 78 == cli.main(command)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert [
+            "erasure: error: variable ERASURE_LEDGER_KEY is an identifier key "
+            "(erasure-idkey-v1:...): it serves lookup, screen and validate only, and "
+            f"erasure {command[0]} needs the full ledger key, which can extend the chain"
+        ] == err
+
+
+def test_a_world_readable_key_file_stops_a_run_before_anything(
+    done_job: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = done_job.parent / "ledger.key"
+    key.write_text(LEDGER_KEY + "\n")
+    key.chmod(0o644)
+    text = done_job.read_text().replace(
+        'path = "ledger.sqlite"', 'path = "ledger.sqlite"\nkey_file = "ledger.key"'
+    )
+    done_job.write_text(text)
+    before = len(e2e.events(done_job.parent / "ledger.sqlite"))
+    capsys.readouterr()
+    assert 78 == cli.main(["run", str(done_job), "--no-progress", "--log-format", "console"])
+    err = capsys.readouterr().err
+    assert f"ledger key file {key} may be read by others" in err and f"chmod 600 {key}" in err
+    assert before == len(e2e.events(done_job.parent / "ledger.sqlite"))
+    key.chmod(0o600)
+    assert 0 == cli.main(["verify", str(done_job)])
