@@ -16,6 +16,7 @@ Three ways in:
   with the mode, written by the caller (by path: polars, xlsxwriter) and
   renamed into place, so that a reader never sees half a file and an
   existing file is replaced by one with the right mode.
+- :func:`write_secret`: a new key file, always owner-only.
 - :func:`precreate`: an empty file made before another library opens the
   path (SQLite keeps an existing file's mode and gives its ``-wal`` and
   ``-shm`` files the database file's mode; filelock's lock file).
@@ -153,6 +154,24 @@ def precreate(path: Path, perms: Perms = OWNER_ONLY) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write a NEW secret file (a ledger key, an identifier key), owner-only whatever the group.
+
+    One line, ``text`` and a newline. Raises :class:`FileExistsError` when
+    ``path`` exists (a key is never overwritten: the ledger it keys would
+    be lost), or another :class:`OSError`; a half-written file is removed.
+    """
+    with open_new(path) as f:
+        try:
+            f.write(text.encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        except BaseException:
+            with suppress(OSError):
+                path.unlink()
+            raise
 
 
 def read_secret(path: Path, label: str, perms: Perms = OWNER_ONLY) -> str:

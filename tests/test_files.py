@@ -21,7 +21,7 @@ from erasure import job as job_mod
 from erasure import ledger as L
 from erasure.errors import ConfigError, SecretMissing
 from erasure.intake import REJECTS_SCHEMA
-from erasure.keys import Keyer
+from erasure.keys import Keyer, new_ledger_key
 from tests.conftest import LEDGER_KEY
 
 KEYER = Keyer(LEDGER_KEY.encode())
@@ -228,3 +228,15 @@ def test_a_group_this_user_is_not_in_is_78(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(os, "getgroups", lambda: [4242])
     with pytest.raises(ConfigError, match=f"{other.gr_name!r}: this user is not a member"):
         files.Perms.for_group(other.gr_name)
+
+
+def test_a_new_key_file_is_owner_only_and_never_overwritten(
+    tmp_path: Path, umask: Callable[[int], None]
+) -> None:
+    key = new_ledger_key()
+    path = tmp_path / "ledger.key"
+    files.write_secret(path, key)
+    assert (0o600, key) == (mode(path), files.read_secret(path, "ledger key file"))
+    with pytest.raises(FileExistsError):
+        files.write_secret(path, new_ledger_key())
+    assert key == files.read_secret(path, "ledger key file")
