@@ -390,12 +390,11 @@ def run_in_process(job_path: str, *, record: bool, work_limit: int | None = None
     from erasure import job as job_mod
     from erasure import ledger as ledger_mod
     from erasure import run as runner
-    from erasure.keys import Keyer
 
     t0 = time.perf_counter()
     logs.configure("json")
     job = job_mod.load(job_path)
-    keyer = Keyer(job.ledger_key())
+    keyer = job.keyer()
     token = job.token()
     data = intake.read(job, keyer)
     t_intake = time.perf_counter()

@@ -174,7 +174,6 @@ def profile(job_path: str) -> dict[str, Any]:
 
     from erasure import intake
     from erasure import job as job_mod
-    from erasure.keys import Keyer
     from erasure.run import make_plan
 
     def now() -> dict[str, float]:
@@ -186,7 +185,7 @@ def profile(job_path: str) -> dict[str, Any]:
 
     out: dict[str, Any] = {"imports": now()}
     job = job_mod.load(job_path)
-    keyer = Keyer(job.ledger_key())
+    keyer = job.keyer()
     t0 = time.perf_counter()
     data = intake.read(job, keyer)
     out["intake"] = {

@@ -37,7 +37,7 @@ from erasure import status as status_mod
 from erasure.errors import ErasureError, ExitCode, OutputError, UsageError
 from erasure.intake import Counts, Intake
 from erasure.job import Job, Matching
-from erasure.keys import Keyer
+from erasure.keys import Keyer, Role
 from erasure.ledger import ChainCheck, Ledger
 from erasure.lookup import keys_for
 from erasure.run import Options, Plan, Runner, Summary, finish_event, make_plan
@@ -67,7 +67,7 @@ class Checked:
 
 def validate(job: Job, options: InputOptions, *, retry_rejected: bool = False) -> Checked:
     """Read, normalise, validate and deduplicate the input; plan against the ledger."""
-    keyer = Keyer(job.ledger_key())
+    keyer = job.keyer(Role.IDENTIFIER, command="erasure validate")
     data, rejects = _read_input(job, keyer, options)
     plan = _plan_from_ledger(job, keyer, data.items, retry_rejected)
     return Checked(data.path, data.counts, plan.already_done, plan.to_send, plan.in_doubt, rejects)
@@ -83,7 +83,7 @@ def _read_input(job: Job, keyer: Keyer, options: InputOptions) -> tuple[Intake, 
     rejects = options.rejects or job.rejects_path
     try:
         rejects.parent.mkdir(parents=True, exist_ok=True)
-        intake.write_rejects(data.rejects, rejects)
+        intake.write_rejects(data.rejects, rejects, job.perms)
     except OSError as exc:
         raise OutputError(f"cannot write the rejects file {rejects}: {exc.strerror}") from None
     return data, rejects
@@ -131,10 +131,12 @@ def run(job: Job, options: RunOptions) -> RunResult:
     summary (``summary.fatal``), so that the run's end is always recorded.
     """
     log = logs.get()
-    keyer = Keyer(job.ledger_key())
+    keyer = job.keyer(Role.CHAIN, command="erasure run")
     token = job.token()
     # The lock first: a second run exits 75 before reading anything.
-    with Ledger(job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env()) as ledger:
+    with Ledger(
+        job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env(), perms=job.perms
+    ) as ledger:
         plan, input_info = _plan_locked(job, keyer, ledger, options)
         run_no = ledger.next_run()
         log.info(
@@ -232,7 +234,7 @@ def report(job: Job, out: Path) -> Path:
 
 def verify(job: Job) -> ChainCheck:
     """Walk the ledger's keyed hash chain from its first event."""
-    return ledger_mod.verify(job.ledger.path, Keyer(job.ledger_key()))
+    return ledger_mod.verify(job.ledger.path, job.keyer(Role.CHAIN, command="erasure verify"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,9 +267,8 @@ def lookup(
     resource_id: int | None = None,
 ) -> LookupResult:
     """Was this identifier erased? ``raw`` never leaves this function but as its keys."""
-    keys = keys_for(
-        job, Keyer(job.ledger_key()), matching, raw, db_id=db_id, resource_id=resource_id
-    )
+    keyer = job.keyer(Role.IDENTIFIER, command="erasure lookup")
+    keys = keys_for(job, keyer, matching, raw, db_id=db_id, resource_id=resource_id)
     with _readonly(job) as db:
         rows = status_mod.lookup(db, keys)
     found = tuple(

@@ -25,9 +25,7 @@ import io
 import itertools
 import json
 import operator
-import os
 import re
-import stat
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +37,7 @@ import polars as pl
 
 from erasure import normalize
 from erasure.errors import ConfigError, FileMissing, InputUnusable
+from erasure.files import OWNER_ONLY, Perms, atomic_write
 from erasure.job import Input, Job, Matching
 from erasure.keys import Keyer, message_prefix
 from erasure.safecells import neutralise_frame
@@ -140,22 +139,15 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
     return Intake(path=source, sha256=table.sha256, items=items, rejects=rejects, counts=counts)
 
 
-def write_rejects(rejects: pl.DataFrame, path: Path) -> None:
+def write_rejects(rejects: pl.DataFrame, path: Path, perms: Perms = OWNER_ONLY) -> None:
     """Write the rejects as CSV (row, column, value, reason), readable by the owner only.
 
-    The file is opened with mode 0o600 and, when it already existed, set to
-    0o600 before a byte is written; formula-looking cells are neutralised.
-    Raises ``OSError`` when the file cannot be written.
+    The file is created with ``perms`` (0600 unless the job names a group)
+    beside ``path`` and renamed onto it, so that an older file is replaced,
+    never re-moded; formula-looking cells are neutralised. Raises
+    ``OSError`` when the file cannot be written.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.fchmod(fd, 0o600)
-        out = os.fdopen(fd, "wb")
-    except BaseException:
-        os.close(fd)
-        raise
-    with out:
+    with atomic_write(path, perms) as tmp, tmp.open("wb") as out:
         neutralise_frame(rejects.select(REJECTS_SCHEMA.names())).write_csv(out)
 
 

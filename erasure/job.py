@@ -4,8 +4,12 @@ Every key of the contract is known here with its default; an unknown key, a
 wrong type or a bad value is a :class:`~erasure.errors.ConfigError` naming the
 key. Relative paths resolve against the job file's own folder. Secrets (the
 API token, the ledger key) are not read here: :meth:`Job.token` and
-:meth:`Job.ledger_key` read them on demand, so that commands that need
-neither never ask for them.
+:meth:`Job.keyer` read them on demand, so that commands that need neither
+never ask for them. A secret file that others may read is refused (78), as
+ssh refuses such keys (:func:`erasure.files.read_secret`).
+
+``[ledger] group`` is resolved here (an unknown group is 78): :attr:`Job.perms`
+is what every file the tool writes is created with.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sqlite3
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +25,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from erasure import keys
 from erasure.errors import ConfigError, FileMissing, SecretMissing
+from erasure.files import OWNER_ONLY, Perms, read_secret
 
 Matching = Literal["email", "phone", "profile_id", "custom"]
 MATCHINGS: tuple[Matching, ...] = ("email", "phone", "profile_id", "custom")
@@ -29,6 +36,7 @@ ApiFormat = Literal["json", "xml"]
 DEFAULT_TOKEN_ENV = "ALTCRAFT_TOKEN"
 DEFAULT_KEY_ENV = "ERASURE_LEDGER_KEY"
 MIN_LEDGER_KEY_LENGTH = 16  # characters; a shorter key is too easy to guess
+# (we recommend 32 random bytes: erasure.keys.new_ledger_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +103,9 @@ class Run:
 class Ledger:
     path: Path
     key_env: str | None = DEFAULT_KEY_ENV
-    key_file: Path | None = None
+    key_file: Path | None = None  # a ledger key, or an identifier key (erasure.keys)
+    # Files the tool writes: 0600, or 0640 for the group [ledger] group names.
+    perms: Perms = OWNER_ONLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,24 +123,79 @@ class Job:
         """Default rejects file: beside the ledger."""
         return self.ledger.path.with_name(self.ledger.path.stem + "-rejects.csv")
 
+    @property
+    def perms(self) -> Perms:
+        """What every file the tool writes for this job is created with."""
+        return self.ledger.perms
+
     def token(self, environ: Mapping[str, str] | None = None) -> str:
         """The API token, from ``token_env`` or ``token_file``."""
-        return _secret("api", "token", self.api.token_env, self.api.token_file, environ)
+        return self._secret("api", "token", self.api.token_env, self.api.token_file, environ)
+
+    def keyer(
+        self,
+        role: keys.Role = keys.Role.CHAIN,
+        environ: Mapping[str, str] | None = None,
+        *,
+        command: str = "this command",
+    ) -> keys.Keyer:
+        """The :class:`~erasure.keys.Keyer` for this job's ledger, able to serve ``role``.
+
+        The key comes from ``key_env`` or ``key_file``: a ledger key, or an
+        identifier key (enough for :attr:`~erasure.keys.Role.IDENTIFIER`).
+        Its derivation is the one the ledger records (an older ledger keeps
+        its own), or the newest for a ledger not yet written. Raises
+        :class:`SecretMissing` or :class:`ConfigError` (78) naming the key's
+        source, and ``command`` when an identifier key is given for the chain.
+        """
+        text, source = self._ledger_secret(environ)
+        derivation = ledger_derivation(self.ledger.path) or keys.DERIVATION_VERSION
+        keyer = keys.keyer_from_text(text, derivation=derivation, source=source)
+        keyer.require(role, command)
+        return keyer
 
     def ledger_key(self, environ: Mapping[str, str] | None = None) -> bytes:
-        """The ledger's keyed-hash secret, from ``key_env`` or ``key_file``."""
-        key = _secret("ledger", "key", self.ledger.key_env, self.ledger.key_file, environ)
-        if len(key) < MIN_LEDGER_KEY_LENGTH:
-            where = (
-                f"file {self.ledger.key_file}"
-                if self.ledger.key_file
-                else f"variable {self.ledger.key_env}"
-            )
+        """The ledger key itself (not an identifier key), from ``key_env`` or ``key_file``.
+
+        Prefer :meth:`keyer`, which also picks the ledger's derivation.
+        """
+        text, source = self._ledger_secret(environ)
+        if keys.is_identifier_key(text):
+            keys.keyer_from_text(text, source=source).require(keys.Role.CHAIN)
+        return text.encode()
+
+    def _ledger_secret(self, environ: Mapping[str, str] | None) -> tuple[str, str]:
+        """The ledger key's text and words naming where it came from."""
+        led = self.ledger
+        key = self._secret("ledger", "key", led.key_env, led.key_file, environ)
+        where = f"ledger key file {led.key_file}" if led.key_file else f"variable {led.key_env}"
+        if not keys.is_identifier_key(key) and len(key) < MIN_LEDGER_KEY_LENGTH:
             raise SecretMissing(
                 f"ledger key from {where} is too short: "
-                f"at least {MIN_LEDGER_KEY_LENGTH} characters are needed"
+                f"at least {MIN_LEDGER_KEY_LENGTH} characters are needed "
+                f"(we recommend {keys.LEDGER_KEY_BYTES} random bytes, 64 hex digits)"
             )
-        return key.encode()
+        return key, where
+
+    def _secret(
+        self,
+        section: str,
+        what: str,
+        env: str | None,
+        file: Path | None,
+        environ: Mapping[str, str] | None,
+    ) -> str:
+        if file is not None:
+            return read_secret(file, f"{section} {what} file", self.perms)
+        environ = os.environ if environ is None else environ
+        assert env is not None
+        value = environ.get(env, "")
+        if not value:
+            raise SecretMissing(
+                f"{section} {what} is missing: set the environment variable {env}"
+                f" (named by [{section}] {what}_env)"
+            )
+        return value
 
     def settings(self) -> dict[str, Any]:
         """The settings without secrets, for the ledger and the report."""
@@ -159,34 +224,26 @@ class Job:
         }
 
 
-def _secret(
-    section: str,
-    what: str,
-    env: str | None,
-    file: Path | None,
-    environ: Mapping[str, str] | None,
-) -> str:
-    environ = os.environ if environ is None else environ
-    if file is not None:
-        try:
-            value = file.read_text(encoding="utf-8").rstrip("\r\n")
-        except FileNotFoundError:
-            raise SecretMissing(f"{section} {what} file {file} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SecretMissing(
-                f"{section} {what} file {file} cannot be read: {exc.__class__.__name__}"
-            ) from None
-        if not value:
-            raise SecretMissing(f"{section} {what} file {file} is empty")
-        return value
-    assert env is not None
-    value = environ.get(env, "")
-    if not value:
-        raise SecretMissing(
-            f"{section} {what} is missing: set the environment variable {env}"
-            f" (named by [{section}] {what}_env)"
-        )
-    return value
+def ledger_derivation(path: Path) -> str | None:
+    """The key derivation a ledger records, or None when there is no ledger yet.
+
+    Read without the ledger module (no polars) and read-only; a file that
+    cannot be read as a ledger answers None, and the ledger's own checks
+    then say what is wrong with it.
+    """
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = db.execute("SELECT value FROM meta WHERE name = 'derivation'").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return str(row[0]) if row else None
 
 
 # ---------------------------------------------------------------- parsing
@@ -425,8 +482,13 @@ def parse(text: str, path: Path) -> Job:
     key_env, key_file = _secret_source(led_s, "key", base, DEFAULT_KEY_ENV)
     ledger_path = _path(base, led_s.get("path", str, "ledger.sqlite"))
     assert ledger_path is not None
+    group = led_s.get("group", str, None)
+    if group is not None and not group.strip():
+        raise ConfigError("job file: ledger.group must name a group")
     led_s.done()
-    ledger = Ledger(path=ledger_path, key_env=key_env, key_file=key_file)
+    ledger = Ledger(
+        path=ledger_path, key_env=key_env, key_file=key_file, perms=Perms.for_group(group)
+    )
 
     unknown = sorted(set(data) - top.used)
     if unknown:

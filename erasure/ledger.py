@@ -46,8 +46,9 @@ import orjson
 import polars as pl
 
 from erasure.errors import FileMissing, LedgerBusy, LedgerMismatch, LedgerWriteError
+from erasure.files import OWNER_ONLY, Perms, precreate
 from erasure.job import Matching
-from erasure.keys import DERIVATION_VERSION, NORMALISATION_VERSION, Keyer
+from erasure.keys import NORMALISATION_VERSION, Keyer, Role
 
 SCHEMA_VERSION = "1"
 GENESIS = "0" * 64  # the link before the first event
@@ -182,7 +183,7 @@ def _meta_values(keyer: Keyer) -> dict[str, str]:
     return {
         "schema": SCHEMA_VERSION,
         "normalisation": NORMALISATION_VERSION,
-        "derivation": DERIVATION_VERSION,
+        "derivation": keyer.derivation,  # an older ledger keeps its own
         "key_fingerprint": keyer.fingerprint,
     }
 
@@ -231,11 +232,32 @@ class Ledger:
     worker thread), so events are never interleaved.
     """
 
-    def __init__(self, path: Path, keyer: Keyer, *, max_pages: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        keyer: Keyer,
+        *,
+        max_pages: int | None = None,
+        perms: Perms = OWNER_ONLY,
+    ) -> None:
+        """Open (or create) the ledger at ``path`` and take its lock.
+
+        ``perms`` is what a new ledger and lock file are created with; SQLite
+        gives the ``-wal`` and ``-shm`` files the ledger file's mode.
+        """
+        keyer.require(Role.CHAIN, f"writing the ledger {path}")
         self.path = path
         self._keyer = keyer
+        self._perms = perms
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = filelock.FileLock(str(path) + ".lock", thread_local=False)
+        # filelock sets its lock file's mode itself (fchmod past the umask):
+        # give it ours, and a group only through the file made here first.
+        lock_path = Path(str(path) + ".lock")
+        try:
+            precreate(lock_path, perms)
+        except OSError as exc:
+            raise LedgerWriteError(f"ledger lock {lock_path} cannot be created: {exc}") from None
+        self._lock = filelock.FileLock(str(lock_path), mode=perms.mode, thread_local=False)
         try:
             self._lock.acquire(timeout=0)
         except filelock.Timeout:
@@ -251,6 +273,12 @@ class Ledger:
             raise
 
     def _connect(self, max_pages: int | None) -> sqlite3.Connection:
+        try:
+            # created with its mode before SQLite opens it: SQLite keeps it,
+            # and copies it to the -wal and -shm files
+            precreate(self.path, self._perms)
+        except OSError as exc:
+            raise LedgerWriteError(f"ledger {self.path} cannot be created: {exc}") from None
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")

@@ -29,7 +29,6 @@ reader never sees half a report and a failed write leaves no debris.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ import xlsxwriter
 
 from erasure import status as status_mod
 from erasure.errors import OutputError, UsageError
+from erasure.files import atomic_write
 from erasure.job import Job
 from erasure.ledger import Outcome
 from erasure.safecells import neutralise, neutralise_frame
@@ -105,14 +105,12 @@ def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None =
         raise OutputError(f"cannot write the report {out}: the folder {folder} does not exist")
     now = now or datetime.now(UTC)
     rows = table(db, now=now)
-    tmp = folder / f".{out.name}.{os.getpid()}.tmp"
     try:
-        writer(tmp, rows, db, job, now)
-        os.replace(tmp, out)
+        # created 0600 (or 0640 for [ledger] group) before a byte is written
+        with atomic_write(out, job.perms) as tmp:
+            writer(tmp, rows, db, job, now)
     except OSError as exc:
         raise OutputError(f"cannot write the report {out}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- formats

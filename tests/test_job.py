@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import grp
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from erasure import job as job_mod
+from erasure import keys
+from erasure import ledger as L
 from erasure.errors import ConfigError, FileMissing, SecretMissing
+from erasure.files import OWNER_ONLY
+from tests.conftest import LEDGER_KEY
 
 
 def test_defaults_and_relative_paths(write_job: Callable[..., Path], tmp_path: Path) -> None:
@@ -132,6 +138,7 @@ def test_missing_job_file(tmp_path: Path) -> None:
 def test_secrets_from_env_and_file(write_job: Callable[..., Path], tmp_path: Path) -> None:
     """Secrets come from the named variable or file, trailing newline stripped."""
     (tmp_path / "tok").write_text("s3cret\n")
+    (tmp_path / "tok").chmod(0o600)
     job = job_mod.load(write_job(api={"token_file": "tok"}, ledger={"key_env": "MY_KEY"}))
     assert "s3cret" == job.token()
     assert b"0123456789abcdef-x" == job.ledger_key({"MY_KEY": "0123456789abcdef-x"})
@@ -154,3 +161,103 @@ def test_missing_token_file(write_job: Callable[..., Path]) -> None:
     job = job_mod.load(write_job(api={"token_file": "missing-token"}))
     with pytest.raises(SecretMissing, match="missing-token does not exist"):
         job.token()
+
+
+def secret_file(path: Path, text: str, mode: int) -> Path:
+    path.write_text(text + "\n")
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize("which", ["token", "key"])
+def test_a_secret_file_others_may_read_is_refused(
+    write_job: Callable[..., Path], tmp_path: Path, which: str
+) -> None:
+    """A token or ledger key file with a group or other bit is 78, naming it and the fix."""
+    path = secret_file(tmp_path / "secret", LEDGER_KEY, 0o644)
+    section = "api" if which == "token" else "ledger"
+    job = job_mod.load(write_job(**{section: {f"{which}_file": "secret"}}))
+    read = job.token if which == "token" else job.keyer
+    with pytest.raises(SecretMissing) as info:
+        read()
+    assert 78 == info.value.exit_code
+    assert f"{section} {which} file {path} may be read by others (mode 0644)" in str(info.value)
+    assert f"chmod 600 {path}" in str(info.value)
+    assert LEDGER_KEY not in str(info.value)
+    path.chmod(0o600)
+    read()
+
+
+def test_with_a_group_a_secret_may_be_0640_but_not_world_readable(
+    write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    group = grp.getgrgid(os.getegid()).gr_name
+    path = secret_file(tmp_path / "tok", "s3cret", 0o640)
+    job = job_mod.load(write_job(api={"token_file": "tok"}, ledger={"group": group}))
+    assert (0o640, group) == (job.perms.mode, job.perms.group)
+    assert "s3cret" == job.token()
+    path.chmod(0o644)
+    with pytest.raises(SecretMissing, match="may be read by others"):
+        job.token()
+
+
+def test_no_group_means_owner_only(write_job: Callable[..., Path]) -> None:
+    assert OWNER_ONLY == job_mod.load(write_job()).perms
+
+
+def test_an_empty_group_is_refused(write_job: Callable[..., Path]) -> None:
+    with pytest.raises(ConfigError, match=r"ledger\.group must name a group"):
+        job_mod.load(write_job(ledger={"group": " "}))
+
+
+def test_a_new_ledger_gets_the_newest_derivation(
+    write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    job = job_mod.load(write_job())
+    keyer = job.keyer()
+    assert keys.DERIVATION_VERSION == keyer.derivation == "d2"
+    assert None is job_mod.ledger_derivation(job.ledger.path)
+    with L.Ledger(job.ledger.path, keyer):
+        pass
+    assert "d2" == job_mod.ledger_derivation(job.ledger.path)
+
+
+def test_an_older_ledger_keeps_its_derivation(write_job: Callable[..., Path]) -> None:
+    """A d1 ledger is read and extended with d1, and its chain still verifies."""
+    job = job_mod.load(write_job())
+    with L.Ledger(job.ledger.path, keys.Keyer(LEDGER_KEY.encode(), derivation="d1")) as led:
+        led.append([L.Event(L.Kind.RUN_STARTED, 1, detail="{}")])
+    keyer = job.keyer()
+    assert "d1" == keyer.derivation
+    with L.Ledger(job.ledger.path, keyer) as led:
+        led.append([L.Event(L.Kind.RUN_FINISHED, 1, detail="{}")])
+    verdict = L.verify(job.ledger.path, job.keyer())
+    assert (True, 3) == (verdict.ok, verdict.events)
+    # under the new derivation the same key would not match the ledger
+    with pytest.raises(ConfigError, match="derivation rules 'd1'"):
+        L.verify(job.ledger.path, keys.Keyer(LEDGER_KEY.encode()))
+
+
+def test_an_identifier_key_serves_identifiers_only(write_job: Callable[..., Path]) -> None:
+    job = job_mod.load(write_job(ledger={"key_env": "ID_KEY"}))
+    env = {"ID_KEY": keys.identifier_key_text(LEDGER_KEY.encode())}
+    keyer = job.keyer(keys.Role.IDENTIFIER, env)
+    assert keyer.fingerprint == keys.Keyer(LEDGER_KEY.encode()).fingerprint
+    with pytest.raises(ConfigError) as info:
+        job.keyer(keys.Role.CHAIN, env, command="erasure run")
+    assert 78 == info.value.exit_code
+    assert (
+        "variable ID_KEY is an identifier key (erasure-idkey-v1:...): it serves lookup, "
+        "screen and validate only, and erasure run needs the full ledger key"
+    ) in str(info.value)
+    with pytest.raises(ConfigError, match="identifier key"):
+        job.ledger_key(env)
+
+
+def test_an_identifier_key_cannot_serve_an_older_ledger(write_job: Callable[..., Path]) -> None:
+    job = job_mod.load(write_job(ledger={"key_env": "ID_KEY"}))
+    with L.Ledger(job.ledger.path, keys.Keyer(LEDGER_KEY.encode(), derivation="d1")):
+        pass
+    env = {"ID_KEY": keys.identifier_key_text(LEDGER_KEY.encode())}
+    with pytest.raises(ConfigError, match="uses derivation d1, which has no separate"):
+        job.keyer(keys.Role.IDENTIFIER, env)
