@@ -44,11 +44,11 @@ EXAMPLES = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line exits 64 (EX_USAGE), not 2."""
+    """argparse, but a bad command line is one line on stderr and exits 64 (EX_USAGE), not 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(ExitCode.USAGE, f"erasure: error: {message}\n")
+        # One line, as for every other error (the contract); the usage is a --help away.
+        self.exit(ExitCode.USAGE, f"erasure: error: {message} (see: {self.prog} --help)\n")
 
 
 def _command(sub: argparse._SubParsersAction[_Parser], name: str, help_text: str) -> _Parser:

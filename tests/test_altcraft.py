@@ -6,7 +6,7 @@ import json
 import string
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any, Literal
+from typing import Any, get_args, get_type_hints
 from xml.etree import ElementTree
 
 import httpx
@@ -23,6 +23,7 @@ from erasure.altcraft import (
     NotFound,
     Rejected,
     Retry,
+    RetryReason,
     Verdict,
     classify,
     classify_exception,
@@ -426,28 +427,28 @@ def _req() -> httpx.Request:
     return httpx.Request("POST", "https://example.com/api/v1.1/profiles/delete")
 
 
-@pytest.mark.parametrize(
-    ("exc", "reason", "reached"),
-    [
-        (httpx.ConnectError("refused"), "connect", False),
-        (httpx.ProxyError("proxy says no"), "connect", False),
-        (httpx.ConnectTimeout("slow"), "connect_timeout", False),
-        (httpx.PoolTimeout("busy"), "pool_timeout", False),
-        (httpx.WriteTimeout("slow"), "write_timeout", True),
-        (httpx.ReadTimeout("slow"), "read_timeout", True),
-        (httpx.RemoteProtocolError("Server disconnected"), "disconnected", True),
-        (httpx.ReadError("reset"), "disconnected", True),
-        (httpx.WriteError("broken pipe"), "disconnected", True),
-        (httpx.CloseError("x"), "disconnected", True),
-        (httpx.DecodingError("bad gzip"), "disconnected", True),
-        (httpx.TransportError("other"), "network", True),
-        (httpx.NetworkError("other"), "network", True),
-        (httpx.TimeoutException("some timeout"), "read_timeout", True),
-        (ConnectionRefusedError(111, "refused"), "connect", False),
-        (TimeoutError(), "read_timeout", True),
-        (ConnectionResetError(104, "reset"), "network", True),
-    ],
-)
+EXCEPTIONS: list[tuple[BaseException, str, bool]] = [
+    (httpx.ConnectError("refused"), "connect", False),
+    (httpx.ProxyError("proxy says no"), "connect", False),
+    (httpx.ConnectTimeout("slow"), "connect_timeout", False),
+    (httpx.PoolTimeout("busy"), "pool_timeout", False),
+    (httpx.WriteTimeout("slow"), "write_timeout", True),
+    (httpx.ReadTimeout("slow"), "read_timeout", True),
+    (httpx.RemoteProtocolError("Server disconnected"), "disconnected", True),
+    (httpx.ReadError("reset"), "disconnected", True),
+    (httpx.WriteError("broken pipe"), "disconnected", True),
+    (httpx.CloseError("x"), "disconnected", True),
+    (httpx.DecodingError("bad gzip"), "disconnected", True),
+    (httpx.TransportError("other"), "network", True),
+    (httpx.NetworkError("other"), "network", True),
+    (httpx.TimeoutException("some timeout"), "read_timeout", True),
+    (ConnectionRefusedError(111, "refused"), "connect", False),
+    (TimeoutError(), "read_timeout", True),
+    (ConnectionResetError(104, "reset"), "network", True),
+]
+
+
+@pytest.mark.parametrize(("exc", "reason", "reached"), EXCEPTIONS)
 def test_classify_exception(exc: BaseException, reason: str, reached: bool) -> None:
     assert classify_exception(exc) == Retry(reason, None, None, reached)  # type: ignore[arg-type]
 
@@ -536,12 +537,19 @@ def test_scrub_never_leaks(prefix: str, suffix: str, local: str) -> None:
     assert raw.casefold() not in out.casefold()
 
 
-def test_verdict_is_a_closed_set() -> None:
-    kinds: tuple[Literal["token", "unavailable", "wrong_url", "unreachable"], ...] = (
-        "token",
-        "unavailable",
-        "wrong_url",
-        "unreachable",
-    )
-    assert {Abort(k, None, None, None).kind for k in kinds} == set(kinds)
-    assert Verdict == Erased | NotFound | Rejected | Retry | Abort
+def test_the_tables_reach_every_verdict_abort_kind_and_retry_reason() -> None:
+    """The closed sets as declared are exactly what classify's tables produce.
+
+    A verdict class, abort kind or retry reason added without a row that
+    reaches it (or a row that classify answers outside the sets) fails here.
+    ``unreachable`` is the runner's (a ``connect`` retry at the preflight):
+    classify never returns it.
+    """
+    produced = [classify(answer, codes) for answer, codes, _, _ in TABLE]
+    produced += [classify_exception(exc) for exc, _, _ in EXCEPTIONS]
+    produced.append(classify_exception(httpx.UnsupportedProtocol("ftp")))
+    assert set(get_args(Verdict)) == {type(v) for v in produced}
+    kinds = set(get_args(get_type_hints(Abort)["kind"]))
+    assert kinds - {"unreachable"} == {v.kind for v in produced if isinstance(v, Abort)}
+    reasons = set(get_args(RetryReason))
+    assert reasons == {v.reason for v in produced if isinstance(v, Retry)}

@@ -102,8 +102,11 @@ def test_a_second_run_on_the_same_ledger_exits_75_at_once(
             time.sleep(0.05)
         second = _run(job, timeout=30)
         assert 75 == second.returncode
-        assert "another run holds the ledger" in second.stderr
-        assert 1 == len(second.stderr.strip().splitlines()) or "Traceback" not in second.stderr
+        # one line, and that line the error: both must hold, not either
+        [line] = second.stderr.splitlines()
+        error = json.loads(line)  # stderr is not a terminal: JSON lines
+        assert ("erasure.error", 75) == (error["event"], error["exit_code"])
+        assert "another run holds the ledger" in error["error"]
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=30)
         assert 75 == first.returncode

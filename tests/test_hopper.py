@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import anyio.lowlevel
 import pytest
+from anyio import wait_all_tasks_blocked
 
 from erasure.altcraft import DeleteRequest
 from erasure.run import Hopper, WorkItem
@@ -57,13 +58,38 @@ async def test_workers_waiting_on_an_empty_hopper_all_wake_on_close() -> None:
         assert await hopper.get() is None
         ended += 1
 
-    with anyio.fail_after(2):
+    with anyio.fail_after(2):  # a close that wakes nobody would hang here
         async with anyio.create_task_group() as tg:
             for _ in range(8):
                 tg.start_soon(worker)
-            await anyio.sleep(0.01)
+            # every worker is parked in get(), so close() must wake them, not find them late
+            await wait_all_tasks_blocked()
+            assert ended == 0
             hopper.close()
     assert ended == 8
+
+
+async def test_items_put_while_workers_wait_each_wake_one_worker_and_the_rest_wait_on() -> None:
+    hopper = _Hopper(low=1)
+    taken: list[str] = []
+
+    async def worker() -> None:
+        while (item := await hopper.get()) is not None:
+            taken.append(item.key)
+
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(worker)
+            await wait_all_tasks_blocked()
+            hopper.put_many(items(0, 3))
+            await wait_all_tasks_blocked()  # the woken workers took the items and wait again
+            assert sorted(taken) == ["k0", "k1", "k2"]
+            assert hopper.drain() == []
+            hopper.put_many(items(3, 2))
+            await wait_all_tasks_blocked()
+            assert sorted(taken) == ["k0", "k1", "k2", "k3", "k4"]
+            hopper.close()
 
 
 async def test_drain_returns_what_no_worker_took() -> None:

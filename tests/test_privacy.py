@@ -2,7 +2,9 @@
 
 After a full run with faults (and a sandbox that echoes identifiers in its
 error texts), none of the raw emails, phones or the token appears in the
-logs, the ledger's bytes, any report, or the output of status and lookup.
+logs, the ledger (its rows and its bytes), any report (XLSX and Parquet
+read back, not their compressed bytes), any other file the tool wrote, or
+the output of status and lookup.
 The rejects file is the one place raw values are written, on purpose (a
 person must fix them), and it is readable by its owner only.
 """
@@ -10,13 +12,18 @@ person must fix them), and it is readable by its owner only.
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
+import polars as pl
 import pytest
+import xlsxwriter
 
 from tests import e2e
 from tests.sandbox_fixture import SandboxProcess
@@ -36,6 +43,49 @@ def _erasure(*args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
+def _readable(path: Path) -> str:
+    """What a person or program reading ``path`` would see, decompressed.
+
+    The raw bytes of an XLSX (a zip of XML parts) or a Parquet file
+    (compressed pages) can never contain an identifier, so searching them
+    proves nothing: XLSX parts are unzipped, Parquet values read back, and
+    the ledger's rows read through SQLite as well as its bytes searched.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        with zipfile.ZipFile(path) as book:
+            return "\n".join(book.read(name).decode("utf-8") for name in book.namelist())
+    if suffix == ".parquet":
+        frame = pl.read_parquet(path)
+        cells = frame.select(pl.all().cast(pl.String)).rows()
+        return "\n".join([*frame.columns, *(str(c) for row in cells for c in row)])
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    if path.name.endswith(".sqlite"):
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for name in tables:
+                for row in db.execute(f'SELECT * FROM "{name}"'):
+                    text += "\n" + "\t".join(map(str, row))
+    return text
+
+
+def test_readable_sees_inside_xlsx_parquet_and_the_ledger(tmp_path: Path) -> None:
+    """The search itself can find a value in each kind of file it is given."""
+    value = "needle@example.com"
+    frame = pl.DataFrame({"a": [value]})
+    frame.write_parquet(tmp_path / "x.parquet")
+    book = xlsxwriter.Workbook(str(tmp_path / "x.xlsx"))
+    book.add_worksheet().write_string(0, 0, value)
+    book.close()
+    with closing(sqlite3.connect(tmp_path / "x.sqlite")) as db:
+        db.execute("CREATE TABLE t (v TEXT)")
+        db.execute("INSERT INTO t VALUES (?)", (value,))
+        db.commit()
+    for name in ("x.parquet", "x.xlsx", "x.sqlite"):
+        assert value in _readable(tmp_path / name), name
+    assert value.encode() not in (tmp_path / "x.xlsx").read_bytes()  # why _readable exists
+
+
 def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
     write_job: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -49,7 +99,11 @@ def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
     for i in range(5):  # people the service does not know: echoed back in error texts
         lines.append(f"X{i},ghost{i}@example.com,")
         raw.append(f"ghost{i}@example.com")
+    lines.append("Y1,not-an-email-y1,")  # an invalid row: recorded, never quoted
+    raw.append("not-an-email-y1")
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
+    # the rejects file holds raw values on purpose: it goes outside the searched folder
+    rejects = tmp_path.parent / f"{tmp_path.name}-rejects.csv"
     with SandboxProcess(
         "--generate",
         "50",
@@ -68,26 +122,33 @@ def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
         job = e2e.job(
             write_job, sb.url, api={"timeout_s": 2}, run={"max_attempts": 10, "rate_per_s": 300}
         )
-        run = _erasure("run", str(job), "--no-progress", "--log-format", "json")
+        run = _erasure(
+            "run", str(job), "--no-progress", "--log-format", "json", "--rejects", str(rejects)
+        )
         assert run.returncode in (0, 1, 75), run.stderr[-2000:]
-    outputs = [run.stdout, run.stderr]
+    assert rejects.exists()
+    rejects.unlink()
+    outputs = [run.stdout.decode(), run.stderr.decode()]
     for fmt in ("csv", "xlsx", "parquet", "html"):
         out = tmp_path / f"report.{fmt}"
         rep = _erasure("report", str(job), "--out", str(out))
         assert 0 == rep.returncode, rep.stderr
-        outputs.append(out.read_bytes())
     for args in (
         ["status", str(job)],
         ["status", str(job), "--json"],
         ["lookup", str(job), "--email", "user1@example.com"],
         ["verify", str(job)],
     ):
-        outputs.append(_erasure(*args).stdout)
-    for f in tmp_path.glob("ledger.sqlite*"):
-        outputs.append(f.read_bytes())
-    blob = b"\n".join(outputs)
+        outputs.append(_erasure(*args).stdout.decode())
+    # every file the tool wrote: all but the input and the job file
+    written = sorted(p for p in tmp_path.iterdir() if p.name not in ("in.csv", "job.toml"))
+    names = {p.name for p in written}
+    assert {"ledger.sqlite", "report.csv", "report.xlsx", "report.parquet"} <= names
+    outputs += [_readable(p) for p in written if p.is_file()]
+    blob = "\n".join(outputs).casefold()
+    assert "ghost0@example.com" not in blob  # the sandbox echoed it: the ledger keyed it
     for value in [*raw, TOKEN]:
-        assert value.encode() not in blob, f"{value!r} leaked"
+        assert value.casefold() not in blob, f"{value!r} leaked"
 
 
 def test_rejects_file_is_owner_only(write_job: Callable[..., Path], tmp_path: Path) -> None:

@@ -113,24 +113,3 @@ def test_commands_on_a_missing_ledger_say_so(
     """status before any run: one line, exit 66."""
     assert 66 == cli.main(["status", str(write_job())])
     assert "does not exist" in capsys.readouterr().err
-
-
-def test_bad_command_line_exits_64(capsys: pytest.CaptureFixture[str]) -> None:
-    """A bad duration or unknown flag is EX_USAGE (64), not argparse's 2."""
-    with pytest.raises(SystemExit) as info:
-        cli.main(["run", "job.toml", "--max-duration", "2 hours"])
-    assert 64 == info.value.code
-    assert "not a duration" in capsys.readouterr().err
-
-
-def test_durations_and_clock_times() -> None:
-    """--max-duration and --stop-at parse the contract's forms."""
-    assert [90.0, 2700.0, 7200.0, 5400.0] == [
-        cli.duration(t) for t in ("90s", "45m", "2h", "1h30m")
-    ]
-    assert (6, 0) == cli.clock_time("06:00")
-    from datetime import datetime
-
-    now = datetime(2026, 1, 1, 7, 0).astimezone()
-    assert 23 * 3600 == cli.seconds_until(6, 0, now)
-    assert 3600 == cli.seconds_until(8, 0, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -21,15 +22,20 @@ pytestmark = pytest.mark.browser
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
+# CI sets ERASURE_CI=1 (.ci/run): there a missing browser is a failure, never a skip.
+IN_CI = os.environ.get("ERASURE_CI") == "1"
+
+
 def _chromium() -> str:
+    """The headless Chromium's path; skipped without one, except in CI where that fails."""
     for name in BROWSERS:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail(
-        "no headless Chromium found (looked for " + ", ".join(BROWSERS) + "); install it with "
-        "`apt-get install chromium` (.ci/run does this in CI)"
-    )
+    why = "no headless Chromium found (looked for " + ", ".join(BROWSERS) + ")"
+    if IN_CI:
+        pytest.fail(f"{why}; ERASURE_CI=1 demands it (.ci/run installs it)")
+    pytest.skip(f"{why}; install it with `apt-get install chromium` to run this test")
 
 
 def _run(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,186 @@
+"""Read-only views of the ledger: per-pair state, status counts, runs, lookup.
+
+On real SQLite ledgers written by the ledger's own writer: the two-run
+ledger of tests/test_report.py (every outcome, in doubt, overdue) and small
+ones built here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from unittest.mock import ANY
+
+import pytest
+
+from erasure import ledger as L
+from erasure import status
+from tests.test_report import KEYER, A, B, C, D, E, F, G, _ev, _outcome, _planned, build_ledger
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(name="db")
+def _db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    """The two-run ledger of tests/test_report.py, read-only."""
+    build_ledger(tmp_path / "ledger.sqlite")
+    with closing(L.open_readonly(tmp_path / "ledger.sqlite")) as db:
+        yield db
+
+
+def _ledger(path: Path, *events: L.Event) -> sqlite3.Connection:
+    with L.Ledger(path, KEYER) as led:
+        if events:
+            led.append(list(events))
+    return L.open_readonly(path)
+
+
+def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) -> None:
+    """The whole status object: each count from the two runs, and the last run."""
+    assert {
+        "total": 8,
+        "erased": 3,  # T1 A, T5 G, T6 A (a person who asked twice)
+        "not_found": 2,  # T1 B, T3 D
+        "rejected": 1,  # T2 C
+        "failed": 1,  # T5 F
+        "pending": 1,  # @T4 E, never sent
+        "in_doubt": 1,  # T3 D: answered only after a killed run's send
+        "overdue": 2,  # C finished after its deadline; E unfinished past it
+        "requests": 6,
+        "last_run": {
+            "run": 2,
+            "started_at": ANY,
+            "finished_at": ANY,
+            "exit_code": 1,
+            "input_sha256": "ab" * 32,
+            "input_rows": 7,
+            "plan": {"pairs": 7},
+            "settings": {"deadline_days": 30},
+            "outcomes": {"erased": 1, "not_found": 1},
+            "stop_reason": None,
+            "error": None,
+        },
+        "last_run_pending": 0,  # run 2 planned T6 A only, and erased it
+        "runs": 2,
+        "chain_head": {"seq": 29, "link": ANY},  # the "created" event and 28 more
+    } == status.status(db, now=NOW)
+
+
+def test_pairs_hold_each_request_s_own_state(db: sqlite3.Connection) -> None:
+    rows = {(r["request_id"], r["key"]): r for r in status.pairs(db, now=NOW).iter_rows(named=True)}
+    assert list(status.REPORT_COLUMNS) == list(status.pairs(db).columns)[:13]
+    picked = {
+        pair: (r["outcome"], r["in_doubt"], r["attempts"], r["profile_id"], r["overdue"])
+        for pair, r in rows.items()
+    }
+    assert {
+        ("T1", A): ("erased", False, 1, "101", False),
+        ("T1", B): ("not_found", False, 1, None, False),
+        ("T2", C): ("rejected", False, 1, None, True),
+        ("T3", D): ("not_found", True, 1, None, False),
+        ("@T4", E): ("pending", False, 0, None, True),
+        ("T5", F): ("failed", False, 2, None, False),
+        ("T5", G): ("erased", False, 1, "+7001", False),
+        ("T6", A): ("erased", False, 1, "102", False),  # not T1's attempt inherited
+    } == picked
+
+
+def test_an_unanswered_send_leaves_its_pair_pending_and_in_doubt(tmp_path: Path) -> None:
+    with closing(
+        _ledger(
+            tmp_path / "l.sqlite",
+            _planned(1, "T1", A, None),
+            _planned(1, "T2", B, None),
+            _ev(L.Kind.SENT, 1, key=A, attempt=1),  # killed before the answer
+        )
+    ) as db:
+        rows = status.pairs(db).select("request_id", "outcome", "in_doubt", "attempts").rows()
+        info = status.status(db)
+    assert [("T1", "pending", True, 1), ("T2", "pending", False, 0)] == rows
+    assert (2, 2, 1, None, 0) == (
+        info["total"],
+        info["pending"],
+        info["in_doubt"],
+        info["last_run"],
+        info["runs"],
+    )
+
+
+def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
+    with closing(_ledger(tmp_path / "l.sqlite")) as db:
+        assert {
+            "total": 0,
+            "erased": 0,
+            "not_found": 0,
+            "rejected": 0,
+            "failed": 0,
+            "pending": 0,
+            "in_doubt": 0,
+            "overdue": 0,
+            "requests": 0,
+            "last_run": None,
+            "last_run_pending": None,
+            "runs": 0,
+            "chain_head": {"seq": 1, "link": ANY},  # the ledger's "created" event
+        } == status.status(db)
+        assert 30 == status.deadline_days(db)  # the contract's default: one month
+
+
+def test_deadline_days_come_from_the_last_run_s_settings(tmp_path: Path) -> None:
+    detail = json.dumps({"settings": {"deadline_days": 10}})
+    old = datetime(2026, 1, 1, tzinfo=UTC).isoformat()
+    with closing(
+        _ledger(
+            tmp_path / "l.sqlite",
+            _ev(L.Kind.RUN_STARTED, 1, detail=detail),
+            _planned(1, "T1", A, old),
+        )
+    ) as db:
+        assert 10 == status.deadline_days(db)
+        [row] = status.pairs(db, now=datetime(2026, 1, 12, tzinfo=UTC)).iter_rows(named=True)
+    assert (datetime(2026, 1, 11).date(), True) == (row["deadline"], row["overdue"])
+
+
+def test_lookup_finds_every_request_naming_a_key(db: sqlite3.Connection) -> None:
+    rows = status.lookup(db, [A])
+    assert [("T1", "erased"), ("T6", "erased")] == rows.select("request_id", "outcome").rows()
+    assert status.erased_or_gone(rows)
+    assert status.erased_or_gone(status.lookup(db, [B, G]))  # not_found counts as gone
+    assert not status.erased_or_gone(status.lookup(db, [A, F]))  # F failed
+    assert not status.erased_or_gone(status.lookup(db, [C]))  # rejected needs a person
+    assert not status.erased_or_gone(status.lookup(db, [E]))  # still pending
+    unknown = status.lookup(db, ["9" * 32])
+    assert 0 == unknown.height and not status.erased_or_gone(unknown)
+
+
+def test_runs_lists_every_run_oldest_first(db: sqlite3.Connection) -> None:
+    runs = status.runs(db)
+    assert [(1, None, None), (2, 1, {"erased": 1, "not_found": 1})] == [
+        (r["run"], r["exit_code"], r["outcomes"]) for r in runs
+    ]
+    assert runs[0]["finished_at"] is None  # killed: never finished
+
+
+def test_a_stopped_run_counts_its_unrecorded_keys_as_pending(tmp_path: Path) -> None:
+    finished = json.dumps({"exit_code": 75, "unrecorded": 5, "stop_reason": "deadline"})
+    with closing(
+        _ledger(
+            tmp_path / "l.sqlite",
+            _ev(L.Kind.RUN_STARTED, 1, detail="{}"),
+            _planned(1, "T1", A, None),
+            _planned(1, "T2", B, None),
+            _ev(L.Kind.SENT, 1, key=A, attempt=1),
+            _outcome(1, "T1", A, "erased", error_code=0, http_status=200),
+            _ev(L.Kind.RUN_FINISHED, 1, detail=finished),
+        )
+    ) as db:
+        info = status.status(db)
+    assert (1, 6, "deadline") == (
+        info["pending"],
+        info["last_run_pending"],  # B, and the five never recorded
+        info["last_run"]["stop_reason"],
+    )
