@@ -70,7 +70,7 @@ async def test_workers_waiting_on_an_empty_hopper_all_wake_on_close() -> None:
 
 
 async def test_items_put_while_workers_wait_each_wake_one_worker_and_the_rest_wait_on() -> None:
-    hopper = _Hopper(low=1)
+    hopper = Hopper(low=1)
     taken: list[str] = []
 
     async def worker() -> None:

@@ -1,6 +1,6 @@
 """The plan: pending = planned − finished, as the contract's finality rules say.
 
-Through ``plan.make`` alone (pure: frames in, a plan out). A pair with a
+Through ``make_plan`` alone (pure: frames in, a plan out). A pair with a
 request id is finished only by its own request's final outcome; a pair
 without one by its key's final outcome for any request.
 """
@@ -13,7 +13,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from erasure import intake, plan
+from erasure import intake
+from erasure.run import Plan, make_plan
 
 NOTHING = pl.DataFrame(schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String})
 
@@ -43,12 +44,12 @@ def _finished(rows: list[tuple[str | None, str, str]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=NOTHING.schema, orient="row")
 
 
-def _pending(p: plan.Plan) -> list[tuple[str | None, str]]:
+def _pending(p: Plan) -> list[tuple[str | None, str]]:
     return [(r["request_id"], r["key"]) for r in p.pending.iter_rows(named=True)]
 
 
 def test_a_fresh_plan_sends_every_key_once_with_all_its_requests() -> None:
-    p = plan.make(_items([(2, "T1", "a"), (3, "T2", "b"), (4, "T3", "a")]), NOTHING, set())
+    p = make_plan(_items([(2, "T1", "a"), (3, "T2", "b"), (4, "T3", "a")]), NOTHING, set())
     assert [("T1", "a"), ("T2", "b"), ("T3", "a")] == _pending(p)
     assert (3, 2, 0, 0, 0) == (p.pairs, p.to_send, p.already_done, p.already_rejected, p.in_doubt)
     work = p.work.select("key", "request_ids", "value", "in_doubt").rows()
@@ -62,14 +63,14 @@ def test_a_fresh_plan_sends_every_key_once_with_all_its_requests() -> None:
 def test_a_request_is_finished_only_by_its_own_outcome() -> None:
     """A person who asks again (a new request id) is a new erasure and is sent."""
     items = _items([(2, "T1", "a"), (3, "T9", "a")])
-    p = plan.make(items, _finished([("T1", "a", "erased")]), set())
+    p = make_plan(items, _finished([("T1", "a", "erased")]), set())
     assert [("T9", "a")] == _pending(p)
     assert (1, 1, 0) == (p.already_done, p.to_send, p.already_rejected)
 
 
 def test_a_pair_without_a_request_id_is_finished_by_any_final_outcome_of_its_key() -> None:
     items = _items([(2, None, "a"), (3, None, "b")])
-    p = plan.make(items, _finished([("T7", "a", "not_found")]), set())
+    p = make_plan(items, _finished([("T7", "a", "not_found")]), set())
     assert [(None, "b")] == _pending(p)
     assert ["b"] == p.work.get_column("key").to_list()
 
@@ -77,14 +78,14 @@ def test_a_pair_without_a_request_id_is_finished_by_any_final_outcome_of_its_key
 def test_rejected_is_final_and_counted_as_such() -> None:
     items = _items([(2, "T1", "a"), (3, "T2", "b"), (4, "T3", "c")])
     finished = _finished([("T1", "a", "rejected"), ("T2", "b", "erased")])
-    p = plan.make(items, finished, set())
+    p = make_plan(items, finished, set())
     assert [("T3", "c")] == _pending(p)
     assert (2, 1) == (p.already_done, p.already_rejected)
 
 
 def test_doubtful_keys_are_sent_again_flagged_in_doubt() -> None:
     items = _items([(2, "T1", "a"), (3, "T2", "b"), (4, "T3", "c")])
-    p = plan.make(items, _finished([("T3", "c", "erased")]), {"b", "c", "zz"})
+    p = make_plan(items, _finished([("T3", "c", "erased")]), {"b", "c", "zz"})
     assert [("a", False), ("b", True)] == p.work.select("key", "in_doubt").rows()
     assert 1 == p.in_doubt  # c is finished; zz is not in this input
 
@@ -92,14 +93,14 @@ def test_doubtful_keys_are_sent_again_flagged_in_doubt() -> None:
 def test_pending_is_in_first_seen_order_asked_rows_first() -> None:
     """Items out of row order come back by row; within a row, those with a request id first."""
     items = _items([(5, "T5", "e"), (2, None, "b"), (2, "T2", "a"), (3, "T3", "c")])
-    p = plan.make(items, NOTHING, set())
+    p = make_plan(items, NOTHING, set())
     assert [("T2", "a"), (None, "b"), ("T3", "c"), ("T5", "e")] == _pending(p)
     assert ["a", "b", "c", "e"] == p.work.get_column("key").to_list()
 
 
 def test_without_pending_keeps_the_work_and_the_counts() -> None:
     items = _items([(2, "T1", "a"), (3, "T2", "b")])
-    p = plan.make(items, _finished([("T1", "a", "erased")]), {"b"})
+    p = make_plan(items, _finished([("T1", "a", "erased")]), {"b"})
     lean = p.without_pending()
     assert 0 == lean.pending.height and lean.pending.schema == p.pending.schema
     assert lean.work.equals(p.work)
@@ -122,7 +123,7 @@ def test_pending_is_planned_minus_finished(
     rows: list[Item], done: list[tuple[str | None, str, str]]
 ) -> None:
     """Set arithmetic: each planned pair is pending exactly when no rule finishes it."""
-    p = plan.make(_items(rows), _finished(done), set())
+    p = make_plan(_items(rows), _finished(done), set())
     finished_pairs = {(r, k) for r, k, _ in done}
     finished_keys = {k for _, k, _ in done}
 
