@@ -145,7 +145,7 @@ def private_key_from_pem(data: bytes, source: str) -> Ed25519PrivateKey:
             f"{source} is not an unencrypted PEM private key (make one with erasure keygen)"
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{source} holds a {type(key).__name__}, not an Ed25519 key")
+        raise ConfigError(f"{source} is not an Ed25519 key (it holds an {type(key).__name__})")
     return key
 
 
@@ -169,7 +169,7 @@ def public_key_from_pem(data: bytes, source: str) -> Ed25519PublicKey:
             f"{source} is not a PEM public key (the .pub file erasure keygen wrote)"
         ) from None
     if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError(f"{source} holds a {type(key).__name__}, not an Ed25519 key")
+        raise ConfigError(f"{source} is not an Ed25519 key (it holds an {type(key).__name__})")
     return key
 
 
