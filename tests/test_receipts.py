@@ -43,7 +43,7 @@ from erasure.receipts import (
     sign,
     verdict,
 )
-from erasure.receipts.document import parse_signed
+from erasure.receipts.parse import parse_signed
 from tests.receipts_fixtures import (
     FIXED_KEY,
     ledger_events,

@@ -12,7 +12,8 @@ The public face (the CLI and the ledger call only these)::
 
 Modules: :mod:`.canonical` (RFC 8785, the plain chain), :mod:`.signing`
 (Ed25519 keys), :mod:`.document` (the receipt and its status),
-:mod:`.html` (the page), :mod:`.check` (the checker).
+:mod:`.parse` (reading a file strictly), :mod:`.html` (the page),
+:mod:`.check` (the checker).
 """
 
 from erasure.receipts.canonical import (
@@ -40,10 +41,10 @@ from erasure.receipts.document import (
     assess,
     describe_reasons,
     make_receipt,
-    parse_signed,
     sign,
 )
 from erasure.receipts.html import extract_json, openssl_recipe, render_html, verdict
+from erasure.receipts.parse import parse_signed
 from erasure.receipts.signing import (
     KeyPair,
     fingerprint,

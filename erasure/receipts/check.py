@@ -34,10 +34,9 @@ from erasure.receipts.document import (
     Status,
     assess,
     describe_reasons,
-    load_envelope,
-    parse_document,
 )
 from erasure.receipts.html import extract_json, looks_like_html
+from erasure.receipts.parse import load_envelope, parse_document
 from erasure.receipts.signing import fingerprint, verify_bytes
 
 __all__ = ["CheckResult", "LedgerEvent", "Problem", "check"]
