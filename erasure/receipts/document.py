@@ -1,0 +1,330 @@
+"""The receipt document: what one request came to, as signed JSON.
+
+A receipt answers one request (one request id) without holding any raw
+identifier, nor anything computed from the ledger key alone (a key
+fingerprint would let anyone test guesses of the key). The file is the
+RFC 8785 canonical JSON of::
+
+    {"receipt": {...the document...},
+     "signature": {"algorithm": "Ed25519",
+                   "public_key_sha256": "<hex SHA-256 of the signer's DER public key>",
+                   "value": "<base64 Ed25519 signature of the document's canonical bytes>"}}
+
+followed by one newline. Because JCS sorts members and ``"receipt"`` comes
+before ``"signature"``, the signed bytes are a verbatim slice of the file:
+everything between ``{"receipt":`` and ``,"signature":``. So ``sed`` and
+``openssl`` alone can check it (the recipe is in :mod:`erasure.receipts.html`).
+
+A request is ``complete`` only when it has at least one identifier, every
+one ``erased`` or ``not_found``, and no unresolved invalid record;
+otherwise ``incomplete``, with every reason that applies.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from erasure.errors import InputUnusable
+from erasure.ledger import Outcome
+from erasure.receipts.canonical import canonical_json, parse_head
+from erasure.receipts.signing import (
+    ALGORITHM,
+    fingerprint,
+    sign_bytes,
+)
+
+__all__ = [
+    "FORMAT",
+    "ChainHeads",
+    "Claim",
+    "InvalidRecord",
+    "NotAReceipt",
+    "Reason",
+    "ReasonCount",
+    "Receipt",
+    "Request",
+    "Signature",
+    "SignedReceipt",
+    "Status",
+    "assess",
+    "describe_reasons",
+    "make_receipt",
+    "sign",
+]
+
+FORMAT = "erasure-receipt/1"  # names the document's shape; a new shape gets a new number
+_PREFIX = b'{"receipt":'
+MATCHING = frozenset({"email", "phone", "profile_id", "custom"})
+
+
+class NotAReceipt(InputUnusable):
+    """The bytes are not an erasure receipt (exit 65): not JSON, or not this shape."""
+
+
+class Status(enum.StrEnum):
+    """The verdict on one request, a closed set."""
+
+    # At least one identifier, every one erased or not_found, no unresolved invalid cell.
+    COMPLETE = "complete"
+    # Anything else; the reasons say what is missing.
+    INCOMPLETE = "incomplete"
+
+
+class Reason(enum.StrEnum):
+    """Why a request is incomplete, a closed set (in this order on a receipt)."""
+
+    # The request named no identifier the tool could use.
+    NO_IDENTIFIERS = "no_identifiers"
+    # Input cells of the request could not be used, and no later input fixed them.
+    INVALID = "invalid"
+    # The service refused identifiers: a person must look.
+    REJECTED = "rejected"
+    # Transient failures used every attempt; the next run retries.
+    FAILED = "failed"
+    # Not finished yet.
+    PENDING = "pending"
+    # Not final, and a request for it may have reached the service unanswered.
+    IN_DOUBT = "in_doubt"
+
+
+# for people: how many of what (the HTML page and the checker's lines)
+REASON_WORDS: dict[Reason, tuple[str, str]] = {
+    Reason.NO_IDENTIFIERS: ("the request named no usable identifier", ""),
+    Reason.INVALID: ("input cell could not be used", "input cells could not be used"),
+    Reason.REJECTED: (
+        "identifier was refused by the service",
+        "identifiers were refused by the service",
+    ),
+    Reason.FAILED: (
+        "identifier met only temporary failures so far",
+        "identifiers met only temporary failures so far",
+    ),
+    Reason.PENDING: ("identifier is not finished yet", "identifiers are not finished yet"),
+    Reason.IN_DOUBT: (
+        "identifier may have been reached by a request whose answer was lost",
+        "identifiers may have been reached by requests whose answers were lost",
+    ),
+}
+_DONE = frozenset({Outcome.ERASED, Outcome.NOT_FOUND})
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The request a receipt answers."""
+
+    id: str  # the DSR ticket (request id column)
+    received_at: str | None = None  # as the input gave it (ISO 8601)
+    deadline: str | None = None  # ISO date: received_at + deadline_days
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What became of one identifier of the request, and the event that says so."""
+
+    seq: int  # ledger sequence number of the event that recorded it (for pending: its plan)
+    db_id: int
+    matching: str  # email | phone | profile_id | custom
+    key: str  # the identifier's keyed hash, as in the ledger (never the identifier)
+    outcome: Outcome
+    in_doubt: bool  # a request may have reached the service before its answer was lost
+    profile_id: str | None = None  # data.profile_id from the service's answer
+    at: str | None = None  # UTC ISO 8601: when the outcome was recorded
+    resource_id: int | None = None
+    field_name: str | None = None  # custom matching only: the Altcraft field's name
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRecord:
+    """An input cell of the request that could not be used (never its value)."""
+
+    row: int  # as a spreadsheet numbers it
+    column: str
+    reason: str  # a reason code, e.g. bad_email
+    resolved: bool = False  # a later input brought a usable value for this column
+    seq: int | None = None  # the ledger event that recorded it
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHeads:
+    """The ledger's two chain heads when the receipt was issued, as ``SEQ:LINK``."""
+
+    keyed: str  # the HMAC chain's head: what ``erasure verify`` prints
+    plain: str  # the SHA-256 chain's head: checkable without the ledger key
+
+    @property
+    def seq(self) -> int:
+        return parse_head(self.plain)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonCount:
+    reason: Reason
+    count: int  # identifiers or invalid records; 0 for no_identifiers
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The signed statement about one request (without its signature)."""
+
+    request: Request
+    databases: tuple[int, ...]  # the db_ids searched, ascending
+    status: Status
+    reasons: tuple[ReasonCount, ...]  # empty when complete
+    identifiers: tuple[Claim, ...]
+    invalid: tuple[InvalidRecord, ...]
+    heads: ChainHeads
+    issuer: str
+    issued_at: str  # UTC ISO 8601
+    format: str = FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document, as it is canonicalised and signed."""
+        return {
+            "format": self.format,
+            "request": {
+                "id": self.request.id,
+                "received_at": self.request.received_at,
+                "deadline": self.request.deadline,
+            },
+            "databases": list(self.databases),
+            "status": self.status.value,
+            "reasons": [{"reason": r.reason.value, "count": r.count} for r in self.reasons],
+            "identifiers": [
+                {
+                    "seq": c.seq,
+                    "db_id": c.db_id,
+                    "matching": c.matching,
+                    "resource_id": c.resource_id,
+                    "field_name": c.field_name,
+                    "key": c.key,
+                    "outcome": c.outcome.value,
+                    "in_doubt": c.in_doubt,
+                    "profile_id": c.profile_id,
+                    "at": c.at,
+                }
+                for c in self.identifiers
+            ],
+            "invalid": [
+                {
+                    "seq": r.seq,
+                    "row": r.row,
+                    "column": r.column,
+                    "reason": r.reason,
+                    "resolved": r.resolved,
+                }
+                for r in self.invalid
+            ],
+            "ledger": {"head": self.heads.keyed, "plain_head": self.heads.plain},
+            "issuer": self.issuer,
+            "issued_at": self.issued_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    algorithm: str  # always Ed25519
+    public_key_sha256: str  # the signer's public key fingerprint (hex)
+    value: bytes  # 64 bytes; base64 in the JSON
+
+
+@dataclass(frozen=True, slots=True)
+class SignedReceipt:
+    """A receipt, its signature, and the exact bytes of the file (``raw``)."""
+
+    receipt: Receipt
+    signature: Signature
+    raw: bytes = field(repr=False)  # canonical JSON of the whole, then b"\n"
+
+    @property
+    def signed_bytes(self) -> bytes:
+        """The canonical bytes of the document: what the signature covers."""
+        return canonical_json(self.receipt.to_dict())
+
+
+# ---------------------------------------------------------------- building
+
+
+def assess(
+    identifiers: Iterable[Claim], invalid: Iterable[InvalidRecord]
+) -> tuple[Status, tuple[ReasonCount, ...]]:
+    """The status the claims support, and every reason it is not complete."""
+    claims = list(identifiers)
+    counts: dict[Reason, int] = dict.fromkeys(Reason, 0)
+    counts[Reason.INVALID] = sum(1 for r in invalid if not r.resolved)
+    for claim in claims:
+        if claim.outcome in _DONE:
+            continue
+        counts[Reason(claim.outcome.value)] += 1  # rejected, failed or pending
+        if claim.in_doubt:
+            counts[Reason.IN_DOUBT] += 1
+    reasons = [ReasonCount(r, n) for r, n in counts.items() if n]
+    if not claims:
+        reasons.insert(0, ReasonCount(Reason.NO_IDENTIFIERS, 0))
+    return (Status.INCOMPLETE if reasons else Status.COMPLETE), tuple(reasons)
+
+
+def describe_reasons(reasons: Iterable[ReasonCount]) -> str:
+    """Reasons in words: ``1 identifier was refused by the service, 2 input cells ...``."""
+    parts = []
+    for r in reasons:
+        one, many = REASON_WORDS[r.reason]
+        parts.append(one if not many else f"{r.count} {one if r.count == 1 else many}")
+    return ", ".join(parts)
+
+
+def make_receipt(
+    request: Request,
+    identifiers: Sequence[Claim],
+    invalid: Sequence[InvalidRecord],
+    heads: ChainHeads,
+    issuer: str,
+    *,
+    issued_at: str | None = None,
+    databases: Iterable[int] | None = None,
+) -> Receipt:
+    """A receipt whose status and reasons follow from the claims (never a false one).
+
+    ``databases`` defaults to the identifiers' db_ids; ``issued_at`` to now
+    (UTC, seconds).
+    """
+    parse_head(heads.keyed)
+    parse_head(heads.plain)
+    status, reasons = assess(identifiers, invalid)
+    dbs = {c.db_id for c in identifiers} if databases is None else set(databases)
+    return Receipt(
+        request=request,
+        databases=tuple(sorted(dbs)),
+        status=status,
+        reasons=reasons,
+        identifiers=tuple(identifiers),
+        invalid=tuple(invalid),
+        heads=heads,
+        issuer=issuer,
+        issued_at=issued_at or datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def sign(receipt: Receipt, key: Ed25519PrivateKey) -> SignedReceipt:
+    """Sign the receipt's canonical bytes; the file's bytes are in ``raw``."""
+    document = receipt.to_dict()
+    body = canonical_json(document)
+    signature = Signature(ALGORITHM, fingerprint(key.public_key()), sign_bytes(key, body))
+    raw = canonical_json({"receipt": document, "signature": _signature_dict(signature)}) + b"\n"
+    # the property the openssl recipe rests on: the signed bytes are a slice of the file
+    assert raw[len(_PREFIX) : len(_PREFIX) + len(body)] == body
+    return SignedReceipt(receipt, signature, raw)
+
+
+def _signature_dict(signature: Signature) -> dict[str, str]:
+    return {
+        "algorithm": signature.algorithm,
+        "public_key_sha256": signature.public_key_sha256,
+        "value": base64.b64encode(signature.value).decode("ascii"),
+    }
