@@ -150,6 +150,7 @@ class RawConnection(asyncio.Protocol):
         self.eof = False
         self.disconnected = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.last_was_delete = False  # whether the request served last was a delete
 
     # asyncio.Protocol
 
@@ -237,7 +238,12 @@ class RawConnection(asyncio.Protocol):
                 if not keep_alive:
                     return
                 settings = self.app.settings
-                close_idle = settings.idle_close and self.app.dice.hit(settings.idle_close)
+                # Drawn after deletes only, so that admin calls leave the seeded draws alone.
+                close_idle = (
+                    self.last_was_delete
+                    and settings.idle_close
+                    and self.app.dice.hit(settings.idle_close)
+                )
                 idle_ms = settings.idle_close_ms if close_idle else None
         except asyncio.CancelledError:
             transport.close()
@@ -266,7 +272,7 @@ class RawConnection(asyncio.Protocol):
             half_close(transport)
             return False
         path, _, query = target.partition(b"?")
-        is_delete = path == DELETE_PATH and method == b"POST"
+        is_delete = self.last_was_delete = path == DELETE_PATH and method == b"POST"
         app, settings = self.app, self.app.settings
         if is_delete and app.dice.hit(settings.early_503):
             app.stats.arrived(time.time(), settings.record_times)
