@@ -8,9 +8,13 @@
 - :class:`SandboxProcess`: ``python -m erasure.sandbox`` as a subprocess, for
   tests that kill or signal it.
 
-Both kinds expose ``url``, ``token``, ``readonly_token``, ``stats()`` and
+Both kinds expose ``url``, ``token``, ``readonly_token``, ``stats()``,
 ``configure(**settings)`` (the names of ``erasure.sandbox.settings.Settings``,
-plus ``seed``). Import with ``from tests.sandbox_fixture import *``.
+plus ``seed``), ``fired()`` (times each switch fired), ``deletes()`` (delete
+requests per profile id), ``set_rate_limit(rate)``, ``restore(ids, last=N)``,
+``reimport(email=..., phone=...)`` and ``export(path, db_id)``. Control calls
+retry a connection hung up by ``hangup_fin``/``hangup_rst`` (below 1).
+Import with ``from tests.sandbox_fixture import *``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ from typing import Any
 import httpx
 import pytest
 
-from erasure.sandbox import DEFAULT_READONLY_TOKEN, DEFAULT_TOKEN, SandboxApp, ThreadedSandbox
+from erasure.sandbox import (
+    DEFAULT_READONLY_TOKEN,
+    DEFAULT_TOKEN,
+    SandboxApp,
+    ThreadedSandbox,
+    export,
+)
 from erasure.sandbox.settings import Settings, update
 from erasure.sandbox.store import Profile, Store, generate, load_csv, profile_ids
 
@@ -40,6 +50,7 @@ __all__ = [
 
 DELETE_PATH = "/api/v1.1/profiles/delete"
 ROOT = Path(__file__).resolve().parent.parent
+CONTROL_ATTEMPTS = 50  # a hang-up probability of 0.9 still lets one through, near surely
 
 ProfileSource = Path | Iterable[Profile] | Iterable[Mapping[str, Any]]
 
@@ -68,21 +79,63 @@ class _Control:
     def delete_url(self) -> str:
         return self.url + DELETE_PATH
 
+    def _control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """An admin call; a connection hung up by the sandbox's own faults is retried."""
+        for _ in range(CONTROL_ATTEMPTS - 1):
+            try:
+                return self.client.request(method, f"{self.url}{path}", **kwargs)
+            except httpx.TransportError:
+                continue  # hangup_fin/hangup_rst, or an idle keep-alive closed under us
+        return self.client.request(method, f"{self.url}{path}", **kwargs)
+
+    def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._control(method, path, **kwargs)
+        if response.status_code != 200:
+            raise ValueError(response.json()["error"])
+        return response.json()
+
     def stats(self, *, per_profile: bool = True) -> dict[str, Any]:
         """``GET /__sandbox/stats`` (see erasure/sandbox/stats.py for the shape)."""
         query = "" if per_profile else "?per_profile=0"
-        response = self.client.get(f"{self.url}/__sandbox/stats{query}")
+        response = self._control("GET", f"/__sandbox/stats{query}")
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
 
     def configure(self, **settings: object) -> dict[str, Any]:
         """``POST /__sandbox/config``: change settings (and ``seed``); returns them all."""
-        response = self.client.post(f"{self.url}/__sandbox/config", json=settings)
-        if response.status_code != 200:
-            raise ValueError(response.json()["error"])
-        result: dict[str, Any] = response.json()
+        result: dict[str, Any] = self._admin("POST", "/__sandbox/config", json=settings)
         return result
+
+    def fired(self) -> dict[str, int]:
+        """Times each switch fired, by setting name (``rate_limit`` for its 429s)."""
+        result: dict[str, int] = self.stats(per_profile=False)["fired"]
+        return result
+
+    def deletes(self) -> dict[str, int]:
+        """Delete requests each profile received (profile id -> count; only those with any)."""
+        result: dict[str, int] = self.stats()["deletes_per_profile"]
+        return result
+
+    def set_rate_limit(self, rate: float | None, burst: float | None = None) -> None:
+        """Move the rate limit while the sandbox runs (requests per second; None: none)."""
+        self.configure(rate_limit=rate, rate_burst=burst)
+
+    def restore(self, profile_ids: Iterable[str] = (), *, last: int = 0) -> list[str]:
+        """Restore a backup: deleted profiles come back with their ids; the ids restored."""
+        body = {"profile_ids": list(profile_ids), "last": last}
+        result: list[str] = self._admin("POST", "/__sandbox/restore", json=body)["restored"]
+        return result
+
+    def reimport(self, *, db_id: int = 1, **values: Any) -> str:
+        """A new profile with a new id (``email=``, ``phone=``, ``fields=``); its id."""
+        body = {"db_id": db_id, **values}
+        result: str = self._admin("POST", "/__sandbox/import", json=body)["profile_id"]
+        return result
+
+    def export(self, path: Path, db_id: int = 1) -> int:
+        """The live profiles as an Altcraft-shaped CSV at ``path``; how many."""
+        return export(self.url, db_id, path)
 
     def delete(self, **fields: object) -> httpx.Response:
         """One JSON delete with the delete token (``db_id`` 1 unless given)."""

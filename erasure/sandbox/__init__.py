@@ -9,6 +9,9 @@ what it received (``GET /__sandbox/stats``). Modules:
 - ``settings``: the runtime switches, shared by the CLI and ``/__sandbox/config``;
 - ``faults``: seeded dice, the rate limit, faulty answers;
 - ``stats``: the counters;
+- ``front``: connection faults below HTTP (hang-ups, odd answers) on the socket;
+- ``admin``: export, restore a backup, re-import;
+- ``exporting``: :func:`export` writes a running sandbox's export to a file;
 - ``asgi``: reading a body, answering, dropping a connection;
 - ``app``: the raw ASGI application;
 - ``server``: the socket, uvicorn, a clean stop, a background-thread server;
@@ -18,6 +21,7 @@ what it received (``GET /__sandbox/stats``). Modules:
 from __future__ import annotations
 
 from erasure.sandbox.app import DEFAULT_READONLY_TOKEN, DEFAULT_TOKEN, SandboxApp
+from erasure.sandbox.exporting import export
 from erasure.sandbox.server import SandboxServer, ThreadedSandbox
 from erasure.sandbox.settings import Settings
 from erasure.sandbox.store import Profile, Store, generate, load_csv
@@ -31,6 +35,7 @@ __all__ = [
     "Settings",
     "Store",
     "ThreadedSandbox",
+    "export",
     "generate",
     "load_csv",
 ]

@@ -8,7 +8,11 @@ Routes::
     GET  /__sandbox/config           the current settings (see settings.py)
     POST /__sandbox/config           change settings: a JSON object of setting names and
                                      values, plus "seed" to reseed the faults; answers
-                                     the new settings, or 400 {"error": "..."}
+                                     the new settings, or 400 {"error": "..."}; e.g.
+                                     {"rate_limit": 50} moves the rate limit mid-run
+    GET  /__sandbox/export?db_id=N   live profiles as CSV       (see admin.py)
+    POST /__sandbox/restore          deleted profiles come back (see admin.py)
+    POST /__sandbox/import           a new profile              (see admin.py)
     anything else                    404 (405 on a known path) text/html, no Altcraft
                                      body, as a proxy in front of a wrong URL answers
 
@@ -23,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
-from erasure.sandbox import faults, protocol
+from erasure.sandbox import admin, faults, protocol
 from erasure.sandbox.asgi import Receive, Scope, Send, drop, lifespan, read_body, respond
 from erasure.sandbox.faults import Dice, Fault, TokenBucket
+from erasure.sandbox.front import RawConnection
 from erasure.sandbox.protocol import BadRequest, Format
 from erasure.sandbox.settings import Settings, update
 from erasure.sandbox.stats import Stats
@@ -68,6 +74,7 @@ class SandboxApp:
         self.settings = Settings()
         self.bucket: TokenBucket | None = None
         self.stopping = asyncio.Event()  # set when the server shuts down: hangs end
+        self.connections: set[Any] = set()  # the server's open connections (front.py sets it)
         self._not_found: dict[tuple[int, Format], bytes] = {}
         self.configure(settings or Settings())
 
@@ -75,14 +82,21 @@ class SandboxApp:
         old = self.settings
         if settings.rate_limit is None:
             self.bucket = None
-        elif self.bucket is None or (old.rate_limit, old.rate_burst) != (
-            settings.rate_limit,
-            settings.rate_burst,
-        ):
+        else:
             burst = settings.rate_limit if settings.rate_burst is None else settings.rate_burst
-            self.bucket = TokenBucket(settings.rate_limit, burst)
+            if self.bucket is None:
+                self.bucket = TokenBucket(settings.rate_limit, burst)
+            elif (old.rate_limit, old.rate_burst) != (settings.rate_limit, settings.rate_burst):
+                self.bucket.retune(settings.rate_limit, burst)  # a limit that moves mid-run
         self.settings = settings
         self._faults = (settings.faults_before, settings.faults_after)  # checked per request
+        if settings.connection_faults and not old.connection_faults:
+            # Connections are routed at accept (front.py): close uvicorn's idle
+            # keep-alive ones, as a reload does, so that clients come back through
+            # the raw front. One answering now closes after its answer.
+            for connection in list(self.connections):
+                if not isinstance(connection, RawConnection):
+                    connection.shutdown()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -104,7 +118,9 @@ class SandboxApp:
             await respond(send, 200, JSON, json.dumps(stats).encode())
         elif path == CONFIG_PATH and method in ("GET", "POST"):
             await self._config(method, receive, send)
-        elif path in (STATS_PATH, CONFIG_PATH):
+        elif path in _ADMIN and method == _ADMIN[path]:
+            await self._admin(path, scope, receive, send)
+        elif path in (STATS_PATH, CONFIG_PATH) or path in _ADMIN:
             await respond(send, 405, HTML, NOT_ALLOWED_PAGE)
         else:
             await respond(send, 404, HTML, NOT_FOUND_PAGE)
@@ -131,6 +147,7 @@ class SandboxApp:
             await respond(send, status, protocol.CONTENT_TYPES[answer_fmt], answer)
             return
         self.stats.answered(fault.value + "_after_delete")
+        self.stats.fire(_SWITCH[fault] + "_after_delete")
         if fault is Fault.MALFORMED:
             content_type = protocol.CONTENT_TYPES[answer_fmt]
             await respond(send, 200, content_type, faults.truncated(answer))
@@ -147,6 +164,7 @@ class SandboxApp:
             wait_s = self.bucket.take(time.monotonic())
             if wait_s > 0:
                 self.stats.answered(Fault.RATE_LIMITED.value)
+                self.stats.fire("rate_limit")
                 headers = faults.retry_after(settings, wait_s)
                 await respond(send, 429, b"text/plain", faults.TOO_MANY, headers)
                 return True
@@ -157,6 +175,7 @@ class SandboxApp:
             await asyncio.sleep(latency_s)
         if fault is None:
             return False
+        self.stats.fire(_SWITCH[fault])
         answer_fmt: Format = fmt or "json"
         if fault is Fault.FAIL_5XX:
             self.stats.answered(str(status))
@@ -247,6 +266,24 @@ class SandboxApp:
             pass
         await drop(receive, send)
 
+    async def _admin(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Export, restore and re-import (see admin.py)."""
+        try:
+            if path == admin.EXPORT_PATH:
+                db_id = admin.export_db_id(scope.get("query_string", b""))
+                csv_body = admin.export_csv(self.store, db_id)
+                await respond(send, 200, b"text/csv; charset=utf-8", csv_body)
+                return
+            body = await read_body(receive) or b""
+            if path == admin.RESTORE_PATH:
+                answer = admin.restore(self.store, self.stats, body)
+            else:
+                answer = admin.reimport(self.store, self.stats, body)
+        except admin.AdminError as exc:
+            await respond(send, exc.status, JSON, json.dumps({"error": str(exc)}).encode())
+            return
+        await respond(send, 200, JSON, answer)
+
     async def _config(self, method: str, receive: Receive, send: Send) -> None:
         if method == "POST":
             try:
@@ -264,6 +301,20 @@ class SandboxApp:
                 self.dice = Dice(seed)
             self.configure(settings)
         await respond(send, 200, JSON, json.dumps(self.settings.to_dict()).encode())
+
+
+# The admin calls of admin.py and their methods.
+_ADMIN = {admin.EXPORT_PATH: "GET", admin.RESTORE_PATH: "POST", admin.IMPORT_PATH: "POST"}
+
+# The setting that makes each fault (the names in the stats' "fired").
+_SWITCH = {
+    Fault.RATE_LIMITED: "rate_limit",
+    Fault.HANG: "hang",
+    Fault.DROP: "drop",
+    Fault.FAIL_429: "fail_429",
+    Fault.FAIL_5XX: "fail_5xx",
+    Fault.MALFORMED: "malformed",
+}
 
 
 def _failure_page(status: int, fmt: Format) -> tuple[bytes, bytes]:

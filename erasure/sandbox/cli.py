@@ -31,9 +31,16 @@ examples:
   erasure sandbox --profiles sample_data/profiles.csv --port 0 --fail-429 0.1 --seed 7
   erasure sandbox --generate 100 --drop-after-delete 0.05 --latency-ms 20 --stats-file stats.json
 
-It serves POST /api/v1.1/profiles/delete, GET /__sandbox/stats (counters) and
-GET/POST /__sandbox/config (read or change the fault switches below as JSON,
-e.g. {"fail_5xx": 0.2, "seed": 1}). Every probability P is between 0 and 1.
+  erasure sandbox --generate 100 --latency-ms 50-200 --rate-limit 150 --hangup-rst 0.01
+
+It serves POST /api/v1.1/profiles/delete, GET /__sandbox/stats (counters, and
+"fired": how often each switch fired), GET/POST /__sandbox/config (read or
+change the switches below as JSON, e.g. {"fail_5xx": 0.2, "seed": 1} or
+{"rate_limit": 50} mid-run), GET /__sandbox/export?db_id=N (live profiles as
+CSV: _id, email, phone, custom fields), POST /__sandbox/restore
+({"profile_ids": [...]} or {"last": N}: deleted profiles come back) and POST
+/__sandbox/import ({"email": ...}: a new profile). Every probability P is
+between 0 and 1.
 """
 
 

@@ -11,7 +11,8 @@ answers imitate what stands in front of a real service:
 - 502, 503: a proxy's ``text/html`` page, no Altcraft body;
 - malformed: HTTP 200 and the first half of a real answer;
 - hang: no answer for ``hang_s`` seconds (or until the sandbox stops), then
-  the connection is closed; drop: the connection is closed at once.
+  the connection is closed; drop: the connection is closed at once;
+- the connection faults (:class:`ConnectionFault`), played by ``front.py``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,30 @@ class Fault(enum.Enum):
     FAIL_429 = "429"  # 429 from --fail-429
     FAIL_5XX = "5xx"  # one of fail_5xx_codes
     MALFORMED = "malformed"  # 200 with a truncated body
+
+
+class ConnectionFault(enum.Enum):
+    """A fault played below HTTP by the raw front (front.py); values are setting names."""
+
+    HANGUP_FIN = "hangup_fin"  # closed at accept, nothing read
+    HANGUP_RST = "hangup_rst"  # reset at accept
+    EARLY_503 = "early_503"  # 503 after the head, body unread, then closed
+    IDLE_CLOSE = "idle_close"  # an idle keep-alive connection closed
+    OVERSIZE = "oversize"  # the real answer padded to oversize_bytes
+    GZIP_BOMB = "gzip_bomb"  # the real answer behind gzip_bomb_bytes of gzipped spaces
+    TRICKLE = "trickle"  # the real answer one byte at a time
+    OBS_FOLD = "obs_fold"  # the real answer with folded header lines
+    BARE_LF = "bare_lf"  # the real answer with LF-only lines in its head
+
+
+# The odd answers, in the order they are drawn; the first hit wins.
+ODD_ANSWERS = (
+    ConnectionFault.OVERSIZE,
+    ConnectionFault.GZIP_BOMB,
+    ConnectionFault.TRICKLE,
+    ConnectionFault.OBS_FOLD,
+    ConnectionFault.BARE_LF,
+)
 
 
 class Dice:
@@ -77,6 +102,21 @@ class Dice:
                 return fault
         return None
 
+    def hangup(self, settings: Settings) -> ConnectionFault | None:
+        """Whether a new connection is hung up at accept, and how."""
+        if self.hit(settings.hangup_fin):
+            return ConnectionFault.HANGUP_FIN
+        if self.hit(settings.hangup_rst):
+            return ConnectionFault.HANGUP_RST
+        return None
+
+    def odd_answer(self, settings: Settings) -> ConnectionFault | None:
+        """The shape a delete's answer goes out in, if odd."""
+        for fault in ODD_ANSWERS:
+            if self.hit(getattr(settings, fault.value)):
+                return fault
+        return None
+
     def status_5xx(self, settings: Settings) -> int:
         return self.rng.choice(settings.fail_5xx_codes)
 
@@ -90,10 +130,24 @@ class TokenBucket:
         self.tokens = self.burst
         self.updated = time.monotonic()
 
-    def take(self, now: float) -> float:
-        """0 when a request may pass now; else how long until it could, seconds."""
+    def retune(self, rate: float, burst: float) -> None:
+        """A new rate and size, keeping the tokens saved so far (at most the new size).
+
+        A limit lowered mid-run then bites at once, as a real service's would,
+        instead of granting a fresh burst.
+        """
+        self.take_refill(time.monotonic())
+        self.rate = rate
+        self.burst = max(1.0, burst)
+        self.tokens = min(self.tokens, self.burst)
+
+    def take_refill(self, now: float) -> None:
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
+
+    def take(self, now: float) -> float:
+        """0 when a request may pass now; else how long until it could, seconds."""
+        self.take_refill(now)
         if self.tokens >= 1 - 1e-9:  # a request exactly on time passes despite rounding
             self.tokens = max(0.0, self.tokens - 1)
             return 0.0

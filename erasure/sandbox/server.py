@@ -1,4 +1,4 @@
-"""Serving the sandbox: a socket bound here, uvicorn with httptools on it.
+"""Serving the sandbox: a socket bound here, uvicorn with httptools behind the front.
 
 The socket is bound (and listening) before uvicorn starts, so the port is
 known even with port 0. :class:`SandboxServer` stops cleanly on SIGINT and
@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from erasure.sandbox.app import SandboxApp
+from erasure.sandbox.front import Front
 
 BACKLOG = 2048  # pending connections; wrk opens hundreds at once
 GRACEFUL_S = 3  # seconds given to answers in flight when stopping
@@ -77,7 +78,7 @@ class SandboxServer(uvicorn.Server):
     ) -> None:
         config = uvicorn.Config(
             app,
-            http="httptools",
+            http=Front,  # hangs up, or hands each connection to httptools or the raw front
             loop=loop,
             lifespan="off",
             access_log=False,

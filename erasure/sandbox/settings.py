@@ -18,7 +18,15 @@ from typing import Any, Literal
 ErrorStatus = Literal["200", "4xx"]
 
 Kind = Literal[
-    "probability", "amount", "optional_amount", "count", "code", "flag", "codes", "status"
+    "probability",
+    "amount",
+    "optional_amount",
+    "count",
+    "bytes",
+    "code",
+    "flag",
+    "codes",
+    "status",
 ]
 
 
@@ -52,6 +60,36 @@ class Settings:
     retry_after: float | None = 1.0  # seconds, rounded up; None: no Retry-After header
     retry_after_http_date: bool = False  # Retry-After as an HTTP date instead of seconds
     hang_s: float = 3600.0  # seconds a hang lasts (it ends early when the sandbox stops)
+    # Connection faults (see front.py), played below HTTP on a real socket.
+    hangup_fin: float = 0.0  # probability per new connection: closed at accept (FIN)
+    hangup_rst: float = 0.0  # probability per new connection: reset at accept (RST)
+    early_503: float = 0.0  # probability per delete: 503 once the head is read, body unread
+    idle_close: float = 0.0  # probability per answer: the keep-alive connection is then
+    # closed after idle_close_ms without a new request
+    idle_close_ms: float = 100.0  # milliseconds
+    # Odd answers (see front.py): the service handled the request (a found profile is
+    # erased), then the answer goes out in a shape a strict client must cope with.
+    obs_fold: float = 0.0  # probability: header lines folded (obs-fold, RFC 9112 5.2)
+    bare_lf: float = 0.0  # probability: lines of the head end in LF instead of CRLF
+    oversize: float = 0.0  # probability: the body padded with spaces to oversize_bytes
+    oversize_bytes: int = 5 * 1024 * 1024  # bytes
+    gzip_bomb: float = 0.0  # probability: Content-Encoding gzip, gzip_bomb_bytes inflated
+    gzip_bomb_bytes: int = 100 * 1024 * 1024  # bytes, decompressed (about 1/1000 on the wire)
+    trickle: float = 0.0  # probability: the answer's bytes one at a time over trickle_s
+    trickle_s: float = 3.0  # seconds
+
+    @property
+    def connection_faults(self) -> bool:
+        """Whether connections must be served by the raw front (see front.py)."""
+        return bool(
+            self.early_503
+            or self.idle_close
+            or self.obs_fold
+            or self.bare_lf
+            or self.oversize
+            or self.gzip_bomb
+            or self.trickle
+        )
 
     @property
     def faults_before(self) -> bool:
@@ -100,7 +138,12 @@ SWITCHES: dict[str, tuple[Kind, str | None, str]] = {
         "answer 429 with Retry-After above R delete requests per second (token bucket)",
     ),
     "rate_burst": ("optional_amount", "N", "bucket size of --rate-limit, requests (default R)"),
-    "latency_ms": ("amount", "MS", "mean added latency per delete request, milliseconds"),
+    "latency_ms": (
+        "amount",
+        "MS",
+        "added latency per delete request, milliseconds: a mean, or a range LOW-HIGH "
+        "drawn uniformly (sets --latency-jitter-ms)",
+    ),
     "latency_jitter_ms": ("amount", "MS", "latency spread: uniform in mean +- MS"),
     "hang": (
         "probability",
@@ -139,6 +182,43 @@ SWITCHES: dict[str, tuple[Kind, str | None, str]] = {
     ),
     "retry_after_http_date": ("flag", None, "send Retry-After as an HTTP date"),
     "hang_s": ("amount", "S", "how long a hang lasts, seconds (default 3600)"),
+    "hangup_fin": ("probability", "P", "close a new connection at accept, reading nothing (FIN)"),
+    "hangup_rst": ("probability", "P", "reset a new connection at accept (RST, SO_LINGER 0)"),
+    "early_503": (
+        "probability",
+        "P",
+        "answer 503 (Connection: close) once a delete's head is read, before its body",
+    ),
+    "idle_close": (
+        "probability",
+        "P",
+        "after an answer, close the keep-alive connection once idle for --idle-close-ms",
+    ),
+    "idle_close_ms": ("amount", "MS", "idle time before --idle-close closes, ms (default 100)"),
+    "obs_fold": (
+        "probability",
+        "P",
+        "handle the request, then answer with folded header lines (obs-fold)",
+    ),
+    "bare_lf": ("probability", "P", "handle the request, then answer with LF-only header lines"),
+    "oversize": (
+        "probability",
+        "P",
+        "handle the request, then pad the answer's body with spaces to --oversize-bytes",
+    ),
+    "oversize_bytes": ("bytes", "N", "size of an oversize body, bytes (default 5 MiB)"),
+    "gzip_bomb": (
+        "probability",
+        "P",
+        "handle the request, then answer gzip that inflates to --gzip-bomb-bytes",
+    ),
+    "gzip_bomb_bytes": ("bytes", "N", "inflated size of a gzip bomb, bytes (default 100 MiB)"),
+    "trickle": (
+        "probability",
+        "P",
+        "handle the request, then send the answer one byte at a time over --trickle-s",
+    ),
+    "trickle_s": ("amount", "S", "how long a trickle lasts, seconds (default 3)"),
 }
 
 
@@ -159,10 +239,38 @@ def update(settings: Settings, changes: Mapping[str, object]) -> Settings:
     unknown = sorted(set(changes) - NAMES)
     if unknown:
         raise SettingError(unknown[0], "no such setting")
+    latency = changes.get("latency_ms")
+    if _is_range(latency):
+        low, high = _range(latency)
+        # A range A-B is uniform in [A, B]: its mean and its half-width as jitter.
+        changes = {**changes, "latency_ms": (low + high) / 2}
+        changes["latency_jitter_ms"] = (high - low) / 2
     coerced: dict[str, Any] = {
         name: _coerce(name, SWITCHES[name][0], value) for name, value in changes.items()
     }
     return dataclasses.replace(settings, **coerced)
+
+
+def _is_range(value: object) -> bool:
+    if isinstance(value, str):
+        return "-" in value.strip().lstrip("-")
+    return isinstance(value, list | tuple)
+
+
+def _range(value: object) -> tuple[float, float]:
+    """(low, high) milliseconds from ``"50-200"`` or ``[50, 200]``."""
+    try:
+        parts = value.split("-") if isinstance(value, str) else value
+        if not isinstance(parts, list | tuple) or len(parts) != 2:
+            raise ValueError
+        low, high = (_number(part) for part in parts)
+    except (TypeError, ValueError):
+        raise SettingError(
+            "latency_ms", "expected MS or a range LOW-HIGH of milliseconds"
+        ) from None
+    if low > high:
+        raise SettingError("latency_ms", "the range's low end is above its high end")
+    return low, high
 
 
 def _coerce(name: str, kind: Kind, value: object) -> object:
@@ -203,6 +311,13 @@ def _count(value: object) -> int | None:
     number = int(value)
     if number < 0:
         raise ValueError("expected an integer >= 0")
+    return number
+
+
+def _bytes(value: object) -> int:
+    number = _count(value)
+    if number is None or number < 1:
+        raise ValueError("expected a number of bytes >= 1")
     return number
 
 
@@ -247,6 +362,7 @@ _COERCE: dict[str, Any] = {
     "amount": _number,
     "optional_amount": _optional_amount,
     "count": _count,
+    "bytes": _bytes,
     "code": _code,
     "flag": _flag,
     "codes": _codes,

@@ -11,7 +11,11 @@ The JSON shape::
       "erased_profiles": 9,
       "profiles_left": 91,
       "rate": {"mean_per_s": 240.0, "peak_per_s": 250, "first_at": 1.7e9, "last_at": 1.7e9},
-      "request_times": [1.7e9, ...]    # epoch seconds of each arrival; with record_times only
+      "request_times": [1.7e9, ...],   # epoch seconds of each arrival; with record_times only
+      "fired": {"fail_429": 1, "hangup_rst": 2},  # times each switch fired, by setting
+                                       # name (rate_limit for its 429s); only switches that did
+      "restored": 3,                   # profiles re-added by POST /__sandbox/restore
+      "imported": 1                    # new profiles added by POST /__sandbox/import
     }
 
 Answer kinds: ``erased``, ``not_found``, ``400``, ``401``, ``402``, ``403``,
@@ -19,7 +23,10 @@ Answer kinds: ``erased``, ``not_found``, ``400``, ``401``, ``402``, ``403``,
 ``500``/``502``/``503`` (or any other ``fail_5xx_codes``), ``hang``,
 ``drop``, ``malformed``, and ``hang_after_delete``, ``drop_after_delete``,
 ``malformed_after_delete`` (the profile was erased, the answer lost). A
-request is counted once, by what the client got.
+request is counted once, by what the client got. ``early_503`` is the kind
+of a delete answered 503 before its body was read; a connection hung up at
+accept is no request (it shows in ``fired`` only), and an odd answer
+(obs-fold, gzip bomb, ...) is counted by its kind and in ``fired``.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ class Stats:
         self.first_at: float | None = None  # epoch seconds
         self.last_at: float | None = None
         self.times: list[float] = []  # epoch seconds, only when recording
+        self.fired: dict[str, int] = {}  # setting name -> times that switch fired
+        self.restored = 0  # profiles re-added
+        self.imported = 0  # profiles added as new
 
     def arrived(self, now: float, record: bool) -> None:
         """A delete request arrived at ``now`` (epoch seconds)."""
@@ -53,6 +63,10 @@ class Stats:
 
     def answered(self, kind: str) -> None:
         self.answers[kind] = self.answers.get(kind, 0) + 1
+
+    def fire(self, switch: str) -> None:
+        """The switch named ``switch`` (a setting name) fired once."""
+        self.fired[switch] = self.fired.get(switch, 0) + 1
 
     def to_dict(self, store: Store, *, per_profile: bool = True) -> dict[str, Any]:
         elapsed = (self.last_at or 0.0) - (self.first_at or 0.0)
@@ -69,6 +83,9 @@ class Stats:
                 "last_at": self.last_at,
             },
         }
+        result["fired"] = dict(self.fired)
+        result["restored"] = self.restored
+        result["imported"] = self.imported
         if per_profile:
             result["deletes_per_profile"] = store.deletes_per_profile()
         if self.times:

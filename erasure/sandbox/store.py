@@ -60,6 +60,8 @@ class Store:
         self.erased = 0  # profiles deleted so far
         self._index: dict[tuple[int, str], dict[str, _Slot]] = {}
         self._tag_fields: set[tuple[int, str]] = set()  # (db_id, field name)
+        self.deleted_order: list[Profile] = []  # in the order they were deleted
+        self._new_ids = profile_ids("reimport")  # ids of profiles added by reimport()
         for profile in profiles:
             self.add(profile)
 
@@ -139,8 +141,72 @@ class Store:
             if not profile.deleted:
                 profile.deleted = True
                 self.erased += 1
+                self.deleted_order.append(profile)
                 return profile
         return None
+
+    def restore(
+        self, profile_ids: Iterable[str] = (), *, last: int = 0, db_id: int | None = None
+    ) -> list[Profile]:
+        """Bring deleted profiles back, as a restored backup does: same ids, same values.
+
+        ``profile_ids`` names them (each must be a deleted profile; in ``db_id``
+        when given), or ``last`` takes the N most recently deleted (of ``db_id``
+        when given). Their delete counters stay: a later delete adds to them.
+        Raises :class:`KeyError` naming an id that is unknown or not deleted.
+        """
+        chosen: list[Profile] = []
+        for profile_id in profile_ids:
+            dbs = [db_id] if db_id is not None else sorted(self.databases)
+            found = [p for db in dbs for p in self._get(db, "profile_id", profile_id.strip())]
+            deleted = [p for p in found if p.deleted and p not in chosen]
+            if not deleted:
+                raise KeyError(f"no deleted profile has the id {profile_id.strip()!r}")
+            chosen.append(deleted[0])
+        if last:
+            candidates = [
+                p
+                for p in reversed(self.deleted_order)
+                if p.deleted and (db_id is None or p.db_id == db_id) and p not in chosen
+            ]
+            chosen += candidates[:last]
+        for profile in chosen:
+            profile.deleted = False
+            self.erased -= 1
+            self.deleted_order.remove(profile)
+        return chosen
+
+    def reimport(
+        self,
+        db_id: int,
+        *,
+        email: str = "",
+        phone: str = "",
+        resources: Iterable[int] = (),
+        fields: Mapping[str, str] | None = None,
+    ) -> Profile:
+        """A new profile (a new id) with these values, as an import adds one."""
+        profile_id = next(self._new_ids)
+        while any(self._get(db, "profile_id", profile_id) for db in self.databases):
+            profile_id = next(self._new_ids)
+        profile = Profile(
+            db_id,
+            profile_id,
+            email.strip().lower(),
+            phone.strip(),
+            frozenset(resources),
+            dict(fields or {}),
+        )
+        self.add(profile)
+        return profile
+
+    def live(self, db_id: int) -> Iterator[Profile]:
+        """The profiles of ``db_id`` not deleted, in file order."""
+        return (p for p in self.profiles if p.db_id == db_id and not p.deleted)
+
+    def field_names(self, db_id: int) -> list[str]:
+        """The custom field names any profile of ``db_id`` has, sorted."""
+        return sorted({name for p in self.profiles if p.db_id == db_id for name in p.fields})
 
     def deletes_per_profile(self) -> dict[str, int]:
         """Delete requests per profile id, for the profiles that received any."""
