@@ -275,8 +275,8 @@ async def send(
     ``httpx.TransportError`` (see the module's docstring), with a message in
     words; cancellation passes through.
     """
-    body, ctype = encode(req, token, fmt)
     try:
+        body, ctype = encode(req, token, fmt)
         # move_on_after, not fail_after: aiohttp's own timeouts are TimeoutErrors
         # too, and only this scope's expiry means "the whole budget is spent".
         with anyio.move_on_after(client.timeout_s):
