@@ -41,6 +41,7 @@ from typing import Any
 
 import common as c
 
+RATE_TARGET = 1_500  # deletes/s, erasure run at zero latency with the ledger on (issue 13)
 SANDBOX_CAP = 0.9  # the sandbox used this share of its core: it, not the client, set the pace
 
 
@@ -280,13 +281,15 @@ def report_zero_latency(
     )
     summary: list[dict[str, Any]] = []
     figures = []
-    rate_ok = best(cli) >= 3000
-    figures.append(("erasure run, ledger on, deletes/s", f"{best(cli):,.0f}", ">= 3,000", rate_ok))
+    # issue 13: one library transport for every route, at least 1,500 deletes/s
+    rate_ok = best(cli) >= RATE_TARGET
+    target = f">= {RATE_TARGET:,}"
+    figures.append(("erasure run, ledger on, deletes/s", f"{best(cli):,.0f}", target, rate_ok))
     summary.append(
         _fig(
             "erasure run, zero latency, ledger on (deletes/s)",
             f"{best(cli):,.0f}",
-            ">= 3,000",
+            target,
             rate_ok,
         )
     )

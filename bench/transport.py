@@ -13,13 +13,10 @@ so. Variants:
 - ``httpx``: stock ``httpx.AsyncClient.post`` over httpcore's pool;
 - ``httpx-aiohttp``: ``AsyncClient.post`` over ``httpx_aiohttp.AiohttpTransport``;
 - ``erasure``: :func:`erasure.client.make_client` and :func:`erasure.client.send`
-  (encode, :mod:`erasure.wire`, decode): what the runner pays;
-- ``erasure-aiohttp``: the same through the aiohttp session the client keeps
-  for proxied routes (what the runner paid before :mod:`erasure.wire`);
-- ``erasure-via-httpx``: the same with an ``AiohttpTransport`` injected, so that
-  ``send`` goes through ``httpx.Request``/``httpx.Response`` instead of
-  posting through the transport's aiohttp session directly;
-- ``erasure-httpcore``: the same with httpx's own transport injected;
+  (encode, the deadline, the capped body read, decode) over the default
+  transport (httpx-aiohttp's): what the runner pays;
+- ``erasure-httpcore``: the same with httpx's own transport (httpcore)
+  injected at the same seam, the alternative the choice was made against;
 - ``aiohttp``: a bare ``aiohttp.ClientSession`` worker loop, the ceiling.
 
 The server is ``python -m erasure.sandbox --port 0 --generate 1000`` when it
@@ -47,15 +44,7 @@ ANSWER = (
     b'{"data":{"profile_id":"5f33d33ece94481aa9382110"},"error":0,'
     b'"error_text":"Successful operation"}'
 )
-VARIANTS = (
-    "httpx",
-    "httpx-aiohttp",
-    "erasure",
-    "erasure-aiohttp",
-    "erasure-via-httpx",
-    "erasure-httpcore",
-    "aiohttp",
-)
+VARIANTS = ("httpx", "httpx-aiohttp", "erasure", "erasure-httpcore", "aiohttp")
 
 
 # ---------------------------------------------------------------- the raw server
@@ -165,17 +154,13 @@ async def _client(variant: str, url: str, concurrency: int, total: int, warmup: 
             ledger=Ledger(path=Path("ledger.sqlite")),
         )
         injected: httpx.AsyncBaseTransport | None = None
-        if variant == "erasure-via-httpx":
-            from httpx_aiohttp import AiohttpTransport
-
-            injected = AiohttpTransport(limits=httpx.Limits(max_connections=concurrency))
-        elif variant == "erasure-httpcore":
+        if variant == "erasure-httpcore":
             injected = httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(max_connections=concurrency),
+                limits=httpx.Limits(
+                    max_connections=concurrency, max_keepalive_connections=concurrency
+                ),
             )
         ec = make_client(job, TOKEN, transport=injected)
-        if variant == "erasure-aiohttp":
-            ec._wire = None  # send() falls back to the aiohttp session, as for a proxy
         closers.append(ec.aclose)
         reqs = [DeleteRequest(1, "email", f"user{i}@example.com") for i in range(1000)]
 

@@ -155,7 +155,8 @@ class Answer:
     garbage, or without an integer ``error`` field); then ``error_text`` and
     ``profile_id`` are ``None`` too. ``retry_after_s`` is the ``Retry-After``
     header in seconds from now (0 for a date in the past), ``None`` when
-    absent or unreadable.
+    absent or unreadable. ``html`` is true when the body is an HTML page
+    (a login page, a proxy's or a web server's page): no API answers so.
     """
 
     http_status: int
@@ -163,6 +164,7 @@ class Answer:
     error_text: str | None
     profile_id: str | None
     retry_after_s: float | None
+    html: bool = False
 
 
 def decode(
@@ -183,7 +185,7 @@ def decode(
     after = None if retry_after is None else parse_retry_after(retry_after, now)
     fields = _fields(body)
     if fields is None:
-        return Answer(http_status, None, None, None, after)
+        return Answer(http_status, None, None, None, after, html=_is_html(body))
     error, text, profile_id = fields
     return Answer(http_status, error, text, profile_id, after)
 
@@ -204,6 +206,19 @@ def _fields(body: bytes) -> _Fields | None:
     if first == b"<":
         return _xml_fields(body)
     return None
+
+
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title")
+
+
+def _is_html(body: bytes) -> bool:
+    """An HTML page, by its first bytes (an XML prolog or comments may come first)."""
+    head = body[:1024].lstrip(b"\xef\xbb\xbf" + _SPACE).lower()
+    if head.startswith(b"<?xml"):
+        head = head[head.find(b"?>") + 2 :].lstrip(_SPACE)
+    while head.startswith(b"<!--") and b"-->" in head:
+        head = head[head.find(b"-->") + 3 :].lstrip(_SPACE)
+    return head.startswith(_HTML_STARTS)
 
 
 def _json_fields(body: bytes) -> _Fields | None:
@@ -327,6 +342,7 @@ RetryReason: TypeAlias = Literal[
     "read_timeout",  # sent, no answer in time
     "disconnected",  # the server closed or broke the connection, or answered garbage
     "network",  # any other transport failure
+    "unforeseen",  # an exception no layer was expected to raise (a bug?): ``Retry.unforeseen``
 ]
 
 
@@ -337,13 +353,19 @@ class Retry:
     ``after_s`` is the service's ``Retry-After`` in seconds, if it gave one.
     ``maybe_reached`` is true when the service may have acted on the request
     (it was sent, and the answer was lost or unusable): the ledger marks the
-    identifier in doubt until a later answer settles it.
+    identifier in doubt until a later answer settles it. ``unforeseen``
+    names the type of an exception nothing expected (reason
+    ``"unforeseen"``), so that the runner can log it and stop when they keep
+    coming. ``detail`` is one short line in words for a transport failure
+    (``erasure.client.describe``), for the error lines; never an identifier.
     """
 
     reason: RetryReason
     http_status: int | None
     after_s: float | None
     maybe_reached: bool
+    unforeseen: str | None = None
+    detail: str | None = None
 
 
 AbortKind: TypeAlias = Literal["token", "unavailable", "wrong_url"]
@@ -383,6 +405,8 @@ def classify(answer: Answer, codes: Codes) -> Verdict:
 
     Without one, by the HTTP status alone:
 
+    - an HTML page with a 2xx or 3xx status: ``Abort("wrong_url")``: a
+      login page, a web server's index or a portal, not the API;
     - 2xx: ``Retry("no_body", maybe_reached=True)``: the service may have
       deleted, but nothing says so;
     - 3xx: ``Abort("wrong_url")``: a redirect answering a POST API means the
@@ -390,13 +414,15 @@ def classify(answer: Answer, codes: Codes) -> Verdict:
       login page in front of it); following it would turn the POST into a
       GET or resend the token elsewhere, so redirects are never followed;
     - 401/403: ``Abort("token")`` (a gateway refusing the Bearer token);
-    - 404/405: ``Abort("wrong_url")`` (a proxy's HTML 404 is a wrong URL, not
-      eight retries per identifier);
+    - 404/405/501: ``Abort("wrong_url")`` (no such path, method or function
+      here: a proxy's HTML 404 is a wrong URL, not eight retries per identifier);
     - 408: ``Retry("http_408", maybe_reached=False)``: the server timed out
       waiting for the request, so it did not act;
     - 429: ``Retry("http_429", maybe_reached=False)``: a rate limiter refuses
       before the service acts;
-    - 5xx: ``Retry("http_5xx", maybe_reached=True)``: a gateway's 502/504 may
+    - any other 5xx (500, 502, 503, 504 ...), HTML page or not:
+      ``Retry("http_5xx", maybe_reached=True)``: a proxy's error page while the
+      service restarts must not end the night, and a gateway's 502/504 may
       come after the service acted;
     - anything else: ``Rejected(None, None, status)``.
     """
@@ -414,12 +440,14 @@ def classify(answer: Answer, codes: Codes) -> Verdict:
         if 500 <= status <= 599:
             return Retry("http_5xx", status, answer.retry_after_s, maybe_reached=True)
         return Rejected(error, answer.error_text, status)
+    text = answer.error_text if error is not None else None
+    if answer.html and 200 <= status <= 399:
+        return Abort("wrong_url", None, status, "an HTML page")
     if 200 <= status <= 299:
         if error == 0:
             return Erased(answer.profile_id)
         return Retry("no_body", status, answer.retry_after_s, maybe_reached=True)
-    text = answer.error_text if error is not None else None
-    if 300 <= status <= 399 or status in (404, 405):
+    if 300 <= status <= 399 or status in (404, 405, 501):
         return Abort("wrong_url", error, status, text)
     if status in (401, 403):
         return Abort("token", error, status, text)
@@ -463,27 +491,44 @@ _TRANSPORT: dict[str, tuple[RetryReason, bool]] = {
 def classify_exception(exc: BaseException) -> Verdict:
     """Judge a transport failure (an httpx exception, as :func:`erasure.client.send` raises).
 
-    Connect errors (refused, DNS, TLS, proxy) and connect or pool timeouts
-    are ``Retry(maybe_reached=False)``: nothing left. Read and write
-    timeouts, dropped connections and garbled answers are
-    ``Retry(maybe_reached=True)``: the service may have acted. The runner
-    stops at a ``Retry("connect")`` at the preflight (:func:`erasure.run.retry.decide`).
-    A URL httpx cannot send to (``UnsupportedProtocol``) is
-    ``Abort("wrong_url")``. Anything else, including httpx's
-    ``LocalProtocolError`` (a request we built wrongly), is a bug, not a
-    transport failure, and is raised again.
+    Total: every exception gets a verdict. Connect errors (refused, DNS,
+    TLS, proxy) and connect or pool timeouts are ``Retry(maybe_reached=False)``:
+    nothing left. Read and write timeouts, dropped connections and garbled
+    answers are ``Retry(maybe_reached=True)``: the service may have acted.
+    The runner stops at a ``Retry("connect")`` at the preflight
+    (:func:`erasure.run.retry.decide`). A URL httpx cannot send to
+    (``UnsupportedProtocol``) is ``Abort("wrong_url")``. Anything else
+    (``erasure.client.UnforeseenError``, httpx's ``LocalProtocolError``, a
+    ``RuntimeError`` ...) is ``Retry("unforeseen", maybe_reached=True,
+    unforeseen=<type name>)``: it may have been sent. ``detail`` is the
+    exception's message (in words, from :func:`erasure.client.send`), cut to
+    500 characters; for an unforeseen one only its type is said.
     """
     for cls in type(exc).__mro__:
         name = cls.__name__
+        if name == "UnforeseenError" and cls.__module__ == "erasure.client":
+            return _unforeseen(str(getattr(exc, "type_name", name)))
         if name == "UnsupportedProtocol" and _is_httpx(cls):
             return Abort("wrong_url", None, None, f"{name}: {exc}"[:MAX_ERROR_TEXT])
         if name == "LocalProtocolError" and _is_httpx(cls):
-            raise exc  # we built a request that cannot be sent: a bug, not the network
+            break  # a request we built wrongly: a bug, not the network
         hit = _TRANSPORT.get(name)
         if hit is not None and (_is_httpx(cls) or cls.__module__ in ("builtins", "ssl", "socket")):
             reason, reached = hit
-            return Retry(reason, None, None, maybe_reached=reached)
-    raise exc
+            detail = (str(exc) or name)[:MAX_ERROR_TEXT]
+            return Retry(reason, None, None, maybe_reached=reached, detail=detail)
+    return _unforeseen(type(exc).__name__)
+
+
+def _unforeseen(type_name: str) -> Retry:
+    return Retry(
+        "unforeseen",
+        None,
+        None,
+        maybe_reached=True,
+        unforeseen=type_name,
+        detail=f"unforeseen {type_name} in the HTTP client",
+    )
 
 
 def _is_httpx(cls: type) -> bool:

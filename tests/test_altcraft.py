@@ -227,8 +227,6 @@ def test_decode_altcraft_bodies(
     [
         b"",
         b"   ",
-        b"<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>",
-        b"<html><head><title>502 Bad Gateway</title></head></html>",
         b"Service Unavailable",
         b'{"message":"not found"}',
         b'{"error":true}',  # a bool is no code
@@ -249,6 +247,27 @@ def test_decode_altcraft_bodies(
 )
 def test_decode_no_altcraft_body(body: bytes) -> None:
     assert decode(502, "application/json", body, None) == Answer(502, None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>",
+        b"<html><head><title>502 Bad Gateway</title></head></html>",
+        b"\xef\xbb\xbf\n  <!doctype HTML>\n<html lang=en>",
+        b'<?xml version="1.0"?>\n<!-- portal -->\n<html xmlns="http://www.w3.org/1999/xhtml">',
+        b"<head><title>Login</title></head>",
+    ],
+)
+def test_decode_an_html_page(body: bytes) -> None:
+    assert decode(200, "text/html", body, None) == Answer(200, None, None, None, None, html=True)
+
+
+@pytest.mark.parametrize(
+    "body", [b"<xml><error>0</error></xml>", b"<xml><note>html</note></xml>", b"", b"{}"]
+)
+def test_decode_xml_is_no_html_page(body: bytes) -> None:
+    assert not decode(200, "text/html", body, None).html
 
 
 @pytest.mark.parametrize(
@@ -342,6 +361,10 @@ def _answer(
     return Answer(status, error, text if error is not None else None, None, after)
 
 
+def _html(status: int, after: float | None = None) -> Answer:
+    return Answer(status, None, None, None, after, html=True)
+
+
 CUSTOM = Codes(not_found=frozenset({1404}), token=frozenset({7}), unavailable=frozenset({8, 9}))
 
 # (answer, codes, verdict, rule)
@@ -398,6 +421,20 @@ TABLE: list[tuple[Answer, Codes, Verdict, str]] = [
     (_answer(413, None), Codes(), Rejected(None, None, 413), "too large"),
     (_answer(418, None), Codes(), Rejected(None, None, 418), "other 4xx"),
     (_answer(101, None), Codes(), Rejected(None, None, 101), "1xx"),
+    (_answer(501, None), Codes(), Abort("wrong_url", None, 501, None), "not implemented"),
+    # an HTML page: not the API when 2xx/3xx; a proxy's error page when 5xx
+    (_html(200), Codes(), Abort("wrong_url", None, 200, "an HTML page"), "HTML page, 200"),
+    (_html(204), Codes(), Abort("wrong_url", None, 204, "an HTML page"), "HTML page, 204"),
+    (_html(302), Codes(), Abort("wrong_url", None, 302, "an HTML page"), "HTML login redirect"),
+    (_html(404), Codes(), Abort("wrong_url", None, 404, None), "HTML 404"),
+    (_html(501), Codes(), Abort("wrong_url", None, 501, None), "HTML 501"),
+    (_html(500), Codes(), Retry("http_5xx", 500, None, True), "HTML 500 stays transient"),
+    (_html(502), Codes(), Retry("http_5xx", 502, None, True), "HTML 502 stays transient"),
+    (_html(503, 5.0), Codes(), Retry("http_5xx", 503, 5.0, True), "HTML 503 stays transient"),
+    (_html(504), Codes(), Retry("http_5xx", 504, None, True), "HTML 504 stays transient"),
+    (_html(429, 9.0), Codes(), Retry("http_429", 429, 9.0, False), "HTML 429, Retry-After"),
+    (_html(401), Codes(), Abort("token", None, 401, None), "HTML 401"),
+    (_html(400), Codes(), Rejected(None, None, 400), "HTML 400"),
 ]
 
 
@@ -450,7 +487,8 @@ EXCEPTIONS: list[tuple[BaseException, str, bool]] = [
 
 @pytest.mark.parametrize(("exc", "reason", "reached"), EXCEPTIONS)
 def test_classify_exception(exc: BaseException, reason: str, reached: bool) -> None:
-    assert classify_exception(exc) == Retry(reason, None, None, reached)  # type: ignore[arg-type]
+    detail = str(exc) or type(exc).__name__  # send's exceptions say it in words
+    assert classify_exception(exc) == Retry(reason, None, None, reached, detail=detail)  # type: ignore[arg-type]
 
 
 def test_classify_exception_wrong_url() -> None:
@@ -460,11 +498,24 @@ def test_classify_exception_wrong_url() -> None:
 
 @pytest.mark.parametrize(
     "exc",
-    [ValueError("a bug"), KeyError("x"), httpx.InvalidURL("x"), httpx.LocalProtocolError("hdr")],
+    [
+        ValueError("a bug"),
+        KeyError("x"),
+        RuntimeError("unable to perform operation on <TCPTransport closed=True>"),
+        httpx.InvalidURL("x"),
+        httpx.LocalProtocolError("hdr"),
+    ],
 )
-def test_classify_exception_raises_bugs(exc: Exception) -> None:
-    with pytest.raises(type(exc)):
-        classify_exception(exc)
+def test_an_unforeseen_exception_is_transient_in_doubt_and_named(exc: Exception) -> None:
+    name = type(exc).__name__
+    assert classify_exception(exc) == Retry(
+        "unforeseen",
+        None,
+        None,
+        True,
+        unforeseen=name,
+        detail=f"unforeseen {name} in the HTTP client",
+    )
 
 
 def _subclasses(cls: type) -> set[type]:

@@ -1,26 +1,29 @@
-"""The HTTP client: the request it sends, and what the real transport raises."""
+"""The HTTP client: the request it sends, and every way a real server misbehaves.
+
+Unit tests inject ``httpx.MockTransport`` at ``make_client(..., transport=)``;
+the rest meet raw loopback servers (:mod:`tests.raw_http`) through the
+default transport, the one production uses.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
 import json
-import shutil
-import socket
-import ssl
-import subprocess
+import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import httpx
 import pytest
-from httpx_aiohttp import AiohttpTransport
 
 from erasure import job as jobfile
 from erasure.altcraft import (
-    PATH,
+    MAX_BODY,
     Abort,
     Answer,
     DeleteRequest,
@@ -30,14 +33,23 @@ from erasure.altcraft import (
     classify_exception,
     encode,
 )
-from erasure.client import AltcraftClient, make_client, send, translate
+from erasure.client import UnforeseenError, describe, make_client, send
 from erasure.errors import ConfigError
 from erasure.job import Codes, Job
-from tests.raw_http import Handler, read_request, serve
+from tests.raw_http import (
+    SUCCESS,
+    Certificate,
+    Handler,
+    free_port,
+    make_certificate,
+    read_request,
+    reset,
+    response,
+    serve,
+)
 
 TOKEN = "sandbox-token"
 REQ = DeleteRequest(1, "email", "user1@example.com", resource_id=24)
-SUCCESS = b'{"data":{"profile_id":"p1"},"error":0,"error_text":"Successful operation"}'
 
 
 @pytest.fixture
@@ -59,6 +71,16 @@ def _mock(
     return httpx.MockTransport(handler)
 
 
+async def _verdict(job: Job) -> Any:
+    """One delete through the default transport, judged as the runner judges it."""
+    async with make_client(job, TOKEN) as client:
+        try:
+            answer = await send(client, REQ, TOKEN, job.api.format)
+        except httpx.TransportError as exc:
+            return classify_exception(exc)
+    return classify(answer, Codes())
+
+
 # ---------------------------------------------------------------- the request
 
 
@@ -77,10 +99,17 @@ async def test_request_shape(make_job: Callable[..., Job], fmt: str) -> None:
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert request.headers["content-type"] == ctype
     assert request.headers["accept"] == ctype
+    assert request.headers["accept-encoding"] == "identity"
     assert request.headers["user-agent"].startswith("erasure")
     assert "cookie" not in request.headers
     assert request.content == encode(REQ, TOKEN, job.api.format)[0]
-    assert request.extensions["timeout"] == {"connect": 7, "read": 7, "write": 7, "pool": 7}
+    # the pool wait and the connect end first; the whole exchange within 7 s (send's deadline)
+    assert request.extensions["timeout"] == {
+        "connect": 6.3,
+        "read": None,
+        "write": None,
+        "pool": 6.3,
+    }
 
 
 @pytest.mark.anyio
@@ -105,27 +134,6 @@ async def test_any_status_is_decoded(make_job: Callable[..., Job]) -> None:
     assert classify(answer, Codes()) == Retry("http_429", 429, 3.0, False)
 
 
-@pytest.mark.anyio
-async def test_redirects_are_not_followed(make_job: Callable[..., Job]) -> None:
-    seen: list[httpx.Request] = []
-    transport = _mock(seen, 308, b"", Location="https://127.0.0.1:9/api/v1.1/profiles/delete")
-    async with make_client(make_job(), TOKEN, transport=transport) as client:
-        answer = await send(client, REQ, TOKEN, "json")
-        assert not client.follow_redirects
-    assert len(seen) == 1
-    assert classify(answer, Codes()) == Abort("wrong_url", None, 308, None)
-
-
-@pytest.mark.anyio
-async def test_a_plain_async_client_works_too() -> None:
-    seen: list[httpx.Request] = []
-    async with httpx.AsyncClient(base_url="http://h", transport=_mock(seen)) as client:
-        answer = await send(client, REQ, TOKEN, "xml")
-    assert answer.error == 0
-    assert seen[0].url.path == PATH
-    assert seen[0].headers["content-type"] == "application/xml"
-
-
 @pytest.mark.parametrize("token", ["tok\n", " tok", "tok\x00en", "токен"])
 def test_a_token_that_cannot_be_a_header_is_refused(
     make_job: Callable[..., Job], token: str
@@ -144,33 +152,110 @@ def test_a_missing_ca_bundle_is_a_config_error(
         make_client(make_job(ca_bundle="junk.pem"), TOKEN)
 
 
-def test_the_default_transport(make_job: Callable[..., Job]) -> None:
-    client = make_client(make_job(run={"concurrency": 5}), TOKEN)
-    assert isinstance(client, AltcraftClient)
-    assert isinstance(client.delete_transport, AiohttpTransport)
-    assert client.delete_transport.limits.max_connections == 5
-    assert client.timeout == httpx.Timeout(10.0)
+# ---------------------------------------------------------------- no exception escapes
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "exc", [RuntimeError("boom"), KeyError("x"), httpx.LocalProtocolError("bad header")]
+)
+async def test_an_unforeseen_exception_is_one_transient_in_doubt_failure(
+    make_job: Callable[..., Job], exc: Exception
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    async with make_client(make_job(), TOKEN, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(UnforeseenError) as info:
+            await send(client, REQ, TOKEN, "json")
+    name = type(exc).__name__
+    assert info.value.__cause__ is exc
+    words = f"unforeseen {name} in the HTTP client"
+    assert classify_exception(info.value) == Retry(
+        "unforeseen", None, None, True, unforeseen=name, detail=words
+    )
+    assert "boom" not in describe(info.value)  # the message may quote anything: not kept
+
+
+@pytest.mark.anyio
+async def test_a_pooled_connection_found_closed_before_writing_is_sent_again(
+    make_job: Callable[..., Job],
+) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:  # as httpx-aiohttp raises it: coarsely mapped, the cause exact
+            raise httpx.ConnectTimeout("x") from aiohttp.ClientConnectionResetError(
+                "Cannot write to closing transport"
+            )
+        return httpx.Response(200, content=SUCCESS)
+
+    async with make_client(make_job(), TOKEN, transport=httpx.MockTransport(handler)) as client:
+        answer = await send(client, REQ, TOKEN, "json")
+    assert classify(answer, Codes()) == Erased("p1")
+    assert len(calls) == 2
 
 
 # ---------------------------------------------------------------- real sockets
 
 
-def _response(body: bytes = SUCCESS, status: bytes = b"200 OK") -> bytes:
-    return (
-        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
-
-
 async def _ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
         await read_request(reader)
-        writer.write(_response())
+        writer.write(response())
         await writer.drain()
 
 
-async def _close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+@pytest.mark.anyio
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+async def test_the_request_on_the_wire(make_job: Callable[..., Job], fmt: str) -> None:
+    requests: list[bytes] = []
+
+    async def capture(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, requests)
+        writer.write(response())
+        await writer.drain()
+
+    async with serve(capture) as srv:
+        job = make_job(base_url=f"http://127.0.0.1:{srv.port}/altcraft", format=fmt)
+        assert await _verdict(job) == Erased("p1")
+    (request,) = requests
+    head, body = request.split(b"\r\n\r\n", 1)
+    assert head.split(b"\r\n")[0] == b"POST /altcraft/api/v1.1/profiles/delete HTTP/1.1"
+    headers = dict(_header_lines(head))
+    ctype = f"application/{fmt}".encode()
+    assert headers[b"host"] == f"127.0.0.1:{srv.port}".encode()
+    assert headers[b"authorization"] == f"Bearer {TOKEN}".encode()
+    assert headers[b"content-type"] == ctype
+    assert headers[b"accept"] == ctype
+    assert headers[b"user-agent"].startswith(b"erasure")
+    assert b"cookie" not in headers
+    assert body == encode(REQ, TOKEN, fmt)[0]  # type: ignore[arg-type]
+
+
+def _header_lines(head: bytes) -> Iterator[tuple[bytes, bytes]]:
+    for line in head.split(b"\r\n")[1:]:
+        if b":" in line:
+            name, value = line.split(b":", 1)
+            yield name.strip().lower(), value.strip()
+
+
+async def _fin_at_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    pass  # the server closes at once: a FIN
+
+
+async def _rst_at_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    reset(writer)
+
+
+async def _close_after_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await read_request(reader)
+
+
+async def _reset_after_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    reset(writer)
 
 
 async def _hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -184,118 +269,240 @@ async def _garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
     await writer.drain()
 
 
-async def _partial(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _cut_short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await read_request(reader)
     writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"err')
     await writer.drain()
 
 
-async def _reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A byte every 50 ms, for ever: each read is quick, the answer never ends."""
     await read_request(reader)
-    sock = writer.get_extra_info("socket")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    writer.transport.abort()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("fmt", ["json", "xml"])
-async def test_the_wire_request_of_the_default_transport(
-    make_job: Callable[..., Job], fmt: str
-) -> None:
-    """The direct aiohttp path sends what the httpx path sends (test_request_shape)."""
-    heads: list[bytes] = []
-    bodies: list[bytes] = []
-
-    async def capture(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        heads.append(head)
-        length = int(dict(_header_lines(head))[b"content-length"])
-        bodies.append(await reader.readexactly(length))
-        writer.write(_response())
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+    while True:
+        writer.write(b" ")
         await writer.drain()
-
-    async with serve(capture) as srv:
-        job = make_job(base_url=f"http://127.0.0.1:{srv.port}/altcraft", format=fmt)
-        async with make_client(job, TOKEN) as client:
-            answer = await send(client, REQ, TOKEN, job.api.format)
-    assert classify(answer, Codes()) == Erased("p1")
-    (head,) = heads
-    assert head.split(b"\r\n")[0] == b"POST /altcraft/api/v1.1/profiles/delete HTTP/1.1"
-    headers = dict(_header_lines(head))
-    ctype = f"application/{fmt}".encode()
-    assert headers[b"host"] == f"127.0.0.1:{srv.port}".encode()
-    assert headers[b"authorization"] == f"Bearer {TOKEN}".encode()
-    assert headers[b"content-type"] == ctype
-    assert headers[b"accept"] == ctype
-    assert headers[b"accept-encoding"] == b"gzip, deflate"
-    assert headers[b"user-agent"].startswith(b"erasure")
-    assert b"cookie" not in headers
-    assert bodies == [encode(REQ, TOKEN, job.api.format)[0]]
+        await asyncio.sleep(0.05)
 
 
-@pytest.mark.anyio
-async def test_a_gzip_answer_is_decoded(make_job: Callable[..., Job]) -> None:
-    async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        body = gzip.compress(SUCCESS)
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-        )
+async def _slow_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The status line, then a header byte every 50 ms: the head never ends."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\n")
+    while True:
+        writer.write(b"X")
         await writer.drain()
-
-    async with serve(gzipped) as srv:
-        client = make_client(make_job(base_url=f"http://127.0.0.1:{srv.port}"), TOKEN)
-        async with client:
-            answer = await send(client, REQ, TOKEN, "json")
-    assert classify(answer, Codes()) == Erased("p1")
+        await asyncio.sleep(0.05)
 
 
-def _header_lines(head: bytes) -> Iterator[tuple[bytes, bytes]]:
-    for line in head.split(b"\r\n")[1:]:
-        if b":" in line:
-            name, value = line.split(b":", 1)
-            yield name.strip().lower(), value.strip()
+def _disconnected(words: str) -> Retry:
+    return Retry("disconnected", None, None, True, detail=words)
+
+
+_CLOSED = "the server closed the connection before answering"
+_TIMEOUT = "no complete answer within 0.5 s (api.timeout_s)"
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("handler", "verdict"),
     [
-        (None, Retry("connect", None, None, False)),  # nothing listens: refused
-        (_close, Retry("disconnected", None, None, True)),
-        (_hang, Retry("read_timeout", None, None, True)),
-        (_garbage, Retry("disconnected", None, None, True)),
-        (_partial, Retry("disconnected", None, None, True)),
-        (_reset, Retry("disconnected", None, None, True)),
+        (_fin_at_accept, _disconnected(_CLOSED)),
+        (_rst_at_accept, _disconnected("the connection was reset by the server")),
+        (_close_after_request, _disconnected(_CLOSED)),
+        (_reset_after_request, _disconnected("the connection was reset by the server")),
+        (_garbage, _disconnected("the answer is not valid HTTP")),
+        (_cut_short, _disconnected("the answer was cut short")),
+        (_hang, Retry("read_timeout", None, None, True, detail=_TIMEOUT)),
+        (_trickle, Retry("read_timeout", None, None, True, detail=_TIMEOUT)),
+        (_slow_head, Retry("read_timeout", None, None, True, detail=_TIMEOUT)),
     ],
-    ids=["refused", "close", "hang", "garbage", "partial", "reset"],
+    ids=lambda v: getattr(v, "__name__", ""),
 )
-async def test_transport_failures_are_classified(
-    make_job: Callable[..., Job], handler: Handler | None, verdict: Retry
+async def test_a_lost_answer_is_transient_and_in_doubt(
+    make_job: Callable[..., Job], handler: Handler, verdict: Retry
 ) -> None:
-    """What the default transport really raises, once :func:`send` translated it."""
+    """After the request may have left, every failure is in doubt; none escapes.
 
-    async def attempt(port: int) -> BaseException:
-        job = make_job(base_url=f"http://127.0.0.1:{port}", timeout_s=0.3)
+    The trickle and the slow head would never end under per-read timeouts:
+    only the whole-exchange deadline ends them.
+    """
+    async with serve(handler) as srv:
+        job = make_job(base_url=f"http://127.0.0.1:{srv.port}", timeout_s=0.5)
+        assert await _verdict(job) == verdict
+
+
+@pytest.mark.anyio
+async def test_an_early_503_before_the_body_is_read_is_transient(
+    make_job: Callable[..., Job],
+) -> None:
+    async def early(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the head only, as a proxy with no upstream does
+        page = b"<html><body><h1>503 Service Unavailable</h1></body></html>"
+        writer.write(response(page, b"503 Service Unavailable", b"Connection: close",
+                              content_type=b"text/html"))  # fmt: skip
+        await writer.drain()
+
+    async with serve(early) as srv:
+        verdict = await _verdict(make_job(base_url=f"http://127.0.0.1:{srv.port}"))
+    assert verdict == Retry("http_5xx", 503, None, True)
+
+
+@pytest.mark.anyio
+async def test_an_idle_keepalive_connection_closed_by_the_server_is_not_reused(
+    make_job: Callable[..., Job],
+) -> None:
+    closed = anyio.Event()
+
+    async def one_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response())  # keep-alive, then the server's idle timeout ends it
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        closed.set()
+
+    async with serve(one_then_close) as srv:
+        job = make_job(base_url=f"http://127.0.0.1:{srv.port}")
         async with make_client(job, TOKEN) as client:
-            with pytest.raises(httpx.TransportError) as info:
-                await send(client, REQ, TOKEN, "json")
-        return info.value
+            first = await send(client, REQ, TOKEN, "json")
+            await closed.wait()
+            await anyio.wait_all_tasks_blocked()  # the client's loop has seen the FIN
+            second = await send(client, REQ, TOKEN, "json")
+    assert classify(first, Codes()) == classify(second, Codes()) == Erased("p1")
+    assert srv.connections == 2
 
-    if handler is None:
-        exc = await attempt(_free_port())
-    else:
-        async with serve(handler) as srv:
-            exc = await attempt(srv.port)
-    assert classify_exception(exc) == verdict
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: %d\n\n%s",
+        b"HTTP/1.1 200 OK\r\nX-Note: folded\r\n  on two lines\r\nContent-Length: %d\r\n\r\n%s",
+    ],
+    ids=["bare-lf", "obs-fold"],
+)
+async def test_lenient_framing_is_read(make_job: Callable[..., Job], raw: bytes) -> None:
+    async def lenient(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(raw % (len(SUCCESS), SUCCESS))
+        await writer.drain()
+
+    async with serve(lenient) as srv:
+        assert await _verdict(make_job(base_url=f"http://127.0.0.1:{srv.port}")) == Erased("p1")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compressed_answer_is_decoded(make_job: Callable[..., Job], encoding: str) -> None:
+    body = gzip.compress(SUCCESS) if encoding == "gzip" else zlib.compress(SUCCESS)
+
+    async def packed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response(body, b"200 OK", b"Content-Encoding: " + encoding.encode()))
+        await writer.drain()
+
+    async with serve(packed) as srv:
+        assert await _verdict(make_job(base_url=f"http://127.0.0.1:{srv.port}")) == Erased("p1")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("status", "expected"), [
+    (b"200 OK", Retry("no_body", 200, None, True)),
+    (b"503 Service Unavailable", Retry("http_5xx", 503, None, True)),
+])  # fmt: skip
+async def test_a_gzip_bomb_is_not_inflated_whole(
+    make_job: Callable[..., Job], status: bytes, expected: Retry
+) -> None:
+    bomb = gzip.compress(b"0" * (256 << 20), compresslevel=9)  # 256 MiB in ~250 KiB
+
+    async def bombing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response(bomb, status, b"Content-Encoding: gzip"))
+        await writer.drain()
+
+    async with serve(bombing) as srv:
+        job = make_job(base_url=f"http://127.0.0.1:{srv.port}")
+        tracemalloc.start()
+        try:
+            verdict = await _verdict(job)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert verdict == expected
+    assert peak < 16 * MAX_BODY  # a few copies of the 1 MiB cap, never the 256 MiB
+
+
+@pytest.mark.anyio
+async def test_an_oversize_answer_is_not_read_to_its_end(make_job: Callable[..., Job]) -> None:
+    """A body announced at 400 MB stops being read past the cap; the server never ends it."""
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 400000000\r\n\r\n{")
+        while True:
+            writer.write(b" " * 65536)
+            await writer.drain()
+
+    async with serve(endless) as srv:
+        job = make_job(base_url=f"http://127.0.0.1:{srv.port}", timeout_s=60)
+        assert await _verdict(job) == Retry("no_body", 200, None, True)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "expected"),
+    [
+        (b"200 OK", b"<!DOCTYPE html><html><title>Login</title></html>", b"text/html",
+         Abort("wrong_url", None, 200, "an HTML page")),
+        (b"404 Not Found", b"<html>nginx</html>", b"text/html",
+         Abort("wrong_url", None, 404, None)),
+        (b"405 Method Not Allowed", b"", b"text/plain", Abort("wrong_url", None, 405, None)),
+        (b"501 Not Implemented", b"", b"text/plain", Abort("wrong_url", None, 501, None)),
+        (b"502 Bad Gateway", b"<html>bad gateway</html>", b"text/html",
+         Retry("http_5xx", 502, None, True)),
+        (b"504 Gateway Timeout", b"<html>timeout</html>", b"text/html",
+         Retry("http_5xx", 504, None, True)),
+    ],
+)  # fmt: skip
+async def test_an_answer_that_cannot_be_the_api(
+    make_job: Callable[..., Job], status: bytes, body: bytes, content_type: bytes, expected: Any
+) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response(body, status, content_type=content_type))
+        await writer.drain()
+
+    async with serve(answer) as srv:
+        assert await _verdict(make_job(base_url=f"http://127.0.0.1:{srv.port}")) == expected
+
+
+@pytest.mark.anyio
+async def test_a_redirect_is_never_followed(make_job: Callable[..., Job]) -> None:
+    async with serve(_ok) as target:
+        location = f"http://127.0.0.1:{target.port}/api/v1.1/profiles/delete".encode()
+
+        async def redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            writer.write(response(b"", b"308 Permanent Redirect", b"Location: " + location))
+            await writer.drain()
+
+        async with serve(redirect) as srv:
+            verdict = await _verdict(make_job(base_url=f"http://127.0.0.1:{srv.port}"))
+    assert verdict == Abort("wrong_url", None, 308, None)
+    assert target.connections == 0
+
+
+@pytest.mark.anyio
+async def test_a_429_carries_retry_after(make_job: Callable[..., Job]) -> None:
+    async def limited(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response(b"", b"429 Too Many Requests", b"Retry-After: 7"))
+        await writer.drain()
+
+    async with serve(limited) as srv:
+        verdict = await _verdict(make_job(base_url=f"http://127.0.0.1:{srv.port}"))
+    assert verdict == Retry("http_429", 429, 7.0, False)
 
 
 @pytest.mark.anyio
@@ -310,7 +517,7 @@ async def test_the_pool_holds_concurrency_connections(make_job: Callable[..., Jo
             while True:
                 await read_request(reader)
                 await asyncio.sleep(0.01)
-                writer.write(_response())
+                writer.write(response())
                 await writer.drain()
         finally:
             open_now -= 1
@@ -323,39 +530,73 @@ async def test_the_pool_holds_concurrency_connections(make_job: Callable[..., Jo
     assert 1 <= peak <= 3
 
 
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    yield cert, key
+# ---------------------------------------------------------------- unreachable, in words
+
+
+def _connect(words: str) -> Retry:
+    return Retry("connect", None, None, False, detail=words)
 
 
 @pytest.mark.anyio
-async def test_tls_trusts_the_ca_bundle_only(
-    make_job: Callable[..., Job], certificate: tuple[Path, Path]
+async def test_a_refused_port(make_job: Callable[..., Job]) -> None:
+    verdict = await _verdict(make_job(base_url=f"http://127.0.0.1:{free_port()}"))
+    assert verdict == _connect("connection refused (nothing listens on that host and port)")
+
+
+@pytest.mark.anyio
+async def test_a_name_that_does_not_resolve(make_job: Callable[..., Job]) -> None:
+    verdict = await _verdict(make_job(base_url="https://altcraft.invalid"))
+    assert verdict == _connect("DNS: the host name does not resolve")
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Certificate]:
+    folder = tmp_path_factory.mktemp("tls")
+    return {
+        "good": make_certificate(folder, "good"),
+        "expired": make_certificate(folder, "expired", expired=True),
+        "other-host": make_certificate(folder, "other", host="other.example"),
+    }
+
+
+_HINT = "; if a proxy or a private CA signs it, name that CA in api.ca_bundle"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("served", "trusted", "words"),
+    [
+        ("good", None, "TLS: the server's certificate is signed by an unknown CA" + _HINT),
+        ("expired", "expired", "TLS: the server's certificate has expired or is not yet valid"),
+        ("other-host", "other-host",
+         "TLS: the server's certificate is for another host name" + _HINT),
+    ],
+    ids=["unknown-ca", "expired", "wrong-host"],
+)  # fmt: skip
+async def test_tls_failures_are_said_in_words(
+    make_job: Callable[..., Job],
+    certificates: dict[str, Certificate],
+    served: str,
+    trusted: str | None,
+    words: str,
 ) -> None:
-    cert, key = certificate
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
-    async with serve(_ok, server_ctx) as srv:
-        url = f"https://127.0.0.1:{srv.port}"
-        async with make_client(make_job(base_url=url), TOKEN) as client:
-            with pytest.raises(httpx.TransportError) as info:
-                await send(client, REQ, TOKEN, "json")
-        assert classify_exception(info.value) == Retry("connect", None, None, False)
-        assert isinstance(info.value, httpx.ConnectError)
-        async with make_client(make_job(base_url=url, ca_bundle=str(cert)), TOKEN) as client:
-            answer = await send(client, REQ, TOKEN, "json")
-    assert classify(answer, Codes()) == Erased("p1")
+    bundle = None if trusted is None else str(certificates[trusted].cert)
+    async with serve(_ok, certificates[served].server_context()) as srv:
+        job = make_job(base_url=f"https://127.0.0.1:{srv.port}", ca_bundle=bundle)
+        assert await _verdict(job) == _connect(words)
+
+
+@pytest.mark.anyio
+async def test_tls_trusts_the_ca_bundle(
+    make_job: Callable[..., Job], certificates: dict[str, Certificate]
+) -> None:
+    good = certificates["good"]
+    async with serve(_ok, good.server_context()) as srv:
+        job = make_job(base_url=f"https://127.0.0.1:{srv.port}", ca_bundle=str(good.cert))
+        assert await _verdict(job) == Erased("p1")
+
+
+# ---------------------------------------------------------------- proxies
 
 
 @pytest.mark.anyio
@@ -367,16 +608,24 @@ async def test_http_proxy_from_the_environment(
     async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await read_request(reader)
         lines.append(head.split(b"\r\n")[0])
-        writer.write(_response())
+        writer.write(response())
         await writer.drain()
 
     async with serve(proxy) as srv:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{srv.port}")
         # nothing listens on port 9: the answer can only come through the proxy
-        async with make_client(make_job(base_url="http://127.0.0.1:9"), TOKEN) as client:
-            answer = await send(client, REQ, TOKEN, "json")
-    assert answer.error == 0
+        assert await _verdict(make_job(base_url="http://127.0.0.1:9")) == Erased("p1")
     assert lines == [b"POST http://127.0.0.1:9/api/v1.1/profiles/delete HTTP/1.1"]
+
+
+@pytest.mark.anyio
+async def test_a_trickle_through_a_proxy_ends_within_the_deadline_too(
+    make_job: Callable[..., Job], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with serve(_trickle) as srv:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{srv.port}")
+        verdict = await _verdict(make_job(base_url="http://127.0.0.1:9", timeout_s=0.5))
+    assert verdict == Retry("read_timeout", None, None, True, detail=_TIMEOUT)
 
 
 @pytest.mark.anyio
@@ -394,58 +643,16 @@ async def test_https_proxy_and_no_proxy(
     async with serve(refusing_proxy) as proxy, serve(_ok) as direct:
         monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-        monkeypatch.setenv("NO_PROXY", "localhost")
-        job = make_job(base_url="https://altcraft.invalid")
-        async with make_client(job, TOKEN) as client:
-            assert client._wire is None  # through a proxy: aiohttp, which speaks CONNECT
-            with pytest.raises(httpx.TransportError) as info:
-                await send(client, REQ, TOKEN, "json")
-        assert classify_exception(info.value) == Retry("connect", None, None, False)
+        monkeypatch.setenv("NO_PROXY", "example.org,.localhost")
+        verdict = await _verdict(make_job(base_url="https://altcraft.invalid"))
+        assert verdict == Retry(
+            "connect", None, None, False, detail="the proxy refused the tunnel (HTTP 403)"
+        )
         assert lines == [b"CONNECT altcraft.invalid:443 HTTP/1.1"]
-        # NO_PROXY: straight to the server
+        # NO_PROXY names it: straight to the server
         job = make_job(base_url=f"http://localhost:{direct.port}")
-        async with make_client(job, TOKEN) as client:
-            assert client._wire is not None  # no proxy: the lean transport
-            assert (await send(client, REQ, TOKEN, "json")).error == 0
+        assert await _verdict(job) == Erased("p1")
         assert len(lines) == 1
-
-
-# ---------------------------------------------------------------- translation
-
-
-class _Key:
-    host, port, ssl, is_ssl = "127.0.0.1", 9, True, False
-
-
-@pytest.mark.parametrize(
-    ("cause", "expected"),
-    [
-        (aiohttp.ServerDisconnectedError(), httpx.RemoteProtocolError),
-        (aiohttp.ClientOSError(104, "reset"), httpx.ReadError),
-        (aiohttp.ClientConnectionResetError("reset"), httpx.ReadError),
-        (aiohttp.ClientPayloadError("short"), httpx.RemoteProtocolError),
-        (aiohttp.ConnectionTimeoutError("pool or connect"), httpx.ConnectTimeout),
-        (aiohttp.SocketTimeoutError("read"), httpx.ReadTimeout),
-        (aiohttp.ServerTimeoutError("read"), httpx.ReadTimeout),
-        (aiohttp.ClientConnectorError(_Key(), OSError(111, "refused")), httpx.ConnectError),  # type: ignore[arg-type]
-        (aiohttp.ClientConnectorDNSError(_Key(), OSError(-2, "no name")), httpx.ConnectError),  # type: ignore[arg-type]
-        (aiohttp.ClientProxyConnectionError(_Key(), OSError(111, "x")), httpx.ProxyError),  # type: ignore[arg-type]
-        (aiohttp.InvalidURL("x"), httpx.UnsupportedProtocol),
-        (aiohttp.ClientError("other"), httpx.TransportError),
-        (TimeoutError(), httpx.ReadTimeout),
-    ],
-)
-def test_translate(cause: BaseException, expected: type[httpx.TransportError]) -> None:
-    # raw, and wrapped the way httpx-aiohttp wraps them (as ConnectTimeout, mostly)
-    assert type(translate(cause)) is expected
-    wrapped = httpx.ConnectTimeout(str(cause))
-    wrapped.__cause__ = cause
-    assert type(translate(wrapped)) is expected
-
-
-def test_translate_keeps_httpx_own() -> None:
-    exc = httpx.ReadTimeout("x")
-    assert translate(exc) is exc
 
 
 def test_json_body_is_valid_json() -> None:

@@ -15,8 +15,6 @@ ROOT = Path(__file__).resolve().parent.parent
 LOADED_BY_OTHERS = {
     "fastexcel",  # polars.read_excel's engine
 }
-# Imported by erasure/wire.py and erasure/client.py; their owner declares or drops them.
-PENDING_HTTP_REWRITE = {"yarl", "multidict"}
 
 
 def _declared() -> set[str]:
@@ -40,7 +38,7 @@ def _imported() -> set[str]:
 
 
 def test_every_import_is_declared() -> None:
-    assert set() == _imported() - _declared() - PENDING_HTTP_REWRITE
+    assert set() == _imported() - _declared()
 
 
 def test_nothing_declared_is_unused() -> None:
