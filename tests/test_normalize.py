@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 
 import phonenumbers
 import polars as pl
@@ -251,9 +253,56 @@ def test_phones_pool_agrees_with_one_process() -> None:
     # "8 10 …" starts with Russia's international prefix: never on the fast path
     raws = [f"8 10 44 20 7946 {i:04d}" for i in range(60)] + ["abc", None]
     series = pl.Series(raws, dtype=pl.String)
-    pooled = normalize.phones(series, "RU", parallel_min=10)
-    assert pooled.equals(normalize.phones(series, "RU"))
+    pooled = normalize.phones(series, "RU", parallel_min=10, workers=3)
+    assert pooled.equals(normalize.phones(series, "RU", workers=1))
     assert pooled.get_column("value").null_count() == 2
+
+
+def test_pool_shares_keep_the_order() -> None:
+    """Three shares, two of them in spawned processes, joined back in input order."""
+    values = [f"+44 20 7946 {i:04d}" for i in range(30)] + ["8 800 FLOWERS", "12"]
+    pooled = normalize._phones_in_parallel(values, "RU", 3)
+    assert pooled == normalize._phone_chunk(values, "RU")
+    assert pooled[0] == ("+442079460000", None)
+    assert pooled[-2] == (None, "phone number contains letters")
+
+
+def test_runtime_check_samples_the_whole_column_not_its_head() -> None:
+    """A fast path wrong everywhere but its first 200 answers is caught, and said without values.
+
+    The check of the head alone, as it was, passed this column.
+    """
+    raws = [f"+7 916 {i // 100:03d}-{i % 100:02d}-{i % 97:02d}" for i in range(10_000)]
+    right = [normalize.phone(r, "RU") for r in raws]
+    planted = pl.Series(right[:200] + [f"+7926{v[5:]}" for v in right[200:]], dtype=pl.String)
+    with pytest.raises(normalize.FastPathMismatch) as caught:
+        normalize._checked(pl.Series(raws), planted, "RU")
+    message = str(caught.value)
+    assert "of 2000 sampled values" in message
+    assert "+7" not in message and "916" not in message
+    same = normalize._checked(pl.Series(raws), pl.Series(right, dtype=pl.String), "RU")
+    assert same.to_list() == right
+
+
+def test_no_private_phonenumbers_name_is_used() -> None:
+    """Only phonenumbers' public API: a private function may change in any release."""
+    source = Path(normalize.__file__).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    private = [
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+        and "phonenumbers" in ast.unparse(node.value)
+    ]  # fmt: skip
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("phonenumbers")
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert private == [] and imported == []
+    assert "subprocess" not in source and "sched_getaffinity" not in source
 
 
 # ---------------------------------------------------------------- profile ids, custom values
