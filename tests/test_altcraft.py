@@ -496,16 +496,16 @@ def test_classify_exception_wrong_url() -> None:
     assert isinstance(verdict, Abort) and verdict.kind == "wrong_url"
 
 
-@pytest.mark.parametrize(
-    "exc",
-    [
-        ValueError("a bug"),
-        KeyError("x"),
-        RuntimeError("unable to perform operation on <TCPTransport closed=True>"),
-        httpx.InvalidURL("x"),
-        httpx.LocalProtocolError("hdr"),
-    ],
-)
+UNFORESEEN: list[Exception] = [
+    ValueError("a bug"),
+    KeyError("x"),
+    RuntimeError("unable to perform operation on <TCPTransport closed=True>"),
+    httpx.InvalidURL("x"),
+    httpx.LocalProtocolError("hdr"),
+]
+
+
+@pytest.mark.parametrize("exc", UNFORESEEN)
 def test_an_unforeseen_exception_is_transient_in_doubt_and_named(exc: Exception) -> None:
     name = type(exc).__name__
     assert classify_exception(exc) == Retry(
@@ -598,6 +598,7 @@ def test_the_tables_reach_every_verdict_abort_kind_and_retry_reason() -> None:
     """
     produced = [classify(answer, codes) for answer, codes, _, _ in TABLE]
     produced += [classify_exception(exc) for exc, _, _ in EXCEPTIONS]
+    produced += [classify_exception(exc) for exc in UNFORESEEN]
     produced.append(classify_exception(httpx.UnsupportedProtocol("ftp")))
     assert set(get_args(Verdict)) == {type(v) for v in produced}
     kinds = set(get_args(get_type_hints(Abort)["kind"]))

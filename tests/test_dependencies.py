@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Declared but never imported by name: loaded by another dependency.
 LOADED_BY_OTHERS = {
     "fastexcel",  # polars.read_excel's engine
+    "httptools",  # uvicorn's HTTP parser, which the sandbox asks for by name
 }
 
 
