@@ -62,7 +62,8 @@ def screen(job: Job, source: Path, out: Path) -> ScreenResult:
     for spec in specs:
         cells = normalised(frame.get_column(spec.column), spec, table.file, job.input.phone_region)
         hits = matches(cells.get_column("value"), spec, combos, keyer, wanted)
-        screened = screened | cells.get_column("value").is_in(hits.get_column("value").implode())
+        hit = cells.get_column("value").is_in(hits.get_column("value").implode())
+        screened = screened | hit.fill_null(False)  # an empty cell names no one
         unusable = unusable | cells.get_column("reason").is_not_null()
     keep = ~screened
     kept = int(keep.sum())
