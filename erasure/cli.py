@@ -590,10 +590,9 @@ def cmd_sweep(args: argparse.Namespace, shell: _Shell) -> int:
             f"run {summary.run}: erased {o['erased']}, not found {o['not_found']}, "
             f"rejected {o['rejected']}, failed {o['failed']}, pending {summary.pending}"
         )
-    shell.print(
-        f"exit {int(result.exit_code)}: {_SWEEP_MEANINGS.get(int(result.exit_code), MEANINGS.get(int(result.exit_code), ''))}"
-    )
-    return int(result.exit_code)
+    code = int(result.exit_code)
+    shell.print(f"exit {code}: {_SWEEP_MEANINGS.get(code, MEANINGS.get(code, ''))}")
+    return code
 
 
 _SWEEP_MEANINGS = {

@@ -94,10 +94,13 @@ def csv_records(data: bytes, quote: bytes = b'"') -> list[bytes]:
     A record ends at a line end outside quotes (RFC 4180: a quoted cell may
     hold line ends; a doubled quote is two quotes, so parity tells).
     """
+    lines = data.splitlines(keepends=True) if b"\r" in data else _lines(data)
+    if quote not in data:  # the common case: one line, one record
+        return lines
     records: list[bytes] = []
     pending: list[bytes] = []
     odd = False
-    for line in data.splitlines(keepends=True) if b"\r" in data else _lines(data):
+    for line in lines:
         pending.append(line)
         odd ^= line.count(quote) % 2 == 1
         if not odd:
