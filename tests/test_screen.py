@@ -88,3 +88,15 @@ def test_screen_refusals(job: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_csv_records_split_on_line_ends_outside_quotes() -> None:
     data = b'a,b\n"x\ny",1\n"say ""hi""",2\nlast,3'
     assert csv_records(data) == [b"a,b\n", b'"x\ny",1\n', b'"say ""hi""",2\n', b"last,3"]
+
+
+def test_mapped_columns_the_import_lacks_are_left_out(
+    write_job: Callable[..., Path], sandbox: Sandbox, tmp_path: Path
+) -> None:
+    (tmp_path / "in.csv").write_text("ticket,email,phone\nT5,user5@example.com,\n")
+    job = e2e.job(write_job, sandbox.url, input={"columns": {"email": "email", "phone": "phone"}})
+    assert 0 == e2e.run(job)
+    source = tmp_path / "import.csv"
+    source.write_text("email,source\nuser5@example.com,crm\nuser6@example.com,crm\n")
+    assert 0 == _screen(job, source, tmp_path / "clean.csv")
+    assert (tmp_path / "clean.csv").read_text() == "email,source\nuser6@example.com,crm\n"

@@ -94,14 +94,16 @@ def identities(finished: pl.DataFrame) -> list[Identity]:
     return [Identity(*row) for row in combos.iter_rows()]
 
 
-def open_file(path: Path, columns: Columns) -> tuple[_Table, list[Spec]]:
+def open_file(path: Path, columns: Columns, *, partial: bool = False) -> tuple[_Table, list[Spec]]:
     """The file, opened lazily, and where its identifier columns are.
 
-    Raises FileMissing (66) or InputUnusable (65), as the intake does.
+    With ``partial``, mapped columns the file lacks are left out (an import
+    file need not carry every column a request file does), as long as one
+    is there. Raises FileMissing (66) or InputUnusable (65), as the intake does.
     """
     wanted = {c.casefold() for c in _names(columns)} or {"email", "phone", "profile_id"}
     table = _read_table(path, wanted)
-    return table, specs_of(columns, table.names, table.file)
+    return table, specs_of(columns, table.names, table.file, partial=partial)
 
 
 def _names(columns: Columns) -> list[str]:
@@ -109,21 +111,31 @@ def _names(columns: Columns) -> list[str]:
     return names + [c.column for c in columns.custom]
 
 
-def specs_of(columns: Columns, names: list[str], file: str) -> list[Spec]:
+def specs_of(columns: Columns, names: list[str], file: str, *, partial: bool = False) -> list[Spec]:
     """The identifier columns: as mapped, or the contract's default names (any case)."""
     specs: list[Spec] = []
     if columns.explicit:
-        mapped: tuple[tuple[Matching, str | None], ...] = (
+        fixed: tuple[tuple[Matching, str | None], ...] = (
             ("email", columns.email),
             ("phone", columns.phone),
             ("profile_id", columns.profile_id),
         )
-        for matching, name in mapped:
-            if name:
-                specs.append(Spec(matching, _find(names, name, f"columns.{matching}", file)))
-        for custom in columns.custom:
-            column = _find(names, custom.column, "columns.custom", file)
-            specs.append(Spec("custom", column, custom.field_name))
+        mapped: list[tuple[Matching, str, str | None]] = [
+            (matching, name, None) for matching, name in fixed if name
+        ]
+        mapped += [("custom", c.column, c.field_name) for c in columns.custom]
+        first: InputUnusable | None = None
+        for matching, name, field_name in mapped:
+            try:
+                column = _find(names, name, f"columns.{matching}", file)
+            except InputUnusable as exc:
+                if not partial:
+                    raise
+                first = first or exc
+                continue
+            specs.append(Spec(matching, column, field_name))
+        if not specs and first is not None:
+            raise first
         return specs
     defaults: tuple[Matching, ...] = ("email", "phone", "profile_id")
     for default in defaults:

@@ -5,7 +5,9 @@ normalised and keyed as the intake keys it, under every (db_id,
 resource_id, field) combination that finished requests used; a row any of
 whose keys belongs to a finished pair (last outcome ``erased`` or
 ``not_found``) is screened out. A cell that cannot be normalised cannot be
-checked: its row is kept and counted as ``unchecked`` (exit 1). Kept rows
+checked: its row is kept and counted as ``unchecked`` (exit 1). The job's
+``[input.columns]`` mapping is used; mapped columns the file lacks are left
+out, so that an import file need carry only the ones it has. Kept rows
 are copied in the input's own format; CSV, TSV and NDJSON records are
 copied byte for byte (the original lines), so that row order and every
 untouched cell stay exactly as they were. Nothing screened is written
@@ -53,7 +55,7 @@ def screen(job: Job, source: Path, out: Path) -> ScreenResult:
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
         ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
         finished = finished_identities(db)
-    table, specs = open_file(source, job.input.columns)
+    table, specs = open_file(source, job.input.columns, partial=True)
     frame = table.collect(list(dict.fromkeys(s.column for s in specs)))
     combos = identities(finished)
     wanted = set(finished.get_column("key").to_list())
