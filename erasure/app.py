@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import polars as pl
@@ -283,3 +283,82 @@ def lookup(
         for row in rows.iter_rows(named=True)
     )
     return LookupResult(tuple(keys), found, status_mod.erased_or_gone(rows))
+
+
+# ---------------------------------------------------------------- after the delete (issue 15)
+# The modules load lazily: erasure.after.sweep uses this module's loop_options.
+
+if TYPE_CHECKING:
+    from erasure.after.screen import ScreenResult
+    from erasure.after.sweep import SweepResult
+    from erasure.receipts import CheckResult, SignedReceipt
+
+
+@dataclass(frozen=True, slots=True)
+class KeygenResult:
+    """``erasure keygen``: the signing key pair, and the ledger key file if one was asked for."""
+
+    private_path: Path
+    public_path: Path
+    fingerprint: str  # SHA-256 of the public key (DER), hex
+    ledger_key: Path | None = None
+
+
+def keygen(out: Path, ledger_key: Path | None = None) -> KeygenResult:
+    """A new Ed25519 signing key at ``out`` (and ``out``.pub); a new ledger key file too."""
+    from erasure.files import write_secret
+    from erasure.keys import new_ledger_key
+    from erasure.receipts import keygen as make_pair
+
+    if ledger_key is not None and (ledger_key.exists() or ledger_key.is_symlink()):
+        raise OutputError(f"{ledger_key} exists; keygen never overwrites a key: choose a new path")
+    pair = make_pair(out)
+    if ledger_key is not None:
+        try:
+            write_secret(ledger_key, new_ledger_key())
+        except OSError as exc:
+            raise OutputError(f"{ledger_key} cannot be written: {exc.strerror or exc}") from None
+    return KeygenResult(pair.private_path, pair.public_path, pair.fingerprint, ledger_key)
+
+
+def receipt(job: Job, request_id: str, out: Path) -> SignedReceipt:
+    """Sign one request's receipt (the chain checked first) and write it; the SignedReceipt."""
+    from erasure.after import receipt as receipt_mod
+
+    signed = receipt_mod.build(job, request_id)
+    receipt_mod.write(signed, out, job.perms)
+    return signed
+
+
+def check_receipt(path: Path, public_key: Path, job: Job | None = None) -> CheckResult:
+    """Check a receipt's signature and, with ``job``, its ledger; a CheckResult."""
+    from erasure.after import receipt as receipt_mod
+
+    return receipt_mod.check_file(path, public_key, job)
+
+
+def screen(job: Job, source: Path, out: Path) -> ScreenResult:
+    """Copy ``source`` to ``out`` less the rows naming a finished erasure; a ScreenResult."""
+    from erasure.after import screen as screen_mod
+
+    return screen_mod.screen(job, source, out)
+
+
+def sweep(
+    job: Job,
+    export: Path,
+    *,
+    dry_run: bool = False,
+    include_identifier_matches: bool = False,
+    options: Options | None = None,
+) -> SweepResult:
+    """Find profiles that came back after a finished erasure; record and delete them."""
+    from erasure.after import sweep as sweep_mod
+
+    return sweep_mod.sweep(
+        job,
+        export,
+        dry_run=dry_run,
+        include_identifier_matches=include_identifier_matches,
+        options=options,
+    )

@@ -40,6 +40,12 @@ EXAMPLES = {
     "verify": "erasure verify jobs/demo.toml",
     "lookup": "echo 'ivan@example.com' | erasure lookup jobs/demo.toml --email -",
     "sandbox": "erasure sandbox --port 8080 --profiles sample_data/profiles.csv",
+    "keygen": "erasure keygen --out secrets/receipts.key --ledger-key secrets/ledger.key",
+    "receipt": "erasure receipt jobs/demo.toml --request-id T-1042 --out T-1042.html",
+    "check-receipt": "erasure check-receipt T-1042.json --public-key receipts.key.pub "
+    "--job jobs/demo.toml",
+    "screen": "erasure screen jobs/demo.toml --input crm-import.csv --out crm-import.clean.csv",
+    "sweep": "erasure sweep jobs/demo.toml --export altcraft-export.csv --dry-run",
 }
 
 
@@ -59,9 +65,12 @@ def _command(sub: argparse._SubParsersAction[_Parser], name: str, help_text: str
         epilog=f"Example:\n  {EXAMPLES[name]}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    if name != "sandbox":
+    if name not in _NO_JOB:
         parser.add_argument("job", type=Path, metavar="JOB", help="the TOML job file")
     return parser
+
+
+_NO_JOB = frozenset({"sandbox", "keygen", "check-receipt"})  # commands without a JOB argument
 
 
 def duration(text: str) -> float:
@@ -182,6 +191,8 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
     p.add_argument(
         "--resource-id", type=int, metavar="N", help="the resource (default: the job's resource_id)"
     )
+
+    _after_the_delete(sub)
 
     p = _command(
         sub, "sandbox", "A local Altcraft-compatible server for trying jobs and for tests."
@@ -419,6 +430,177 @@ def cmd_sandbox(args: argparse.Namespace, shell: _Shell) -> int:
     return run(args)
 
 
+# ---------------------------------------------------------------- after the delete (issue 15)
+
+
+def _after_the_delete(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """The parsers of keygen, receipt, check-receipt, screen and sweep."""
+    p = _command(
+        sub,
+        "keygen",
+        "Make a new Ed25519 signing key for receipts at PATH (owner-only PEM) and its "
+        "public key at PATH.pub. Never overwrites a file.",
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="the private key")
+    p.add_argument(
+        "--ledger-key",
+        type=Path,
+        metavar="PATH",
+        help="also write a new random ledger key (64 hex digits, owner-only) to PATH",
+    )
+
+    p = _command(
+        sub,
+        "receipt",
+        "Write one request's signed erasure receipt: .json (the signed document) or .html "
+        "(a page embedding it). Checks the ledger's chain first.",
+    )
+    p.add_argument("--request-id", required=True, metavar="ID", help="the request (DSR ticket)")
+    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="receipt.json or .html")
+
+    p = _command(
+        sub,
+        "check-receipt",
+        "Check a receipt's signature; with --job also that the ledger's events up to its "
+        "head say what it says. Needs no secret. Exit 0 valid, 1 not valid, 65 not a receipt.",
+    )
+    p.add_argument("receipt", type=Path, metavar="RECEIPT", help="the .json or .html receipt")
+    p.add_argument(
+        "--public-key", type=Path, required=True, metavar="PATH", help="the signer's PATH.pub"
+    )
+    p.add_argument("--job", type=Path, metavar="JOB", help="check against this job's ledger")
+
+    p = _command(
+        sub,
+        "screen",
+        "Before an import: copy the input file's rows to --out (same format) less every row "
+        "naming a person whose erasure finished. Exit 1 when cells could not be checked.",
+    )
+    p.add_argument("--input", type=Path, required=True, metavar="PATH", help="the file to import")
+    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="the screened copy")
+
+    p = _command(
+        sub,
+        "sweep",
+        "After a restore or a sync: find profiles of an Altcraft export that came back after "
+        "a finished erasure; delete those with an erased profile id again, list the rest. "
+        "Exit 1 when anything reappeared or waits.",
+    )
+    p.add_argument("--export", type=Path, required=True, metavar="PATH", help="the export file")
+    p.add_argument("--dry-run", action="store_true", help="only count; record and send nothing")
+    p.add_argument(
+        "--include-identifier-matches",
+        action="store_true",
+        help="delete profiles that only share an identifier with an erased request too",
+    )
+    p.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
+    p.add_argument(
+        "--log-format",
+        choices=("json", "console"),
+        help="json: one JSON object per stderr line (default when stderr is not a TTY)",
+    )
+
+
+def cmd_keygen(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+
+    made = app.keygen(args.out, args.ledger_key)
+    shell.print(
+        f"signing key: {made.private_path} (owner-only; set [receipts] signing_key_file)",
+        f"public key: {made.public_path} (hand it to whoever checks receipts)",
+        f"public key sha256: {made.fingerprint}",
+    )
+    if made.ledger_key is not None:
+        shell.print(f"ledger key: {made.ledger_key} (owner-only; set [ledger] key_file)")
+    return 0
+
+
+def cmd_receipt(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+    from erasure.receipts import verdict
+
+    signed = app.receipt(_load(args), args.request_id, args.out)
+    shell.print(
+        f"receipt: {args.out}",
+        verdict(signed.receipt),
+        f"signed by sha256:{signed.signature.public_key_sha256}",
+    )
+    return 0
+
+
+def cmd_check_receipt(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+    from erasure import job as job_mod
+
+    job = job_mod.load(args.job) if args.job is not None else None
+    result = app.check_receipt(args.receipt, args.public_key, job)
+    shell.print(result.message)
+    return 0 if result.valid else 1
+
+
+def cmd_screen(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+
+    result = app.screen(_load(args), args.input, args.out)
+    shell.print(
+        f"kept: {result.kept}",
+        f"screened: {result.screened}",
+        f"unchecked: {result.unchecked}"
+        + (" (kept: cells that could not be normalised)" if result.unchecked else ""),
+        f"out: {result.out}",
+    )
+    return 1 if result.unchecked else 0
+
+
+def cmd_sweep(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app, logs
+    from erasure.run import Options
+
+    fmt = logs.choose_format(args.log_format)
+    logs.configure(fmt)
+    shell.json_errors = fmt == "json"
+    progress = not args.no_progress and fmt == "console" and shell.err.isatty()
+    result = app.sweep(
+        _load(args),
+        args.export,
+        dry_run=args.dry_run,
+        include_identifier_matches=args.include_identifier_matches,
+        options=Options(progress=progress),
+    )
+    summary = result.summary
+    if summary is not None and summary.fatal is not None:
+        shell.fail(str(summary.fatal), result.exit_code)
+    for m in result.matches:
+        shell.print(
+            f"row {m.row}: profile {m.profile_id} reappeared ({m.match} match, request "
+            f"{m.request_id or '-'}, first erased at event {m.first_erased_seq}): {m.decision}"
+            + (" (listed before)" if m.listed_before else "")
+        )
+    by_pid = sum(1 for m in result.matches if m.match == "profile_id")
+    shell.print(
+        f"profiles in export: {result.rows}",
+        f"reappeared: {len(result.matches)} ({by_pid} by profile id, "
+        f"{len(result.matches) - by_pid} by identifier only)",
+        f"deleted again: {result.deleted}" + (" (dry run: nothing sent)" if result.dry_run else ""),
+        f"waiting for a decision: {result.waiting}",
+    )
+    if summary is not None:
+        o = summary.as_dict()["outcomes"]
+        shell.print(
+            f"run {summary.run}: erased {o['erased']}, not found {o['not_found']}, "
+            f"rejected {o['rejected']}, failed {o['failed']}, pending {summary.pending}"
+        )
+    code = int(result.exit_code)
+    shell.print(f"exit {code}: {_SWEEP_MEANINGS.get(code, MEANINGS.get(code, ''))}")
+    return code
+
+
+_SWEEP_MEANINGS = {
+    0: "nothing came back",
+    1: "erased profiles reappeared or wait for a decision: a person must look",
+}
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, _Shell], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,
@@ -427,6 +609,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Shell], int]] = {
     "verify": cmd_verify,
     "lookup": cmd_lookup,
     "sandbox": cmd_sandbox,
+    "keygen": cmd_keygen,
+    "receipt": cmd_receipt,
+    "check-receipt": cmd_check_receipt,
+    "screen": cmd_screen,
+    "sweep": cmd_sweep,
 }
 
 

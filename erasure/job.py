@@ -109,6 +109,24 @@ class Ledger:
 
 
 @dataclass(frozen=True, slots=True)
+class Receipts:
+    """``[receipts]``: who signs ``erasure receipt``'s receipts, and with which key."""
+
+    issuer: str  # printed on every receipt
+    signing_key_file: Path | None = None  # PEM from `erasure keygen`, owner-only
+    signing_key_env: str | None = None  # or a variable holding that PEM
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """``[sweep]``: how to read an Altcraft export for ``erasure sweep``."""
+
+    db_id: int  # the database the export was taken from
+    profile_id_column: str = "_id"
+    columns: Columns = field(default_factory=Columns)  # identifier columns, as [input.columns]
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """A checked job file. Paths are absolute."""
 
@@ -117,6 +135,8 @@ class Job:
     input: Input
     run: Run
     ledger: Ledger
+    receipts: Receipts | None = None  # [receipts], when the job has it
+    sweep: Sweep | None = None  # [sweep], when the job has it
 
     @property
     def rejects_path(self) -> Path:
@@ -490,10 +510,47 @@ def parse(text: str, path: Path) -> Job:
         path=ledger_path, key_env=key_env, key_file=key_file, perms=Perms.for_group(group)
     )
 
+    receipts = _receipts(sub("receipts"), base) if "receipts" in data else None
+    sweep = _sweep(sub("sweep")) if "sweep" in data else None
+
     unknown = sorted(set(data) - top.used)
     if unknown:
         raise ConfigError(f"job file: unknown section or key {unknown[0]}")
-    return Job(path=path, api=api, input=inp, run=run, ledger=ledger)
+    return Job(
+        path=path, api=api, input=inp, run=run, ledger=ledger, receipts=receipts, sweep=sweep
+    )
+
+
+def _receipts(section: _Section, base: Path) -> Receipts:
+    env = section.get("signing_key_env", str, None)
+    file = section.get("signing_key_file", str, None)
+    issuer = section.get("issuer", str, None)
+    section.done()
+    if (env is None) == (file is None):
+        raise ConfigError(
+            "job file: [receipts] needs exactly one of signing_key_file and signing_key_env"
+        )
+    if env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+        raise ConfigError("job file: receipts.signing_key_env is not a variable name")
+    if issuer is None or not issuer.strip():
+        raise ConfigError("job file: receipts.issuer is required (it is printed on every receipt)")
+    return Receipts(issuer=issuer.strip(), signing_key_file=_path(base, file), signing_key_env=env)
+
+
+def _sweep(section: _Section) -> Sweep:
+    db_id = section.get("db_id", int, None)
+    if db_id is None:
+        raise ConfigError("job file: sweep.db_id is required (the database exported)")
+    _positive(section, "db_id", db_id)
+    profile_id_column = section.get("profile_id_column", str, "_id")
+    columns = _columns(section.table("columns"))
+    section.done()
+    if not profile_id_column.strip():
+        raise ConfigError("job file: sweep.profile_id_column must name a column")
+    if not columns.explicit:
+        # as an Altcraft export names them
+        columns = Columns(email="email", phone="phone", explicit=True)
+    return Sweep(db_id=db_id, profile_id_column=profile_id_column, columns=columns)
 
 
 def load(path: str | os.PathLike[str]) -> Job:

@@ -59,6 +59,8 @@ class Options:
     install_signal_handlers: bool = True
     backoff: Backoff | None = None  # the retry policy; None: Backoff.for_run(job.run)
     record_on_stop_max: int = RECORD_ON_STOP_MAX  # unreached keys recorded on a stop, at most
+    command: str = "run"  # the command whose run this is; another is named in run_started
+    first_events: tuple[Event, ...] = ()  # committed with run_started (sweep: reappeared)
 
 
 class Runner:
@@ -158,7 +160,8 @@ class Runner:
 
     async def _main(self) -> None:
         job = self.job
-        await self.writer.commit([self._event(Kind.RUN_STARTED, detail=self._start_detail())])
+        started = self._event(Kind.RUN_STARTED, detail=self._start_detail())
+        await self.writer.commit([started, *self.options.first_events])
         async with make_client(job, self.token, transport=self.transport) as client:
             self.client = client
             async with anyio.create_task_group() as guard:
@@ -185,8 +188,11 @@ class Runner:
             await self._record_rest()
 
     def _start_detail(self) -> str:
+        # a run's own detail keeps its shape; another command's run says which it is
+        command = {} if self.options.command == "run" else {"command": self.options.command}
         return json.dumps(
             {
+                **command,
                 "settings": self.job.settings(),
                 "input": self.input_info,
                 "plan": {
