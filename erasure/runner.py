@@ -53,7 +53,7 @@ from erasure.errors import (
 from erasure.job import Job
 from erasure.ledger import Event, Kind, Ledger, Outcome
 from erasure.plan import Plan
-from erasure.ratelimit import RateLimiter
+from erasure.ratelimit import RateLimiter, signal_of
 
 StopReason = Literal["signal", "deadline", "token", "unavailable", "ledger"]
 _STOP_CODES: dict[StopReason, ExitCode] = {
@@ -515,14 +515,12 @@ class Runner:
         try:
             answer = await send(self.client, request, self.token, self.job.api.format)
         except (httpx.HTTPError, OSError) as exc:
-            return altcraft.classify_exception(exc)
-        verdict = altcraft.classify(answer, self.job.api.codes)
-        if isinstance(verdict, Retry) and verdict.http_status == 429:
-            # The shared pace halves; Retry-After delays only this identifier
-            # (the worker waits it out), not every other request.
-            self.limiter.slow_down(None, sent_at=granted)
+            verdict = altcraft.classify_exception(exc)
         else:
-            self.limiter.succeeded()
+            verdict = altcraft.classify(answer, self.job.api.codes)
+        # The shared pace follows the answers; Retry-After delays only this
+        # identifier (the worker waits it out), not every other request.
+        self.limiter.observe(time.monotonic() - granted, signal_of(verdict))
         return verdict
 
     _work_scope: anyio.CancelScope | None = None
