@@ -295,7 +295,11 @@ class Runner:
             already_done=plan.already_done,
             already_rejected=plan.already_rejected,
         )
-        self.limiter = RateLimiter(job.run.rate_per_s)
+        self.limiter = (
+            RateLimiter.auto(job.run.ceiling_per_s)
+            if job.run.auto_rate
+            else RateLimiter(job.run.ceiling_per_s)
+        )
         self.stop = anyio.Event()
         self._fed = 0  # rows of plan.work handed to the feeder so far
         self._withdrawn: list[WorkItem] = []
