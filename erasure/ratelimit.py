@@ -54,6 +54,7 @@ __all__ = [
     "RECOVERY_S",
     "RESTART_S",
     "Adaptive",
+    "Cause",
     "Controller",
     "Phase",
     "RateLimiter",
@@ -72,10 +73,14 @@ START_PER_S = 5.0  # requests per second to begin with: low enough for any real 
 SLOW_START_GAIN = 0.5  # per answer, requests per second: x1.65 per second while all are clean
 INCREASE_PER_S = 0.04  # per second, of the rate at the last cut: back to it in 5 s after a 429
 RESTART_S = 10.0  # seconds without a sign of a limit: it may have risen, grow exponentially again
-LATENCY_HOLD = 1.25  # recent latency above this times the long-run one: stop growing
-LATENCY_CUT = 1.5  # recent latency above this times the long-run one: the service queues, cut
+LATENCY_HOLD = 1.5  # recent latency above this times the long-run one: stop growing
+LATENCY_CUT = 2.0  # recent latency above this times the long-run one: the service queues, cut
 LATENCY_MIN_SAMPLES = 20  # answers before latency is judged at all
-SHORT_WEIGHT = 0.1  # EWMA weight of one answer in the recent latency (about 20 answers)
+# seconds between two latency cuts at least: a latency that rose for everyone
+# (a busy client, a slower service) costs a few cuts while the long-run
+# latency catches up, not one per round trip
+LATENCY_SPACING_S = 1.0
+SHORT_WEIGHT = 0.05  # EWMA weight of one answer in the recent latency (about 40 answers)
 LONG_WEIGHT = 0.002  # EWMA weight of one answer in the long-run latency (about 1,000 answers)
 USED_HEADROOM = (
     2.0  # the pace grows only while it is at most this times the answers of the last second
@@ -118,6 +123,15 @@ def signal_of(verdict: Verdict) -> Signal:
     return Signal.OTHER
 
 
+class Cause(enum.Enum):
+    """Why :class:`Adaptive` cut its rate."""
+
+    THROTTLED = "throttled"  # a 429
+    SERVER_ERROR = "server_error"  # a 5xx
+    TIMEOUT = "timeout"  # no answer in time
+    LATENCY = "latency"  # recent latency well above the long-run one
+
+
 class Phase(enum.Enum):
     """Where :class:`Adaptive` is in its search."""
 
@@ -127,12 +141,17 @@ class Phase(enum.Enum):
 
 # The multiplicative cut per signal. A 429 says "just above the limit", so a
 # mild cut; a 5xx or a timeout says the service is in trouble, so a deeper one.
-CUTS: dict[Signal, float] = {
-    Signal.THROTTLED: 0.8,
-    Signal.SERVER_ERROR: 0.7,
-    Signal.TIMEOUT: 0.5,
+CUTS: dict[Cause, float] = {
+    Cause.THROTTLED: 0.8,
+    Cause.SERVER_ERROR: 0.7,
+    Cause.TIMEOUT: 0.5,
+    Cause.LATENCY: 0.9,  # gentle: repeated each round trip while the latency stays up
 }
-LATENCY_CUT_FACTOR = 0.9  # rising latency: a gentle cut, repeated each round trip while it lasts
+_CAUSES: dict[Signal, Cause] = {
+    Signal.THROTTLED: Cause.THROTTLED,
+    Signal.SERVER_ERROR: Cause.SERVER_ERROR,
+    Signal.TIMEOUT: Cause.TIMEOUT,
+}
 
 
 class Controller(Protocol):
@@ -204,11 +223,12 @@ class Adaptive:
     it into a burst for the day the service answers faster.
 
     A 429, 5xx or timeout cuts the rate by its factor in :data:`CUTS`; recent
-    latency (an EWMA over about 20 answers) above :data:`LATENCY_CUT` times the
-    long-run latency (about 1,000 answers) cuts by
-    :data:`LATENCY_CUT_FACTOR`, and above :data:`LATENCY_HOLD` it stops the
-    growth. One cut per round trip: a signal for a request granted before the
-    last cut was caused by the old rate and is already accounted for.
+    latency (an EWMA over about 40 answers) above :data:`LATENCY_CUT` times the
+    long-run latency (about 1,000 answers) cuts by ``CUTS[Cause.LATENCY]``
+    (at most once per :data:`LATENCY_SPACING_S`), and above
+    :data:`LATENCY_HOLD` it stops the growth. One cut per round trip: a
+    signal for a request granted before the last cut was caused by the old
+    rate and is already accounted for. ``cuts`` counts the cuts by cause.
     """
 
     def __init__(
@@ -225,10 +245,12 @@ class Adaptive:
         self._rate = min(max_per_s, max(self._floor, start_per_s))
         self._phase = Phase.SLOW_START
         self._cut_at = -math.inf  # clock seconds of the last cut
+        self._latency_cut_at = -math.inf  # clock seconds of the last cut for latency
         self._slope = 0.0  # requests per second, per second, in avoidance
         self._short = _Ewma(SHORT_WEIGHT)
         self._long = _Ewma(LONG_WEIGHT)
         self._answers: deque[float] = deque()  # clock seconds of the last second's answers
+        self.cuts: dict[Cause, int] = dict.fromkeys(Cause, 0)  # how many, by cause: telemetry
 
     @property
     def rate(self) -> float:
@@ -252,12 +274,13 @@ class Adaptive:
             self._long.add(latency_s)
             ratio = self._latency_ratio()
             if ratio > LATENCY_CUT:
-                if fresh:
-                    self._cut(now, LATENCY_CUT_FACTOR)
+                if fresh and now - self._latency_cut_at >= LATENCY_SPACING_S:
+                    self._latency_cut_at = now
+                    self._cut(now, Cause.LATENCY)
             elif ratio <= LATENCY_HOLD:
                 self._grow(now)
-        elif signal in CUTS and fresh:
-            self._cut(now, CUTS[signal])
+        elif signal in _CAUSES and fresh:
+            self._cut(now, _CAUSES[signal])
 
     def _latency_ratio(self) -> float:
         """Recent latency over long-run latency; 1.0 until there are enough answers."""
@@ -276,9 +299,10 @@ class Adaptive:
             self._rate += self._slope / self._rate
         self._rate = min(self._max, self._rate)
 
-    def _cut(self, now: float, factor: float) -> None:
+    def _cut(self, now: float, cause: Cause) -> None:
+        self.cuts[cause] += 1
         self._slope = max(1.0, INCREASE_PER_S * self._rate)
-        self._rate = max(self._floor, self._rate * factor)
+        self._rate = max(self._floor, self._rate * CUTS[cause])
         self._cut_at = now
         self._phase = Phase.AVOIDANCE
 

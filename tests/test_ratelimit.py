@@ -22,7 +22,7 @@ from anyio.lowlevel import checkpoint
 
 from erasure import ratelimit
 from erasure.altcraft import Abort, Erased, NotFound, Rejected, Retry, Verdict
-from erasure.ratelimit import Adaptive, Phase, RateLimiter, Signal, signal_of
+from erasure.ratelimit import Adaptive, Cause, Phase, RateLimiter, Signal, signal_of
 
 
 class VirtualTime:
@@ -270,26 +270,18 @@ def test_signal_of_a_verdict(verdict: Verdict, signal: Signal) -> None:
 # ---------------------------------------------------------------- auto: one answer at a time
 
 
-def fresh_adaptive(max_per_s: float = 1000.0, rate: float = 100.0) -> Adaptive:
-    """An Adaptive at ``rate`` in avoidance, with a second of answers behind it."""
-    a = Adaptive(max_per_s, start_per_s=rate)
-    now = 0.0
-    for _ in range(int(rate)):
-        now += 1 / rate
-        a.observe(now, LATENCY, Signal.OTHER)  # leaves the rate alone
-    return a
-
-
 @pytest.mark.parametrize(
-    ("signal", "factor"),
+    ("signal", "factor", "cause"),
     [
-        (Signal.THROTTLED, 0.8),
-        (Signal.SERVER_ERROR, 0.7),
-        (Signal.TIMEOUT, 0.5),
-        (Signal.OTHER, 1.0),
+        (Signal.THROTTLED, 0.8, Cause.THROTTLED),
+        (Signal.SERVER_ERROR, 0.7, Cause.SERVER_ERROR),
+        (Signal.TIMEOUT, 0.5, Cause.TIMEOUT),
+        (Signal.OTHER, 1.0, None),
     ],
 )
-def test_each_signal_cuts_by_its_factor_once_per_round_trip(signal: Signal, factor: float) -> None:
+def test_each_signal_cuts_by_its_factor_once_per_round_trip(
+    signal: Signal, factor: float, cause: Cause | None
+) -> None:
     a = Adaptive(1000, start_per_s=100)
     a.observe(10.0, LATENCY, signal)
     assert a.rate == pytest.approx(100 * factor)
@@ -298,6 +290,7 @@ def test_each_signal_cuts_by_its_factor_once_per_round_trip(signal: Signal, fact
     assert a.rate == pytest.approx(100 * factor)
     a.observe(10.0 + 2 * LATENCY, LATENCY, signal)  # granted after it
     assert a.rate == pytest.approx(100 * factor * factor)
+    assert ({} if cause is None else {cause: 2}) == {k: v for k, v in a.cuts.items() if v}
 
 
 def test_slow_start_grows_exponentially_avoidance_linearly() -> None:
@@ -362,24 +355,26 @@ def test_rising_latency_holds_then_cuts() -> None:
         a.observe(now, 0.1, Signal.OK)
     grown = a.rate
     assert grown > 100
-    # recent latency 1.4 times the long-run one: once the recent EWMA sees it
-    # (about 20 answers), no more growth, and no cut
-    for _ in range(40):
+    # recent latency 1.8 times the long-run one: once the recent EWMA sees it
+    # (about 40 answers), no more growth, and no cut
+    for _ in range(80):
         now += 0.01
-        a.observe(now, 0.14, Signal.OK)
+        a.observe(now, 0.18, Signal.OK)
     held = a.rate
-    assert held <= grown + 20 * ratelimit.SLOW_START_GAIN
+    assert held <= grown + 60 * ratelimit.SLOW_START_GAIN
     for _ in range(20):
         now += 0.01
-        a.observe(now, 0.14, Signal.OK)
+        a.observe(now, 0.18, Signal.OK)
     assert a.rate == held
     assert a.phase is Phase.SLOW_START
-    # twice the long-run latency: the service queues; cut, once per round trip
-    for _ in range(30):
+    # three times the long-run latency: the service queues; cut, and not again
+    # within LATENCY_SPACING_S
+    for _ in range(60):
         now += 0.01
         a.observe(now, 0.3, Signal.OK)
     assert a.phase is Phase.AVOIDANCE
-    assert a.rate == pytest.approx(held * ratelimit.LATENCY_CUT_FACTOR)
+    assert a.rate == pytest.approx(held * ratelimit.CUTS[Cause.LATENCY])
+    assert {Cause.LATENCY: 1} == {k: v for k, v in a.cuts.items() if v}
 
 
 def test_auto_limiter_starts_low_and_keeps_the_ceiling() -> None:
@@ -472,10 +467,11 @@ def simulate(
     max_per_s: float = 1000.0,
     concurrency: int = 64,
     seed: int = 1,
+    slower_from: float = math.inf,
 ) -> Trace:
     """``concurrency`` workers take grants from ``RateLimiter.auto(max_per_s)`` and
     send to a service with a hidden limit; each answer comes 50-200 ms later (a 429
-    as slow as a success), in virtual time."""
+    as slow as a success), 100-400 ms from ``slower_from`` on, in virtual time."""
     rng = random.Random(seed)
     service = HiddenLimit(limit)
     sent: list[float] = []
@@ -493,7 +489,8 @@ def simulate(
                 ok = service.admit(granted)
                 if not ok:
                     refused.append(granted)
-                await anyio.sleep(rng.uniform(0.05, 0.2))
+                slow = 2 if granted >= slower_from else 1
+                await anyio.sleep(slow * rng.uniform(0.05, 0.2))
                 limiter.observe(
                     anyio.current_time() - granted, Signal.OK if ok else Signal.THROTTLED
                 )
@@ -549,3 +546,11 @@ def test_auto_never_exceeds_its_maximum() -> None:
     assert worst_window(trace.sent) <= 100
     assert trace.rate(20, 40) >= 0.95 * 100
     assert not trace.refused
+
+
+def test_auto_rides_out_a_latency_that_rose_for_everyone() -> None:
+    """The service answers twice as slowly from 30 s on, whatever the load: a few
+    latency cuts while the long-run latency catches up, then the limit again."""
+    trace = simulate(lambda t: 150, seconds=70, slower_from=30)
+    assert trace.rate(30, 35) >= 0.5 * 150
+    assert trace.rate(50, 70) >= 0.85 * 150
