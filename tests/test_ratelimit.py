@@ -348,30 +348,30 @@ def test_a_pace_nobody_uses_does_not_grow() -> None:
 
 
 def test_rising_latency_holds_then_cuts() -> None:
-    a = Adaptive(1000, start_per_s=100)
+    a = Adaptive(10_000, start_per_s=100)
     now = 0.0
-    for _ in range(ratelimit.LATENCY_MIN_SAMPLES * 10):
-        now += 0.01
+    for _ in range(1000):  # 1,000 answers a second: the pace is used
+        now += 0.001
         a.observe(now, 0.1, Signal.OK)
     grown = a.rate
     assert grown > 100
     # recent latency 1.8 times the long-run one: once the recent EWMA sees it
     # (about 40 answers), no more growth, and no cut
-    for _ in range(80):
-        now += 0.01
+    for _ in range(100):
+        now += 0.001
         a.observe(now, 0.18, Signal.OK)
     held = a.rate
     assert held <= grown + 60 * ratelimit.SLOW_START_GAIN
     for _ in range(20):
-        now += 0.01
+        now += 0.001
         a.observe(now, 0.18, Signal.OK)
     assert a.rate == held
     assert a.phase is Phase.SLOW_START
-    # three times the long-run latency: the service queues; cut, and not again
+    # four times the long-run latency: the service queues; cut, and not again
     # within LATENCY_SPACING_S
-    for _ in range(60):
-        now += 0.01
-        a.observe(now, 0.3, Signal.OK)
+    for _ in range(100):
+        now += 0.001
+        a.observe(now, 0.4, Signal.OK)
     assert a.phase is Phase.AVOIDANCE
     assert a.rate == pytest.approx(held * ratelimit.CUTS[Cause.LATENCY])
     assert {Cause.LATENCY: 1} == {k: v for k, v in a.cuts.items() if v}
