@@ -246,6 +246,35 @@ def main() -> int:
         ),
     ]
     cut_text = ", ".join(f"{n} for {cause.value}" for cause, n in cuts.items())
+    if args.lower_to is not None:
+        # the limit moved: judge the following, not the mean over a changing limit
+        checks.pop()
+        low = args.lower_to
+        over = [
+            s
+            for s in range(int(args.lower_at), int(args.raise_at))
+            if sum(1 for t in times if s <= t - start < s + 1) > 1.05 * low
+        ]
+        follow = (max(over) + 1 - args.lower_at) if over else 0.0
+        up = first_second_at(
+            [t for t in accepted if t - start >= args.raise_at],
+            start + args.raise_at,
+            0.85 * reachable,
+        )
+        checks += [
+            (
+                f"limit lowered to {low:g}/s: seconds until every second stays under 105 %",
+                f"{follow:.0f} s",
+                "<= 10 s",
+                follow <= 10,
+            ),
+            (
+                f"limit back at {args.limit:g}/s: time to 85 % of it",
+                f"{up:.0f} s",
+                "<= 30 s",
+                up <= 30,
+            ),
+        ]
     rows = [(figure, value, target, c.met(ok)) for figure, value, target, ok in checks]
     moved = (
         f"; the limit drops to {args.lower_to:g}/s at {args.lower_at:g} s and is "
