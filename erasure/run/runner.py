@@ -38,7 +38,7 @@ from erasure.client import make_client, send
 from erasure.errors import ErasureError, LedgerWriteError
 from erasure.job import Job
 from erasure.ledger import Event, Kind, Outcome
-from erasure.ratelimit import RateLimiter
+from erasure.ratelimit import RateLimiter, signal_of
 from erasure.run import events as events_mod
 from erasure.run.hopper import Hopper, WorkItem
 from erasure.run.plan import Plan
@@ -94,7 +94,11 @@ class Runner:
             already_done=plan.already_done,
             already_rejected=plan.already_rejected,
         )
-        self.limiter = RateLimiter(job.run.rate_per_s)
+        self.limiter = (
+            RateLimiter.auto(job.run.ceiling_per_s)
+            if job.run.auto_rate
+            else RateLimiter(job.run.ceiling_per_s)
+        )
         self.stop = anyio.Event()
         self._fed = 0  # rows of plan.work handed to the feeder so far
         self._withdrawn: list[WorkItem] = []
@@ -245,14 +249,12 @@ class Runner:
         try:
             answer = await send(self.client, request, self.token, self.job.api.format)
         except (httpx.HTTPError, OSError) as exc:
-            return altcraft.classify_exception(exc)
-        verdict = altcraft.classify(answer, self.job.api.codes)
-        if isinstance(verdict, Retry) and verdict.http_status == 429:
-            # The shared pace halves; Retry-After delays only this identifier
-            # (the worker waits it out), not every other request.
-            self.limiter.slow_down(None, sent_at=granted)
+            verdict = altcraft.classify_exception(exc)
         else:
-            self.limiter.succeeded()
+            verdict = altcraft.classify(answer, self.job.api.codes)
+        # The shared pace follows the answers; Retry-After delays only this
+        # identifier (the worker waits it out), not every other request.
+        self.limiter.observe(time.monotonic() - granted, signal_of(verdict))
         return verdict
 
     _work_scope: anyio.CancelScope | None = None
