@@ -14,7 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from erasure import cli, report, report_html
+from erasure import cli, report
+from erasure.report import html as report_html
 from erasure import job as job_mod
 from erasure import ledger as L
 from erasure.errors import OutputError, UsageError

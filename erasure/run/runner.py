@@ -75,9 +75,11 @@ class Runner:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         input_info: dict[str, Any] | None = None,
+        notes: Sequence[Event] = (),
     ) -> None:
         self.job = job
         self.input_info = input_info
+        self.notes = list(notes)  # invalid and resolved events, written after run_started
         self.plan = plan
         self.ledger = ledger
         self.token = token
@@ -91,6 +93,7 @@ class Runner:
             planned_keys=plan.to_send,
             already_done=plan.already_done,
             already_rejected=plan.already_rejected,
+            invalid=int((input_info or {}).get("invalid", 0)),
         )
         self.limiter = RateLimiter(job.run.rate_per_s)
         self.stop = anyio.Event()
@@ -158,7 +161,8 @@ class Runner:
 
     async def _main(self) -> None:
         job = self.job
-        await self.writer.commit([self._event(Kind.RUN_STARTED, detail=self._start_detail())])
+        start = self._event(Kind.RUN_STARTED, detail=self._start_detail())
+        await self.writer.commit([start, *self.notes])
         async with make_client(job, self.token, transport=self.transport) as client:
             self.client = client
             async with anyio.create_task_group() as guard:
