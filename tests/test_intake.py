@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from erasure import intake, job, safecells
 from erasure.errors import ConfigError, UsageError
-from erasure.report.rejects import write_rejects
 from erasure.keys import Keyer
+from erasure.report.rejects import write_rejects
 from tests.conftest import LEDGER_KEY, _toml
 
 KEYER = Keyer(LEDGER_KEY.encode())
@@ -151,8 +151,8 @@ def test_every_format_gives_the_same_items(name: str, tmp_path: Path) -> None:
         valid=10,
         invalid_cells=2,
         skipped=0,
-        duplicates=2,  # within a request: T-2 names Ivan's email twice, ...
-        pairs=8,  # ... and T-1 and T-2 name it each: two pairs, one key
+        duplicates=2,  # valid 10 = 8 (request, identifier) pairs + 2 folded
+        pairs=8,  # over 6 keys: a key named by two requests is two pairs
         keys=6,
         invalid=2,
         requests=4,

@@ -22,15 +22,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from erasure import app, intake, job
-from erasure.run import make_plan
 from erasure.errors import ErasureError
 from erasure.keys import Keyer
+from erasure.run import make_plan
 from tests.conftest import LEDGER_KEY, _toml
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES: list[dict[str, Any]] = tomllib.loads((CORPUS / "expected.toml").read_text("utf-8"))["case"]
 HUGE = 50 * 2**20  # bytes
-_NO_FINISHED = pl.DataFrame(schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String})
+_NO_FINISHED = pl.DataFrame(
+    schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String}
+)
 
 
 def _case_id(case: dict[str, Any]) -> str:

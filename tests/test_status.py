@@ -148,11 +148,26 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
             "requests": 0,
             "invalid": 0,
             "accounting": dict.fromkeys(
-                (
-                    "pairs erased not_found rejected failed pending in_doubt requests complete"
-                    " incomplete has_rejected has_invalid no_identifiers open"
-                    " open_past_deadline finished_late unresolved resolved"
-                ).split(),
+                [
+                    "pairs",
+                    "erased",
+                    "not_found",
+                    "rejected",
+                    "failed",
+                    "pending",
+                    "in_doubt",
+                    "requests",
+                    "complete",
+                    "incomplete",
+                    "has_rejected",
+                    "has_invalid",
+                    "no_identifiers",
+                    "open",
+                    "open_past_deadline",
+                    "finished_late",
+                    "unresolved",
+                    "resolved",
+                ],
                 0,
             ),
             "verdict": "The ledger holds no request yet.",
