@@ -581,8 +581,8 @@ _CELL_REASONS = {
 # 7,9E+10 or 7.9e10: what Excel shows, and exports, for a long number in a General column
 _SCIENTIFIC = r"^\s*[0-9]+(?:[.,][0-9]+)?[eE]\+?[0-9]+\s*$"
 _SCIENTIFIC_WORDS = (
-    "holds a number in Excel's scientific notation (like 7,9E+10), whose digits are lost:"
-    " format the column as text and export again"
+    "holds a number in Excel's scientific notation (digits, then E+ and a power of ten),"
+    " whose last digits are lost: format the column as text and export again"
 )
 _DATE_WORDS = (
     "is not a date; accepted: 2024-05-01, 2024-05-01 10:00, 2024-05-01T10:00:00+03:00"

@@ -238,12 +238,19 @@ class Runner:
     # ------------------------------------------------------------ sending
 
     async def _send_once(self, request: DeleteRequest) -> altcraft.Verdict:
+        verdict, _ = await self._send_answered(request)
+        return verdict
+
+    async def _send_answered(
+        self, request: DeleteRequest
+    ) -> tuple[altcraft.Verdict, altcraft.Answer | None]:
+        """The verdict, and the answer it was judged from (None: no answer came)."""
         granted = await self.limiter.acquire()
         self.summary.requests += 1
         try:
             answer = await send(self.client, request, self.token, self.job.api.format)
         except (httpx.HTTPError, OSError) as exc:
-            return altcraft.classify_exception(exc)
+            return altcraft.classify_exception(exc), None
         verdict = altcraft.classify(answer, self.job.api.codes)
         if isinstance(verdict, Retry) and verdict.http_status == 429:
             # The shared pace halves; Retry-After delays only this identifier
@@ -251,7 +258,7 @@ class Runner:
             self.limiter.slow_down(None, sent_at=granted)
         else:
             self.limiter.succeeded()
-        return verdict
+        return verdict, answer
 
     _work_scope: anyio.CancelScope | None = None
 
@@ -324,7 +331,7 @@ class Runner:
                 if self.stop.is_set():
                     self.writer.put([self._event(Kind.WITHDRAWN, key=item.key, attempt=attempt)])
                     return
-            verdict = await self._send_once(item.request)
+            verdict, answer = await self._send_answered(item.request)
             decision = decide(verdict, attempt, self.backoff, in_doubt=doubt, rand=random.random())
             if isinstance(decision, Finish):
                 self.writer.put(
@@ -335,6 +342,7 @@ class Runner:
                         decision.outcome,
                         decision.in_doubt,
                         verdict,
+                        answer,
                     )
                 )
                 return
