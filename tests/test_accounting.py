@@ -67,7 +67,7 @@ def _status(job: Path) -> dict[str, Any]:
 
 def _no_raw(folder: Path, *, but: Path) -> None:
     for path in folder.rglob("*"):
-        if path.is_file() and path != but and path.suffix != ".csv" or path.name == "report.csv":
+        if (path.is_file() and path != but and path.suffix != ".csv") or path.name == "report.csv":
             blob = path.read_bytes()
             for raw in RAW:
                 assert raw.encode() not in blob, f"{raw!r} in {path.name}"
