@@ -22,8 +22,9 @@ import polars as pl
 import pytest
 
 from erasure.accounting import Identity, LedgerAccount
+from erasure.run import Options
 from tests import e2e
-from tests.sandbox_fixture import SandboxProcess
+from tests.sandbox_fixture import Sandbox, SandboxProcess
 
 N = 120  # good tickets, one email each
 BAD_EMAIL = "olga.mail.ru"  # no @
@@ -122,6 +123,11 @@ def test_the_messy_file_walk(write_job: Callable[..., Path], tmp_path: Path) -> 
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
         assert 75 == proc.returncode, err
+        said = [json.loads(line) for line in err.splitlines()]
+        [line] = [e for e in said if e["event"] == "erasure.run.interrupted"]
+        assert "Ctrl-C again stops now" in line["message"] and line["wait_s"] == 3.0
+        started = next(e for e in said if e["event"] == "erasure.run.started")
+        assert (started["job"], started["ledger"]) == (str(job), str(tmp_path / "ledger.sqlite"))
         middle = _status(job)
         assert middle["invalid"] == 4 and 0 < middle["erased"] < 121
 
@@ -193,3 +199,24 @@ def test_a_ledger_account_that_does_not_add_up_is_a_bug(n: int) -> None:
     else:
         with pytest.raises(AssertionError, match="does not add up"):
             LedgerAccount(**fields).check()
+
+
+def test_a_heartbeat_while_requests_hang(
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A slow service: heartbeat lines keep coming, counting what is done and in flight."""
+    sandbox = sandbox_factory(generate_count=4, latency_ms=300)
+    e2e.emails_csv(tmp_path / "in.csv", range(4))
+    job = e2e.job(write_job, sandbox.url, run={"concurrency": 1, "preflight": False})
+    assert 0 == e2e.run_with(job, Options(heartbeat_s=0.1, install_signal_handlers=False))
+    beats = [
+        json.loads(line)
+        for line in capsys.readouterr().err.splitlines()
+        if '"erasure.run.heartbeat"' in line
+    ]
+    assert len(beats) >= 3
+    assert {b["of"] for b in beats} == {4}
+    assert any(b["in_flight"] == 1 for b in beats)

@@ -59,6 +59,7 @@ class Options:
     install_signal_handlers: bool = True
     backoff: Backoff | None = None  # the retry policy; None: Backoff.for_run(job.run)
     record_on_stop_max: int = RECORD_ON_STOP_MAX  # unreached keys recorded on a stop, at most
+    heartbeat_s: float = 10.0  # a progress log line at least this often, seconds
 
 
 class Runner:
@@ -100,6 +101,7 @@ class Runner:
         self._fed = 0  # rows of plan.work handed to the feeder so far
         self._withdrawn: list[WorkItem] = []
         self._bar: Any = None
+        self._in_flight = 0  # requests sent and not yet answered, now
 
     # ------------------------------------------------------------ stopping
 
@@ -170,6 +172,7 @@ class Runner:
                     guard.start_soon(self._watch_signals)
                 if self.options.deadline is not None:
                     guard.start_soon(self._watch_deadline, self.options.deadline)
+                guard.start_soon(self._heartbeat)
                 try:
                     # nothing to send: no preflight, no request at all
                     if job.run.preflight and self.plan.to_send:
@@ -212,6 +215,30 @@ class Runner:
                         self._work_scope.cancel()
                 else:
                     self.request_stop(StopReason.SIGNAL, signal.Signals(signum).name)
+                    wait_s = self.job.api.timeout_s + 1.0
+                    self.log.warning(
+                        "erasure.run.interrupted",
+                        in_flight=self._in_flight,
+                        wait_s=wait_s,
+                        message=f"{self._in_flight} requests in flight: waiting up to"
+                        f" {wait_s:g} s for their answers; Ctrl-C again stops now"
+                        " (they stay in doubt, and the next run settles them)",
+                    )
+
+    async def _heartbeat(self) -> None:
+        """A log line every ``heartbeat_s`` while the run lives: a hang, a long
+        Retry-After or a backoff never looks like a dead process."""
+        while True:
+            await anyio.sleep(self.options.heartbeat_s)
+            s = self.summary
+            self.log.info(
+                "erasure.run.heartbeat",
+                done=sum(s.outcomes.values()),
+                of=s.planned_pairs,
+                in_flight=self._in_flight,
+                requests=s.requests,
+                elapsed_s=round(s.duration_s, 1),
+            )
 
     async def _watch_deadline(self, deadline: float) -> None:
         await anyio.sleep(max(0.0, deadline - time.monotonic()))
@@ -247,10 +274,13 @@ class Runner:
         """The verdict, and the answer it was judged from (None: no answer came)."""
         granted = await self.limiter.acquire()
         self.summary.requests += 1
+        self._in_flight += 1
         try:
             answer = await send(self.client, request, self.token, self.job.api.format)
         except (httpx.HTTPError, OSError) as exc:
             return altcraft.classify_exception(exc), None
+        finally:
+            self._in_flight -= 1
         verdict = altcraft.classify(answer, self.job.api.codes)
         if isinstance(verdict, Retry) and verdict.http_status == 429:
             # The shared pace halves; Retry-After delays only this identifier
