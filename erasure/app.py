@@ -19,6 +19,7 @@ lookup      was this identifier erased, by keyed hash
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -34,12 +35,14 @@ from erasure import intake, logs
 from erasure import ledger as ledger_mod
 from erasure import report as report_mod
 from erasure import status as status_mod
+from erasure.accounting import InputAccount, LedgerAccount, input_account
 from erasure.errors import ErasureError, ExitCode, OutputError, UsageError
-from erasure.intake import Counts, Intake
+from erasure.intake import Intake
 from erasure.job import Job, Matching
 from erasure.keys import Keyer, Role
-from erasure.ledger import ChainCheck, Ledger
+from erasure.ledger import ChainCheck, Event, Kind, Ledger
 from erasure.lookup import keys_for
+from erasure.report.rejects import write_rejects
 from erasure.run import Options, Plan, Runner, Summary, finish_event, make_plan
 
 # ---------------------------------------------------------------- validate / dry run
@@ -50,19 +53,23 @@ class InputOptions:
     """Where the input comes from and where its rejected cells go."""
 
     input: Path | None = None  # overrides the job's [input] path
-    rejects: Path | None = None  # overrides the job's rejects path
+    rejects: Path | None = None  # --rejects: write the raw rejected cells here (nowhere else)
 
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """What ``validate`` (and ``run --dry-run``) found: the intake's counts and the plan's."""
+    """What ``validate`` (and ``run --dry-run``) found: the accounting, and each invalid record."""
 
     input: Path
-    counts: Counts
-    already_done: int  # pairs of the input with a final outcome in the ledger
-    to_send: int  # keys the run would send
-    in_doubt: int  # of those, keys an earlier run may have reached unanswered
-    rejects: Path | None  # the rejects file written, if any row was rejected
+    account: InputAccount
+    invalid: pl.DataFrame  # intake.INVALID_SCHEMA less ``value``: row, column, reason, words
+    in_doubt: int  # keys to send that an earlier run may have reached unanswered
+    rejects: Path | None  # the --rejects file written, if asked for
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """1 when the input has invalid rows (cron must notice), else 0."""
+        return ExitCode.REJECTED if self.account.invalid else ExitCode.OK
 
 
 def validate(job: Job, options: InputOptions, *, retry_rejected: bool = False) -> Checked:
@@ -70,23 +77,26 @@ def validate(job: Job, options: InputOptions, *, retry_rejected: bool = False) -
     keyer = job.keyer(Role.IDENTIFIER, command="erasure validate")
     data, rejects = _read_input(job, keyer, options)
     plan = _plan_from_ledger(job, keyer, data.items, retry_rejected)
-    return Checked(data.path, data.counts, plan.already_done, plan.to_send, plan.in_doubt, rejects)
+    return Checked(
+        data.path, account_of(data, plan), data.invalid.drop("value"), plan.in_doubt, rejects
+    )
+
+
+def account_of(data: Intake, plan: Plan) -> InputAccount:
+    """The input's accounting: the intake's counts, its invalid records and the plan."""
+    reasons = dict(data.invalid.group_by("reason").len().iter_rows())
+    return input_account(data.counts, reasons, plan)
 
 
 def _read_input(job: Job, keyer: Keyer, options: InputOptions) -> tuple[Intake, Path | None]:
-    """The intake, and the rejects file it wrote (None when nothing was rejected)."""
+    """The intake, and the --rejects file it wrote (None when not asked for)."""
     if options.input is None and job.input.path is None:
         raise UsageError("no input file: set [input] path in the job file or pass --input")
     data = intake.read(job, keyer, options.input)
-    if not data.rejects.height:
-        return data, None
-    rejects = options.rejects or job.rejects_path
-    try:
-        rejects.parent.mkdir(parents=True, exist_ok=True)
-        intake.write_rejects(data.rejects, rejects, job.perms)
-    except OSError as exc:
-        raise OutputError(f"cannot write the rejects file {rejects}: {exc.strerror}") from None
-    return data, rejects
+    if options.rejects is None:
+        return data, None  # nothing raw is ever written beside the ledger by default
+    write_rejects(data.invalid, options.rejects, job.perms)
+    return data, options.rejects
 
 
 def _plan_from_ledger(job: Job, keyer: Keyer, items: pl.DataFrame, retry_rejected: bool) -> Plan:
@@ -137,18 +147,32 @@ def run(job: Job, options: RunOptions) -> RunResult:
     with Ledger(
         job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env(), perms=job.perms
     ) as ledger:
-        plan, input_info = _plan_locked(job, keyer, ledger, options)
+        plan, input_info, data = _plan_locked(job, keyer, ledger, options)
         run_no = ledger.next_run()
+        notes = invalid_events(ledger.connection, run_no, data)
+        del data  # the run needs only the plan's work (see _plan_locked)
         log.info(
             "erasure.run.started",
             run=run_no,
+            job=str(job.path),
+            ledger=str(job.ledger.path),
             input_rows=input_info["rows"],
-            to_send=plan.to_send,
+            to_send=plan.pairs,
+            deletes=plan.to_send,
             already_done=plan.already_done,
             in_doubt=plan.in_doubt,
-            rejected_rows=input_info["rejected"],
+            invalid=input_info["invalid"],
         )
-        runner = Runner(job, plan, ledger, run_no, token, options.runner, input_info=input_info)
+        runner = Runner(
+            job,
+            plan,
+            ledger,
+            run_no,
+            token,
+            options.runner,
+            input_info=input_info,
+            notes=notes,
+        )
         summary = anyio.run(runner.execute, backend_options=loop_options())
         code = summary.exit_code()
         try:
@@ -163,8 +187,8 @@ def run(job: Job, options: RunOptions) -> RunResult:
 
 def _plan_locked(
     job: Job, keyer: Keyer, ledger: Ledger, options: RunOptions
-) -> tuple[Plan, dict[str, Any]]:
-    """The run's plan (work only) and the input's record, with the ledger locked."""
+) -> tuple[Plan, dict[str, Any], _InputFacts]:
+    """The run's plan (work only), the input's record and facts, with the ledger locked."""
     # What the ledger knows is read while the input is read: all three
     # mostly wait in SQLite or polars, outside the GIL (1-3 s each for a
     # million rows). The in-doubt query gets its own read-only connection.
@@ -185,13 +209,102 @@ def _plan_locked(
         "path": str(data.path),
         "sha256": data.sha256,
         "rows": data.counts.rows,
-        "rejected": data.counts.rejected,
+        "invalid": data.counts.invalid,
+        "account": account_of(data, plan).as_dict(),
     }
+    facts = _InputFacts(data.sha256, data.invalid.drop("value"), data.usable)
     # The run needs only the plan's work frame: the intake's items and the
     # pending pairs go when this returns. The work often shares their keys
     # and values (see erasure.run.plan); the rest, such as the row numbers,
     # is freed.
-    return plan.without_pending(), input_info
+    return plan.without_pending(), input_info, facts
+
+
+@dataclass(frozen=True, slots=True)
+class _InputFacts:
+    """What the run records of its input beside the plan: never a raw value."""
+
+    sha256: str
+    invalid: pl.DataFrame  # intake.INVALID_SCHEMA less ``value``
+    usable: pl.DataFrame  # (request_id, column) that held a usable value
+
+
+def invalid_events(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list[Event]:
+    """The run's ``invalid`` and ``resolved`` events (shared-events.md).
+
+    ``invalid``: one per record of this input not yet written for the same
+    (input sha256, row, column), so that a resumed run on the same file adds
+    none. ``resolved``: per (request id, column) of this input that held a
+    usable value where an earlier input's record was unresolved; a record
+    without a column (no_identifier) is resolved by any usable identifier.
+    """
+    seen = {
+        (row, column)
+        for row, column in db.execute(
+            "SELECT json_extract(detail, '$.row'), json_extract(detail, '$.column') FROM events"
+            " WHERE kind = 'invalid' AND json_extract(detail, '$.input') = ?",
+            (facts.sha256,),
+        )
+    }
+    out: list[Event] = []
+    for rec in facts.invalid.iter_rows(named=True):
+        if (rec["row"], rec["column"]) in seen:
+            continue
+        detail = {
+            "input": facts.sha256,
+            "row": rec["row"],
+            "column": rec["column"],
+            "reason": rec["reason"],
+            "words": rec["words"],
+        }
+        out.append(
+            Event(
+                Kind.INVALID,
+                run,
+                request_id=rec["request_id"],
+                db_id=rec["db_id"],
+                detail=json.dumps(detail, sort_keys=True, ensure_ascii=False),
+            )
+        )
+    out += _resolved(db, run, facts)
+    return out
+
+
+def _resolved(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list[Event]:
+    if not facts.usable.height:
+        return []
+    found = status_mod.invalid_records(db)
+    open_ = found.filter(
+        ~pl.col("resolved") & pl.col("request_id").is_not_null() & (pl.col("input") != facts.sha256)
+    )
+    if not open_.height:
+        return []
+    usable = facts.usable
+    by_column = open_.join(usable, on=["request_id", "column"], how="inner", suffix="_right")
+    any_id = open_.filter(pl.col("column").is_null()).join(
+        usable.group_by("request_id").agg(pl.col("row").min()),
+        on="request_id",
+        how="inner",
+        suffix="_right",
+    )
+    resolved = pl.concat([by_column, any_id.select(by_column.columns)], how="vertical_relaxed")
+    out: list[Event] = []
+    for (rid, column), group in resolved.group_by(["request_id", "column"], maintain_order=True):
+        detail = {
+            "column": column,
+            "input": facts.sha256,
+            "row": int(group.get_column("row_right").min()),  # type: ignore[arg-type]
+            "resolves": sorted(int(s) for s in group.get_column("seq")),
+        }
+        out.append(
+            Event(
+                Kind.RESOLVED,
+                run,
+                request_id=str(rid),
+                detail=json.dumps(detail, sort_keys=True, ensure_ascii=False),
+            )
+        )
+    return out
 
 
 def loop_options() -> dict[str, bool]:
@@ -221,8 +334,21 @@ class Status:
 
 
 def status(job: Job) -> Status:
+    running = status_mod.running(job.ledger.path)
     with _readonly(job) as db:
-        return Status(job.ledger.path, status_mod.status(db))
+        return Status(job.ledger.path, status_mod.status(db, is_running=running))
+
+
+def account_lines(account: Mapping[str, Any]) -> list[str]:
+    """``status``'s arithmetic from ``status --json``'s ``accounting`` object."""
+    return LedgerAccount(**account).lines()
+
+
+def request_status(job: Job, request_id: str) -> list[dict[str, Any]]:
+    """One request's report rows (identifiers and unresolved invalid records); [] if unknown."""
+    with _readonly(job) as db:
+        rows, _, _ = status_mod.account(db)
+    return rows.filter(pl.col("request_id") == request_id).to_dicts()
 
 
 def report(job: Job, out: Path) -> Path:

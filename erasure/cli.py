@@ -104,7 +104,12 @@ def seconds_until(hour: int, minute: int, now: datetime | None = None) -> float:
 
 def _input_arguments(parser: _Parser) -> None:
     parser.add_argument("--input", type=Path, help="the input file (overrides [input] path)")
-    parser.add_argument("--rejects", type=Path, help="where to write rejected rows (CSV)")
+    parser.add_argument(
+        "--rejects",
+        type=Path,
+        metavar="PATH",
+        help="write the raw rejected cells here (.csv or .xlsx, owner-only); nothing by default",
+    )
 
 
 def build_parser(*, with_sandbox: bool = True) -> _Parser:
@@ -160,8 +165,16 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
         help="json: one JSON object per stderr line (default when stderr is not a TTY)",
     )
 
-    p = _command(sub, "status", "Counts by outcome from the ledger, pending, in doubt, last run.")
+    p = _command(
+        sub,
+        "status",
+        "The ledger's accounting: pairs by outcome, requests complete or not and why, "
+        "unresolved invalid records, in doubt, and the last run (or the one running now).",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--request-id", metavar="ID", help="that request's identifiers, outcomes and invalid rows"
+    )
 
     p = _command(sub, "report", "Write the compliance report: .csv, .parquet, .xlsx or .html.")
     p.add_argument(
@@ -259,24 +272,24 @@ def _load(args: argparse.Namespace) -> Job:
 # ---------------------------------------------------------------- validate / run
 
 
+INVALID_LISTED = 200  # invalid records listed by validate; the rest are counted
+
+
 def _print_checked(shell: _Shell, checked: Checked) -> None:
-    c = checked.counts
-    lines: list[tuple[str, object]] = [
-        ("input", str(checked.input)),
-        ("rows", c.rows),
-        ("identifiers", c.identifiers),
-        ("valid", c.valid),
-        ("rejected", c.rejected),
-        ("duplicates", c.duplicates),
-        ("already done", checked.already_done),
-        ("to send", checked.to_send),
-    ]
+    """The input's arithmetic, then each invalid record: row, column and reason, never the cell."""
+    a = checked.account
+    shell.print(f"input: {checked.input}", *a.lines())
     if checked.in_doubt:
-        lines.append(("in doubt (sent again)", checked.in_doubt))
+        shell.print(f"in doubt (sent again): {checked.in_doubt}")
+    listed = checked.invalid.head(INVALID_LISTED)
+    for rec in listed.iter_rows(named=True):
+        ticket = f" request {rec['request_id']}" if rec["request_id"] else ""
+        shell.print(f"  invalid: row {rec['row']}{ticket}: {rec['reason']}: {rec['words']}")
+    if checked.invalid.height > listed.height:
+        more = checked.invalid.height - listed.height
+        shell.print(f"  ... and {more} more invalid records (--rejects PATH lists them all)")
     if checked.rejects is not None:
-        lines.append(("rejects file", str(checked.rejects)))
-    width = max(len(k) for k, _ in lines)
-    shell.print(*(f"{k + ':':<{width + 1}} {v}" for k, v in lines))
+        shell.print(f"rejects file (raw cells, owner-only): {checked.rejects}")
 
 
 def _input_options(args: argparse.Namespace) -> app.InputOptions:
@@ -288,8 +301,9 @@ def _input_options(args: argparse.Namespace) -> app.InputOptions:
 def cmd_validate(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import app
 
-    _print_checked(shell, app.validate(_load(args), _input_options(args)))
-    return 0
+    checked = app.validate(_load(args), _input_options(args))
+    _print_checked(shell, checked)
+    return int(checked.exit_code)
 
 
 def cmd_run(args: argparse.Namespace, shell: _Shell) -> int:
@@ -304,7 +318,7 @@ def cmd_run(args: argparse.Namespace, shell: _Shell) -> int:
         checked = app.validate(job, _input_options(args), retry_rejected=args.retry_rejected)
         _print_checked(shell, checked)
         shell.print("dry run: nothing was sent")
-        return 0
+        return int(checked.exit_code)
     deadline = None
     if args.max_duration is not None:
         deadline = time.monotonic() + args.max_duration
@@ -337,13 +351,19 @@ def _print_summary(shell: _Shell, summary: Summary, code: int, job: Job) -> None
     rate = summary.requests / summary.duration_s if summary.duration_s > 0 else 0.0
     shell.print(
         f"run {summary.run}: erased {o['erased']}, not found {o['not_found']}, "
-        f"rejected {o['rejected']}, failed {o['failed']}, pending {summary.pending}"
-        f" (in doubt {summary.in_doubt}); {summary.requests} requests in "
+        f"rejected {o['rejected']}, failed {o['failed']}, not reached {_not_reached(summary)}"
+        f" of {summary.planned_pairs} pairs to send (in doubt {summary.in_doubt});"
+        f" invalid records in the input {summary.invalid}; {summary.requests} requests in "
         f"{summary.duration_s:.1f} s ({rate:.0f}/s)",
         f"ledger: {job.ledger.path}",
         f"report: erasure report {job.path} --out report.html",
         f"exit {int(code)}: {MEANINGS.get(int(code), '')}",
     )
+
+
+def _not_reached(summary: Summary) -> int:
+    """Pairs of the plan with no outcome in this run: the rest of ``planned_pairs``."""
+    return summary.planned_pairs - sum(summary.outcomes.values())
 
 
 # ---------------------------------------------------------------- read-only
@@ -352,29 +372,57 @@ def _print_summary(shell: _Shell, summary: Summary, code: int, job: Job) -> None
 def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import app
 
-    result = app.status(_load(args))
+    job = _load(args)
+    if args.request_id is not None:
+        return _print_request(shell, app.request_status(job, args.request_id), args.json)
+    result = app.status(job)
     info = result.info
     if args.json:
         shell.print(json.dumps(info, default=str, sort_keys=True))
         return 0
+    acc = info["accounting"]
     shell.print(
         f"ledger: {result.ledger}",
-        f"total: {info['total']} (request id, identifier) pairs",
-        *(f"  {name}: {info[name]}" for name in _OUTCOME_NAMES),
-        f"in doubt: {info['in_doubt']}",
-        f"overdue: {info['overdue']}",
+        info["verdict"],
+        *app.account_lines(acc),
+        f"in doubt: {info['in_doubt']} pairs",
+        f"invalid: {info['invalid']} unresolved invalid records",
     )
+    now = info["running"]
     last = info["last_run"]
-    if last:
+    if now:
         shell.print(
-            f"last run: {last['run']} started {last['started_at']}, "
-            f"finished {last['finished_at'] or 'never (killed or still running)'}, "
+            f"running: run {now['run']} since {now['since']}, {now['in_flight']} requests in flight"
+        )
+    elif last:
+        finished = last["finished_at"] or "never (it was killed: run again to resume)"
+        shell.print(
+            f"last run: {last['run']} started {last['started_at']}, finished {finished}, "
             f"exit {last['exit_code']}; pending from its plan: {info['last_run_pending']}"
         )
     return 0
 
 
-_OUTCOME_NAMES = ("erased", "not_found", "rejected", "failed", "pending")
+def _print_request(shell: _Shell, rows: list[dict[str, object]], as_json: bool) -> int:
+    """One request's identifiers and invalid records; exit 1 when the ledger never heard of it."""
+    if as_json:
+        shell.print(json.dumps(rows, default=str, sort_keys=True))
+        return 0 if rows else 1
+    if not rows:
+        shell.print("no such request in the ledger")
+        return 1
+    for row in rows:
+        if row["outcome"] == "invalid":
+            shell.print(f"invalid: row {row['row']} column {row['column'] or '-'}: {row['reason']}")
+            continue
+        code = "" if row["error_code"] is None else f" code {row['error_code']}"
+        http = "" if row["http_status"] is None else f" HTTP {row['http_status']}"
+        doubt = " (in doubt)" if row["in_doubt"] else ""
+        shell.print(
+            f"{row['matching']} {row['key']}: {row['outcome']}{doubt}{code}{http}"
+            f" at {row['finished_at'] or '-'}"
+        )
+    return 0
 
 
 def cmd_report(args: argparse.Namespace, shell: _Shell) -> int:

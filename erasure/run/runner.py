@@ -61,6 +61,7 @@ class Options:
     record_on_stop_max: int = RECORD_ON_STOP_MAX  # unreached keys recorded on a stop, at most
     command: str = "run"  # the command whose run this is; another is named in run_started
     first_events: tuple[Event, ...] = ()  # committed with run_started (sweep: reappeared)
+    heartbeat_s: float = 10.0  # a progress log line at least this often, seconds
 
 
 class Runner:
@@ -77,9 +78,11 @@ class Runner:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         input_info: dict[str, Any] | None = None,
+        notes: Sequence[Event] = (),
     ) -> None:
         self.job = job
         self.input_info = input_info
+        self.notes = list(notes)  # invalid and resolved events, written after run_started
         self.plan = plan
         self.ledger = ledger
         self.token = token
@@ -93,6 +96,7 @@ class Runner:
             planned_keys=plan.to_send,
             already_done=plan.already_done,
             already_rejected=plan.already_rejected,
+            invalid=int((input_info or {}).get("invalid", 0)),
         )
         self.limiter = (
             RateLimiter.auto(job.run.ceiling_per_s)
@@ -103,6 +107,7 @@ class Runner:
         self._fed = 0  # rows of plan.work handed to the feeder so far
         self._withdrawn: list[WorkItem] = []
         self._bar: Any = None
+        self._in_flight = 0  # requests sent and not yet answered, now
 
     # ------------------------------------------------------------ stopping
 
@@ -165,7 +170,7 @@ class Runner:
     async def _main(self) -> None:
         job = self.job
         started = self._event(Kind.RUN_STARTED, detail=self._start_detail())
-        await self.writer.commit([started, *self.options.first_events])
+        await self.writer.commit([started, *self.options.first_events, *self.notes])
         async with make_client(job, self.token, transport=self.transport) as client:
             self.client = client
             async with anyio.create_task_group() as guard:
@@ -173,6 +178,7 @@ class Runner:
                     guard.start_soon(self._watch_signals)
                 if self.options.deadline is not None:
                     guard.start_soon(self._watch_deadline, self.options.deadline)
+                guard.start_soon(self._heartbeat)
                 try:
                     # nothing to send: no preflight, no request at all
                     if job.run.preflight and self.plan.to_send:
@@ -218,6 +224,30 @@ class Runner:
                         self._work_scope.cancel()
                 else:
                     self.request_stop(StopReason.SIGNAL, signal.Signals(signum).name)
+                    wait_s = self.job.api.timeout_s + 1.0
+                    self.log.warning(
+                        "erasure.run.interrupted",
+                        in_flight=self._in_flight,
+                        wait_s=wait_s,
+                        message=f"{self._in_flight} requests in flight: waiting up to"
+                        f" {wait_s:g} s for their answers; Ctrl-C again stops now"
+                        " (they stay in doubt, and the next run settles them)",
+                    )
+
+    async def _heartbeat(self) -> None:
+        """A log line every ``heartbeat_s`` while the run lives: a hang, a long
+        Retry-After or a backoff never looks like a dead process."""
+        while True:
+            await anyio.sleep(self.options.heartbeat_s)
+            s = self.summary
+            self.log.info(
+                "erasure.run.heartbeat",
+                done=sum(s.outcomes.values()),
+                of=s.planned_pairs,
+                in_flight=self._in_flight,
+                requests=s.requests,
+                elapsed_s=round(s.duration_s, 1),
+            )
 
     async def _watch_deadline(self, deadline: float) -> None:
         await anyio.sleep(max(0.0, deadline - time.monotonic()))
@@ -244,18 +274,30 @@ class Runner:
     # ------------------------------------------------------------ sending
 
     async def _send_once(self, request: DeleteRequest) -> altcraft.Verdict:
+        verdict, _ = await self._send_answered(request)
+        return verdict
+
+    async def _send_answered(
+        self, request: DeleteRequest
+    ) -> tuple[altcraft.Verdict, altcraft.Answer | None]:
+        """The verdict, and the answer it was judged from (None: no answer came)."""
         granted = await self.limiter.acquire()
         self.summary.requests += 1
+        self._in_flight += 1
         try:
             answer = await send(self.client, request, self.token, self.job.api.format)
         except (httpx.HTTPError, OSError) as exc:
-            verdict = altcraft.classify_exception(exc)
+            verdict: altcraft.Verdict = altcraft.classify_exception(exc)
+            answered: altcraft.Answer | None = None
         else:
             verdict = altcraft.classify(answer, self.job.api.codes)
+            answered = answer
+        finally:
+            self._in_flight -= 1
         # The shared pace follows the answers; Retry-After delays only this
         # identifier (the worker waits it out), not every other request.
         self.limiter.observe(time.monotonic() - granted, signal_of(verdict))
-        return verdict
+        return verdict, answered
 
     _work_scope: anyio.CancelScope | None = None
 
@@ -328,7 +370,7 @@ class Runner:
                 if self.stop.is_set():
                     self.writer.put([self._event(Kind.WITHDRAWN, key=item.key, attempt=attempt)])
                     return
-            verdict = await self._send_once(item.request)
+            verdict, answer = await self._send_answered(item.request)
             decision = decide(verdict, attempt, self.backoff, in_doubt=doubt, rand=random.random())
             if isinstance(decision, Finish):
                 self.writer.put(
@@ -339,6 +381,7 @@ class Runner:
                         decision.outcome,
                         decision.in_doubt,
                         verdict,
+                        answer,
                     )
                 )
                 return
