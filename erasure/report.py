@@ -53,9 +53,18 @@ _ANY = ("write_string", "write")
 _OUTCOMES = frozenset(o.value for o in Outcome)
 
 
-def table(db: sqlite3.Connection, *, now: datetime | None = None) -> pl.DataFrame:
-    """The report's rows: the contract's columns, plus the deadline's where known."""
-    rows = status_mod.pairs(db, now=now)
+def table(
+    db: sqlite3.Connection,
+    *,
+    now: datetime | None = None,
+    run: int | None = None,
+    request_id: str | None = None,
+) -> pl.DataFrame:
+    """The report's rows: the contract's columns, plus the deadline's where known.
+
+    All pairs, or only those planned by ``run``, or those of ``request_id``.
+    """
+    rows = status_mod.pairs(db, now=now, run=run, request_id=request_id)
     columns = list(status_mod.REPORT_COLUMNS)
     if rows["received_at"].is_not_null().any():
         columns += DEADLINE_COLUMNS
@@ -87,7 +96,15 @@ def requests(rows: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(pl.col(counts).cast(pl.Int64))
 
 
-def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None = None) -> None:
+def write(
+    db: sqlite3.Connection,
+    job: Job,
+    out: Path,
+    *,
+    now: datetime | None = None,
+    run: int | None = None,
+    request_id: str | None = None,
+) -> None:
     """Write the report for ``job``'s ledger to ``out``; the suffix picks the format.
 
     Raises :class:`UsageError` (64) for an unsupported suffix, a bad command
@@ -104,7 +121,7 @@ def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None =
     if not folder.is_dir():
         raise OutputError(f"cannot write the report {out}: the folder {folder} does not exist")
     now = now or datetime.now(UTC)
-    rows = table(db, now=now)
+    rows = table(db, now=now, run=run, request_id=request_id)
     try:
         # created 0600 (or 0640 for [ledger] group) before a byte is written
         with atomic_write(out, job.perms) as tmp:

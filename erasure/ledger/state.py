@@ -356,7 +356,7 @@ END;"""
 
 def create(db: sqlite3.Connection, *, with_triggers: bool = True) -> None:
     """Create the derived tables (empty, totals at zero) inside the caller's transaction."""
-    for statement in _statements(TABLES_SQL):
+    for statement in statements(TABLES_SQL):
         db.execute(statement)
     db.executemany(
         "INSERT INTO totals (name, value, last_seq) VALUES (?, 0, 0)", [(n,) for n in TOTALS]
@@ -367,11 +367,11 @@ def create(db: sqlite3.Connection, *, with_triggers: bool = True) -> None:
 
 
 def create_triggers(db: sqlite3.Connection) -> None:
-    for statement in _statements(TRIGGERS_SQL):
+    for statement in statements(TRIGGERS_SQL):
         db.execute(statement)
 
 
-def _statements(script: str) -> Iterator[str]:
+def statements(script: str) -> Iterator[str]:
     """A script's statements, one at a time (``executescript`` would commit first)."""
     buffer = ""
     for line in script.splitlines(keepends=True):
@@ -442,6 +442,15 @@ class Replay:
         # keep the newest event: the guard triggers compare with max(seq)
         self.db.execute("DELETE FROM events WHERE seq < ?", (self.last,))
 
+    def add_all(self, source: sqlite3.Connection, low: int, high: int) -> None:
+        """Replay ``source``'s events with low < seq <= high."""
+        cursor = source.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
+            (low, high),
+        )
+        while rows := cursor.fetchmany(10_000):
+            self.add(rows)
+
     def add_plain(self, rows: Iterable[tuple[int, str]]) -> None:
         self.db.executemany("INSERT INTO plain_links VALUES (?, ?)", rows)
 
@@ -458,11 +467,16 @@ def copy_rows(
     source: sqlite3.Connection, source_table: str, target: sqlite3.Connection, table: str
 ) -> None:
     """Copy every row of ``source_table`` into ``table`` (same columns), in key order."""
-    cursor = source.execute(f"SELECT * FROM {source_table} ORDER BY {ORDER[table]}")
+    cursor = source.execute(f"SELECT * FROM {source_table} ORDER BY {_order(table)}")
     width = len(cursor.description)
     insert = f"INSERT INTO {table} VALUES ({', '.join('?' * width)})"
     while batch := cursor.fetchmany(10_000):
         target.executemany(insert, batch)
+
+
+def _order(table: str) -> str:
+    """A derived table's key columns (also for its ``base_`` copy)."""
+    return ORDER[table.removeprefix("base_")]
 
 
 def compare(live: sqlite3.Connection, scratch: str) -> str | None:
@@ -490,7 +504,7 @@ def describe(table: str, row: Sequence[Any]) -> str:
 
 
 def rows_in_order(db: sqlite3.Connection, table: str) -> Iterator[tuple[Any, ...]]:
-    cursor = db.execute(f"SELECT * FROM {table} ORDER BY {ORDER[table]}")
+    cursor = db.execute(f"SELECT * FROM {table} ORDER BY {_order(table)}")
     while batch := cursor.fetchmany(10_000):
         yield from batch
 

@@ -228,6 +228,10 @@ class Ledger:
         self._insert(db, [event], 0, GENESIS, PLAIN_GENESIS)
         db.execute("COMMIT")
 
+    @property
+    def keyer(self) -> Keyer:
+        return self._keyer
+
     def _head(self) -> tuple[int, str, str]:
         """The last event's seq, keyed link and plain link (the plain one when kept)."""
         db = self._db
@@ -243,21 +247,7 @@ class Ledger:
     def _insert(
         self, db: sqlite3.Connection, events: Iterable[Event], seq: int, link: str, plain: str
     ) -> tuple[int, str, str]:
-        rows = []
-        links = []
-        at = now_iso()
-        chain = self._keyer.chain
-        for event in events:
-            seq += 1
-            data = canonical(seq, at, event)
-            link = chain(link, data)
-            plain = plain_link(plain, data)
-            rows.append((seq, at, *event, link))
-            links.append((seq, plain))
-        # the events first: their triggers fold them into the derived state
-        db.executemany(_INSERT, rows)
-        db.executemany(_INSERT_PLAIN, links)
-        return seq, link, plain
+        return insert(db, self._keyer, events, seq, link, plain)
 
     def append(self, events: Sequence[Event]) -> None:
         """Chain and commit ``events`` in one transaction (durable on return).
@@ -284,8 +274,10 @@ class Ledger:
 
     def next_run(self) -> int:
         # runs only grow, so the last event's run is the largest: no full scan
+        # (an archive record, run 0, may be last: run_state remembers the runs)
         row = self._db.execute("SELECT run FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        return int(row[0] or 0) + 1
+        (known,) = self._db.execute("SELECT max(run) FROM run_state").fetchone()
+        return max(int(row[0] or 0) if row else 0, int(known or 0)) + 1
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -302,6 +294,41 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def insert(
+    db: sqlite3.Connection,
+    keyer: Keyer,
+    events: Iterable[Event],
+    seq: int,
+    link: str,
+    plain: str,
+) -> tuple[int, str, str]:
+    """Chain ``events`` after (seq, link, plain) and insert them; the new head.
+
+    Inside the caller's transaction. The events go first: their triggers
+    fold them into the derived state; then their plain links.
+    """
+    rows = []
+    links = []
+    at = now_iso()
+    chain = keyer.chain
+    for event in events:
+        seq += 1
+        data = canonical(seq, at, event)
+        link = chain(link, data)
+        plain = plain_link(plain, data)
+        rows.append((seq, at, *event, link))
+        links.append((seq, plain))
+    db.executemany(_INSERT, rows)
+    db.executemany(_INSERT_PLAIN, links)
+    return seq, link, plain
+
+
+def create_schema(db: sqlite3.Connection) -> None:
+    """The events' schema (meta, events, their triggers, the runs view), in a transaction."""
+    for statement in state.statements(_SCHEMA):
+        db.execute(statement)
 
 
 def max_pages_from_env() -> int | None:
