@@ -1,9 +1,11 @@
 """Reading the ledger's events for receipts and sweeps: own SQL, read-only.
 
 The events table's columns are :data:`COLUMNS` (see :mod:`erasure.ledger`).
-Until the ledger stores its plain SHA-256 chain, the plain links are
-computed here, over the same canonical bytes the keyed chain covers, in seq
-order: exactly what the stored column will hold.
+Each event comes with the plain SHA-256 link the ledger stored for it
+(``plain_links``), so that a checker recomputing the chain finds a stored
+link that was changed. A ledger written before the plain chain existed, and
+not yet migrated by a run, has none: its links are computed here, over the
+same canonical bytes the keyed chain covers, in seq order.
 """
 
 from __future__ import annotations
@@ -29,19 +31,27 @@ _IDENTITY = ("db_id", "matching", "resource_id", "field_name", "received_at")
 
 def ledger_events(db: sqlite3.Connection, *, up_to: int | None = None) -> Iterator[LedgerEvent]:
     """Every event (up to seq ``up_to``), oldest first, with its plain chain link."""
-    sql = f"SELECT {', '.join(COLUMNS)} FROM events"
+    stored = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'plain_links'"
+    ).fetchone()
+    columns = ", ".join(f"e.{c}" for c in COLUMNS)
+    sql = (
+        f"SELECT {columns}, p.link FROM events e LEFT JOIN plain_links p ON p.seq = e.seq"
+        if stored
+        else f"SELECT {columns}, NULL FROM events e"
+    )
     params: tuple[Any, ...] = ()
     if up_to is not None:
-        sql += " WHERE seq <= ?"
+        sql += " WHERE e.seq <= ?"
         params = (up_to,)
     link = PLAIN_GENESIS
-    cursor = db.execute(sql + " ORDER BY seq", params)
+    cursor = db.execute(sql + " ORDER BY e.seq", params)
     while rows := cursor.fetchmany(10_000):
-        for row in rows:
+        for *row, kept in rows:
             seq, at, *values, _keyed = row
             data = ledger_mod.canonical(seq, at, values)
-            link = plain_link(link, data)
-            yield LedgerEvent(seq, data, fields_of(row), link)
+            link = plain_link(link, data) if kept is None else kept
+            yield LedgerEvent(seq, data, fields_of(tuple(row)), link)
 
 
 def fields_of(row: tuple[Any, ...]) -> dict[str, Any]:

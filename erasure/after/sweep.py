@@ -29,7 +29,7 @@ import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import polars as pl
@@ -275,8 +275,7 @@ def _event(run: int, m: Match, db_id: int) -> Event:
     if m.decision is Decision.DELETED:
         detail["delete_key"] = m.delete_key
     return Event(
-        # the ledger's Kind gains ``reappeared`` with the ledger's own change
-        cast(Kind, REAPPEARED),
+        Kind.REAPPEARED,
         run,
         key=m.key,
         request_id=m.request_id,
