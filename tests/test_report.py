@@ -24,7 +24,7 @@ from erasure.status import REPORT_COLUMNS, status
 from tests.conftest import LEDGER_KEY
 
 KEYER = Keyer(LEDGER_KEY.encode())
-COLUMNS = [*REPORT_COLUMNS, "row", "column", "reason", "deadline", "overdue"]
+COLUMNS = [*REPORT_COLUMNS, "row", "column", "reason", "deadline", "overdue", "reappeared"]
 A, B, C, D, E, F, G = (ch * 32 for ch in "abcdef0")
 OLD = (datetime.now(UTC) - timedelta(days=90)).isoformat()  # deadline long passed
 NEW = (datetime.now(UTC) - timedelta(days=1)).isoformat()  # deadline ahead
@@ -198,7 +198,7 @@ def test_xlsx_has_summary_identifiers_requests_and_runs(
 ) -> None:
     out = _write(db, job, tmp_path / "r.xlsx")
     sheets = pl.read_excel(out, sheet_id=0)
-    assert list(sheets) == ["Summary", "Identifiers", "Requests", "Runs"]
+    assert list(sheets) == ["Summary", "Identifiers", "Requests", "Reappeared", "Runs"]
     ids = sheets["Identifiers"]
     assert ids.columns == COLUMNS
     assert ids.height == 8

@@ -74,6 +74,14 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
         },
         "verdict": "3 of 6 requests are incomplete: 1 with a rejected identifier,"
         " 2 still open (pending or failed).",
+        "reappeared": {  # no sweep has found a profile that came back
+            "profiles": 0,
+            "by_profile_id": 0,
+            "by_identifier": 0,
+            "erased_again": 0,
+            "delete_open": 0,
+            "waiting": 0,
+        },
         "running": None,
         "last_run": {
             "run": 2,
@@ -171,6 +179,17 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
                 0,
             ),
             "verdict": "The ledger holds no request yet.",
+            "reappeared": dict.fromkeys(
+                (
+                    "profiles",
+                    "by_profile_id",
+                    "by_identifier",
+                    "erased_again",
+                    "delete_open",
+                    "waiting",
+                ),
+                0,
+            ),
             "running": None,
             "last_run": None,
             "last_run_pending": None,
