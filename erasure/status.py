@@ -12,6 +12,8 @@ import fcntl
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -389,10 +391,36 @@ def request_states(
     )
 
 
+@contextmanager
+def snapshot(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One read transaction around several queries, so that they see the same ledger.
+
+    Outside a transaction each SELECT sees the ledger as it is at that
+    moment; while a run commits between two of them, a view could count the
+    requests in flight from the later read and the pairs from the earlier one
+    (none yet). A nested use joins the outer transaction.
+    """
+    if db.in_transaction:
+        yield db
+        return
+    db.execute("BEGIN")
+    try:
+        yield db
+    finally:
+        db.rollback()  # read-only: nothing to keep
+
+
 def account(
     db: sqlite3.Connection, *, now: datetime | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, LedgerAccount]:
     """The report's rows, the requests' states and the ledger's accounting, from one read."""
+    with snapshot(db):
+        return _account(db, now=now)
+
+
+def _account(
+    db: sqlite3.Connection, *, now: datetime | None
+) -> tuple[pl.DataFrame, pl.DataFrame, LedgerAccount]:
     table = pairs(db, now=now)
     invalid = invalid_records(db)
     rows = report_rows(table, invalid, reappeared_records(db))
@@ -480,8 +508,20 @@ def status(
 
     ``table`` is :func:`pairs`' result when the caller already has it.
     ``is_running``: a run holds the ledger now (:func:`running`); its
-    unanswered requests are then "in flight", not in doubt.
+    unanswered requests are then "in flight", not in doubt. Every count comes
+    from one :func:`snapshot` of the ledger.
     """
+    with snapshot(db):
+        return _status(db, now=now, table=table, is_running=is_running)
+
+
+def _status(
+    db: sqlite3.Connection,
+    *,
+    now: datetime | None,
+    table: pl.DataFrame | None,
+    is_running: bool,
+) -> dict[str, Any]:
     events = _planned(db)
     table = _pairs(db, events, now=now) if table is None else table
     history = runs(db)
