@@ -420,6 +420,15 @@ def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
         f"in doubt: {info['in_doubt']} pairs",
         f"invalid: {info['invalid']} unresolved invalid records",
     )
+    came_back = info["reappeared"]
+    if came_back["profiles"]:
+        shell.print(
+            f"reappeared: {came_back['profiles']} profiles came back after erasure "
+            f"({came_back['by_profile_id']} by profile id, {came_back['by_identifier']} by "
+            f"identifier only): {came_back['erased_again']} erased again, "
+            f"{came_back['waiting']} waiting for a decision, {came_back['delete_open']} "
+            "deleted with no final answer yet"
+        )
     now = info["running"]
     last = info["last_run"]
     if now:
@@ -450,6 +459,7 @@ def _print_request(shell: _Shell, rows: list[dict[str, object]], as_json: bool) 
         code = "" if row["error_code"] is None else f" code {row['error_code']}"
         http = "" if row["http_status"] is None else f" HTTP {row['http_status']}"
         doubt = " (in doubt)" if row["in_doubt"] else ""
+        doubt += " (reappeared: found again by sweep)" if row.get("reappeared") else ""
         shell.print(
             f"{row['matching']} {row['key']}: {row['outcome']}{doubt}{code}{http}"
             f" at {row['finished_at'] or '-'}"

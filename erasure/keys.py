@@ -48,7 +48,7 @@ from collections.abc import Iterable
 
 from erasure.errors import ConfigError
 
-NORMALISATION_VERSION = "n1"  # erasure.normalize rules
+NORMALISATION_VERSION = "n1"  # erasure.intake.normalize rules
 DERIVATION_VERSION = "d2"  # the derivation of new ledgers (see the module's docstring)
 DERIVATIONS = ("d1", "d2")  # every derivation this release can compute, oldest first
 # The layout of the keyed message, the first field of every message: it has

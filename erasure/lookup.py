@@ -7,8 +7,8 @@ needs the identifier to be stored anywhere.
 
 from __future__ import annotations
 
-from erasure import normalize
 from erasure.errors import UsageError
+from erasure.intake import normalize
 from erasure.job import Job
 from erasure.keys import Keyer, message_prefix
 

@@ -7,10 +7,13 @@ the ledger key to compute the key of the identifier asked about.
 
 from __future__ import annotations
 
+import enum
 import fcntl
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -215,12 +218,16 @@ def invalid_records(db: sqlite3.Connection) -> pl.DataFrame:
 INVALID_COLUMNS = ("row", "column", "reason")  # the report's columns for invalid records
 
 
-def report_rows(pairs_: pl.DataFrame, invalid: pl.DataFrame) -> pl.DataFrame:
+def report_rows(
+    pairs_: pl.DataFrame, invalid: pl.DataFrame, came_back: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """:func:`pairs` and the unresolved invalid records as one table, in the report's columns.
 
     An invalid record is a row with outcome ``invalid``, an empty key and its
     ``row``, ``column`` and ``reason`` (a code); never the cell. Rows are
     grouped by request, in the order each request first appears.
+    ``came_back`` is :func:`reappeared_records`' table: the pairs it names
+    carry ``reappeared = true`` (false elsewhere).
     """
     open_ = invalid.filter(~pl.col("resolved"))
     bad = open_.select(
@@ -240,10 +247,118 @@ def report_rows(pairs_: pl.DataFrame, invalid: pl.DataFrame) -> pl.DataFrame:
     first = both.group_by("request_id", maintain_order=True).agg(pl.col("order").min().alias("g"))
     both = both.join(first, on="request_id", how="left", nulls_equal=True, maintain_order="left")
     both = both.sort("g", "order", maintain_order=True)
-    return both.select(*REPORT_COLUMNS, *INVALID_COLUMNS, *_DEADLINE_EXTRA)
+    flagged = _reappeared_pairs(came_back)
+    both = both.join(
+        flagged, on=["request_id", "key"], how="left", nulls_equal=True, maintain_order="left"
+    ).with_columns(pl.col(REAPPEARED_COLUMN).fill_null(False))
+    return both.select(*REPORT_COLUMNS, *INVALID_COLUMNS, *_DEADLINE_EXTRA, REAPPEARED_COLUMN)
 
 
 _DEADLINE_EXTRA = ("received_at", "deadline", "overdue")
+REAPPEARED_COLUMN = "reappeared"  # the report's last column: a profile sweep found again
+
+
+def reappeared_records(db: sqlite3.Connection) -> pl.DataFrame:
+    """Every ``reappeared`` event (:func:`erasure.after.sweep.reappeared`), oldest first.
+
+    Plus ``first_erased_key``: the key of the outcome that first erased the
+    profile (for a match by profile id, the event's own key is the profile
+    id's, so the request's original identifier is found through this one).
+    """
+    from erasure.after.sweep import reappeared  # the sweep owns the event's shape
+
+    found = reappeared(db)
+    firsts = ledger_mod.frame(
+        db,
+        "SELECT seq, key FROM events WHERE seq IN "
+        "(SELECT json_extract(detail, '$.first_erased_seq') FROM events "
+        "WHERE kind = 'reappeared')",
+        {"first_erased_seq": pl.Int64, "first_erased_key": pl.String},
+    )
+    return found.join(firsts, on="first_erased_seq", how="left", maintain_order="left")
+
+
+def _reappeared_pairs(came_back: pl.DataFrame | None) -> pl.DataFrame:
+    """(request_id, key) pairs of profiles found again: the key that matched and the delete's."""
+    schema = {"request_id": pl.String, "key": pl.String}
+    if came_back is None or not came_back.height:
+        return pl.DataFrame(schema=schema).with_columns(pl.lit(True).alias(REAPPEARED_COLUMN))
+    matched = pl.concat(
+        [
+            came_back.select("request_id", "key"),
+            came_back.select("request_id", pl.col("first_erased_key").alias("key")),
+        ]
+    ).drop_nulls("key")
+    deleted = came_back.filter(pl.col("delete_key").is_not_null()).select(
+        "request_id", pl.col("delete_key").alias("key")
+    )
+    return (
+        pl.concat([matched, deleted])
+        .unique(maintain_order=True)
+        .with_columns(pl.lit(True).alias(REAPPEARED_COLUMN))
+    )
+
+
+class CameBack(enum.StrEnum):
+    """Where a profile found again by ``sweep`` stands now: a closed set."""
+
+    # Deleted again by profile id, and the service confirmed it.
+    ERASED_AGAIN = "erased_again"
+    # Deleted again, but that delete has no final erased/not_found yet (the next sweep retries).
+    DELETE_OPEN = "delete_open"
+    # Shares only an identifier with an erased request: a person decides.
+    WAITING = "waiting"
+
+
+def reappeared_profiles(came_back: pl.DataFrame) -> pl.DataFrame:
+    """One row per profile found again (db_id, profile_id), its latest state, oldest first.
+
+    Columns: db_id, profile_id, request_id, match (profile_id | identifier),
+    first_erased_at, found_at (the first sweep that found it), erased_again_at
+    (null until erased again), ``now`` (:class:`CameBack`).
+    """
+    schema = {
+        "db_id": pl.Int64,
+        "profile_id": pl.String,
+        "request_id": pl.String,
+        "match": pl.String,
+        "first_erased_at": pl.String,
+        "found_at": pl.String,
+        "erased_again_at": pl.String,
+        "now": pl.String,
+    }
+    if not came_back.height:
+        return pl.DataFrame(schema=schema)
+    done = pl.col("outcome").is_in([Outcome.ERASED.value, Outcome.NOT_FOUND.value])
+    latest = came_back.group_by("db_id", "profile_id", maintain_order=True).agg(
+        pl.col("request_id").first(),
+        pl.col("match").first(),
+        pl.col("first_erased_at").first(),
+        pl.col("at").min().alias("found_at"),
+        pl.col("erased_again_at").filter(done).max().alias("erased_again_at"),
+        pl.col("decision").last().alias("decision"),
+        done.any().alias("done"),
+    )
+    now = (
+        pl.when(pl.col("done"))
+        .then(pl.lit(CameBack.ERASED_AGAIN.value))
+        .when(pl.col("decision") == "waiting")
+        .then(pl.lit(CameBack.WAITING.value))
+        .otherwise(pl.lit(CameBack.DELETE_OPEN.value))
+    )
+    return latest.with_columns(now.alias("now")).select(*schema)
+
+
+def reappeared_counts(profiles: pl.DataFrame) -> dict[str, int]:
+    """``status``'s ``reappeared``: profiles found again, by match and by where they stand."""
+    by_match = dict(profiles.group_by("match").len().iter_rows()) if profiles.height else {}
+    by_now = dict(profiles.group_by("now").len().iter_rows()) if profiles.height else {}
+    return {
+        "profiles": profiles.height,
+        "by_profile_id": int(by_match.get("profile_id", 0)),
+        "by_identifier": int(by_match.get("identifier", 0)),
+        **{state.value: int(by_now.get(state.value, 0)) for state in CameBack},
+    }
 
 
 def request_states(
@@ -307,13 +422,39 @@ def request_states(
     )
 
 
+@contextmanager
+def snapshot(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One read transaction around several queries, so that they see the same ledger.
+
+    Outside a transaction each SELECT sees the ledger as it is at that
+    moment; while a run commits between two of them, a view could count the
+    requests in flight from the later read and the pairs from the earlier one
+    (none yet). A nested use joins the outer transaction.
+    """
+    if db.in_transaction:
+        yield db
+        return
+    db.execute("BEGIN")
+    try:
+        yield db
+    finally:
+        db.rollback()  # read-only: nothing to keep
+
+
 def account(
     db: sqlite3.Connection, *, now: datetime | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, LedgerAccount]:
     """The report's rows, the requests' states and the ledger's accounting, from one read."""
+    with snapshot(db):
+        return _account(db, now=now)
+
+
+def _account(
+    db: sqlite3.Connection, *, now: datetime | None
+) -> tuple[pl.DataFrame, pl.DataFrame, LedgerAccount]:
     table = pairs(db, now=now)
     invalid = invalid_records(db)
-    rows = report_rows(table, invalid)
+    rows = report_rows(table, invalid, reappeared_records(db))
     states = request_states(rows, now=now)
     resolved = int(invalid["resolved"].sum()) if invalid.height else 0
     return rows, states, ledger_account(table, states, invalid.height - resolved, resolved)
@@ -402,8 +543,20 @@ def status(
 
     ``table`` is :func:`pairs`' result when the caller already has it.
     ``is_running``: a run holds the ledger now (:func:`running`); its
-    unanswered requests are then "in flight", not in doubt.
+    unanswered requests are then "in flight", not in doubt. Every count comes
+    from one :func:`snapshot` of the ledger.
     """
+    with snapshot(db):
+        return _status(db, now=now, table=table, is_running=is_running)
+
+
+def _status(
+    db: sqlite3.Connection,
+    *,
+    now: datetime | None,
+    table: pl.DataFrame | None,
+    is_running: bool,
+) -> dict[str, Any]:
     events = _planned(db)
     table = _pairs(db, events, now=now) if table is None else table
     history = runs(db)
@@ -420,6 +573,7 @@ def status(
     states = request_states(rows, now=now)
     resolved = int(invalid["resolved"].sum()) if invalid.height else 0
     acc = ledger_account(table, states, invalid.height - resolved, resolved)
+    came_back = reappeared_counts(reappeared_profiles(reappeared_records(db)))
     counts = dict(table.group_by("outcome").len().iter_rows())
     last_plan = _last_plan_pending(db, table, events)
     head = db.execute("SELECT seq, link FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -435,6 +589,7 @@ def status(
         "requests": acc.requests,
         "accounting": acc.as_dict(),
         "verdict": acc.verdict,
+        "reappeared": came_back,
         "running": run_now,
         "last_run": last,
         "last_run_pending": last_plan,

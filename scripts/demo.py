@@ -7,6 +7,12 @@ sandbox and prints where the report is and what the exit code means.
 Everything it writes goes to demo-out/ (removed at the start, so the demo
 can be run again).
 
+The request file is sample_data/requests.csv with its dates moved to the
+last four weeks (each cell keeps its own format; cells that are not dates
+stay as they are), so that the report's deadlines mean something today; one
+request, :data:`LATE`, is dated 45 days back on purpose, so that the report
+shows what a request finished after its deadline looks like.
+
 Then, after the delete (issue 15): the sandbox restores a backup (a few
 erased profiles come back with their ids), ``sweep`` finds them in an
 export and erases them again, ``screen`` cleans a new import file of the
@@ -24,12 +30,44 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from erasure.errors import MEANINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo-out"
+REQUESTS = OUT / "requests.csv"  # jobs/demo.toml reads it; written by requests_as_of()
+LEDGER_KEY = "demo-ledger-key-not-for-production"  # jobs/demo.toml's "try it by hand" uses it
+LATE = "DSR-20240002"  # received 45 days ago: finished late, on purpose
+_FORMATS = ("%d.%m.%Y", "%Y-%m-%d")  # the sample's two date spellings, each kept as it was
+
+
+def requests_as_of(
+    today: date, source: Path = ROOT / "sample_data" / "requests.csv", out: Path = REQUESTS
+) -> Path:
+    """The sample requests with received_at moved to the four weeks before ``today``.
+
+    The sample is dated 1-28 May 2024: day N becomes ``today - (29 - N)`` days,
+    so that every deadline (30 days) is still ahead, except :data:`LATE`'s.
+    """
+    with source.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+        fields = list(rows[0])
+    for row in rows:
+        for spelling in _FORMATS:
+            try:
+                was = datetime.strptime(row["received_at"].strip(), spelling).date()
+            except ValueError:
+                continue
+            moved = today - timedelta(days=45 if row["ticket"] == LATE else 29 - was.day)
+            row["received_at"] = moved.strftime(spelling)
+            break
+    with out.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
 
 
 def erasure(*args: str, env: dict[str, str]) -> int:
@@ -43,7 +81,9 @@ def main() -> int:
     OUT.mkdir()
     env = dict(os.environ)
     env.setdefault("ALTCRAFT_TOKEN", "sandbox-token")
-    env.setdefault("ERASURE_LEDGER_KEY", "demo-ledger-key-not-for-production")
+    env.setdefault("ERASURE_LEDGER_KEY", LEDGER_KEY)
+    requests_as_of(date.today())
+    print(f"requests: {REQUESTS} (dates moved to the last four weeks; {LATE} is 45 days old)")
     sandbox = subprocess.Popen(
         [
             sys.executable,
@@ -83,7 +123,6 @@ def main() -> int:
         print(f"sandbox: {url} (sample profiles, 8% 5xx and 5% 429 answers)")
         job = (ROOT / "jobs" / "demo.toml").read_text(encoding="utf-8")
         job = re.sub(r'base_url = "[^"]*"', f'base_url = "{url}"', job)
-        job = job.replace('"../sample_data/', f'"{ROOT}/sample_data/')
         job_path = OUT / "demo.toml"
         job += AFTER.format(key=OUT / "receipts.key")
         job_path.write_text(job, encoding="utf-8")
@@ -100,6 +139,14 @@ def main() -> int:
         sandbox.wait(timeout=10)
     print()
     print(f"report: {report}")
+    print(
+        f"{LATE} was received 45 days ago on purpose: the report lists it under "
+        "'Overdue identifiers' and counts it as finished late."
+    )
+    print(
+        "Try it by hand: .venv/bin/erasure status jobs/demo.toml "
+        f"(with ERASURE_LEDGER_KEY={LEDGER_KEY} for verify, lookup and run)"
+    )
     print(f"run exit code {code}: {MEANINGS.get(code, 'see the README, Exit codes')}")
     return 0 if code in (0, 1) else code
 

@@ -149,12 +149,12 @@ def test_firsts_equal_unique(
     frame = pl.DataFrame(rows, schema={"a": pl.String, "n": pl.Int64, "b": pl.String}, orient="row")
     subset = [c for i, c in enumerate(["a", "n", "b"]) if pick >> i & 1]
     expected = frame.unique(subset=subset, keep="first", maintain_order=True)
-    assert frame.filter(intake._firsts(frame, subset)).equals(expected, null_equal=True)
+    assert frame.filter(intake.assemble._firsts(frame, subset)).equals(expected, null_equal=True)
 
 
 def test_keys_in_chunks_equal_keys_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keyed three values at a time, one prefix or several: the keys of Keyer.key."""
-    monkeypatch.setattr(intake, "_KEY_CHUNK", 3)
+    monkeypatch.setattr(intake.assemble, "_KEY_CHUNK", 3)
     lines = ["email,phone"] + [f"p{i}@x.io,+7916{i:07d}" for i in range(11)]
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     for columns in ({"email": "email"}, {"email": "email", "phone": "phone"}):

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from erasure import normalize
-from erasure.normalize import Invalid
+from erasure.intake import normalize
+from erasure.intake.normalize import Invalid
 from tests.conftest import LONG
 
 # ---------------------------------------------------------------- emails

@@ -24,7 +24,7 @@ from erasure.status import REPORT_COLUMNS, status
 from tests.conftest import LEDGER_KEY
 
 KEYER = Keyer(LEDGER_KEY.encode())
-COLUMNS = [*REPORT_COLUMNS, "row", "column", "reason", "deadline", "overdue"]
+COLUMNS = [*REPORT_COLUMNS, "row", "column", "reason", "deadline", "overdue", "reappeared"]
 A, B, C, D, E, F, G = (ch * 32 for ch in "abcdef0")
 OLD = (datetime.now(UTC) - timedelta(days=90)).isoformat()  # deadline long passed
 NEW = (datetime.now(UTC) - timedelta(days=1)).isoformat()  # deadline ahead
@@ -198,7 +198,7 @@ def test_xlsx_has_summary_identifiers_requests_and_runs(
 ) -> None:
     out = _write(db, job, tmp_path / "r.xlsx")
     sheets = pl.read_excel(out, sheet_id=0)
-    assert list(sheets) == ["Summary", "Identifiers", "Requests", "Runs"]
+    assert list(sheets) == ["Summary", "Identifiers", "Requests", "Reappeared", "Runs"]
     ids = sheets["Identifiers"]
     assert ids.columns == COLUMNS
     assert ids.height == 8
@@ -430,3 +430,85 @@ def test_without_request_ids_the_page_speaks_of_identifiers(
     ]
     assert "1 of 1 requests are incomplete: 1 still open (pending or failed)." in page
     assert page_counts(page)["requests"] == 1  # the rows without a request id share one
+
+
+def test_xlsx_moments_are_dates_and_settings_are_words(
+    db: sqlite3.Connection, job: job_mod.Job, tmp_path: Path
+) -> None:
+    """Excel gets real dates and times (it can sort and filter them), and settings in words."""
+    out = _write(db, job, tmp_path / "r.xlsx")
+    ids = pl.read_excel(out, sheet_name="Identifiers")
+    assert ids.schema["first_attempt_at"] == pl.Datetime("ms")
+    assert ids.schema["finished_at"] == pl.Datetime("ms")
+    assert ids.schema["deadline"] == pl.Date
+    row = _by_key(ids)[("T2", C)]
+    ledger_at = report.table(db).filter(pl.col("key") == C)["finished_at"].item()
+    in_utc = datetime.fromisoformat(ledger_at).astimezone(UTC).replace(tzinfo=None)
+    assert abs(row["finished_at"] - in_utc) < timedelta(milliseconds=1)  # Excel keeps ms
+    runs = pl.read_excel(out, sheet_name="Runs")
+    assert runs.schema["started_at"] == pl.Datetime("ms")
+    summary = dict(pl.read_excel(out, sheet_name="Summary").cast(pl.String).iter_rows())
+    assert summary["setting: Preflight check"].startswith("yes: one delete")
+    assert summary["setting: Request id column"] == "none (identifiers are not tied to requests)"
+    assert summary["setting: Database"] == "database 1"
+    assert summary["setting: Error codes"].startswith("not found (nothing to erase): error 404;")
+    said = " ".join(v for k, v in summary.items() if k.startswith("setting: "))
+    for python in ("True", "False", "None", "[", "{"):
+        assert python not in said, python
+
+
+def test_html_settings_are_words(db: sqlite3.Connection, job: job_mod.Job, tmp_path: Path) -> None:
+    page = _write(db, job, tmp_path / "r.html").read_text(encoding="utf-8")
+    settings = page[page.index('id="settings"') : page.index('id="integrity"')]
+    assert "at most 8 per identifier per run" in settings
+    assert "errors 401, 403" in settings
+    for python in ("True", "False", "None", "[4", "{'"):
+        assert python not in settings, python
+
+
+def test_html_past_its_row_limit_writes_every_row_to_csv(
+    db: sqlite3.Connection, job: job_mod.Job, tmp_path: Path
+) -> None:
+    """The contract's 100,000, made small: the page shows the first rows and names the CSV."""
+    out = tmp_path / "big.html"
+    report.write(db, job, out, html_rows_max=3)
+    page = out.read_text(encoding="utf-8")
+    spill = tmp_path / "big.csv"
+    top = page[: page.index('id="summary"')]
+    assert f"the first 3 of 8 rows; every row is in <code>{spill}</code>" in top
+    every = page[page.index('id="all"') : page.index('id="runs"')]
+    assert every.count("<tr>") == 1 + 3
+    frame = pl.read_csv(spill, infer_schema=False)
+    assert frame.columns == COLUMNS and frame.height == 8
+    assert frame["key"].to_list() == report.table(db)["key"].to_list()
+    assert (spill.stat().st_mode & 0o777) == (out.stat().st_mode & 0o777) == 0o600
+    report.write(db, job, tmp_path / "small.html", html_rows_max=8)  # at the limit: no spill
+    assert not (tmp_path / "small.csv").exists()
+
+
+def test_an_empty_received_at_is_no_deadline_not_an_error(
+    write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A request without a received-at has no deadline: said in words, never overdue."""
+    with L.Ledger(tmp_path / "ledger.sqlite", KEYER) as led:
+        led.append(
+            [
+                _started(1),
+                _planned(1, "T1", A, OLD),
+                _planned(1, "T2", B, None),
+                _ev(L.Kind.SENT, 1, key=A, attempt=1),
+                _outcome(1, "T1", A, "erased"),
+            ]
+        )
+    job = job_mod.load(write_job())
+    with closing(L.open_readonly(job.ledger.path)) as db:
+        page = _write(db, job, tmp_path / "r.html").read_text(encoding="utf-8")
+        xlsx = _write(db, job, tmp_path / "r.xlsx")
+        rows = _by_key(report.table(db))
+        info = status(db)
+    assert rows[("T2", B)]["deadline"] is None and rows[("T2", B)]["overdue"] is None
+    assert info["overdue"] == 1 and info["invalid"] == 0  # T1 finished late; T2 is no error
+    every = page[page.index('id="all"') : page.index('id="runs"')]
+    assert every.count("no deadline") == 1
+    sheet = pl.read_excel(xlsx, sheet_name="Identifiers", schema_overrides={"deadline": pl.String})
+    assert _by_key(sheet)[("T2", B)]["deadline"] == "no deadline"

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from unittest.mock import ANY
 
 import pytest
 
+from erasure import cli, status
 from erasure import ledger as L
-from erasure import status
+from erasure.run import Options
+from tests import e2e
+from tests.sandbox_fixture import Sandbox
 from tests.test_report import KEYER, A, B, C, D, E, F, G, _ev, _outcome, _planned, build_ledger
 
 NOW = datetime.now(UTC)
@@ -74,6 +80,14 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
         },
         "verdict": "3 of 6 requests are incomplete: 1 with a rejected identifier,"
         " 2 still open (pending or failed).",
+        "reappeared": {  # no sweep has found a profile that came back
+            "profiles": 0,
+            "by_profile_id": 0,
+            "by_identifier": 0,
+            "erased_again": 0,
+            "delete_open": 0,
+            "waiting": 0,
+        },
         "running": None,
         "last_run": {
             "run": 2,
@@ -171,6 +185,17 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
                 0,
             ),
             "verdict": "The ledger holds no request yet.",
+            "reappeared": dict.fromkeys(
+                (
+                    "profiles",
+                    "by_profile_id",
+                    "by_identifier",
+                    "erased_again",
+                    "delete_open",
+                    "waiting",
+                ),
+                0,
+            ),
             "running": None,
             "last_run": None,
             "last_run_pending": None,
@@ -234,3 +259,61 @@ def test_a_stopped_run_counts_its_unrecorded_keys_as_pending(tmp_path: Path) -> 
         info["last_run_pending"],  # B, and the five never recorded
         info["last_run"]["stop_reason"],
     )
+
+
+def test_status_while_a_run_is_going(
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every request hangs at the service: status says running, since when, how many in
+    flight, and counts none of them in doubt (they are not: their run is still waiting)."""
+    sandbox = sandbox_factory(generate_count=3, hang=1.0, hang_s=3.0)
+    e2e.emails_csv(tmp_path / "in.csv", range(3))
+    job = e2e.job(
+        write_job,
+        sandbox.url,
+        api={"timeout_s": 30},
+        run={"concurrency": 3, "preflight": False},
+    )
+    exit_codes: list[int] = []
+    options = Options(install_signal_handlers=False)
+    runner = threading.Thread(target=lambda: exit_codes.append(e2e.run_with(job, options)))
+    runner.start()
+    try:
+        info = _status_when(
+            job, capsys, lambda i: bool(i["running"]) and i["running"]["in_flight"] == 3
+        )
+        assert info["running"]["run"] == info["last_run"]["run"] == 1
+        assert info["running"]["since"] == info["last_run"]["started_at"]
+        assert (info["in_doubt"], info["pending"], info["total"]) == (0, 3, 3), info
+        assert info["accounting"]["in_doubt"] == 0
+        assert 0 == cli.main(["status", str(job)])
+        out = capsys.readouterr().out
+        assert f"running: run 1 since {info['running']['since']}, 3 requests in flight" in out
+        assert "in doubt: 0 pairs" in out and "finished never" not in out
+    finally:
+        sandbox.configure(hang=0.0)  # the hangs end (closed after hang_s); the retries answer
+        runner.join(timeout=60)
+    assert exit_codes == [0]
+    assert 0 == cli.main(["status", str(job), "--json"])
+    after = json.loads(capsys.readouterr().out)
+    assert after["running"] is None and after["erased"] == 3
+
+
+def _status_when(
+    job: Path, capsys: pytest.CaptureFixture[str], ready: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """``status --json`` once ``ready`` holds (the run is in another thread: we watch its
+    ledger, as a person would; 20 s at most)."""
+    deadline = time.monotonic() + 20
+    while True:
+        # 66 until the run created its ledger, 78 while it writes the ledger's first tables
+        code = cli.main(["status", str(job), "--json"])
+        out = capsys.readouterr().out
+        info: dict[str, Any] = json.loads(out) if code == 0 else {}
+        if info and ready(info):
+            return info
+        assert code in (0, 66, 78) and time.monotonic() < deadline, f"never ready: {code} {out}"
+        time.sleep(0.05)  # polling another thread's ledger; there is no event to wait on

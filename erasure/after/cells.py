@@ -2,7 +2,7 @@
 
 Shared by ``screen`` (a new import file) and ``sweep`` (an Altcraft export):
 the file is opened by the intake's own reader (any format ``run`` reads),
-each mapped column is normalised by :mod:`erasure.normalize`, and each
+each mapped column is normalised by :mod:`erasure.intake.normalize`, and each
 distinct normalised value is keyed under every (db_id, resource_id, field)
 combination that finished requests used, so that a match means the very
 key the ledger recorded.
@@ -21,9 +21,8 @@ from pathlib import Path
 
 import polars as pl
 
-from erasure import normalize
 from erasure.errors import InputUnusable
-from erasure.intake import _as_text, _find, _read_table, _Table
+from erasure.intake import Table, as_text, find_column, normalize, read_table
 from erasure.job import Columns, Matching
 from erasure.keys import Keyer, message_prefix
 
@@ -94,7 +93,7 @@ def identities(finished: pl.DataFrame) -> list[Identity]:
     return [Identity(*row) for row in combos.iter_rows()]
 
 
-def open_file(path: Path, columns: Columns, *, partial: bool = False) -> tuple[_Table, list[Spec]]:
+def open_file(path: Path, columns: Columns, *, partial: bool = False) -> tuple[Table, list[Spec]]:
     """The file, opened lazily, and where its identifier columns are.
 
     With ``partial``, mapped columns the file lacks are left out (an import
@@ -102,7 +101,7 @@ def open_file(path: Path, columns: Columns, *, partial: bool = False) -> tuple[_
     is there. Raises FileMissing (66) or InputUnusable (65), as the intake does.
     """
     wanted = {c.casefold() for c in _names(columns)} or {"email", "phone", "profile_id"}
-    table = _read_table(path, wanted)
+    table = read_table(path, wanted)
     return table, specs_of(columns, table.names, table.file, partial=partial)
 
 
@@ -127,7 +126,7 @@ def specs_of(columns: Columns, names: list[str], file: str, *, partial: bool = F
         first: InputUnusable | None = None
         for matching, name, field_name in mapped:
             try:
-                column = _find(names, name, f"columns.{matching}", file)
+                column = find_column(names, name, f"columns.{matching}", file)
             except InputUnusable as exc:
                 if not partial:
                     raise
@@ -152,7 +151,7 @@ def specs_of(columns: Columns, names: list[str], file: str, *, partial: bool = F
 
 def normalised(raw: pl.Series, spec: Spec, file: str, phone_region: str) -> pl.DataFrame:
     """``value`` (normalised, or null) and ``reason`` (why a non-empty cell is unusable)."""
-    text, _ = _as_text(raw, file)
+    text, _ = as_text(raw, file)
     if spec.matching == "email":
         return normalize.emails(text)
     if spec.matching == "phone":

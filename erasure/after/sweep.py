@@ -35,10 +35,10 @@ import anyio
 import polars as pl
 
 from erasure import ledger as ledger_mod
-from erasure import logs, normalize
+from erasure import logs
 from erasure.app import loop_options
 from erasure.errors import ConfigError, ErasureError, ExitCode, worst
-from erasure.intake import _as_text, _find
+from erasure.intake import as_text, find_column, normalize
 from erasure.job import Job
 from erasure.keys import Keyer, Role, message_prefix
 from erasure.ledger import Event, Kind, Ledger
@@ -129,12 +129,12 @@ def find(
     """The export's profiles that came back, each with its decision."""
     settings = _settings(job)
     table, specs = open_file(export, settings.columns)
-    pid_column = _find(
+    pid_column = find_column(
         table.names, settings.profile_id_column, "sweep.profile_id_column", table.file
     )
     frame = table.collect(list(dict.fromkeys([pid_column, *(s.column for s in specs)])))
     rows = table.row_numbers(frame.height)
-    pid_text, _ = _as_text(frame.get_column(pid_column), table.file)
+    pid_text, _ = as_text(frame.get_column(pid_column), table.file)
     pids = normalize.texts(pid_text).get_column("value")  # trimmed; empty is null
 
     finished = finished_identities(db).filter(pl.col("db_id") == settings.db_id)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,10 @@ from erasure.errors import OutputError, UsageError
 from erasure.files import atomic_write
 from erasure.job import Job
 from erasure.ledger import Outcome
+from erasure.report.words import setting_rows
 from erasure.safecells import neutralise, neutralise_frame
 
+NO_DEADLINE = "no deadline"  # where a request has no received-at (not an error)
 SHEET_ROWS = 1_048_576  # rows per worksheet, the header included (Excel's limit)
 DEADLINE_COLUMNS = ("deadline", "overdue")
 _DONE = (Outcome.ERASED.value, Outcome.NOT_FOUND.value)
@@ -60,7 +63,8 @@ def table(
     run: int | None = None,
     request_id: str | None = None,
 ) -> pl.DataFrame:
-    """The report's rows: the contract's columns, then row, column, reason, deadline, overdue.
+    """The report's rows: the contract's columns, then row, column, reason, deadline, overdue,
+    reappeared.
 
     All pairs, or only those planned by ``run``, or those of ``request_id``.
 
@@ -74,7 +78,12 @@ def table(
     if run is not None:
         planned = status_mod.pairs(db, now=now, run=run).select("request_id", "key")
         rows = rows.join(planned, on=["request_id", "key"], how="semi", nulls_equal=True)
-    return rows.select(*status_mod.REPORT_COLUMNS, *status_mod.INVALID_COLUMNS, *DEADLINE_COLUMNS)
+    return rows.select(
+        *status_mod.REPORT_COLUMNS,
+        *status_mod.INVALID_COLUMNS,
+        *DEADLINE_COLUMNS,
+        status_mod.REAPPEARED_COLUMN,
+    )
 
 
 def requests(rows: pl.DataFrame, *, now: datetime | None = None) -> pl.DataFrame:
@@ -104,6 +113,17 @@ def requests(rows: pl.DataFrame, *, now: datetime | None = None) -> pl.DataFrame
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every format's writer may need besides the rows."""
+
+    db: sqlite3.Connection
+    job: Job
+    now: datetime  # the report's moment (UTC)
+    out: Path  # the destination the user named (the writer writes a temporary beside it)
+    html_rows_max: int  # rows the HTML page shows before every row goes to NAME.csv
+
+
 def write(
     db: sqlite3.Connection,
     job: Job,
@@ -112,13 +132,20 @@ def write(
     now: datetime | None = None,
     run: int | None = None,
     request_id: str | None = None,
+    html_rows_max: int | None = None,
 ) -> None:
     """Write the report for ``job``'s ledger to ``out``; the suffix picks the format.
+
+    ``html_rows_max``: rows the HTML page lists before it writes every row to
+    the same name with ``.csv`` (default :data:`erasure.report.html.ALL_ROWS_MAX`,
+    the contract's 100,000).
 
     Raises :class:`UsageError` (64) for an unsupported suffix, a bad command
     line; :class:`OutputError` (74) when ``out`` cannot be written (its folder
     missing, not writable, or the disk full).
     """
+    from erasure.report import html as report_html
+
     writer = FORMATS.get(out.suffix.lower())
     if writer is None:
         raise UsageError(
@@ -130,10 +157,12 @@ def write(
         raise OutputError(f"cannot write the report {out}: the folder {folder} does not exist")
     now = now or datetime.now(UTC)
     rows = table(db, now=now, run=run, request_id=request_id)
+    limit = report_html.ALL_ROWS_MAX if html_rows_max is None else html_rows_max
+    context = _Context(db=db, job=job, now=now, out=out, html_rows_max=limit)
     try:
         # created 0600 (or 0640 for [ledger] group) before a byte is written
         with atomic_write(out, job.perms) as tmp:
-            writer(tmp, rows, db, job, now, out)
+            writer(tmp, rows, context)
     except OSError as exc:
         raise OutputError(f"cannot write the report {out}: {exc.strerror or exc}") from None
 
@@ -141,37 +170,34 @@ def write(
 # ---------------------------------------------------------------- formats
 
 
-def _write_csv(
-    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime, out: Path
-) -> None:
+def _write_csv(path: Path, rows: pl.DataFrame, context: _Context) -> None:
     neutralise_frame(rows).write_csv(path)
 
 
-def _write_parquet(
-    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime, out: Path
-) -> None:
+def _write_parquet(path: Path, rows: pl.DataFrame, context: _Context) -> None:
     typed = rows.with_columns(pl.col(_TIMESTAMPS).str.to_datetime(time_zone="UTC", strict=False))
     typed.write_parquet(path)
 
 
-def _write_html(
-    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime, out: Path
-) -> None:
+def _write_html(path: Path, rows: pl.DataFrame, context: _Context) -> None:
     from erasure.report import html as report_html
 
+    db, job, now = context.db, context.job, context.now
     spill = None
-    if rows.height > report_html.ALL_ROWS_MAX:
+    if rows.height > context.html_rows_max:
         # every row, beside the page, created owner-only like the page itself
-        spill = out.with_suffix(".csv")
+        spill = context.out.with_suffix(".csv")
         with atomic_write(spill, job.perms) as tmp:
             neutralise_frame(rows).write_csv(tmp)
     page = report_html.render(
         spill=spill,
+        rows_max=context.html_rows_max,
         rows=rows,
         requests=requests(rows, now=now),
         counts=status_mod.status(db, now=now),
         runs=status_mod.runs(db),
         settings=job.settings(),
+        reappeared=status_mod.reappeared_profiles(status_mod.reappeared_records(db)),
         ledger_path=job.ledger.path,
         job_path=job.path,
         generated_at=now,
@@ -179,33 +205,48 @@ def _write_html(
     path.write_text(page, encoding="utf-8")
 
 
-def _write_xlsx(
-    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime, out: Path
-) -> None:
+def _write_xlsx(path: Path, rows: pl.DataFrame, context: _Context) -> None:
+    db, job, now = context.db, context.job, context.now
     options = {
         "constant_memory": True,  # rows stream to disk: a million rows in little memory
         "strings_to_formulas": False,  # text is text, whatever it begins with
         "strings_to_numbers": False,
         "strings_to_urls": False,
         "default_date_format": "yyyy-mm-dd",
+        # Excel has no time zones: every moment is written in UTC, as the headers say
+        "remove_timezone": True,
     }
     book = xlsxwriter.Workbook(str(path), options)
     header = book.add_format({"bold": True, "bg_color": "#E8EEF4", "bottom": 1})
+    moment = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     try:
         counts = status_mod.status(db, now=now)
         summary = _summary(counts, job, now)
-        _sheets(book, "Summary", header, ["item", "value"], summary, [28, 70], _ANY)
-        _frame_sheets(book, "Identifiers", header, rows)
-        _frame_sheets(book, "Requests", header, requests(rows, now=now))
-        _frame_sheets(book, "Runs", header, _runs_frame(status_mod.runs(db)))
+        _sheets(book, "Summary", header, ["item", "value"], summary, [36, 90], _ANY)
+        _frame_sheets(book, "Identifiers", header, _moments(rows), moment)
+        _frame_sheets(book, "Requests", header, _moments(requests(rows, now=now)), moment)
+        came_back = status_mod.reappeared_profiles(status_mod.reappeared_records(db))
+        _frame_sheets(book, "Reappeared", header, _moments(came_back), moment)
+        _frame_sheets(book, "Runs", header, _moments(_runs_frame(status_mod.runs(db))), moment)
     finally:
         book.close()
 
 
-def _frame_sheets(book: xlsxwriter.Workbook, name: str, header: Any, frame: pl.DataFrame) -> None:
+def _moments(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text timestamps (``*_at``, ISO 8601 in UTC) as datetimes, so that Excel sorts them."""
+    texts = [c for c, t in frame.schema.items() if c.endswith("_at") and t == pl.String]
+    return frame.with_columns(pl.col(texts).str.to_datetime(time_zone="UTC", strict=False))
+
+
+def _frame_sheets(
+    book: xlsxwriter.Workbook, name: str, header: Any, frame: pl.DataFrame, moment: Any
+) -> None:
+    """``frame`` under a header; dates as dates, moments as date and time (``moment``)."""
     widths = [_width(c, frame[c]) for c in frame.columns]
     kinds = [_kind(t) for t in frame.dtypes]
-    _sheets(book, name, header, frame.columns, frame.iter_rows(), widths, kinds)
+    formats = [moment if t == pl.Datetime else None for t in frame.dtypes]
+    widths = [max(w, 20) if f is not None else w for w, f in zip(widths, formats, strict=True)]
+    _sheets(book, name, header, frame.columns, frame.iter_rows(), widths, kinds, formats)
 
 
 def _kind(dtype: pl.DataType) -> str:
@@ -229,11 +270,15 @@ def _sheets(
     rows: Iterable[Sequence[Any]],
     widths: Sequence[int],
     kinds: Sequence[str],
+    formats: Sequence[Any] | None = None,
 ) -> None:
     """Write ``rows`` under a header row, continuing on "name (2)", ... when full.
 
-    ``kinds`` names the worksheet method for each column; text is neutralised.
+    ``kinds`` names the worksheet method for each column, ``formats`` its cell
+    format (None: the default, dates as yyyy-mm-dd); text is neutralised.
     """
+    formats = formats or [None] * len(columns)
+    blanks = [NO_DEADLINE if c == "deadline" else None for c in columns]
     per_sheet = SHEET_ROWS - 1
     sheet_no, r = 0, per_sheet  # r == per_sheet: open the first sheet
     for row in rows:
@@ -244,8 +289,15 @@ def _sheets(
             r = 0
         r += 1
         for c, value in enumerate(row):
-            if value is not None:
-                writers[c](r, c, neutralise(value) if isinstance(value, str) else value)
+            if value is None:
+                if blanks[c] is not None:  # an empty received-at: said, not left to guess
+                    sheet.write_string(r, c, blanks[c])
+                continue
+            cell = neutralise(value) if isinstance(value, str) else value
+            if formats[c] is None:
+                writers[c](r, c, cell)
+            else:
+                writers[c](r, c, cell, formats[c])
     if sheet_no == 0:  # no rows: the header alone still says what would be there
         _new_sheet(book, name, 1, header, columns, widths)
 
@@ -291,6 +343,9 @@ def _summary(counts: dict[str, Any], job: Job, now: datetime) -> list[tuple[str,
         ("chain_head_link", head.get("link")),
         ("check the chain with", f"erasure verify {job.path}"),
     ]
+    came_back = counts.get("reappeared") or {}
+    items += [(f"reappeared: {name.replace('_', ' ')}", n) for name, n in came_back.items()]
+    items += [(f"setting: {label}", said) for label, said in setting_rows(job.settings())]
     return items
 
 
@@ -321,7 +376,7 @@ def _runs_frame(runs: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(records, schema=_RUN_SCHEMA, orient="row")
 
 
-_Writer = Callable[[Path, pl.DataFrame, sqlite3.Connection, Job, datetime, Path], None]
+_Writer = Callable[[Path, pl.DataFrame, _Context], None]
 FORMATS: dict[str, _Writer] = {
     ".csv": _write_csv,
     ".parquet": _write_parquet,

@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from erasure.errors import MEANINGS
+from erasure.report.words import setting_rows
 
 MAX_ROWS = 2_000  # per table of exceptions (overdue, rejected, in doubt, open requests)
 ALL_ROWS_MAX = 100_000  # rows of the full table, by request; past it every row goes to NAME.csv
@@ -134,8 +135,15 @@ def render(
     job_path: Path,
     generated_at: datetime,
     spill: Path | None = None,
+    rows_max: int = ALL_ROWS_MAX,
+    reappeared: pl.DataFrame | None = None,
 ) -> str:
-    """The whole page as a string; ``spill`` names the CSV holding every row, when written."""
+    """The whole page as a string.
+
+    ``spill`` names the CSV holding every row, when written; the page then
+    lists the first ``rows_max`` rows. ``reappeared`` is
+    :func:`erasure.status.reappeared_profiles`' table (none: no section rows).
+    """
     acc = counts["accounting"]
     has_deadline = rows.get_column("deadline").is_not_null().any()
     parts = [
@@ -150,7 +158,7 @@ def render(
         f"<code>{e(ledger_path)}</code> of the job <code>{e(job_path)}</code>.</p>",
         *(
             [
-                f'<p class="verdict bad">This page shows the first {ALL_ROWS_MAX:,} of '
+                f'<p class="verdict bad">This page shows the first {rows_max:,} of '
                 f"{rows.height:,} rows; every row is in <code>{e(spill)}</code>.</p>"
             ]
             if spill is not None
@@ -203,7 +211,8 @@ def render(
     parts += _section("in-doubt", rows.filter(pl.col("in_doubt")), _DOUBT_COLUMNS)
     deadline = ("deadline", "open_past_deadline", "finished_late") if has_deadline else ()
     parts += _section("requests", open_requests, (*_REQUEST_COLUMNS, *deadline))
-    parts += _every_row(rows)
+    parts += _came_back(reappeared, counts.get("reappeared") or {})
+    parts += _every_row(rows, rows_max)
     parts += [
         _runs(runs),
         _settings(settings),
@@ -213,9 +222,9 @@ def render(
     return "\n".join(parts) + "\n"
 
 
-def _every_row(rows: pl.DataFrame) -> list[str]:
-    """Every row of the report, grouped by request (the rows come so), up to ALL_ROWS_MAX."""
-    shown = rows.head(ALL_ROWS_MAX)
+def _every_row(rows: pl.DataFrame, rows_max: int) -> list[str]:
+    """Every row of the report, grouped by request (the rows come so), up to ``rows_max``."""
+    shown = rows.head(rows_max)
     head = [
         f'<section id="all"><h2>Every row, by request ({rows.height:,})</h2>',
         "<p>One row per request and identifier, and one per unresolved invalid input row "
@@ -224,6 +233,63 @@ def _every_row(rows: pl.DataFrame) -> list[str]:
     if not shown.height:
         return [*head, '<p class="none">None.</p></section>']
     return [*head, _table(shown.columns, shown.iter_rows()), "</section>"]
+
+
+# where a profile found again stands now (erasure.status.CameBack), for people
+CAME_BACK_WORDS = {
+    "erased_again": "erased again",
+    "delete_open": "deleted again, no final answer yet: the next sweep retries",
+    "waiting": "waits for a decision",
+}
+_CAME_BACK_COLUMNS = (
+    "profile_id",
+    "db_id",
+    "request_id",
+    "match",
+    "first_erased_at",
+    "found_at",
+    "erased_again_at",
+    "now",
+)
+
+
+def _came_back(profiles: pl.DataFrame | None, tally: dict[str, int]) -> list[str]:
+    """What came back after an erasure, when it was first erased and erased again, what waits."""
+    profiles = profiles if profiles is not None else pl.DataFrame()
+    head = [
+        f'<section id="reappeared"><h2>Profiles that came back ({profiles.height:,})</h2>',
+        "<p><code>erasure sweep</code> reads an export of the Altcraft database after a "
+        "restore or a sync. A profile whose <b>profile id</b> was erased before (a restored "
+        "backup) is deleted again at once. A profile that only shares an <b>identifier</b> "
+        "with an erased request (a re-import, a person who came back with fresh consent, a "
+        "reassigned phone) waits for a person to decide; "
+        "<code>erasure sweep JOB --export FILE --include-identifier-matches</code> deletes "
+        "it. Such rows carry <b>reappeared = yes</b> in every report.</p>",
+    ]
+    if not profiles.height:
+        return [*head, '<p class="none">No sweep has found a profile that came back.</p></section>']
+    summary = (
+        f"<p>{_count('reappeared', tally.get('profiles', profiles.height))} came back: "
+        f"{_count('reappeared_by_profile_id', tally.get('by_profile_id', 0))} by profile id, "
+        f"{_count('reappeared_by_identifier', tally.get('by_identifier', 0))} by identifier "
+        f"only; {_count('erased_again', tally.get('erased_again', 0))} erased again, "
+        f"{_count('delete_open', tally.get('delete_open', 0))} deleted with no final answer "
+        f"yet, {_count('waiting', tally.get('waiting', 0))} waiting for a decision.</p>"
+    )
+    order = pl.col("now").replace_strict(
+        {"waiting": 0, "delete_open": 1, "erased_again": 2}, default=3, return_dtype=pl.Int64
+    )
+    shown = profiles.sort(order, maintain_order=True).with_columns(
+        pl.col("now").replace_strict(CAME_BACK_WORDS, default=pl.col("now"))
+    )
+    shown = shown.head(MAX_ROWS).select(_CAME_BACK_COLUMNS)
+    body = [summary, _table(_CAME_BACK_COLUMNS, shown.iter_rows())]
+    if profiles.height > MAX_ROWS:
+        body.append(
+            f'<p class="note">Showing the first {MAX_ROWS:,} of {profiles.height:,}. '
+            "The full list is on the XLSX report's sheet Reappeared.</p>"
+        )
+    return [*head, *body, "</section>"]
 
 
 def _verdict(counts: dict[str, Any], open_requests: int, undone: int) -> str:
@@ -313,12 +379,13 @@ def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def _cell(column: str, value: Any) -> str:
     if value is None:
-        return '<td class="none">–</td>'
+        # an empty received-at: the request has no deadline, which is not an error
+        return f'<td class="none">{"no deadline" if column == "deadline" else "–"}</td>'
     if isinstance(value, bool):
-        return (
-            f'<td class="{"bad" if value and column == "overdue" else ""}">'
-            f"{'yes' if value else 'no'}</td>"
-        )
+        loud = value and column in ("overdue", "reappeared")
+        return f'<td class="{"bad" if loud else ""}">{"yes" if value else "no"}</td>'
+    if column == "now" and value == CAME_BACK_WORDS["waiting"]:
+        return f'<td class="bad">{e(value)}</td>'
     if isinstance(value, int):
         return f'<td class="num">{value:,}</td>' if column != "db_id" else f"<td>{value}</td>"
     if column == "outcome" and value in _COLOURS:
@@ -365,14 +432,7 @@ def _runs(runs: list[dict[str, Any]]) -> str:
 
 
 def _settings(settings: dict[str, Any]) -> str:
-    rows = []
-    for name, value in settings.items():
-        if isinstance(value, dict):
-            value = "; ".join(
-                f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                for k, v in value.items()
-            )
-        rows.append([name, "–" if value is None else str(value)])
+    rows = setting_rows(settings)
     return (
         '<section id="settings"><h2>Settings</h2><p>The job file\'s settings when this '
         "report was written (secrets are never recorded).</p>"

@@ -1,0 +1,321 @@
+"""Reading a request file: sniffing its format, encoding and delimiter; a lazy table."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import itertools
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+from xml.etree import ElementTree
+
+import polars as pl
+
+from erasure.errors import FileMissing, InputUnusable
+
+# ---------------------------------------------------------------- readers
+
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".xlsx": "xlsx",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+_CHUNK = 1 << 20  # bytes read at a time
+_SAMPLE = 1 << 16  # bytes looked at to sniff the encoding and delimiter
+_MAGIC = {
+    b"PK\x03\x04": "a ZIP file (an XLSX workbook?)",
+    b"PAR1": "a Parquet file",
+    b"\xd0\xcf\x11\xe0": "an Excel 97-2003 (.xls) or password-protected workbook",
+    b"\x1f\x8b": "gzip-compressed",
+    b"%PDF": "a PDF document",
+}
+_RUSSIAN = re.compile("[А-яЁёІіЇїЄєҐґЎў«»—–№\u00a0“”„‘’…•°]")
+_CYRILLIC_WORD = re.compile(r"\w*[А-яЁё]\w*")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A file opened lazily: its columns known, its cells not yet read."""
+
+    file: str  # the file's name, for messages
+    sha256: str
+    frame: pl.LazyFrame
+    names: list[str]
+    what: str  # how it was read, for messages: "CSV (cp1251, delimiter ';')"
+    first_row: int  # row number of the first record
+    lines: list[int] | None = None  # NDJSON: the line number of each record
+
+    def collect(self, columns: list[str]) -> pl.DataFrame:
+        try:
+            return self.frame.select(columns).collect()
+        except pl.exceptions.PolarsError:
+            raise InputUnusable(
+                f"{self.file} cannot be read as {self.what}: it is damaged or malformed"
+                " (a quote that never closes?)"
+            ) from None
+
+    def row_numbers(self, n: int) -> pl.Series:
+        if self.lines is not None:
+            return pl.Series(self.lines, dtype=pl.Int64)
+        return pl.int_range(self.first_row, self.first_row + n, dtype=pl.Int64, eager=True)
+
+
+def read_table(path: Path, wanted: set[str]) -> Table:
+    try:
+        with path.open("rb") as f:
+            head = f.read(_SAMPLE)
+    except FileNotFoundError:
+        raise FileMissing(f"input file {path} does not exist") from None
+    except IsADirectoryError:
+        raise FileMissing(f"input file {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise InputUnusable(f"input file {path} cannot be read: {exc.strerror}") from None
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InputUnusable(
+            f"{path.name}: unsupported file type {path.suffix or '(no suffix)'!r};"
+            " use .csv, .tsv, .parquet, .xlsx, .ndjson or .jsonl"
+        )
+    if not head:
+        raise InputUnusable(f"{path.name} is empty")
+    try:
+        if kind == "xlsx":
+            return _xlsx(path, head)
+        if kind == "parquet":
+            return _parquet(path, head)
+        for magic, what in _MAGIC.items():
+            if head.startswith(magic):
+                raise InputUnusable(f"{path.name} is {what}, not {kind.upper()} text")
+        if kind == "ndjson":
+            return _ndjson(path)
+        return _csv(path, head, wanted)
+    except OSError as exc:  # read once, then failing: a disk error, a file removed
+        raise InputUnusable(f"input file {path} cannot be read: {exc.strerror}") from None
+
+
+def _digest(path: Path, check_utf8: bool) -> tuple[str, bool]:
+    """The file's SHA-256 (hex) and, when asked, whether it is valid UTF-8."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8 = check_utf8
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return digest.hexdigest(), utf8
+
+
+def _schema(frame: pl.LazyFrame, file: str, what: str) -> list[str]:
+    try:
+        return frame.collect_schema().names()
+    except pl.exceptions.NoDataError:
+        raise InputUnusable(f"{file} has no header row") from None
+    except pl.exceptions.PolarsError:
+        raise InputUnusable(f"{file} cannot be read as {what}") from None
+
+
+def _csv(path: Path, head: bytes, wanted: set[str]) -> Table:
+    sha256, utf8 = _digest(path, check_utf8=True)
+    source: Path | bytes = path
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = path.read_bytes().decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputUnusable(f"{path.name} starts like UTF-16 text but is not") from None
+        encoding, source, sample = "UTF-16", text.encode(), text[:_SAMPLE]
+    elif b"\x00" in head:
+        raise InputUnusable(f"{path.name} holds NUL bytes: it is a binary file, not CSV text")
+    elif utf8:
+        encoding = "UTF-8"
+        sample = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
+    else:
+        decoded = _cp1251(path.read_bytes())
+        if decoded is None:
+            raise InputUnusable(
+                f"{path.name} is neither UTF-8 nor Windows-1251 (cp1251) text; save it as CSV UTF-8"
+            )
+        text = decoded
+        encoding, source, sample = "cp1251", text.encode(), text[:_SAMPLE]
+    if len(_CONTROL.findall(sample)) > 8 + len(sample) // 1000:  # a stray ^Z is no reason
+        raise InputUnusable(f"{path.name} holds control characters: it is not CSV text")
+    truncated = path.stat().st_size > _SAMPLE
+    separator = _sniff(sample, wanted, path.suffix.lower() == ".tsv", truncated)
+    what = f"CSV ({encoding}, delimiter {separator!r})"
+    frame = pl.scan_csv(
+        source,
+        separator=separator,
+        infer_schema=False,
+        truncate_ragged_lines=True,
+        quote_char='"',
+    )
+    names = _schema(frame, path.name, what)
+    if not any(n.strip() for n in names):
+        raise InputUnusable(f"{path.name} has no header row")
+    return Table(path.name, sha256, frame, names, what, first_row=2)
+
+
+def _cp1251(data: bytes) -> str | None:
+    """``data`` as Windows-1251 text when it plausibly is (mostly Cyrillic), else None."""
+    try:
+        text = data.decode("cp1251")
+    except UnicodeDecodeError:
+        return None
+    sample = text[: 4 * _CHUNK]
+    foreign = [c for c in sample if ord(c) > 0x7F]
+    russian = len(_RUSSIAN.findall(sample))
+    if not foreign or russian < 0.9 * len(foreign):
+        return None
+    # Latin-1 read as cp1251 turns "José" into "Josй": Latin and Cyrillic in one word
+    words = _CYRILLIC_WORD.findall(sample)
+    mixed = sum(1 for w in words if re.search("[A-Za-z]", w))
+    return None if mixed > 0.1 * len(words) else text
+
+
+def _sniff(sample: str, wanted: set[str], tsv: bool, truncated: bool) -> str:
+    """The delimiter that best splits the header and the first rows alike.
+
+    The header that holds the most of the job's column names wins; then one
+    that splits into several columns, with the rows agreeing, and the most
+    columns; ties go to the usual order (tab first for .tsv).
+    """
+    candidates = ["\t", ",", ";", "|"] if tsv else [",", ";", "\t", "|"]
+    best: tuple[tuple[int, bool, bool, int, int], str] | None = None
+    for rank, separator in enumerate(candidates):
+        try:
+            rows = list(itertools.islice(csv.reader(io.StringIO(sample), delimiter=separator), 50))
+        except csv.Error:
+            continue
+        if truncated and len(rows) > 1:
+            rows = rows[:-1]  # probably cut short by the sample
+        if not rows:
+            continue
+        header, data = rows[0], [r for r in rows[1:] if r]
+        n = len(header)
+        agree = sum(len(r) == n for r in data) >= 0.9 * len(data)
+        found = sum(h.strip().casefold() in wanted for h in header)
+        score = (found, n > 1, agree, n, -rank)
+        if best is None or score > best[0]:
+            best = (score, separator)
+    return candidates[0] if best is None else best[1]
+
+
+def _parquet(path: Path, head: bytes) -> Table:
+    if not head.startswith(b"PAR1"):
+        raise InputUnusable(f"{path.name} is not a Parquet file")
+    sha256, _ = _digest(path, check_utf8=False)
+    frame = pl.scan_parquet(path)
+    names = _schema(frame, path.name, "Parquet")
+    return Table(path.name, sha256, frame, names, "Parquet", first_row=2)
+
+
+def _xlsx(path: Path, head: bytes) -> Table:
+    if not head.startswith(b"PK\x03\x04"):
+        for magic, what in _MAGIC.items():
+            if head.startswith(magic):
+                raise InputUnusable(f"{path.name} is {what}, not an XLSX workbook")
+        raise InputUnusable(f"{path.name} is not an XLSX workbook")
+    sha256, _ = _digest(path, check_utf8=False)
+    try:
+        frame = pl.read_excel(
+            path,
+            engine="calamine",
+            sheet_id=1,
+            infer_schema_length=None,
+            drop_empty_rows=False,
+            drop_empty_cols=False,
+            raise_if_empty=False,
+        )
+    except Exception:  # fastexcel's errors are not polars'
+        raise InputUnusable(f"{path.name} cannot be read as an XLSX workbook") from None
+    if not frame.columns:
+        raise InputUnusable(f"{path.name}: the first sheet is empty")
+    first = _xlsx_first_row(path) + 1
+    return Table(path.name, sha256, frame.lazy(), frame.columns, "XLSX", first_row=first)
+
+
+def _xlsx_first_row(path: Path) -> int:
+    """The row number of the first sheet's first cell with a value (the header), or 1."""
+    ns = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    rel = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+    try:
+        with zipfile.ZipFile(path) as z:
+            book = ElementTree.fromstring(z.read("xl/workbook.xml"))
+            sheet = book.find(f"{ns}sheets/{ns}sheet")
+            rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+            target = next(
+                r.get("Target", "")
+                for r in rels
+                if sheet is not None and r.get("Id") == sheet.get(rel)
+            )
+            name = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+            with z.open(name) as f:
+                for _, element in ElementTree.iterparse(f):
+                    if element.tag == f"{ns}c" and (
+                        element.find(f"{ns}v") is not None or element.find(f"{ns}is") is not None
+                    ):
+                        m = re.search(r"\d+", element.get("r", ""))
+                        return int(m.group()) if m else 1
+    except (OSError, KeyError, StopIteration, ElementTree.ParseError, zipfile.BadZipFile):
+        pass
+    return 1
+
+
+def _ndjson(path: Path) -> Table:
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputUnusable(f"{path.name} is not UTF-8 text (JSON must be UTF-8)") from None
+    if not data.strip():
+        raise InputUnusable(f"{path.name} holds no JSON lines")
+    try:
+        frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+    except pl.exceptions.PolarsError:
+        _ndjson_problem(path.name, data)
+    lines: list[int] | None = None
+    body = data.rstrip(b" \t\r\n")
+    if re.search(rb"(?:^|\n)[ \t\r]*\n", body):
+        lines = [i for i, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+    return Table(path.name, sha256, frame.lazy(), frame.columns, "NDJSON", 1, lines)
+
+
+def _ndjson_problem(file: str, data: bytes) -> NoReturn:
+    """Raise :class:`InputUnusable` naming the first line that is not a JSON object.
+
+    Called when polars cannot read the file; when every line is an object,
+    the problem is a field whose kind differs between lines.
+    """
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            raise InputUnusable(f"{file}: line {number} is not valid JSON") from None
+        if not isinstance(value, dict):
+            raise InputUnusable(f"{file}: line {number} is not a JSON object")
+    raise InputUnusable(
+        f"{file} cannot be read: a field holds values of different kinds on different lines"
+        " (for example numbers on some and true/false on others)"
+    )
