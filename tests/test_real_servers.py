@@ -11,7 +11,9 @@ in words (never a traceback), and how many requests the server received
 from __future__ import annotations
 
 import json
+import socket
 import ssl
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,9 +43,15 @@ class ScriptedServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, script: Script, ctx: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        script: Script,
+        ctx: ssl.SSLContext | None = None,
+        hang_ups: list[str] = (),  # type: ignore[assignment]
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.script = script
+        self.hang_ups = list(hang_ups)  # "fin" or "rst": how each of the first connections ends
         self.requests: list[bytes] = []
         self.lock = threading.Lock()
         if ctx is not None:
@@ -52,6 +60,16 @@ class ScriptedServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Hang up on the first connections at accept, as a proxy whose upstream is down."""
+        if self.hang_ups:
+            how = self.hang_ups.pop(0)
+            if how == "rst":  # SO_LINGER 0: close sends an RST
+                request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that refuses our certificate or hangs up is no failure of the test."""
@@ -79,8 +97,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def scripted(script: Script, ctx: ssl.SSLContext | None = None) -> Iterator[ScriptedServer]:
-    server = ScriptedServer(script, ctx)
+def scripted(
+    script: Script,
+    ctx: ssl.SSLContext | None = None,
+    hang_ups: list[str] = (),  # type: ignore[assignment]
+) -> Iterator[ScriptedServer]:
+    server = ScriptedServer(script, ctx, hang_ups)
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
@@ -153,9 +175,7 @@ def test_500_502_503_504_stay_transient_whatever_their_body(
     ]
 
     def script(i: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
-        if i < len(failures):
-            return failures[i]
-        return (404, JSON, NOT_FOUND) if _is_preflight(request) else (200, JSON, ERASED)
+        return failures[i] if i < len(failures) else _healthy(i, request)
 
     e2e.emails_csv(tmp_path / "in.csv", range(3))
     with scripted(script) as server:
@@ -171,6 +191,43 @@ def test_500_502_503_504_stay_transient_whatever_their_body(
     assert {"erased"} == {r["outcome"] for r in rows}
     # at the preflight the 5xx met the made-up address; mid-run, the first identifier
     assert (0 if where == "preflight" else 1) == sum(r["in_doubt"] for r in rows)
+
+
+def _healthy(i: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    return (404, JSON, NOT_FOUND) if _is_preflight(request) else (200, JSON, ERASED)
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_a_hang_up_at_accept_at_the_preflight_is_transient_not_unreachable(
+    write_job: Callable[..., Path], tmp_path: Path, how: str
+) -> None:
+    """The host was reached (a proxy whose upstream restarts): no 69, the run goes on."""
+    e2e.emails_csv(tmp_path / "in.csv", range(2))
+    with scripted(_healthy, hang_ups=[how] * 3) as server:
+        job = e2e.job(write_job, server.url)
+        options = Options(install_signal_handlers=False, backoff=Backoff().instant())
+        assert 0 == e2e.run_with(job, options)
+        assert server.hang_ups == []  # all three were met
+    assert 3 == len(server.requests)  # the preflight once, then each identifier
+
+
+def test_an_unreadable_404_is_a_garbled_answer_not_a_wrong_url(
+    write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Altcraft's 'not found' padded past the 1 MiB cap on the way: retried, in doubt."""
+    padded = NOT_FOUND + b" " * (2 << 20)
+
+    def script(i: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+        return (404, JSON, padded) if i == 0 else (404, JSON, NOT_FOUND)
+
+    e2e.emails_csv(tmp_path / "in.csv", range(1))
+    with scripted(script) as server:
+        job = e2e.job(write_job, server.url, run={"preflight": False})
+        options = Options(install_signal_handlers=False, backoff=Backoff().instant())
+        assert 0 == e2e.run_with(job, options)
+    assert 2 == len(server.requests)
+    [row] = e2e.ledger_pairs(tmp_path / "ledger.sqlite")
+    assert ("not_found", True) == (row["outcome"], row["in_doubt"])
 
 
 # ---------------------------------------------------------------- Retry-After above the cap
