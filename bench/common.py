@@ -402,7 +402,7 @@ def run_in_process(job_path: str, *, record: bool, work_limit: int | None = None
         "path": str(data.path),
         "sha256": data.sha256,
         "rows": data.counts.rows,
-        "rejected": data.counts.rejected,
+        "invalid": data.counts.invalid,
     }
     options = runner.Options(install_signal_handlers=False)
 

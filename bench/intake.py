@@ -158,15 +158,15 @@ def main() -> None:
     # bench/run_all.py reads this table: keep case, rows, read s and peak RSS at 0, 1, 3, 5
     print(
         "| case | rows | file MiB | intake.read s | whole process s | peak RSS MiB | CPU s"
-        " | workers' peak RSS MiB | unique | duplicates | rejected | target s |"
+        " | workers' peak RSS MiB | keys | duplicates | invalid | target s |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
         print(
             f"| {name} | {args.rows:,} | {r['size_mib']:.1f} | {r['read_s']:.2f} |"
             f" {r['process_s']:.2f} | {r['rss_mib']:.0f} | {r['cpu_s']:.2f} |"
-            f" {r['children_rss_mib']:.0f} | {int(r['unique']):,} | {int(r['duplicates']):,} |"
-            f" {int(r['rejected']):,} | {TARGETS.get(name) or EXTRA[name]} |"
+            f" {r['children_rss_mib']:.0f} | {int(r['keys']):,} | {int(r['duplicates']):,} |"
+            f" {int(r['invalid']):,} | {TARGETS.get(name) or EXTRA[name]} |"
         )
 
 

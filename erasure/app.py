@@ -19,13 +19,14 @@ lookup      was this identifier erased, by keyed hash
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import polars as pl
@@ -34,12 +35,14 @@ from erasure import intake, logs
 from erasure import ledger as ledger_mod
 from erasure import report as report_mod
 from erasure import status as status_mod
+from erasure.accounting import InputAccount, LedgerAccount, input_account
 from erasure.errors import ErasureError, ExitCode, OutputError, UsageError
-from erasure.intake import Counts, Intake
+from erasure.intake import Intake
 from erasure.job import Job, Matching
 from erasure.keys import Keyer, Role
-from erasure.ledger import ChainCheck, Ledger
+from erasure.ledger import ChainCheck, Event, Kind, Ledger
 from erasure.lookup import keys_for
+from erasure.report.rejects import write_rejects
 from erasure.run import Options, Plan, Runner, Summary, finish_event, make_plan
 
 # ---------------------------------------------------------------- validate / dry run
@@ -50,19 +53,23 @@ class InputOptions:
     """Where the input comes from and where its rejected cells go."""
 
     input: Path | None = None  # overrides the job's [input] path
-    rejects: Path | None = None  # overrides the job's rejects path
+    rejects: Path | None = None  # --rejects: write the raw rejected cells here (nowhere else)
 
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """What ``validate`` (and ``run --dry-run``) found: the intake's counts and the plan's."""
+    """What ``validate`` (and ``run --dry-run``) found: the accounting, and each invalid record."""
 
     input: Path
-    counts: Counts
-    already_done: int  # pairs of the input with a final outcome in the ledger
-    to_send: int  # keys the run would send
-    in_doubt: int  # of those, keys an earlier run may have reached unanswered
-    rejects: Path | None  # the rejects file written, if any row was rejected
+    account: InputAccount
+    invalid: pl.DataFrame  # intake.INVALID_SCHEMA less ``value``: row, column, reason, words
+    in_doubt: int  # keys to send that an earlier run may have reached unanswered
+    rejects: Path | None  # the --rejects file written, if asked for
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """1 when the input has invalid rows (cron must notice), else 0."""
+        return ExitCode.REJECTED if self.account.invalid else ExitCode.OK
 
 
 def validate(job: Job, options: InputOptions, *, retry_rejected: bool = False) -> Checked:
@@ -70,23 +77,26 @@ def validate(job: Job, options: InputOptions, *, retry_rejected: bool = False) -
     keyer = job.keyer(Role.IDENTIFIER, command="erasure validate")
     data, rejects = _read_input(job, keyer, options)
     plan = _plan_from_ledger(job, keyer, data.items, retry_rejected)
-    return Checked(data.path, data.counts, plan.already_done, plan.to_send, plan.in_doubt, rejects)
+    return Checked(
+        data.path, account_of(data, plan), data.invalid.drop("value"), plan.in_doubt, rejects
+    )
+
+
+def account_of(data: Intake, plan: Plan) -> InputAccount:
+    """The input's accounting: the intake's counts, its invalid records and the plan."""
+    reasons = dict(data.invalid.group_by("reason").len().iter_rows())
+    return input_account(data.counts, reasons, plan)
 
 
 def _read_input(job: Job, keyer: Keyer, options: InputOptions) -> tuple[Intake, Path | None]:
-    """The intake, and the rejects file it wrote (None when nothing was rejected)."""
+    """The intake, and the --rejects file it wrote (None when not asked for)."""
     if options.input is None and job.input.path is None:
         raise UsageError("no input file: set [input] path in the job file or pass --input")
     data = intake.read(job, keyer, options.input)
-    if not data.rejects.height:
-        return data, None
-    rejects = options.rejects or job.rejects_path
-    try:
-        rejects.parent.mkdir(parents=True, exist_ok=True)
-        intake.write_rejects(data.rejects, rejects, job.perms)
-    except OSError as exc:
-        raise OutputError(f"cannot write the rejects file {rejects}: {exc.strerror}") from None
-    return data, rejects
+    if options.rejects is None:
+        return data, None  # nothing raw is ever written beside the ledger by default
+    write_rejects(data.invalid, options.rejects, job.perms)
+    return data, options.rejects
 
 
 def _plan_from_ledger(job: Job, keyer: Keyer, items: pl.DataFrame, retry_rejected: bool) -> Plan:
@@ -137,18 +147,32 @@ def run(job: Job, options: RunOptions) -> RunResult:
     with Ledger(
         job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env(), perms=job.perms
     ) as ledger:
-        plan, input_info = _plan_locked(job, keyer, ledger, options)
+        plan, input_info, data = _plan_locked(job, keyer, ledger, options)
         run_no = ledger.next_run()
+        notes = invalid_events(ledger.connection, run_no, data)
+        del data  # the run needs only the plan's work (see _plan_locked)
         log.info(
             "erasure.run.started",
             run=run_no,
+            job=str(job.path),
+            ledger=str(job.ledger.path),
             input_rows=input_info["rows"],
-            to_send=plan.to_send,
+            to_send=plan.pairs,
+            deletes=plan.to_send,
             already_done=plan.already_done,
             in_doubt=plan.in_doubt,
-            rejected_rows=input_info["rejected"],
+            invalid=input_info["invalid"],
         )
-        runner = Runner(job, plan, ledger, run_no, token, options.runner, input_info=input_info)
+        runner = Runner(
+            job,
+            plan,
+            ledger,
+            run_no,
+            token,
+            options.runner,
+            input_info=input_info,
+            notes=notes,
+        )
         summary = anyio.run(runner.execute, backend_options=loop_options())
         code = summary.exit_code()
         try:
@@ -163,8 +187,8 @@ def run(job: Job, options: RunOptions) -> RunResult:
 
 def _plan_locked(
     job: Job, keyer: Keyer, ledger: Ledger, options: RunOptions
-) -> tuple[Plan, dict[str, Any]]:
-    """The run's plan (work only) and the input's record, with the ledger locked."""
+) -> tuple[Plan, dict[str, Any], _InputFacts]:
+    """The run's plan (work only), the input's record and facts, with the ledger locked."""
     # What the ledger knows is read while the input is read: all three
     # mostly wait in SQLite or polars, outside the GIL (1-3 s each for a
     # million rows). The in-doubt query gets its own read-only connection.
@@ -185,13 +209,102 @@ def _plan_locked(
         "path": str(data.path),
         "sha256": data.sha256,
         "rows": data.counts.rows,
-        "rejected": data.counts.rejected,
+        "invalid": data.counts.invalid,
+        "account": account_of(data, plan).as_dict(),
     }
+    facts = _InputFacts(data.sha256, data.invalid.drop("value"), data.usable)
     # The run needs only the plan's work frame: the intake's items and the
     # pending pairs go when this returns. The work often shares their keys
     # and values (see erasure.run.plan); the rest, such as the row numbers,
     # is freed.
-    return plan.without_pending(), input_info
+    return plan.without_pending(), input_info, facts
+
+
+@dataclass(frozen=True, slots=True)
+class _InputFacts:
+    """What the run records of its input beside the plan: never a raw value."""
+
+    sha256: str
+    invalid: pl.DataFrame  # intake.INVALID_SCHEMA less ``value``
+    usable: pl.DataFrame  # (request_id, column) that held a usable value
+
+
+def invalid_events(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list[Event]:
+    """The run's ``invalid`` and ``resolved`` events (shared-events.md).
+
+    ``invalid``: one per record of this input not yet written for the same
+    (input sha256, row, column), so that a resumed run on the same file adds
+    none. ``resolved``: per (request id, column) of this input that held a
+    usable value where an earlier input's record was unresolved; a record
+    without a column (no_identifier) is resolved by any usable identifier.
+    """
+    seen = {
+        (row, column)
+        for row, column in db.execute(
+            "SELECT json_extract(detail, '$.row'), json_extract(detail, '$.column') FROM events"
+            " WHERE kind = 'invalid' AND json_extract(detail, '$.input') = ?",
+            (facts.sha256,),
+        )
+    }
+    out: list[Event] = []
+    for rec in facts.invalid.iter_rows(named=True):
+        if (rec["row"], rec["column"]) in seen:
+            continue
+        detail = {
+            "input": facts.sha256,
+            "row": rec["row"],
+            "column": rec["column"],
+            "reason": rec["reason"],
+            "words": rec["words"],
+        }
+        out.append(
+            Event(
+                Kind.INVALID,
+                run,
+                request_id=rec["request_id"],
+                db_id=rec["db_id"],
+                detail=json.dumps(detail, sort_keys=True, ensure_ascii=False),
+            )
+        )
+    out += _resolved(db, run, facts)
+    return out
+
+
+def _resolved(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list[Event]:
+    if not facts.usable.height:
+        return []
+    found = status_mod.invalid_records(db)
+    open_ = found.filter(
+        ~pl.col("resolved") & pl.col("request_id").is_not_null() & (pl.col("input") != facts.sha256)
+    )
+    if not open_.height:
+        return []
+    usable = facts.usable
+    by_column = open_.join(usable, on=["request_id", "column"], how="inner", suffix="_right")
+    any_id = open_.filter(pl.col("column").is_null()).join(
+        usable.group_by("request_id").agg(pl.col("row").min()),
+        on="request_id",
+        how="inner",
+        suffix="_right",
+    )
+    resolved = pl.concat([by_column, any_id.select(by_column.columns)], how="vertical_relaxed")
+    out: list[Event] = []
+    for (rid, column), group in resolved.group_by(["request_id", "column"], maintain_order=True):
+        detail = {
+            "column": column,
+            "input": facts.sha256,
+            "row": int(group.get_column("row_right").min()),  # type: ignore[arg-type]
+            "resolves": sorted(int(s) for s in group.get_column("seq")),
+        }
+        out.append(
+            Event(
+                Kind.RESOLVED,
+                run,
+                request_id=str(rid),
+                detail=json.dumps(detail, sort_keys=True, ensure_ascii=False),
+            )
+        )
+    return out
 
 
 def loop_options() -> dict[str, bool]:
@@ -221,8 +334,21 @@ class Status:
 
 
 def status(job: Job) -> Status:
+    running = status_mod.running(job.ledger.path)
     with _readonly(job) as db:
-        return Status(job.ledger.path, status_mod.status(db))
+        return Status(job.ledger.path, status_mod.status(db, is_running=running))
+
+
+def account_lines(account: Mapping[str, Any]) -> list[str]:
+    """``status``'s arithmetic from ``status --json``'s ``accounting`` object."""
+    return LedgerAccount(**account).lines()
+
+
+def request_status(job: Job, request_id: str) -> list[dict[str, Any]]:
+    """One request's report rows (identifiers and unresolved invalid records); [] if unknown."""
+    with _readonly(job) as db:
+        rows, _, _ = status_mod.account(db)
+    return rows.filter(pl.col("request_id") == request_id).to_dicts()
 
 
 def report(job: Job, out: Path) -> Path:
@@ -283,3 +409,82 @@ def lookup(
         for row in rows.iter_rows(named=True)
     )
     return LookupResult(tuple(keys), found, status_mod.erased_or_gone(rows))
+
+
+# ---------------------------------------------------------------- after the delete (issue 15)
+# The modules load lazily: erasure.after.sweep uses this module's loop_options.
+
+if TYPE_CHECKING:
+    from erasure.after.screen import ScreenResult
+    from erasure.after.sweep import SweepResult
+    from erasure.receipts import CheckResult, SignedReceipt
+
+
+@dataclass(frozen=True, slots=True)
+class KeygenResult:
+    """``erasure keygen``: the signing key pair, and the ledger key file if one was asked for."""
+
+    private_path: Path
+    public_path: Path
+    fingerprint: str  # SHA-256 of the public key (DER), hex
+    ledger_key: Path | None = None
+
+
+def keygen(out: Path, ledger_key: Path | None = None) -> KeygenResult:
+    """A new Ed25519 signing key at ``out`` (and ``out``.pub); a new ledger key file too."""
+    from erasure.files import write_secret
+    from erasure.keys import new_ledger_key
+    from erasure.receipts import keygen as make_pair
+
+    if ledger_key is not None and (ledger_key.exists() or ledger_key.is_symlink()):
+        raise OutputError(f"{ledger_key} exists; keygen never overwrites a key: choose a new path")
+    pair = make_pair(out)
+    if ledger_key is not None:
+        try:
+            write_secret(ledger_key, new_ledger_key())
+        except OSError as exc:
+            raise OutputError(f"{ledger_key} cannot be written: {exc.strerror or exc}") from None
+    return KeygenResult(pair.private_path, pair.public_path, pair.fingerprint, ledger_key)
+
+
+def receipt(job: Job, request_id: str, out: Path) -> SignedReceipt:
+    """Sign one request's receipt (the chain checked first) and write it; the SignedReceipt."""
+    from erasure.after import receipt as receipt_mod
+
+    signed = receipt_mod.build(job, request_id)
+    receipt_mod.write(signed, out, job.perms)
+    return signed
+
+
+def check_receipt(path: Path, public_key: Path, job: Job | None = None) -> CheckResult:
+    """Check a receipt's signature and, with ``job``, its ledger; a CheckResult."""
+    from erasure.after import receipt as receipt_mod
+
+    return receipt_mod.check_file(path, public_key, job)
+
+
+def screen(job: Job, source: Path, out: Path) -> ScreenResult:
+    """Copy ``source`` to ``out`` less the rows naming a finished erasure; a ScreenResult."""
+    from erasure.after import screen as screen_mod
+
+    return screen_mod.screen(job, source, out)
+
+
+def sweep(
+    job: Job,
+    export: Path,
+    *,
+    dry_run: bool = False,
+    include_identifier_matches: bool = False,
+    options: Options | None = None,
+) -> SweepResult:
+    """Find profiles that came back after a finished erasure; record and delete them."""
+    from erasure.after import sweep as sweep_mod
+
+    return sweep_mod.sweep(
+        job,
+        export,
+        dry_run=dry_run,
+        include_identifier_matches=include_identifier_matches,
+        options=options,
+    )

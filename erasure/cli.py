@@ -40,6 +40,12 @@ EXAMPLES = {
     "verify": "erasure verify jobs/demo.toml",
     "lookup": "echo 'ivan@example.com' | erasure lookup jobs/demo.toml --email -",
     "sandbox": "erasure sandbox --port 8080 --profiles sample_data/profiles.csv",
+    "keygen": "erasure keygen --out secrets/receipts.key --ledger-key secrets/ledger.key",
+    "receipt": "erasure receipt jobs/demo.toml --request-id T-1042 --out T-1042.html",
+    "check-receipt": "erasure check-receipt T-1042.json --public-key receipts.key.pub "
+    "--job jobs/demo.toml",
+    "screen": "erasure screen jobs/demo.toml --input crm-import.csv --out crm-import.clean.csv",
+    "sweep": "erasure sweep jobs/demo.toml --export altcraft-export.csv --dry-run",
 }
 
 
@@ -59,9 +65,12 @@ def _command(sub: argparse._SubParsersAction[_Parser], name: str, help_text: str
         epilog=f"Example:\n  {EXAMPLES[name]}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    if name != "sandbox":
+    if name not in _NO_JOB:
         parser.add_argument("job", type=Path, metavar="JOB", help="the TOML job file")
     return parser
+
+
+_NO_JOB = frozenset({"sandbox", "keygen", "check-receipt"})  # commands without a JOB argument
 
 
 def duration(text: str) -> float:
@@ -95,7 +104,12 @@ def seconds_until(hour: int, minute: int, now: datetime | None = None) -> float:
 
 def _input_arguments(parser: _Parser) -> None:
     parser.add_argument("--input", type=Path, help="the input file (overrides [input] path)")
-    parser.add_argument("--rejects", type=Path, help="where to write rejected rows (CSV)")
+    parser.add_argument(
+        "--rejects",
+        type=Path,
+        metavar="PATH",
+        help="write the raw rejected cells here (.csv or .xlsx, owner-only); nothing by default",
+    )
 
 
 def build_parser(*, with_sandbox: bool = True) -> _Parser:
@@ -151,8 +165,16 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
         help="json: one JSON object per stderr line (default when stderr is not a TTY)",
     )
 
-    p = _command(sub, "status", "Counts by outcome from the ledger, pending, in doubt, last run.")
+    p = _command(
+        sub,
+        "status",
+        "The ledger's accounting: pairs by outcome, requests complete or not and why, "
+        "unresolved invalid records, in doubt, and the last run (or the one running now).",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--request-id", metavar="ID", help="that request's identifiers, outcomes and invalid rows"
+    )
 
     p = _command(sub, "report", "Write the compliance report: .csv, .parquet, .xlsx or .html.")
     p.add_argument(
@@ -182,6 +204,8 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
     p.add_argument(
         "--resource-id", type=int, metavar="N", help="the resource (default: the job's resource_id)"
     )
+
+    _after_the_delete(sub)
 
     p = _command(
         sub, "sandbox", "A local Altcraft-compatible server for trying jobs and for tests."
@@ -253,24 +277,24 @@ def _load(args: argparse.Namespace) -> Job:
 # ---------------------------------------------------------------- validate / run
 
 
+INVALID_LISTED = 200  # invalid records listed by validate; the rest are counted
+
+
 def _print_checked(shell: _Shell, checked: Checked) -> None:
-    c = checked.counts
-    lines: list[tuple[str, object]] = [
-        ("input", str(checked.input)),
-        ("rows", c.rows),
-        ("identifiers", c.identifiers),
-        ("valid", c.valid),
-        ("rejected", c.rejected),
-        ("duplicates", c.duplicates),
-        ("already done", checked.already_done),
-        ("to send", checked.to_send),
-    ]
+    """The input's arithmetic, then each invalid record: row, column and reason, never the cell."""
+    a = checked.account
+    shell.print(f"input: {checked.input}", *a.lines())
     if checked.in_doubt:
-        lines.append(("in doubt (sent again)", checked.in_doubt))
+        shell.print(f"in doubt (sent again): {checked.in_doubt}")
+    listed = checked.invalid.head(INVALID_LISTED)
+    for rec in listed.iter_rows(named=True):
+        ticket = f" request {rec['request_id']}" if rec["request_id"] else ""
+        shell.print(f"  invalid: row {rec['row']}{ticket}: {rec['reason']}: {rec['words']}")
+    if checked.invalid.height > listed.height:
+        more = checked.invalid.height - listed.height
+        shell.print(f"  ... and {more} more invalid records (--rejects PATH lists them all)")
     if checked.rejects is not None:
-        lines.append(("rejects file", str(checked.rejects)))
-    width = max(len(k) for k, _ in lines)
-    shell.print(*(f"{k + ':':<{width + 1}} {v}" for k, v in lines))
+        shell.print(f"rejects file (raw cells, owner-only): {checked.rejects}")
 
 
 def _input_options(args: argparse.Namespace) -> app.InputOptions:
@@ -282,8 +306,9 @@ def _input_options(args: argparse.Namespace) -> app.InputOptions:
 def cmd_validate(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import app
 
-    _print_checked(shell, app.validate(_load(args), _input_options(args)))
-    return 0
+    checked = app.validate(_load(args), _input_options(args))
+    _print_checked(shell, checked)
+    return int(checked.exit_code)
 
 
 def cmd_run(args: argparse.Namespace, shell: _Shell) -> int:
@@ -298,7 +323,7 @@ def cmd_run(args: argparse.Namespace, shell: _Shell) -> int:
         checked = app.validate(job, _input_options(args), retry_rejected=args.retry_rejected)
         _print_checked(shell, checked)
         shell.print("dry run: nothing was sent")
-        return 0
+        return int(checked.exit_code)
     deadline = None
     if args.max_duration is not None:
         deadline = time.monotonic() + args.max_duration
@@ -331,13 +356,19 @@ def _print_summary(shell: _Shell, summary: Summary, code: int, job: Job) -> None
     rate = summary.requests / summary.duration_s if summary.duration_s > 0 else 0.0
     shell.print(
         f"run {summary.run}: erased {o['erased']}, not found {o['not_found']}, "
-        f"rejected {o['rejected']}, failed {o['failed']}, pending {summary.pending}"
-        f" (in doubt {summary.in_doubt}); {summary.requests} requests in "
+        f"rejected {o['rejected']}, failed {o['failed']}, not reached {_not_reached(summary)}"
+        f" of {summary.planned_pairs} pairs to send (in doubt {summary.in_doubt});"
+        f" invalid records in the input {summary.invalid}; {summary.requests} requests in "
         f"{summary.duration_s:.1f} s ({rate:.0f}/s)",
         f"ledger: {job.ledger.path}",
         f"report: erasure report {job.path} --out report.html",
         f"exit {int(code)}: {MEANINGS.get(int(code), '')}",
     )
+
+
+def _not_reached(summary: Summary) -> int:
+    """Pairs of the plan with no outcome in this run: the rest of ``planned_pairs``."""
+    return summary.planned_pairs - sum(summary.outcomes.values())
 
 
 # ---------------------------------------------------------------- read-only
@@ -346,29 +377,57 @@ def _print_summary(shell: _Shell, summary: Summary, code: int, job: Job) -> None
 def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import app
 
-    result = app.status(_load(args))
+    job = _load(args)
+    if args.request_id is not None:
+        return _print_request(shell, app.request_status(job, args.request_id), args.json)
+    result = app.status(job)
     info = result.info
     if args.json:
         shell.print(json.dumps(info, default=str, sort_keys=True))
         return 0
+    acc = info["accounting"]
     shell.print(
         f"ledger: {result.ledger}",
-        f"total: {info['total']} (request id, identifier) pairs",
-        *(f"  {name}: {info[name]}" for name in _OUTCOME_NAMES),
-        f"in doubt: {info['in_doubt']}",
-        f"overdue: {info['overdue']}",
+        info["verdict"],
+        *app.account_lines(acc),
+        f"in doubt: {info['in_doubt']} pairs",
+        f"invalid: {info['invalid']} unresolved invalid records",
     )
+    now = info["running"]
     last = info["last_run"]
-    if last:
+    if now:
         shell.print(
-            f"last run: {last['run']} started {last['started_at']}, "
-            f"finished {last['finished_at'] or 'never (killed or still running)'}, "
+            f"running: run {now['run']} since {now['since']}, {now['in_flight']} requests in flight"
+        )
+    elif last:
+        finished = last["finished_at"] or "never (it was killed: run again to resume)"
+        shell.print(
+            f"last run: {last['run']} started {last['started_at']}, finished {finished}, "
             f"exit {last['exit_code']}; pending from its plan: {info['last_run_pending']}"
         )
     return 0
 
 
-_OUTCOME_NAMES = ("erased", "not_found", "rejected", "failed", "pending")
+def _print_request(shell: _Shell, rows: list[dict[str, object]], as_json: bool) -> int:
+    """One request's identifiers and invalid records; exit 1 when the ledger never heard of it."""
+    if as_json:
+        shell.print(json.dumps(rows, default=str, sort_keys=True))
+        return 0 if rows else 1
+    if not rows:
+        shell.print("no such request in the ledger")
+        return 1
+    for row in rows:
+        if row["outcome"] == "invalid":
+            shell.print(f"invalid: row {row['row']} column {row['column'] or '-'}: {row['reason']}")
+            continue
+        code = "" if row["error_code"] is None else f" code {row['error_code']}"
+        http = "" if row["http_status"] is None else f" HTTP {row['http_status']}"
+        doubt = " (in doubt)" if row["in_doubt"] else ""
+        shell.print(
+            f"{row['matching']} {row['key']}: {row['outcome']}{doubt}{code}{http}"
+            f" at {row['finished_at'] or '-'}"
+        )
+    return 0
 
 
 def cmd_report(args: argparse.Namespace, shell: _Shell) -> int:
@@ -424,6 +483,177 @@ def cmd_sandbox(args: argparse.Namespace, shell: _Shell) -> int:
     return run(args)
 
 
+# ---------------------------------------------------------------- after the delete (issue 15)
+
+
+def _after_the_delete(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """The parsers of keygen, receipt, check-receipt, screen and sweep."""
+    p = _command(
+        sub,
+        "keygen",
+        "Make a new Ed25519 signing key for receipts at PATH (owner-only PEM) and its "
+        "public key at PATH.pub. Never overwrites a file.",
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="the private key")
+    p.add_argument(
+        "--ledger-key",
+        type=Path,
+        metavar="PATH",
+        help="also write a new random ledger key (64 hex digits, owner-only) to PATH",
+    )
+
+    p = _command(
+        sub,
+        "receipt",
+        "Write one request's signed erasure receipt: .json (the signed document) or .html "
+        "(a page embedding it). Checks the ledger's chain first.",
+    )
+    p.add_argument("--request-id", required=True, metavar="ID", help="the request (DSR ticket)")
+    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="receipt.json or .html")
+
+    p = _command(
+        sub,
+        "check-receipt",
+        "Check a receipt's signature; with --job also that the ledger's events up to its "
+        "head say what it says. Needs no secret. Exit 0 valid, 1 not valid, 65 not a receipt.",
+    )
+    p.add_argument("receipt", type=Path, metavar="RECEIPT", help="the .json or .html receipt")
+    p.add_argument(
+        "--public-key", type=Path, required=True, metavar="PATH", help="the signer's PATH.pub"
+    )
+    p.add_argument("--job", type=Path, metavar="JOB", help="check against this job's ledger")
+
+    p = _command(
+        sub,
+        "screen",
+        "Before an import: copy the input file's rows to --out (same format) less every row "
+        "naming a person whose erasure finished. Exit 1 when cells could not be checked.",
+    )
+    p.add_argument("--input", type=Path, required=True, metavar="PATH", help="the file to import")
+    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="the screened copy")
+
+    p = _command(
+        sub,
+        "sweep",
+        "After a restore or a sync: find profiles of an Altcraft export that came back after "
+        "a finished erasure; delete those with an erased profile id again, list the rest. "
+        "Exit 1 when anything reappeared or waits.",
+    )
+    p.add_argument("--export", type=Path, required=True, metavar="PATH", help="the export file")
+    p.add_argument("--dry-run", action="store_true", help="only count; record and send nothing")
+    p.add_argument(
+        "--include-identifier-matches",
+        action="store_true",
+        help="delete profiles that only share an identifier with an erased request too",
+    )
+    p.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
+    p.add_argument(
+        "--log-format",
+        choices=("json", "console"),
+        help="json: one JSON object per stderr line (default when stderr is not a TTY)",
+    )
+
+
+def cmd_keygen(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+
+    made = app.keygen(args.out, args.ledger_key)
+    shell.print(
+        f"signing key: {made.private_path} (owner-only; set [receipts] signing_key_file)",
+        f"public key: {made.public_path} (hand it to whoever checks receipts)",
+        f"public key sha256: {made.fingerprint}",
+    )
+    if made.ledger_key is not None:
+        shell.print(f"ledger key: {made.ledger_key} (owner-only; set [ledger] key_file)")
+    return 0
+
+
+def cmd_receipt(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+    from erasure.receipts import verdict
+
+    signed = app.receipt(_load(args), args.request_id, args.out)
+    shell.print(
+        f"receipt: {args.out}",
+        verdict(signed.receipt),
+        f"signed by sha256:{signed.signature.public_key_sha256}",
+    )
+    return 0
+
+
+def cmd_check_receipt(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+    from erasure import job as job_mod
+
+    job = job_mod.load(args.job) if args.job is not None else None
+    result = app.check_receipt(args.receipt, args.public_key, job)
+    shell.print(result.message)
+    return 0 if result.valid else 1
+
+
+def cmd_screen(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+
+    result = app.screen(_load(args), args.input, args.out)
+    shell.print(
+        f"kept: {result.kept}",
+        f"screened: {result.screened}",
+        f"unchecked: {result.unchecked}"
+        + (" (kept: cells that could not be normalised)" if result.unchecked else ""),
+        f"out: {result.out}",
+    )
+    return 1 if result.unchecked else 0
+
+
+def cmd_sweep(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app, logs
+    from erasure.run import Options
+
+    fmt = logs.choose_format(args.log_format)
+    logs.configure(fmt)
+    shell.json_errors = fmt == "json"
+    progress = not args.no_progress and fmt == "console" and shell.err.isatty()
+    result = app.sweep(
+        _load(args),
+        args.export,
+        dry_run=args.dry_run,
+        include_identifier_matches=args.include_identifier_matches,
+        options=Options(progress=progress),
+    )
+    summary = result.summary
+    if summary is not None and summary.fatal is not None:
+        shell.fail(str(summary.fatal), result.exit_code)
+    for m in result.matches:
+        shell.print(
+            f"row {m.row}: profile {m.profile_id} reappeared ({m.match} match, request "
+            f"{m.request_id or '-'}, first erased at event {m.first_erased_seq}): {m.decision}"
+            + (" (listed before)" if m.listed_before else "")
+        )
+    by_pid = sum(1 for m in result.matches if m.match == "profile_id")
+    shell.print(
+        f"profiles in export: {result.rows}",
+        f"reappeared: {len(result.matches)} ({by_pid} by profile id, "
+        f"{len(result.matches) - by_pid} by identifier only)",
+        f"deleted again: {result.deleted}" + (" (dry run: nothing sent)" if result.dry_run else ""),
+        f"waiting for a decision: {result.waiting}",
+    )
+    if summary is not None:
+        o = summary.as_dict()["outcomes"]
+        shell.print(
+            f"run {summary.run}: erased {o['erased']}, not found {o['not_found']}, "
+            f"rejected {o['rejected']}, failed {o['failed']}, pending {summary.pending}"
+        )
+    code = int(result.exit_code)
+    shell.print(f"exit {code}: {_SWEEP_MEANINGS.get(code, MEANINGS.get(code, ''))}")
+    return code
+
+
+_SWEEP_MEANINGS = {
+    0: "nothing came back",
+    1: "erased profiles reappeared or wait for a decision: a person must look",
+}
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, _Shell], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,
@@ -432,6 +662,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Shell], int]] = {
     "verify": cmd_verify,
     "lookup": cmd_lookup,
     "sandbox": cmd_sandbox,
+    "keygen": cmd_keygen,
+    "receipt": cmd_receipt,
+    "check-receipt": cmd_check_receipt,
+    "screen": cmd_screen,
+    "sweep": cmd_sweep,
 }
 
 

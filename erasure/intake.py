@@ -3,7 +3,7 @@
 ::
 
     file ─► reader (by suffix) ─► columns mapped ─► cells as text ─► normalised
-         ─► row checks (db_id, resource_id, received_at) ─► rejects
+         ─► row checks (db_id, resource_id, received_at) ─► invalid records
          ─► one item per (request id, key), first seen first ─► keys
 
 Readers: CSV/TSV (UTF-8, UTF-8 with BOM, UTF-16 with BOM, or Windows-1251;
@@ -11,7 +11,7 @@ delimiter sniffed among ``,`` ``;`` tab ``|``; every cell text), Parquet,
 XLSX (the first sheet), NDJSON/JSONL. A file that cannot be used raises
 :class:`~erasure.errors.InputUnusable` (65) with one line saying why; a
 missing one :class:`~erasure.errors.FileMissing` (66). A bad cell never
-stops the file: it becomes a row of the rejects frame. Messages name files,
+stops the file: it becomes an invalid record (:data:`INVALID_SCHEMA`). Messages name files,
 columns and rows, never a cell's value.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import enum
 import functools
 import hashlib
 import io
@@ -37,10 +38,8 @@ import polars as pl
 
 from erasure import normalize
 from erasure.errors import ConfigError, FileMissing, InputUnusable
-from erasure.files import OWNER_ONLY, Perms, atomic_write
 from erasure.job import Input, Job, Matching
 from erasure.keys import Keyer, message_prefix
-from erasure.safecells import neutralise_frame
 
 ITEMS_SCHEMA = pl.Schema(
     [
@@ -56,22 +55,66 @@ ITEMS_SCHEMA = pl.Schema(
         ("row", pl.Int64()),  # of the first occurrence
     ]
 )
-REJECTS_SCHEMA = pl.Schema(
-    [("row", pl.Int64()), ("column", pl.String()), ("value", pl.String()), ("reason", pl.String())]
+INVALID_SCHEMA = pl.Schema(
+    [
+        ("row", pl.Int64()),  # as a spreadsheet numbers it
+        ("column", pl.String()),  # the user's own header; null for no_identifier
+        ("reason", pl.String()),  # a code: Reason
+        ("words", pl.String()),  # plain words and the fix; never the cell's value
+        ("value", pl.String()),  # the raw cell: for a --rejects file only, never the ledger
+        ("request_id", pl.String()),
+        ("db_id", pl.Int64()),
+    ]
 )
+USABLE_SCHEMA = pl.Schema(
+    [("request_id", pl.String()), ("column", pl.String()), ("row", pl.Int64())]
+)
+REJECTS_COLUMNS = ("row", "column", "value", "reason", "words")  # a --rejects file's columns
 REJECT_VALUE_MAX = 200  # characters of a rejected cell kept in the rejects file
+
+
+class Reason(enum.StrEnum):
+    """Why an input cell or row could not be used: a closed set (an ``invalid`` record's code)."""
+
+    EMAIL_INVALID = "email_invalid"
+    PHONE_INVALID = "phone_invalid"
+    PROFILE_ID_INVALID = "profile_id_invalid"
+    CUSTOM_INVALID = "custom_invalid"
+    # A number Excel turned into 7,9E+10: the digits are lost.
+    EXCEL_SCIENTIFIC = "excel_scientific"
+    # No identifier in any mapped column: the request cannot be erased from this row.
+    NO_IDENTIFIER = "no_identifier"
+    DB_ID_INVALID = "db_id_invalid"
+    RESOURCE_ID_INVALID = "resource_id_invalid"
+    # The row's identifiers are kept, without a deadline.
+    RECEIVED_AT_INVALID = "received_at_invalid"
 
 
 @dataclass(frozen=True, slots=True)
 class Counts:
-    """What intake found; ``valid == unique + duplicates``."""
+    """What intake found, stage by stage (see :mod:`erasure.accounting` for the identities).
+
+    ``rows == with_identifier + no_identifier + blank``;
+    ``identifiers == valid + invalid_cells + skipped``; ``valid == pairs + duplicates``.
+    """
 
     rows: int  # data rows read (header excluded, blank rows included)
+    blank: int  # rows empty in every column the job reads: no request at all
+    no_identifier: int  # rows with something, but no identifier cell: one invalid record each
     identifiers: int  # non-empty identifier cells across the mapped columns
     valid: int  # identifiers that passed validation, in rows that passed theirs
-    rejected: int  # entries in the rejects frame (cells and whole rows)
-    duplicates: int  # valid identifiers whose key was seen earlier in the file
-    unique: int  # distinct keys: what a run sends at most
+    invalid_cells: int  # identifier cells that could not be used: one invalid record each
+    skipped: int  # identifier cells of rows whose db_id or resource_id is unusable
+    duplicates: int  # valid identifiers whose (request id, key) was seen earlier in the file
+    pairs: int  # distinct (request id, key) pairs: what a run must finish
+    keys: int  # distinct keys: deletes a run sends at most
+    invalid: int  # invalid records: cells, bad row values, bad dates and no_identifier rows
+    requests: int  # distinct request ids named by a row (0 without a request id column)
+
+    @property
+    def with_identifier(self) -> int:
+        """Rows with at least one identifier cell, usable or not."""
+        return self.rows - self.blank - self.no_identifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +122,11 @@ class Intake:
     path: Path
     sha256: str  # hex, of the input file's bytes
     items: pl.DataFrame  # ITEMS_SCHEMA: one row per (request_id, key), first seen first
-    rejects: pl.DataFrame  # REJECTS_SCHEMA, by row
+    invalid: pl.DataFrame  # INVALID_SCHEMA, by row: the unusable cells and rows
     counts: Counts
+    # (request_id, column): distinct columns that held a usable value for a request,
+    # what resolves an earlier input's invalid record (no request id column: empty)
+    usable: pl.DataFrame  # USABLE_SCHEMA
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,20 +181,15 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
     source = Path(source)
     table = _read_table(source, _wanted(job.input))
     layout = _layout(job.input, table.names, source.name)
-    items, rejects, counts = _build(table, layout, job.input, keyer)
-    return Intake(path=source, sha256=table.sha256, items=items, rejects=rejects, counts=counts)
-
-
-def write_rejects(rejects: pl.DataFrame, path: Path, perms: Perms = OWNER_ONLY) -> None:
-    """Write the rejects as CSV (row, column, value, reason), readable by the owner only.
-
-    The file is created with ``perms`` (0600 unless the job names a group)
-    beside ``path`` and renamed onto it, so that an older file is replaced,
-    never re-moded; formula-looking cells are neutralised. Raises
-    ``OSError`` when the file cannot be written.
-    """
-    with atomic_write(path, perms) as tmp, tmp.open("wb") as out:
-        neutralise_frame(rejects.select(REJECTS_SCHEMA.names())).write_csv(out)
+    items, invalid, counts, usable = _build(table, layout, job.input, keyer)
+    return Intake(
+        path=source,
+        sha256=table.sha256,
+        items=items,
+        invalid=invalid,
+        counts=counts,
+        usable=usable,
+    )
 
 
 # ---------------------------------------------------------------- columns
@@ -352,23 +393,34 @@ class _Cells:
     """A file's identifier cells, as intake uses them."""
 
     valid: pl.DataFrame  # valid cells of rows that passed their checks, by row then column
-    rejected: pl.DataFrame  # invalid cells of those rows: row, column, raw, reason, order
+    rejected: pl.DataFrame  # invalid cells of those rows: row, column, shown, code, raw, reason
     count: int  # non-empty cells, in any row
     seen: pl.DataFrame  # per input row: ``cell`` (it has a non-empty one), ``valid`` (a valid one)
 
 
 def _build(
     table: _Table, layout: _Layout, inp: Input, keyer: Keyer
-) -> tuple[pl.DataFrame, pl.DataFrame, Counts]:
-    """Items, rejects and counts of the file: it is read here so that its cells can go early."""
+) -> tuple[pl.DataFrame, pl.DataFrame, Counts, pl.DataFrame]:
+    """Items, invalid records, counts and usable columns of the file.
+
+    The file is read here so that its cells can go early.
+    """
     frame = table.collect(layout.columns)
     rows = _row_frame(frame, table, layout, inp)
     cells = _cells(frame, rows, table, layout, inp)
+    blank = _blank(frame, layout)
     n = frame.height
     del frame  # every raw cell: the rejected ones' text is in cells.rejected
-    rejects = _rejects(rows, cells, layout)
+    invalid = _invalid(rows, cells, layout, blank)
+    requests = (
+        int(rows.lazy().select(pl.col("request_id").drop_nulls().n_unique()).collect().item())
+        if layout.request_id is not None
+        else 0
+    )
+    usable = _usable(rows, cells, layout)
     del rows
     valid, identifiers = cells.valid.height, cells.count
+    invalid_cells = cells.rejected.height
     varying = layout.varying
     # a filter that keeps every row copies nothing (unique would copy them all)
     items = cells.valid.filter(_firsts(cells.valid, [*varying, "value"]))
@@ -380,16 +432,60 @@ def _build(
     if items.schema != ITEMS_SCHEMA:
         items = items.cast(ITEMS_SCHEMA)
     # items are distinct per (request id, key): without request ids, per key
-    unique = int(_firsts(items, ["key"]).sum()) if "request_id" in varying else items.height
+    keys = int(_firsts(items, ["key"]).sum()) if "request_id" in varying else items.height
+    no_identifier = int(invalid.get_column("reason").eq(Reason.NO_IDENTIFIER.value).sum())
     counts = Counts(
         rows=n,
+        blank=int(blank.sum()),
+        no_identifier=no_identifier,
         identifiers=identifiers,
         valid=valid,
-        rejected=rejects.height,
-        duplicates=valid - unique,
-        unique=unique,
+        invalid_cells=invalid_cells,
+        skipped=identifiers - valid - invalid_cells,
+        duplicates=valid - items.height,
+        pairs=items.height,
+        keys=keys,
+        invalid=invalid.height,
+        requests=requests,
     )
-    return items, rejects, counts
+    return items, invalid, counts, usable
+
+
+def _usable(rows: pl.DataFrame, cells: _Cells, layout: _Layout) -> pl.DataFrame:
+    """(request_id, column) of every column that held a usable value for a request."""
+    schema = USABLE_SCHEMA
+    if layout.request_id is None:
+        return pl.DataFrame(schema=schema)
+    valid = cells.valid.group_by("request_id", "order").agg(pl.col("row").min())
+    names = [s.column for s in layout.specs]
+    parts = [
+        valid.select(
+            "request_id",
+            column=pl.col("order").replace_strict(list(range(len(names))), names),
+            row="row",
+        )
+    ]
+    kept = valid.group_by("request_id").agg(pl.col("row").min())
+    for column in (layout.db_id, layout.resource_id):
+        if column is not None:
+            parts.append(kept.with_columns(column=pl.lit(column)))
+    if layout.received_at is not None:
+        dated = rows.filter(pl.col("received_at").is_not_null())
+        dated = dated.group_by("request_id").agg(pl.col("row").min())
+        parts.append(dated.with_columns(column=pl.lit(layout.received_at)))
+    found = pl.concat([p.select(schema.names()).cast(schema) for p in parts])
+    found = found.filter(pl.col("request_id").is_not_null())
+    return found.group_by("request_id", "column", maintain_order=True).agg(pl.col("row").min())
+
+
+def _blank(frame: pl.DataFrame, layout: _Layout) -> pl.Series:
+    """Per row: every column the job reads is empty (or only spaces and invisible marks)."""
+    strip = normalize.WHITESPACE + "".join(normalize.INVISIBLE)
+    empty = [
+        pl.col(c).cast(pl.String).str.strip_chars(strip).fill_null("").eq("")
+        for c in layout.columns
+    ]
+    return frame.select(pl.all_horizontal(empty).alias("blank")).to_series()
 
 
 def _row_frame(frame: pl.DataFrame, table: _Table, layout: _Layout, inp: Input) -> pl.DataFrame:
@@ -463,7 +559,12 @@ def _cells(
         rejected.append(
             cells.select("row", "raw", "reason")
             .filter(flags.get_column("rejected"))
-            .with_columns(column=pl.lit(spec.column), order=pl.lit(order + 10, pl.Int32))
+            .with_columns(
+                column=pl.lit(spec.column),
+                shown=pl.lit(_shown(spec.column)),
+                code=pl.lit(_CELL_REASONS[spec.matching].value),
+                order=pl.lit(order + 10, pl.Int32),
+            )
         )
     every = pl.concat(valid)
     if len(valid) > 1:
@@ -471,35 +572,96 @@ def _cells(
     return _Cells(every, pl.concat(rejected), count, seen)
 
 
-def _rejects(rows: pl.DataFrame, cells: _Cells, layout: _Layout) -> pl.DataFrame:
-    """Bad cells, bad rows (those with an identifier) and bad dates, by row."""
-    parts = [cells.rejected.select("row", "column", value="raw", reason="reason", order="order")]
+_CELL_REASONS = {
+    "email": Reason.EMAIL_INVALID,
+    "phone": Reason.PHONE_INVALID,
+    "profile_id": Reason.PROFILE_ID_INVALID,
+    "custom": Reason.CUSTOM_INVALID,
+}
+# 7,9E+10 or 7.9e10: what Excel shows, and exports, for a long number in a General column
+_SCIENTIFIC = r"^\s*[0-9]+(?:[.,][0-9]+)?[eE]\+?[0-9]+\s*$"
+_SCIENTIFIC_WORDS = (
+    "holds a number in Excel's scientific notation (digits, then E+ and a power of ten),"
+    " whose last digits are lost: format the column as text and export again"
+)
+_DATE_WORDS = (
+    "is not a date; accepted: 2024-05-01, 2024-05-01 10:00, 2024-05-01T10:00:00+03:00"
+    " (ISO 8601) or 01.05.2024 [10:00[:00]]; the row's identifiers are kept, without a deadline"
+)
+
+
+def _invalid(rows: pl.DataFrame, cells: _Cells, layout: _Layout, blank: pl.Series) -> pl.DataFrame:
+    """The invalid records, by row: bad cells, bad row values, bad dates, rows without identifier.
+
+    ``words`` name the user's own header and the fix, never the cell.
+    """
+    rejected = cells.rejected
+    scientific = pl.col("raw").str.contains(_SCIENTIFIC).fill_null(False)
+    parts = [
+        rejected.select(
+            "row",
+            "column",
+            reason=pl.when(scientific)
+            .then(pl.lit(Reason.EXCEL_SCIENTIFIC.value))
+            .otherwise("code"),
+            words=pl.format("column {} ", "shown")
+            + pl.when(scientific).then(pl.lit(_SCIENTIFIC_WORDS)).otherwise("reason"),
+            value="raw",
+            order="order",
+        )
+    ]
     checks = (
-        ("db_id", layout.db_id, "cell", 0),
-        ("resource_id", layout.resource_id, "cell", 1),
-        ("received_at", layout.received_at, "valid", 2),  # a date only matters for a kept row
+        ("db_id", layout.db_id, "cell", 0, Reason.DB_ID_INVALID),
+        ("resource_id", layout.resource_id, "cell", 1, Reason.RESOURCE_ID_INVALID),
+        ("received_at", layout.received_at, "valid", 2, Reason.RECEIVED_AT_INVALID),
     )
-    for what, column, having, order in checks:
+    for what, column, having, order, code in checks:
         if column is None:
             continue
         bad = pl.col(f"{what}_reason").is_not_null() & cells.seen.get_column(having)
+        words = _DATE_WORDS if code is Reason.RECEIVED_AT_INVALID else None
         parts.append(
             rows.filter(bad).select(
                 "row",
                 column=pl.lit(column, pl.String),
+                reason=pl.lit(code.value),
+                words=pl.lit(f"column {_shown(column)} ")
+                + (pl.lit(words) if words else pl.col(f"{what}_reason")),
                 value=f"{what}_raw",
-                reason=f"{what}_reason",
                 order=pl.lit(order, pl.Int32),
             )
         )
+    headers = ", ".join(_shown(s.column) for s in layout.specs)
+    lonely = ~cells.seen.get_column("cell") & ~blank
+    parts.append(
+        rows.filter(lonely).select(
+            "row",
+            column=pl.lit(None, pl.String),
+            reason=pl.lit(Reason.NO_IDENTIFIER.value),
+            words=pl.lit(
+                f"no identifier in any of the columns {headers}: nothing can be erased"
+                " for this row; fill one in and run again"
+            ),
+            value=pl.lit(None, pl.String),
+            order=pl.lit(20, pl.Int32),
+        )
+    )
     long = pl.col("value").str.len_chars() > REJECT_VALUE_MAX
     shortened = pl.col("value").str.slice(0, REJECT_VALUE_MAX) + pl.format(
         "… ({} characters)", pl.col("value").str.len_chars()
     )
-    rejects = pl.concat(parts).sort("row", "order", maintain_order=True)
-    return rejects.select(
-        "row", "column", pl.when(long).then(shortened).otherwise("value").alias("value"), "reason"
-    ).cast(REJECTS_SCHEMA)
+    found = pl.concat(parts).sort("row", "order", maintain_order=True)
+    shared = rows.select("row", "request_id", "db_id")
+    found = found.join(shared, on="row", how="left", maintain_order="left")
+    return found.select(
+        "row",
+        "column",
+        "reason",
+        "words",
+        pl.when(long).then(shortened).otherwise("value").alias("value"),
+        "request_id",
+        "db_id",
+    ).cast(INVALID_SCHEMA)
 
 
 def _firsts(frame: pl.DataFrame, subset: list[str]) -> pl.Series:

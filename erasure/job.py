@@ -15,6 +15,7 @@ is what every file the tool writes is created with.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import sqlite3
@@ -93,10 +94,28 @@ class Input:
 @dataclass(frozen=True, slots=True)
 class Run:
     concurrency: int = 16
-    rate_per_s: float = 20.0  # requests per second, a ceiling
+    # requests per second, a ceiling never exceeded; or "auto": the run finds
+    # the service's limit, never above max_rate_per_s
+    rate_per_s: float | Literal["auto"] = 20.0
+    max_rate_per_s: float | None = (
+        None  # requests per second; set exactly when rate_per_s is "auto"
+    )
     max_attempts: int = 8  # requests per identifier per run
     retry_after_cap_s: float = 300.0  # seconds
     preflight: bool = True
+
+    @property
+    def auto_rate(self) -> bool:
+        """True when the run finds its rate (``rate_per_s = "auto"``)."""
+        return self.rate_per_s == "auto"
+
+    @property
+    def ceiling_per_s(self) -> float:
+        """Requests per second never exceeded: ``rate_per_s``, or ``max_rate_per_s`` under auto."""
+        if self.rate_per_s == "auto":
+            assert self.max_rate_per_s is not None  # parse() requires it
+            return self.max_rate_per_s
+        return self.rate_per_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +128,24 @@ class Ledger:
 
 
 @dataclass(frozen=True, slots=True)
+class Receipts:
+    """``[receipts]``: who signs ``erasure receipt``'s receipts, and with which key."""
+
+    issuer: str  # printed on every receipt
+    signing_key_file: Path | None = None  # PEM from `erasure keygen`, owner-only
+    signing_key_env: str | None = None  # or a variable holding that PEM
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """``[sweep]``: how to read an Altcraft export for ``erasure sweep``."""
+
+    db_id: int  # the database the export was taken from
+    profile_id_column: str = "_id"
+    columns: Columns = field(default_factory=Columns)  # identifier columns, as [input.columns]
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """A checked job file. Paths are absolute."""
 
@@ -117,6 +154,8 @@ class Job:
     input: Input
     run: Run
     ledger: Ledger
+    receipts: Receipts | None = None  # [receipts], when the job has it
+    sweep: Sweep | None = None  # [sweep], when the job has it
 
     @property
     def rejects_path(self) -> Path:
@@ -218,6 +257,7 @@ class Job:
             "phone_region": self.input.phone_region,
             "concurrency": self.run.concurrency,
             "rate_per_s": self.run.rate_per_s,
+            "max_rate_per_s": self.run.max_rate_per_s,
             "max_attempts": self.run.max_attempts,
             "retry_after_cap_s": self.run.retry_after_cap_s,
             "preflight": self.run.preflight,
@@ -296,6 +336,36 @@ def _kind_names(kinds: type | tuple[type, ...]) -> str:
 def _positive(section: _Section, key: str, value: float, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"job file: {section.where(key)} must be greater than 0")
+
+
+def _rates(section: _Section) -> tuple[float | Literal["auto"], float | None]:
+    """``rate_per_s`` (a number or "auto"), ``max_rate_per_s`` (with "auto", and only then)."""
+    section.used.add("rate_per_s")
+    raw = section.data.get("rate_per_s", 20)
+    top = section.get("max_rate_per_s", (int, float), None)
+    # bool is an int in Python: true is no rate
+    if isinstance(raw, bool) or (not isinstance(raw, (int, float)) and raw != "auto"):
+        raise ConfigError(f'job file: {section.where("rate_per_s")} must be a number or "auto"')
+    if raw == "auto":
+        if top is None:
+            raise ConfigError(
+                f"job file: {section.where('max_rate_per_s')} is required with "
+                f'rate_per_s = "auto" (the rate the run never exceeds while it finds the limit)'
+            )
+        return "auto", _rate(section, "max_rate_per_s", top)
+    if top is not None:
+        raise ConfigError(
+            f"job file: {section.where('max_rate_per_s')} is only used with "
+            'rate_per_s = "auto"; a number rate_per_s is itself the ceiling'
+        )
+    return _rate(section, "rate_per_s", raw), None
+
+
+def _rate(section: _Section, key: str, value: float) -> float:
+    # TOML has inf and nan: neither is a rate the limiter can keep
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"job file: {section.where(key)} must be a finite number greater than 0")
+    return float(value)
 
 
 def _path(base: Path, value: str | None) -> Path | None:
@@ -466,14 +536,16 @@ def parse(text: str, path: Path) -> Job:
     in_s.done()
 
     run_s = sub("run")
+    rate_per_s, max_rate_per_s = _rates(run_s)
     run = Run(
         concurrency=run_s.get("concurrency", int, 16),
-        rate_per_s=float(run_s.get("rate_per_s", (int, float), 20)),
+        rate_per_s=rate_per_s,
+        max_rate_per_s=max_rate_per_s,
         max_attempts=run_s.get("max_attempts", int, 8),
         retry_after_cap_s=float(run_s.get("retry_after_cap_s", (int, float), 300)),
         preflight=run_s.get("preflight", bool, True),
     )
-    for key in ("concurrency", "rate_per_s", "max_attempts"):
+    for key in ("concurrency", "max_attempts"):
         _positive(run_s, key, getattr(run, key))
     _positive(run_s, "retry_after_cap_s", run.retry_after_cap_s, allow_zero=True)
     run_s.done()
@@ -490,10 +562,47 @@ def parse(text: str, path: Path) -> Job:
         path=ledger_path, key_env=key_env, key_file=key_file, perms=Perms.for_group(group)
     )
 
+    receipts = _receipts(sub("receipts"), base) if "receipts" in data else None
+    sweep = _sweep(sub("sweep")) if "sweep" in data else None
+
     unknown = sorted(set(data) - top.used)
     if unknown:
         raise ConfigError(f"job file: unknown section or key {unknown[0]}")
-    return Job(path=path, api=api, input=inp, run=run, ledger=ledger)
+    return Job(
+        path=path, api=api, input=inp, run=run, ledger=ledger, receipts=receipts, sweep=sweep
+    )
+
+
+def _receipts(section: _Section, base: Path) -> Receipts:
+    env = section.get("signing_key_env", str, None)
+    file = section.get("signing_key_file", str, None)
+    issuer = section.get("issuer", str, None)
+    section.done()
+    if (env is None) == (file is None):
+        raise ConfigError(
+            "job file: [receipts] needs exactly one of signing_key_file and signing_key_env"
+        )
+    if env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+        raise ConfigError("job file: receipts.signing_key_env is not a variable name")
+    if issuer is None or not issuer.strip():
+        raise ConfigError("job file: receipts.issuer is required (it is printed on every receipt)")
+    return Receipts(issuer=issuer.strip(), signing_key_file=_path(base, file), signing_key_env=env)
+
+
+def _sweep(section: _Section) -> Sweep:
+    db_id = section.get("db_id", int, None)
+    if db_id is None:
+        raise ConfigError("job file: sweep.db_id is required (the database exported)")
+    _positive(section, "db_id", db_id)
+    profile_id_column = section.get("profile_id_column", str, "_id")
+    columns = _columns(section.table("columns"))
+    section.done()
+    if not profile_id_column.strip():
+        raise ConfigError("job file: sweep.profile_id_column must name a column")
+    if not columns.explicit:
+        # as an Altcraft export names them
+        columns = Columns(email="email", phone="phone", explicit=True)
+    return Sweep(db_id=db_id, profile_id_column=profile_id_column, columns=columns)
 
 
 def load(path: str | os.PathLike[str]) -> Job:

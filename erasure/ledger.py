@@ -63,6 +63,12 @@ class Kind(enum.StrEnum):
     ATTEMPT = "attempt"
     OUTCOME = "outcome"
     RUN_FINISHED = "run_finished"
+    # An unusable input cell, or a row with no identifier (issue 12); detail holds
+    # input (sha256), row, column, reason, words: never the cell's value.
+    INVALID = "invalid"
+    # A later input brought a usable value for an unresolved invalid record's
+    # (request id, column); detail.resolves lists the seqs it resolves.
+    RESOLVED = "resolved"
 
 
 class Outcome(enum.StrEnum):

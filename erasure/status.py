@@ -7,14 +7,18 @@ the ledger key to compute the key of the identifier asked about.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from erasure import ledger as ledger_mod
+from erasure.accounting import LedgerAccount, ledger_account
 from erasure.ledger import Outcome
 
 # Three plain scans, one per kind; the grouping is polars' (in parallel, in
@@ -53,6 +57,29 @@ _OUTCOME_SCHEMA = {
 }
 _SENT_SQL = "SELECT key, run, at FROM events WHERE kind = 'sent' ORDER BY seq"
 _SENT_SCHEMA = {"key": pl.String, "run": pl.Int64, "at": pl.String}
+
+_INVALID_SQL = """
+    SELECT seq, run, request_id, db_id, json_extract(detail, '$.input'),
+           json_extract(detail, '$.row'), json_extract(detail, '$.column'),
+           json_extract(detail, '$.reason'), json_extract(detail, '$.words'), at
+    FROM events WHERE kind = 'invalid' ORDER BY seq
+"""
+_INVALID_SCHEMA = {
+    "seq": pl.Int64,
+    "run": pl.Int64,
+    "request_id": pl.String,
+    "db_id": pl.Int64,
+    "input": pl.String,  # sha256 hex of the input file
+    "row": pl.Int64,
+    "column": pl.String,
+    "reason": pl.String,
+    "words": pl.String,
+    "at": pl.String,
+}
+_RESOLVED_SQL = """
+    SELECT j.value FROM events AS e, json_each(json_extract(e.detail, '$.resolves')) AS j
+    WHERE e.kind = 'resolved'
+"""
 
 REPORT_COLUMNS = (
     "request_id",
@@ -145,6 +172,122 @@ def _pairs(db: sqlite3.Connection, events: pl.DataFrame, *, now: datetime | None
     return out.select(*REPORT_COLUMNS, "received_at", "deadline", "overdue")
 
 
+def invalid_records(db: sqlite3.Connection) -> pl.DataFrame:
+    """Every ``invalid`` event, oldest first, with ``resolved`` (a later input fixed it)."""
+    found = ledger_mod.frame(db, _INVALID_SQL, _INVALID_SCHEMA)
+    done = [int(seq) for (seq,) in db.execute(_RESOLVED_SQL)]
+    return found.with_columns(
+        resolved=pl.col("seq").is_in(pl.Series(done, dtype=pl.Int64).implode())
+    )
+
+
+INVALID_COLUMNS = ("row", "column", "reason")  # the report's columns for invalid records
+
+
+def report_rows(pairs_: pl.DataFrame, invalid: pl.DataFrame) -> pl.DataFrame:
+    """:func:`pairs` and the unresolved invalid records as one table, in the report's columns.
+
+    An invalid record is a row with outcome ``invalid``, an empty key and its
+    ``row``, ``column`` and ``reason`` (a code); never the cell. Rows are
+    grouped by request, in the order each request first appears.
+    """
+    open_ = invalid.filter(~pl.col("resolved"))
+    bad = open_.select(
+        "request_id",
+        pl.lit(None, pl.String).alias("key"),
+        "db_id",
+        pl.lit(None, pl.String).alias("matching"),
+        pl.lit("invalid").alias("outcome"),
+        *INVALID_COLUMNS,
+        order=pl.col("seq"),
+    )
+    good = pairs_.with_columns(
+        *(pl.lit(None, _INVALID_SCHEMA[c]).alias(c) for c in INVALID_COLUMNS),
+        order=pl.int_range(pl.len(), dtype=pl.Int64) - (1 << 40),
+    )
+    both = pl.concat([good, bad], how="diagonal_relaxed")
+    first = both.group_by("request_id", maintain_order=True).agg(pl.col("order").min().alias("g"))
+    both = both.join(first, on="request_id", how="left", nulls_equal=True, maintain_order="left")
+    both = both.sort("g", "order", maintain_order=True)
+    return both.select(*REPORT_COLUMNS, *INVALID_COLUMNS, *_DEADLINE_EXTRA)
+
+
+_DEADLINE_EXTRA = ("received_at", "deadline", "overdue")
+
+
+def request_states(
+    rows: pl.DataFrame, *, now: datetime | None = None, running: bool = False
+) -> pl.DataFrame:
+    """One row per request (the rows without a request id share one), first-seen order.
+
+    ``rows`` is :func:`report_rows`' table. Columns: request_id,
+    identifiers, a count per outcome, ``invalid`` (unresolved records),
+    ``why`` (complete | has_rejected | has_invalid | no_identifiers |
+    open), ``deadline``, ``open_past_deadline``, ``finished_late``,
+    ``finished_at``.
+    """
+    now = now or datetime.now(UTC)
+    outcome = pl.col("outcome")
+    pair = outcome.ne("invalid")
+    final = outcome.is_in([o.value for o in ledger_mod.FINAL])
+    done = outcome.is_in([Outcome.ERASED.value, Outcome.NOT_FOUND.value])
+    out = rows.group_by("request_id", maintain_order=True).agg(
+        pair.sum().cast(pl.Int64).alias("identifiers"),
+        *(outcome.eq(o.value).sum().cast(pl.Int64).alias(o.value) for o in Outcome),
+        outcome.eq("invalid").sum().cast(pl.Int64).alias("invalid"),
+        pl.col("in_doubt").fill_null(False).sum().cast(pl.Int64).alias("in_doubt"),
+        (final | ~pair).all().alias("all_final"),
+        (done | ~pair).all().alias("all_done"),
+        pl.col("deadline").min().alias("deadline"),
+        pl.col("finished_at").filter(pair).max().alias("finished_at"),
+    )
+    why = (
+        pl.when(pl.col("rejected") > 0)
+        .then(pl.lit("has_rejected"))
+        .when(pl.col("invalid") > 0)
+        .then(pl.lit("has_invalid"))
+        .when(pl.col("identifiers") == 0)
+        .then(pl.lit("no_identifiers"))
+        .when(~pl.col("all_done"))
+        .then(pl.lit("open"))
+        .otherwise(pl.lit("complete"))
+    )
+    finished_day = pl.col("finished_at").str.to_datetime(time_zone="UTC", strict=False).dt.date()
+    has_deadline = pl.col("deadline").is_not_null()
+    return (
+        out.with_columns(why.alias("why"))
+        .with_columns(
+            (
+                has_deadline
+                & (pl.col("why") != "complete")
+                & ~pl.col("all_final")
+                & (pl.lit(now.date()) > pl.col("deadline"))
+            ).alias("open_past_deadline"),
+            (
+                has_deadline
+                & pl.col("all_final")
+                & (pl.col("identifiers") > 0)
+                & (finished_day > pl.col("deadline"))
+            )
+            .fill_null(False)
+            .alias("finished_late"),
+        )
+        .drop("all_final", "all_done")
+    )
+
+
+def account(
+    db: sqlite3.Connection, *, now: datetime | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, LedgerAccount]:
+    """The report's rows, the requests' states and the ledger's accounting, from one read."""
+    table = pairs(db, now=now)
+    invalid = invalid_records(db)
+    rows = report_rows(table, invalid)
+    states = request_states(rows, now=now)
+    resolved = int(invalid["resolved"].sum()) if invalid.height else 0
+    return rows, states, ledger_account(table, states, invalid.height - resolved, resolved)
+
+
 def deadline_days(db: sqlite3.Connection) -> int:
     """deadline_days of the last run's settings (30 when unknown)."""
     row = db.execute(
@@ -181,26 +324,83 @@ def runs(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return out
 
 
+def running(ledger_path: Path) -> bool:
+    """Whether a run holds the ledger's lock now (a shared lock is refused while it does)."""
+    lock = Path(str(ledger_path) + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _in_flight(db: sqlite3.Connection, run: int) -> set[str]:
+    """Keys the running run sent and has no answer for yet."""
+    sql = """
+        SELECT key FROM events WHERE kind IN ('sent', 'attempt', 'withdrawn', 'outcome')
+          AND run = ? AND key IS NOT NULL
+        GROUP BY key
+        HAVING max(CASE WHEN kind = 'sent' THEN seq END)
+               > coalesce(max(CASE WHEN kind != 'sent' THEN seq END), 0)
+    """
+    return {key for (key,) in db.execute(sql, (run,))}
+
+
 def status(
-    db: sqlite3.Connection, *, now: datetime | None = None, table: pl.DataFrame | None = None
+    db: sqlite3.Connection,
+    *,
+    now: datetime | None = None,
+    table: pl.DataFrame | None = None,
+    is_running: bool = False,
 ) -> dict[str, Any]:
-    """Counts by outcome, pending, in doubt, overdue, and the last run.
+    """Counts by outcome, pending, in doubt, invalid, overdue, the accounting and the last run.
 
     ``table`` is :func:`pairs`' result when the caller already has it.
+    ``is_running``: a run holds the ledger now (:func:`running`); its
+    unanswered requests are then "in flight", not in doubt.
     """
     events = _planned(db)
     table = _pairs(db, events, now=now) if table is None else table
-    counts = dict(table.group_by("outcome").len().iter_rows())
     history = runs(db)
     last = history[-1] if history else None
+    flying: set[str] = set()
+    if is_running and last is not None and last["finished_at"] is None:
+        flying = _in_flight(db, last["run"])
+        table = table.with_columns(
+            pl.col("in_doubt")
+            & ~pl.col("key").is_in(pl.Series(sorted(flying), dtype=pl.String).implode())
+        )
+    invalid = invalid_records(db)
+    rows = report_rows(table, invalid)
+    states = request_states(rows, now=now)
+    resolved = int(invalid["resolved"].sum()) if invalid.height else 0
+    acc = ledger_account(table, states, invalid.height - resolved, resolved)
+    counts = dict(table.group_by("outcome").len().iter_rows())
     last_plan = _last_plan_pending(db, table, events)
     head = db.execute("SELECT seq, link FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    run_now = None
+    if is_running and last is not None and last["finished_at"] is None:
+        run_now = {"run": last["run"], "since": last["started_at"], "in_flight": len(flying)}
     return {
         "total": table.height,
         **{o.value: int(counts.get(o.value, 0)) for o in Outcome},
         "in_doubt": int(table["in_doubt"].sum()),
+        "invalid": acc.unresolved,
         "overdue": int(table["overdue"].fill_null(False).sum()),
-        "requests": table.select(pl.col("request_id").drop_nulls().n_unique()).item(),
+        "requests": acc.requests,
+        "accounting": acc.as_dict(),
+        "verdict": acc.verdict,
+        "running": run_now,
         "last_run": last,
         "last_run_pending": last_plan,
         "runs": len(history),

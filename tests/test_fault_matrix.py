@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from erasure import ledger as ledger_mod
+from erasure import status as status_mod
 from erasure.keys import Keyer
 from erasure.run import Backoff, Options
 from tests import e2e
@@ -147,6 +149,11 @@ def test_fault_combination_ends_in_final_outcomes(
         if e["kind"] == "sent":
             assert e["key"] not in last_final, "sent after its final outcome"
     assert ledger_mod.verify(ledger, Keyer(LEDGER_KEY.encode())).ok
+    # the accounting adds up after every scenario: pairs by outcome, requests by state
+    with closing(ledger_mod.open_readonly(ledger)) as db:
+        _, _, account = status_mod.account(db)
+    assert all(i.holds for i in account.identities()), account.lines()
+    assert (account.pairs, account.requests, account.complete) == (N, N, N)
 
     # each switch of the scenario fired
     fired = stats["fired"]

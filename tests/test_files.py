@@ -16,12 +16,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from erasure import files, intake, report
+from erasure import files, report
 from erasure import job as job_mod
 from erasure import ledger as L
 from erasure.errors import ConfigError, SecretMissing
-from erasure.intake import REJECTS_SCHEMA
+from erasure.intake import INVALID_SCHEMA
 from erasure.keys import Keyer, new_ledger_key
+from erasure.report.rejects import write_rejects
 from tests.conftest import LEDGER_KEY
 
 KEYER = Keyer(LEDGER_KEY.encode())
@@ -47,8 +48,8 @@ def a_group() -> str:
 
 
 def rejects_frame() -> pl.DataFrame:
-    row = {name: None for name in REJECTS_SCHEMA.names()}
-    return pl.DataFrame([row], schema=REJECTS_SCHEMA)
+    row = {name: None for name in INVALID_SCHEMA.names()}
+    return pl.DataFrame([row], schema=INVALID_SCHEMA)
 
 
 Modes = dict[str, tuple[int, int]]  # file -> (mode, gid)
@@ -71,7 +72,7 @@ def write_everything(job: job_mod.Job, tmp_path: Path) -> tuple[Modes, Modes]:
         for path in outputs.values():
             report.write(db, job, path)
     outputs["rejects"] = tmp_path / "rejects.csv"
-    intake.write_rejects(rejects_frame(), outputs["rejects"], job.perms)
+    write_rejects(rejects_frame(), outputs["rejects"], job.perms)
     return ledger_files, {name: (mode(p), p.stat().st_gid) for name, p in outputs.items()}
 
 

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from erasure import intake, job, safecells
-from erasure.errors import ConfigError
+from erasure.errors import ConfigError, UsageError
 from erasure.keys import Keyer
+from erasure.report.rejects import write_rejects
 from tests.conftest import LEDGER_KEY, _toml
 
 KEYER = Keyer(LEDGER_KEY.encode())
@@ -133,12 +134,28 @@ def test_every_format_gives_the_same_items(name: str, tmp_path: Path) -> None:
     assert items.get_column("received_at").to_list()[:4] == [
         datetime(2024, 5, 1, tzinfo=UTC)
     ] * 3 + [datetime(2024, 5, 2, tzinfo=UTC)]
-    assert result.rejects.select("row", "column", "reason").rows() == [
-        (5 - shift, "email", "not an email address: no @"),
-        (5 - shift, "phone", "phone number is not valid for region RU"),
+    assert result.invalid.select("row", "column", "reason", "words").rows() == [
+        (5 - shift, "email", "email_invalid", "column 'email' not an email address: no @"),
+        (
+            5 - shift,
+            "phone",
+            "phone_invalid",
+            "column 'phone' phone number is not valid for region RU",
+        ),
     ]
     assert result.counts == intake.Counts(
-        rows=5, identifiers=12, valid=10, rejected=2, duplicates=4, unique=6
+        rows=5,
+        blank=0,
+        no_identifier=0,
+        identifiers=12,
+        valid=10,
+        invalid_cells=2,
+        skipped=0,
+        duplicates=2,  # valid 10 = 8 (request, identifier) pairs + 2 folded
+        pairs=8,  # over 6 keys: a key named by two requests is two pairs
+        keys=6,
+        invalid=2,
+        requests=4,
     )
     assert result.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     for row in items.iter_rows(named=True):
@@ -189,9 +206,15 @@ def test_several_identifiers_per_row_and_per_row_ids(tmp_path: Path) -> None:
         (1, "custom", None, "tags", "vip, newsletter"),
         (2, "email", None, None, "ivan@mail.ru"),
     ]
-    assert result.counts.unique == 5  # another database: another key
-    assert result.rejects.rows() == [
-        (4, "res", "x", "resource_id is not a positive integer: the row is skipped")
+    assert result.counts.keys == 5  # another database: another key
+    assert result.invalid.select("row", "column", "reason", "words", "value").rows() == [
+        (
+            4,
+            "res",
+            "resource_id_invalid",
+            "column 'res' resource_id is not a positive integer: the row is skipped",
+            "x",
+        )
     ]
 
 
@@ -285,45 +308,73 @@ def test_dedupe_keeps_first_seen_order(rows: list[tuple[str, str]]) -> None:
     valid = sum(1 for _, p in rows if "@" in p)
     counts = result.counts
     assert counts.valid == valid
-    assert counts.unique == len({v for _, v in expected})
-    assert counts.valid == counts.unique + counts.duplicates
+    assert counts.keys == len({v for _, v in expected})
+    assert counts.valid == counts.pairs + counts.duplicates
     assert counts.identifiers == counts.valid + sum(1 for _, p in rows if p == "bad")
 
 
 # ---------------------------------------------------------------- the rejects file
 
 
+def _records(values: list[str | None]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "row": [2, 3][: len(values)],
+            "column": ["email", "phone"][: len(values)],
+            "reason": ["email_invalid", "phone_invalid"][: len(values)],
+            "words": ["column 'email' not an email address: no @", "-"][: len(values)],
+            "value": values,
+            "request_id": ["T-1", "T-2"][: len(values)],
+            "db_id": [1, 1][: len(values)],
+        },
+        schema=intake.INVALID_SCHEMA,
+    )
+
+
 def test_write_rejects_is_private_and_inert(tmp_path: Path) -> None:
+    """Owner-only, formula cells neutralised, UTF-8 with a BOM so that Excel reads it."""
     path = tmp_path / "rejects.csv"
     path.write_text("old, readable by all\n", encoding="utf-8")
     path.chmod(0o644)
-    rejects = pl.DataFrame(
-        {
-            "row": [2, 3],
-            "column": ["email", "phone"],
-            "value": ['=HYPERLINK("http://x")', "+7 916"],
-            "reason": ["not an email address: no @", "-"],
-        },
-        schema=intake.REJECTS_SCHEMA,
-    )
-    intake.write_rejects(rejects, path)
+    write_rejects(_records(['=HYPERLINK("http://x")', "+7 916"]), path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    with path.open(encoding="utf-8", newline="") as f:
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    with path.open(encoding="utf-8-sig", newline="") as f:
         assert list(csv.reader(f)) == [
-            ["row", "column", "value", "reason"],
-            ["2", "email", '\'=HYPERLINK("http://x")', "not an email address: no @"],
-            ["3", "phone", "'+7 916", "'-"],
+            ["row", "column", "value", "reason", "words"],
+            [
+                "2",
+                "email",
+                '\'=HYPERLINK("http://x")',
+                "email_invalid",
+                "column 'email' not an email address: no @",
+            ],
+            ["3", "phone", "'+7 916", "phone_invalid", "'-"],
         ]
+
+
+def test_write_rejects_xlsx_is_a_real_workbook(tmp_path: Path) -> None:
+    path = tmp_path / "rejects.xlsx"
+    write_rejects(_records(["=1+1"]), path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    back = pl.read_excel(path, engine="calamine")
+    assert back.get_column("value").to_list() == ["'=1+1"]
+    assert back.get_column("reason").to_list() == ["email_invalid"]
+
+
+def test_write_rejects_refuses_another_suffix(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"\.csv or \.xlsx"):
+        write_rejects(_records([]), tmp_path / "r.json")
 
 
 def test_write_rejects_new_file_never_readable_by_others(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
-        intake.write_rejects(pl.DataFrame(schema=intake.REJECTS_SCHEMA), tmp_path / "r.csv")
+        write_rejects(_records([]), tmp_path / "r.csv")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "r.csv").stat().st_mode) == 0o600
-    assert (tmp_path / "r.csv").read_text(encoding="utf-8") == "row,column,value,reason\n"
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8-sig") == "row,column,value,reason,words\n"
 
 
 @pytest.mark.parametrize(
@@ -370,7 +421,7 @@ def test_sample_files_agree(tmp_path: Path) -> None:
         },
     )
     first = intake.read(the_job, KEYER)
-    assert first.counts.rejected > 0 and first.counts.duplicates > 0
+    assert first.counts.invalid > 0 and first.counts.duplicates > 0
     assert 60 <= first.counts.rows <= 200
     for name in ("requests-excel.csv", "requests.xlsx", "requests.parquet", "requests.ndjson"):
         other = intake.read(the_job, KEYER, SAMPLES / name)
@@ -378,6 +429,6 @@ def test_sample_files_agree(tmp_path: Path) -> None:
         assert other.items.select("request_id", "key").equals(
             first.items.select("request_id", "key")
         )
-        assert other.rejects.select("column", "reason").equals(
-            first.rejects.select("column", "reason")
+        assert other.invalid.select("column", "reason").equals(
+            first.invalid.select("column", "reason")
         )

@@ -16,18 +16,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from erasure import intake, job
+from erasure import app, intake, job
 from erasure.errors import ErasureError
 from erasure.keys import Keyer
+from erasure.run import make_plan
 from tests.conftest import LEDGER_KEY, _toml
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES: list[dict[str, Any]] = tomllib.loads((CORPUS / "expected.toml").read_text("utf-8"))["case"]
 HUGE = 50 * 2**20  # bytes
+_NO_FINISHED = pl.DataFrame(
+    schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String}
+)
 
 
 def _case_id(case: dict[str, Any]) -> str:
@@ -73,11 +78,20 @@ def test_corpus(case: dict[str, Any], tmp_path: Path, write_job: Callable[..., P
     result = intake.read(the_job, keyer)
     counts = {k: getattr(result.counts, k) for k in intake.Counts.__slots__}
     assert counts == case["counts"]
-    assert result.rejects.get_column("row").to_list() == case.get("rejects", [])
-    longest = result.rejects.get_column("value").str.len_chars().max()
+    invalid = [list(r) for r in result.invalid.select("row", "reason").iter_rows()]
+    assert invalid == case.get("invalid", [])
+    longest = result.invalid.get_column("value").str.len_chars().max()
     assert longest is None or int(str(longest)) <= intake.REJECT_VALUE_MAX + 30
     assert result.items.schema == intake.ITEMS_SCHEMA
-    assert result.rejects.schema == intake.REJECTS_SCHEMA
+    assert result.invalid.schema == intake.INVALID_SCHEMA
+    # every stage's parts sum to its whole (no ledger: nothing already final)
+    plan = make_plan(result.items, _NO_FINISHED, set())
+    account = app.account_of(result, plan)
+    assert all(i.holds for i in account.identities())
+    assert account.to_send == counts["pairs"] and account.invalid == len(invalid)
+    # the words never quote a cell
+    for words, value in result.invalid.select("words", "value").iter_rows():
+        assert value is None or len(value.strip()) < 3 or value.strip() not in words
 
 
 def _job_file(folder: Path, settings: dict[str, object]) -> Path:
@@ -147,5 +161,5 @@ def test_any_bytes_give_an_answer_never_a_traceback(suffix: str, data: bytes) ->
             assert "\n" not in str(exc)
         else:
             counts = result.counts
-            assert counts.valid == counts.unique + counts.duplicates
+            assert counts.valid == counts.pairs + counts.duplicates
             assert counts.identifiers >= counts.valid

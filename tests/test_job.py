@@ -104,7 +104,25 @@ def test_full_example_parses(write_job: Callable[..., Path], tmp_path: Path) -> 
         ({"api": {"timeout_s": 0}}, "api.timeout_s must be greater than 0"),
         ({"run": {"concurrency": "4"}}, "run.concurrency must be an integer"),
         ({"run": {"preflight": 1}}, "run.preflight must be true or false"),
-        ({"run": {"rate_per_s": True}}, "run.rate_per_s must be"),
+        ({"run": {"rate_per_s": True}}, 'run.rate_per_s must be a number or "auto"'),
+        ({"run": {"rate_per_s": "fast"}}, 'run.rate_per_s must be a number or "auto"'),
+        ({"run": {"rate_per_s": 0}}, "run.rate_per_s must be a finite number greater than 0"),
+        (
+            {"run": {"rate_per_s": "auto"}},
+            'run.max_rate_per_s is required with rate_per_s = "auto"',
+        ),
+        (
+            {"run": {"rate_per_s": "auto", "max_rate_per_s": -1}},
+            "run.max_rate_per_s must be a finite number greater than 0",
+        ),
+        (
+            {"run": {"rate_per_s": "auto", "max_rate_per_s": "200"}},
+            "run.max_rate_per_s must be an integer or a number",
+        ),
+        (
+            {"run": {"max_rate_per_s": 200}},
+            'run.max_rate_per_s is only used with rate_per_s = "auto"',
+        ),
         ({"input": {"db_id_column": "db"}}, "exactly one of db_id and db_id_column"),
         ({"input": {"phone_region": "XX"}}, "is not a region code"),
         ({"api": {"codes": {"not_found": [404], "token": [404]}}}, "code 404 is in both"),
@@ -261,3 +279,35 @@ def test_an_identifier_key_cannot_serve_an_older_ledger(write_job: Callable[...,
     env = {"ID_KEY": keys.identifier_key_text(LEDGER_KEY.encode())}
     with pytest.raises(ConfigError, match="uses derivation d1, which has no separate"):
         job.keyer(keys.Role.IDENTIFIER, env)
+
+
+def test_auto_rate_needs_and_keeps_its_maximum(write_job: Callable[..., Path]) -> None:
+    """``rate_per_s = "auto"`` with ``max_rate_per_s``: the maximum is the ceiling."""
+    job = job_mod.load(write_job(run={"rate_per_s": "auto", "max_rate_per_s": 200}))
+    assert ("auto", 200.0, 200.0) == (
+        job.run.rate_per_s,
+        job.run.max_rate_per_s,
+        job.run.ceiling_per_s,
+    )
+    assert job.run.auto_rate
+    assert {"rate_per_s": "auto", "max_rate_per_s": 200.0}.items() <= job.settings().items()
+    fixed = job_mod.load(write_job(run={"rate_per_s": 20, "max_rate_per_s": None}))
+    assert (20.0, None, 20.0, False) == (
+        fixed.run.rate_per_s,
+        fixed.run.max_rate_per_s,
+        fixed.run.ceiling_per_s,
+        fixed.run.auto_rate,
+    )
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+@pytest.mark.parametrize("key", ["rate_per_s", "max_rate_per_s"])
+def test_a_rate_must_be_finite(write_job: Callable[..., Path], key: str, value: str) -> None:
+    """TOML's inf and nan are numbers, but no rate: 78 naming the key, not a crash later."""
+    auto = 'rate_per_s = "auto"\n' if key == "max_rate_per_s" else ""
+    text = (
+        '[api]\nbase_url = "http://127.0.0.1:9"\n[input]\npath = "in.csv"\ndb_id = 1\n'
+        f"[run]\n{auto}{key} = {value}\n"
+    )
+    with pytest.raises(ConfigError, match=f"run.{key} must be a finite number"):
+        job_mod.load(write_job(text))

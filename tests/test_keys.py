@@ -221,7 +221,7 @@ def test_an_identifier_key_answers_lookup_and_validate_but_not_verify_or_run(
     assert 0 == cli.main(["lookup", str(done_job), "--email", "user1@example.com"])
     assert "request T1: erased" in capsys.readouterr().out
     assert 0 == cli.main(["validate", str(done_job)])
-    assert "already done: 3" in capsys.readouterr().out
+    assert "pairs 3 = already final in the ledger 3 + to send 0" in capsys.readouterr().out
     for command in (
         ["verify", str(done_job)],
         ["run", str(done_job), "--no-progress", "--log-format", "console"],

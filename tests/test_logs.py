@@ -76,6 +76,7 @@ def _finished(**fields: Any) -> dict[str, Any]:
         "pending": 0,
         "requests": 0,
         "in_doubt": 0,
+        "invalid": 0,
         "withdrawn": 0,
         "unrecorded": 0,
         "duration_s": ANY,  # seconds: how long it took is not behaviour
@@ -138,15 +139,19 @@ def test_a_run_logs_started_preflight_passed_and_finished(
 ) -> None:
     sandbox = sandbox_factory(generate_count=10, echo_identifier=True)
     _input(tmp_path)
-    assert 0 == e2e.run(e2e.job(write_job, sandbox.url))
+    job = e2e.job(write_job, sandbox.url)
+    assert 1 == e2e.run(job)  # T4's invalid email: a person must fix the file
     assert [
         {
             "run": 1,
+            "job": str(job),
+            "ledger": str(tmp_path / "ledger.sqlite"),
             "input_rows": 4,
-            "to_send": 3,
+            "to_send": 3,  # (request, identifier) pairs
+            "deletes": 3,  # one per distinct identifier
             "already_done": 0,
             "in_doubt": 0,
-            "rejected_rows": 1,
+            "invalid": 1,
             "event": "erasure.run.started",
             "log_level": "info",
         },
@@ -157,6 +162,8 @@ def test_a_run_logs_started_preflight_passed_and_finished(
             outcomes={"erased": 2, "not_found": 1, "rejected": 0, "failed": 0},
             requests=4,  # the preflight and three deletes
             preflight="not_found",
+            invalid=1,
+            exit_code=1,
         ),
     ] == captured
     _assert_no_raw_value_or_token(captured)
@@ -228,7 +235,15 @@ def test_a_refused_token_is_logged_without_the_token(
         "log_level": "error",
     } == captured[1]
     assert (
-        _finished(planned_pairs=3, planned_keys=3, pending=3, requests=1, error=error, exit_code=77)
+        _finished(
+            planned_pairs=3,
+            planned_keys=3,
+            pending=3,
+            requests=1,
+            error=error,
+            exit_code=77,  # 77 wins over the invalid row's 1
+            invalid=1,
+        )
         == captured[2]
     )
     _assert_no_raw_value_or_token(captured, sandbox.readonly_token)

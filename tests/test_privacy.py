@@ -152,15 +152,19 @@ def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
 
 
 def test_rejects_file_is_owner_only(write_job: Callable[..., Path], tmp_path: Path) -> None:
-    """The rejects file holds raw values, so nobody but its owner may read it."""
+    """Raw values go only where --rejects asks, owner-only; nothing beside the ledger by default."""
     (tmp_path / "in.csv").write_text("email\nnot-an-email\n=cmd|' /C calc'!A0\n")
+    job = str(write_job())
     old = os.umask(0o022)
     try:
-        result = _erasure("validate", str(write_job()))
+        plain = _erasure("validate", job)
+        rejects = tmp_path / "fix" / "rejects.csv"
+        result = _erasure("validate", job, "--rejects", str(rejects))
     finally:
         os.umask(old)
-    assert 0 == result.returncode, result.stderr
-    rejects = tmp_path / "ledger-rejects.csv"
+    assert 1 == plain.returncode == result.returncode, result.stderr  # invalid rows: exit 1
+    assert b"not-an-email" not in plain.stdout + plain.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fix", "in.csv", "job.toml"]
     assert 0o600 == stat.S_IMODE(rejects.stat().st_mode)
-    text = rejects.read_text()
+    text = rejects.read_text(encoding="utf-8-sig")
     assert "\n=cmd" not in text and ",=cmd" not in text  # neutralised

@@ -52,7 +52,7 @@ def test_status_needs_no_secret(
     monkeypatch.delenv("ALTCRAFT_TOKEN")
     monkeypatch.delenv("ERASURE_LEDGER_KEY")
     assert 0 == cli.main(["status", str(done_job)])
-    assert "erased: 5" in capsys.readouterr().out
+    assert "(request, identifier) pairs 6 = erased 5 + not found 1 + " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

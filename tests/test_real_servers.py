@@ -15,6 +15,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -298,3 +299,68 @@ def test_an_identifier_that_used_every_attempt_says_why_in_words(
     assert 1 == len(gave_up)
     assert "connection refused" in gave_up[0]["detail"]
     assert {"attempts": 2, "why": "attempts", "reason": "connect"}.items() <= gave_up[0].items()
+
+
+# ---------------------------------------------------------------- a rate that finds itself
+
+
+def test_an_auto_rate_follows_a_limit_lowered_mid_run(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """rate_per_s = "auto" against the sandbox: its limit drops from 40/s to 10/s mid-run.
+
+    Judged on the sandbox's clock (the arrival of every delete): within 10 s
+    of the drop the run sends at most twice the new limit (it sent four times
+    that before), and it keeps sending; never above max_rate_per_s.
+    """
+    n, high, low, top = 1500, 40.0, 10.0, 60.0
+    sandbox = sandbox_factory(generate_count=n, rate_limit=high, record_times=True)
+    e2e.emails_csv(tmp_path / "in.csv", range(n))
+    job = e2e.job(
+        write_job,
+        sandbox.url,
+        run={"rate_per_s": "auto", "max_rate_per_s": top, "concurrency": 8},
+    )
+    options = Options(
+        install_signal_handlers=False,
+        backoff=Backoff(max_attempts=50),  # every 429 waits its Retry-After: nobody gives up
+        deadline=time.monotonic() + 90,  # a backstop only: the tariff limit ends the run
+    )
+    codes: list[int] = []
+    run = threading.Thread(target=lambda: codes.append(e2e.run_with(job, options)))
+    run.start()
+    try:
+        # The run grows from a few per second to the limit; lower it once it is there.
+        while _arrivals(sandbox, 1.0) < 0.8 * high and run.is_alive():
+            time.sleep(0.2)  # the sandbox is another thread's server: nothing to wait on
+        before = _arrivals(sandbox, 1.0)
+        sandbox.set_rate_limit(low)
+        lowered = time.time()
+        while time.time() < lowered + 14 and run.is_alive():
+            time.sleep(0.2)
+    finally:
+        sandbox.configure(tariff_limit_after=0)  # every delete answers 402: the run stops (69)
+        run.join()
+    assert [69] == codes
+    times = sandbox.stats(per_profile=False)["request_times"]
+    window = [t for t in times if lowered + 10 <= t < lowered + 14]
+    assert before >= 2 * low  # it had found the old limit: what follows is a drop
+    assert 0.3 * low * 4 <= len(window) <= 2 * low * 4, len(window)
+    assert _peak(times) <= top
+
+
+def _arrivals(sandbox: Sandbox, seconds: float) -> int:
+    """Deletes that arrived in the last ``seconds`` on the sandbox's clock."""
+    stats = sandbox.stats(per_profile=False)
+    times = stats.get("request_times", [])
+    return sum(1 for t in times if t >= time.time() - seconds)
+
+
+def _peak(times: list[float]) -> int:
+    """The most arrivals in any sliding one-second window."""
+    peak, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - 1.0:
+            start += 1
+        peak = max(peak, end - start + 1)
+    return peak

@@ -14,16 +14,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from erasure import cli, report, report_html
+from erasure import cli, report
 from erasure import job as job_mod
 from erasure import ledger as L
 from erasure.errors import OutputError, UsageError
 from erasure.keys import Keyer
+from erasure.report import html as report_html
 from erasure.status import REPORT_COLUMNS, status
 from tests.conftest import LEDGER_KEY
 
 KEYER = Keyer(LEDGER_KEY.encode())
-COLUMNS = [*REPORT_COLUMNS, "deadline", "overdue"]
+COLUMNS = [*REPORT_COLUMNS, "row", "column", "reason", "deadline", "overdue"]
 A, B, C, D, E, F, G = (ch * 32 for ch in "abcdef0")
 OLD = (datetime.now(UTC) - timedelta(days=90)).isoformat()  # deadline long passed
 NEW = (datetime.now(UTC) - timedelta(days=1)).isoformat()  # deadline ahead
@@ -229,22 +230,23 @@ def test_xlsx_has_summary_identifiers_requests_and_runs(
 
 
 def test_requests_roll_up(db: sqlite3.Connection) -> None:
-    """A request is erased when all its identifiers are erased or not found."""
-    rolled = report.requests(report.table(db))
+    """A request is complete when all its identifiers are erased or not found; else why not."""
+    now = datetime.now(UTC)
+    rolled = report.requests(report.table(db, now=now), now=now)
     got = {r["request_id"]: r for r in rolled.iter_rows(named=True)}
     assert rolled["request_id"].to_list() == ["T1", "T2", "T3", "@T4", "T5", "T6"]
-    assert {k: v["request_erased"] for k, v in got.items()} == {
-        "T1": True,
-        "T2": False,
-        "T3": True,
-        "@T4": False,
-        "T5": False,
-        "T6": True,
+    assert {k: v["why"] for k, v in got.items()} == {
+        "T1": "complete",
+        "T2": "has_rejected",
+        "T3": "complete",
+        "@T4": "open",
+        "T5": "open",
+        "T6": "complete",
     }
     assert (got["T1"]["identifiers"], got["T1"]["erased"], got["T1"]["not_found"]) == (2, 1, 1)
     assert (got["T5"]["erased"], got["T5"]["failed"], got["T5"]["pending"]) == (1, 1, 0)
-    assert got["T1"]["erased_at"] is not None and got["T5"]["erased_at"] is None
-    assert (got["@T4"]["overdue"], got["T1"]["overdue"]) == (True, False)
+    assert (got["@T4"]["open_past_deadline"], got["T1"]["open_past_deadline"]) == (True, False)
+    assert (got["T2"]["finished_late"], got["T1"]["finished_late"]) == (True, False)
     assert got["T3"]["in_doubt"] == 1
 
 
@@ -271,9 +273,9 @@ def test_without_received_at_there_is_no_deadline(
     with closing(L.open_readonly(job.ledger.path)) as db:
         csv = pl.read_csv(_write(db, job, tmp_path / "r.csv"), infer_schema=False)
         page = _write(db, job, tmp_path / "r.html").read_text(encoding="utf-8")
-        sheets = pl.read_excel(_write(db, job, tmp_path / "r.xlsx"), sheet_id=0)
-    assert list(REPORT_COLUMNS) == csv.columns
-    assert "deadline" not in sheets["Requests"].columns
+        pl.read_excel(_write(db, job, tmp_path / "r.xlsx"), sheet_id=0)
+    assert COLUMNS == csv.columns  # the same columns in every report, empty where unused
+    assert csv["deadline"].is_null().all()
     assert 'id="overdue"' not in page
 
 
@@ -286,7 +288,7 @@ def test_an_empty_ledger_gives_headers_and_zeros(
     with closing(L.open_readonly(job.ledger.path)) as db:
         for suffix in (".csv", ".parquet", ".xlsx", ".html"):
             _write(db, job, tmp_path / f"r{suffix}")
-    assert list(REPORT_COLUMNS) == pl.read_csv(tmp_path / "r.csv").columns
+    assert COLUMNS == pl.read_csv(tmp_path / "r.csv").columns
     assert pl.read_parquet(tmp_path / "r.parquet").height == 0
     assert pl.read_excel(tmp_path / "r.xlsx", sheet_name="Identifiers").height == 0
     assert {
@@ -348,8 +350,20 @@ def test_html_numbers_equal_status_and_the_page_is_self_contained(
         "in_doubt": 1,
         "overdue": 2,
         "requests": 6,
-        "requests_erased": 3,
+        "invalid": 0,
+        # the headline counts requests: complete, incomplete and why, and the deadline's two kinds
+        "complete": 3,
+        "incomplete": 3,
+        "has_rejected": 1,
+        "has_invalid": 0,
+        "no_identifiers": 0,
+        "open": 2,
+        "open_past_deadline": 1,
+        "finished_late": 1,
+        "unresolved": 0,
     }
+    assert "3 of 6 requests are incomplete" in page
+    assert 'id="all"' in page and page.count("<tr>") > 8  # every row, by request
     assert not re.search(r"<script|<link|<img|<iframe|@import|url\(|src=", page, re.I)
     assert "<b>click</b>" not in page and "&lt;b&gt;click&lt;/b&gt;" in page
     assert page.index('id="overdue"') < page.index('id="rejected"') < page.index('id="in-doubt"')
@@ -414,5 +428,5 @@ def test_without_request_ids_the_page_speaks_of_identifiers(
     assert rolled.select("request_id", "identifiers", "erased", "pending").rows() == [
         (None, 2, 1, 1)
     ]
-    assert "Not yet fully erased: 1 identifier.<" in page
-    assert page_counts(page)["requests"] == 0
+    assert "1 of 1 requests are incomplete: 1 still open (pending or failed)." in page
+    assert page_counts(page)["requests"] == 1  # the rows without a request id share one

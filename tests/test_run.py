@@ -236,7 +236,10 @@ def test_dry_run_sends_nothing(
     e2e.emails_csv(tmp_path / "in.csv", range(7))
     assert 0 == e2e.run(e2e.job(write_job, sandbox.url), "--dry-run")
     out = capsys.readouterr().out
-    assert re.search(r"^to send:\s+7$", out, re.M)
+    assert re.search(
+        r"^\(request, identifier\) pairs 7 = already final in the ledger 0 \+ to send 7$", out, re.M
+    )
+    assert "to send 7 pairs, as 7 deletes" in out
     assert 0 == sandbox.stats()["requests"]
     assert not (tmp_path / "ledger.sqlite").exists()
 

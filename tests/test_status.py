@@ -51,6 +51,30 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
         "in_doubt": 1,  # T3 D: answered only after a killed run's send
         "overdue": 2,  # C finished after its deadline; E unfinished past it
         "requests": 6,
+        "invalid": 0,
+        "accounting": {
+            "pairs": 8,
+            "erased": 3,
+            "not_found": 2,
+            "rejected": 1,
+            "failed": 1,
+            "pending": 1,
+            "in_doubt": 1,
+            "requests": 6,
+            "complete": 3,  # T1, T3, T6
+            "incomplete": 3,
+            "has_rejected": 1,  # T2
+            "has_invalid": 0,
+            "no_identifiers": 0,
+            "open": 2,  # T4 (pending), T5 (failed)
+            "open_past_deadline": 1,  # T4: E is unfinished past its deadline
+            "finished_late": 1,  # T2: C finished after its deadline
+            "unresolved": 0,
+            "resolved": 0,
+        },
+        "verdict": "3 of 6 requests are incomplete: 1 with a rejected identifier,"
+        " 2 still open (pending or failed).",
+        "running": None,
         "last_run": {
             "run": 2,
             "started_at": ANY,
@@ -122,6 +146,32 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
             "in_doubt": 0,
             "overdue": 0,
             "requests": 0,
+            "invalid": 0,
+            "accounting": dict.fromkeys(
+                [
+                    "pairs",
+                    "erased",
+                    "not_found",
+                    "rejected",
+                    "failed",
+                    "pending",
+                    "in_doubt",
+                    "requests",
+                    "complete",
+                    "incomplete",
+                    "has_rejected",
+                    "has_invalid",
+                    "no_identifiers",
+                    "open",
+                    "open_past_deadline",
+                    "finished_late",
+                    "unresolved",
+                    "resolved",
+                ],
+                0,
+            ),
+            "verdict": "The ledger holds no request yet.",
+            "running": None,
             "last_run": None,
             "last_run_pending": None,
             "runs": 0,

@@ -67,12 +67,21 @@ def outcomes(
     outcome: Outcome,
     doubt: bool,
     verdict: altcraft.Verdict,
+    answer: altcraft.Answer | None = None,
 ) -> list[Event]:
-    """The ``outcome`` event of every request id naming ``item``'s key."""
+    """The ``outcome`` event of every request id naming ``item``'s key.
+
+    The service's answer is kept for every outcome, ``erased`` and
+    ``not_found`` included (issue 12): its ``error`` code, HTTP status and
+    ``error_text``, any identifier in it replaced by the key.
+    """
     profile_id = verdict.profile_id if isinstance(verdict, Erased) else None
-    text = altcraft.scrub(_text(verdict), item.request.value, item.key)
+    said = _text(verdict) if answer is None or answer.error_text is None else answer.error_text
+    text = altcraft.scrub(said, item.request.value, item.key)
     code = getattr(verdict, "code", None) if outcome != Outcome.ERASED else 0
-    status = getattr(verdict, "http_status", None)
+    if answer is not None and answer.error is not None:
+        code = answer.error
+    status = answer.http_status if answer is not None else getattr(verdict, "http_status", None)
     return [
         Event(
             Kind.OUTCOME,

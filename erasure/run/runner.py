@@ -47,7 +47,7 @@ from erasure.client import make_client, send
 from erasure.errors import ErasureError, InternalError, LedgerWriteError
 from erasure.job import Job
 from erasure.ledger import Event, Kind, Outcome
-from erasure.ratelimit import RateLimiter
+from erasure.ratelimit import RateLimiter, signal_of
 from erasure.run import events as events_mod
 from erasure.run.hopper import Hopper, WorkItem
 from erasure.run.plan import Plan
@@ -74,6 +74,9 @@ class Options:
     install_signal_handlers: bool = True
     backoff: Backoff | None = None  # the retry policy; None: Backoff.for_run(job.run)
     record_on_stop_max: int = RECORD_ON_STOP_MAX  # unreached keys recorded on a stop, at most
+    command: str = "run"  # the command whose run this is; another is named in run_started
+    first_events: tuple[Event, ...] = ()  # committed with run_started (sweep: reappeared)
+    heartbeat_s: float = 10.0  # a progress log line at least this often, seconds
     # The HTTP transport; None: the production one (client.make_client). Tests
     # inject an httpx.MockTransport here, the same seam production uses.
     transport: httpx.AsyncBaseTransport | None = None
@@ -93,9 +96,11 @@ class Runner:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         input_info: dict[str, Any] | None = None,
+        notes: Sequence[Event] = (),
     ) -> None:
         self.job = job
         self.input_info = input_info
+        self.notes = list(notes)  # invalid and resolved events, written after run_started
         self.plan = plan
         self.ledger = ledger
         self.token = token
@@ -109,12 +114,18 @@ class Runner:
             planned_keys=plan.to_send,
             already_done=plan.already_done,
             already_rejected=plan.already_rejected,
+            invalid=int((input_info or {}).get("invalid", 0)),
         )
-        self.limiter = RateLimiter(job.run.rate_per_s)
+        self.limiter = (
+            RateLimiter.auto(job.run.ceiling_per_s)
+            if job.run.auto_rate
+            else RateLimiter(job.run.ceiling_per_s)
+        )
         self.stop = anyio.Event()
         self._fed = 0  # rows of plan.work handed to the feeder so far
         self._withdrawn: list[WorkItem] = []
         self._bar: Any = None
+        self._in_flight = 0  # requests sent and not yet answered, now
         self._unforeseen_in_a_row = 0
 
     # ------------------------------------------------------------ stopping
@@ -184,7 +195,8 @@ class Runner:
 
     async def _main(self) -> None:
         job = self.job
-        await self.writer.commit([self._event(Kind.RUN_STARTED, detail=self._start_detail())])
+        started = self._event(Kind.RUN_STARTED, detail=self._start_detail())
+        await self.writer.commit([started, *self.options.first_events, *self.notes])
         async with make_client(job, self.token, transport=self.transport) as client:
             self.client = client
             async with anyio.create_task_group() as guard:
@@ -192,6 +204,7 @@ class Runner:
                     guard.start_soon(self._watch_signals)
                 if self.options.deadline is not None:
                     guard.start_soon(self._watch_deadline, self.options.deadline)
+                guard.start_soon(self._heartbeat)
                 try:
                     # nothing to send: no preflight, no request at all
                     if job.run.preflight and self.plan.to_send:
@@ -211,8 +224,11 @@ class Runner:
             await self._record_rest()
 
     def _start_detail(self) -> str:
+        # a run's own detail keeps its shape; another command's run says which it is
+        command = {} if self.options.command == "run" else {"command": self.options.command}
         return json.dumps(
             {
+                **command,
                 "settings": self.job.settings(),
                 "input": self.input_info,
                 "plan": {
@@ -234,6 +250,30 @@ class Runner:
                         self._work_scope.cancel()
                 else:
                     self.request_stop(StopReason.SIGNAL, signal.Signals(signum).name)
+                    wait_s = self.job.api.timeout_s + 1.0
+                    self.log.warning(
+                        "erasure.run.interrupted",
+                        in_flight=self._in_flight,
+                        wait_s=wait_s,
+                        message=f"{self._in_flight} requests in flight: waiting up to"
+                        f" {wait_s:g} s for their answers; Ctrl-C again stops now"
+                        " (they stay in doubt, and the next run settles them)",
+                    )
+
+    async def _heartbeat(self) -> None:
+        """A log line every ``heartbeat_s`` while the run lives: a hang, a long
+        Retry-After or a backoff never looks like a dead process."""
+        while True:
+            await anyio.sleep(self.options.heartbeat_s)
+            s = self.summary
+            self.log.info(
+                "erasure.run.heartbeat",
+                done=sum(s.outcomes.values()),
+                of=s.planned_pairs,
+                in_flight=self._in_flight,
+                requests=s.requests,
+                elapsed_s=round(s.duration_s, 1),
+            )
 
     async def _watch_deadline(self, deadline: float) -> None:
         await anyio.sleep(max(0.0, deadline - time.monotonic()))
@@ -260,25 +300,34 @@ class Runner:
     # ------------------------------------------------------------ sending
 
     async def _send_once(self, request: DeleteRequest) -> altcraft.Verdict:
-        """One request, judged. Total: every exception becomes a verdict.
+        verdict, _ = await self._send_answered(request)
+        return verdict
 
-        Cancellation (a ``BaseException``) passes through, as it must.
+    async def _send_answered(
+        self, request: DeleteRequest
+    ) -> tuple[altcraft.Verdict, altcraft.Answer | None]:
+        """The verdict, and the answer it was judged from (None: no answer came).
+
+        Total: every exception becomes a verdict (a bug's as ``Retry.unforeseen``);
+        cancellation (a ``BaseException``) passes through, as it must.
         """
         granted = await self.limiter.acquire()
         self.summary.requests += 1
+        self._in_flight += 1
         try:
             answer = await send(self.client, request, self.token, self.job.api.format)
-            verdict = altcraft.classify(answer, self.job.api.codes)
+            verdict: altcraft.Verdict = altcraft.classify(answer, self.job.api.codes)
+            answered: altcraft.Answer | None = answer
         except Exception as exc:  # send() raises httpx errors only; a bug raises anything
             verdict = altcraft.classify_exception(exc)
-        if isinstance(verdict, Retry) and verdict.http_status == 429:
-            # The shared pace halves; Retry-After delays only this identifier
-            # (the worker waits it out), not every other request.
-            self.limiter.slow_down(None, sent_at=granted)
-        else:
-            self.limiter.succeeded()
+            answered = None
+        finally:
+            self._in_flight -= 1
+        # The shared pace follows the answers; Retry-After delays only this
+        # identifier (the worker waits it out), not every other request.
+        self.limiter.observe(time.monotonic() - granted, signal_of(verdict))
         self._count_unforeseen(verdict)
-        return verdict
+        return verdict, answered
 
     def _count_unforeseen(self, verdict: altcraft.Verdict) -> None:
         """Stop the run (70) at the :data:`UNFORESEEN_LIMIT`-th unforeseen failure in a row."""
@@ -364,7 +413,7 @@ class Runner:
                 if self.stop.is_set():
                     self.writer.put([self._event(Kind.WITHDRAWN, key=item.key, attempt=attempt)])
                     return
-            verdict = await self._send_once(item.request)
+            verdict, answer = await self._send_answered(item.request)
             if isinstance(verdict, Retry) and verdict.unforeseen is not None:
                 self.log.error(
                     "erasure.delete.unforeseen",
@@ -391,6 +440,7 @@ class Runner:
                         decision.outcome,
                         decision.in_doubt,
                         verdict,
+                        answer,
                     )
                 )
                 return

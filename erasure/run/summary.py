@@ -63,6 +63,7 @@ class Summary:
     withdrawn: int = 0
     unrecorded: int = 0  # keys of the plan neither reached nor recorded (a huge plan, stopped)
     fatal: ErasureError | None = None  # what stopped the run as a whole, if anything
+    invalid: int = 0  # invalid records of the run's input: a person must fix the file (exit 1)
 
     @property
     def pending(self) -> int:
@@ -81,7 +82,7 @@ class Summary:
             codes.append(_STOP_CODES[self.stop_reason])
         if self.pending:
             codes.append(ExitCode.TEMPFAIL)
-        if self.outcomes[Outcome.REJECTED] or self.already_rejected:
+        if self.outcomes[Outcome.REJECTED] or self.already_rejected or self.invalid:
             codes.append(ExitCode.REJECTED)
         return worst(*codes)
 
@@ -95,6 +96,7 @@ class Summary:
             "pending": self.pending,
             "requests": self.requests,
             "in_doubt": self.in_doubt,
+            "invalid": self.invalid,
             "withdrawn": self.withdrawn,
             "unrecorded": self.unrecorded,
             "duration_s": round(self.duration_s, 3),

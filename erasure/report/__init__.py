@@ -12,7 +12,7 @@ then ``deadline`` and ``overdue`` when any request has a ``received_at``.
 - ``.xlsx``: sheets "Summary", "Identifiers" (continued on "Identifiers (2)",
   ... past :data:`SHEET_ROWS` rows), "Requests" (the roll-up) and "Runs";
   spreadsheet-safe.
-- ``.html``: one self-contained page for people (:mod:`erasure.report_html`).
+- ``.html``: one self-contained page for people (:mod:`erasure.report.html`).
 
 Spreadsheet-safe: a text cell that begins with ``=``, ``+``, ``-`` or ``@``
 is written with a leading apostrophe, so that opening the file never runs a
@@ -53,38 +53,46 @@ _ANY = ("write_string", "write")
 _OUTCOMES = frozenset(o.value for o in Outcome)
 
 
-def table(db: sqlite3.Connection, *, now: datetime | None = None) -> pl.DataFrame:
-    """The report's rows: the contract's columns, plus the deadline's where known."""
-    rows = status_mod.pairs(db, now=now)
-    columns = list(status_mod.REPORT_COLUMNS)
-    if rows["received_at"].is_not_null().any():
-        columns += DEADLINE_COLUMNS
-    return rows.select(columns)
+def table(
+    db: sqlite3.Connection, *, now: datetime | None = None, request_id: str | None = None
+) -> pl.DataFrame:
+    """The report's rows: the contract's columns, then row, column, reason, deadline, overdue.
 
-
-def requests(rows: pl.DataFrame) -> pl.DataFrame:
-    """One row per request id, in first-planned order.
-
-    ``identifiers`` and a count per outcome and of ``in_doubt``;
-    ``request_erased``: every identifier has a final erased or not_found;
-    ``erased_at``: the last of their finishing times, when erased; and, with
-    deadlines, the request's earliest ``deadline`` and whether any of its
-    identifiers is ``overdue``.
+    Every report has the same columns in the same order (empty where they do
+    not apply); the unresolved invalid records are rows with outcome
+    ``invalid``, grouped with their request's identifiers.
     """
-    outcome = pl.col("outcome")
-    done = outcome.is_in(_DONE)
-    aggs = [
-        pl.len().alias("identifiers"),
-        *(outcome.eq(o.value).sum().alias(o.value) for o in Outcome),
-        pl.col("in_doubt").sum().alias("in_doubt"),
-        done.all().alias("request_erased"),
-        pl.when(done.all()).then(pl.col("finished_at").max()).alias("erased_at"),
-    ]
-    if "deadline" in rows.columns:
-        aggs += [pl.col("deadline").min(), pl.col("overdue").fill_null(False).any()]
-    counts = [o.value for o in Outcome] + ["in_doubt"]
-    out = rows.group_by("request_id", maintain_order=True).agg(aggs)
-    return out.with_columns(pl.col(counts).cast(pl.Int64))
+    rows, _, _ = status_mod.account(db, now=now)
+    if request_id is not None:
+        rows = rows.filter(pl.col("request_id") == request_id)
+    return rows.select(*status_mod.REPORT_COLUMNS, *status_mod.INVALID_COLUMNS, *DEADLINE_COLUMNS)
+
+
+def requests(rows: pl.DataFrame, *, now: datetime | None = None) -> pl.DataFrame:
+    """One row per request id, in first-seen order (:func:`erasure.status.request_states`).
+
+    ``identifiers``, a count per outcome, ``invalid`` (unresolved records) and
+    ``in_doubt``; ``status`` complete | incomplete and ``why``; the
+    request's earliest ``deadline``, ``open_past_deadline``,
+    ``finished_late`` and ``finished_at``.
+    """
+    states = status_mod.request_states(rows, now=now)
+    return states.select(
+        "request_id",
+        pl.when(pl.col("why") == "complete")
+        .then(pl.lit("complete"))
+        .otherwise(pl.lit("incomplete"))
+        .alias("status"),
+        "why",
+        "identifiers",
+        *(o.value for o in Outcome),
+        "invalid",
+        "in_doubt",
+        "deadline",
+        "open_past_deadline",
+        "finished_late",
+        "finished_at",
+    )
 
 
 def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None = None) -> None:
@@ -108,7 +116,7 @@ def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None =
     try:
         # created 0600 (or 0640 for [ledger] group) before a byte is written
         with atomic_write(out, job.perms) as tmp:
-            writer(tmp, rows, db, job, now)
+            writer(tmp, rows, db, job, now, out)
     except OSError as exc:
         raise OutputError(f"cannot write the report {out}: {exc.strerror or exc}") from None
 
@@ -117,26 +125,33 @@ def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None =
 
 
 def _write_csv(
-    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime
+    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime, out: Path
 ) -> None:
     neutralise_frame(rows).write_csv(path)
 
 
 def _write_parquet(
-    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime
+    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime, out: Path
 ) -> None:
     typed = rows.with_columns(pl.col(_TIMESTAMPS).str.to_datetime(time_zone="UTC", strict=False))
     typed.write_parquet(path)
 
 
 def _write_html(
-    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime
+    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime, out: Path
 ) -> None:
-    from erasure import report_html
+    from erasure.report import html as report_html
 
+    spill = None
+    if rows.height > report_html.ALL_ROWS_MAX:
+        # every row, beside the page, created owner-only like the page itself
+        spill = out.with_suffix(".csv")
+        with atomic_write(spill, job.perms) as tmp:
+            neutralise_frame(rows).write_csv(tmp)
     page = report_html.render(
+        spill=spill,
         rows=rows,
-        requests=requests(rows),
+        requests=requests(rows, now=now),
         counts=status_mod.status(db, now=now),
         runs=status_mod.runs(db),
         settings=job.settings(),
@@ -148,7 +163,7 @@ def _write_html(
 
 
 def _write_xlsx(
-    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime
+    path: Path, rows: pl.DataFrame, db: sqlite3.Connection, job: Job, now: datetime, out: Path
 ) -> None:
     options = {
         "constant_memory": True,  # rows stream to disk: a million rows in little memory
@@ -164,7 +179,7 @@ def _write_xlsx(
         summary = _summary(counts, job, now)
         _sheets(book, "Summary", header, ["item", "value"], summary, [28, 70], _ANY)
         _frame_sheets(book, "Identifiers", header, rows)
-        _frame_sheets(book, "Requests", header, requests(rows))
+        _frame_sheets(book, "Requests", header, requests(rows, now=now))
         _frame_sheets(book, "Runs", header, _runs_frame(status_mod.runs(db)))
     finally:
         book.close()
@@ -289,7 +304,7 @@ def _runs_frame(runs: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(records, schema=_RUN_SCHEMA, orient="row")
 
 
-_Writer = Callable[[Path, pl.DataFrame, sqlite3.Connection, Job, datetime], None]
+_Writer = Callable[[Path, pl.DataFrame, sqlite3.Connection, Job, datetime, Path], None]
 FORMATS: dict[str, _Writer] = {
     ".csv": _write_csv,
     ".parquet": _write_parquet,

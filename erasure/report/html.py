@@ -20,7 +20,8 @@ import polars as pl
 
 from erasure.errors import MEANINGS
 
-MAX_ROWS = 2_000  # per detailed table
+MAX_ROWS = 2_000  # per table of exceptions (overdue, rejected, in doubt, open requests)
+ALL_ROWS_MAX = 100_000  # rows of the full table, by request; past it every row goes to NAME.csv
 
 # name, colour, what it means for the person whose data it is
 OUTCOMES = (
@@ -29,6 +30,16 @@ OUTCOMES = (
     ("rejected", "#c62828", "the service refused this identifier: a person must look"),
     ("failed", "#ef6c00", "temporary failures used every attempt: the next run retries"),
     ("pending", "#9e9e9e", "not finished yet: the next run sends it"),
+)
+INVALID_MEANING = "an input row or cell that could not be used: fix the file and run again"
+# accounting name, colour: the request cards of the headline
+REQUEST_CARDS = (
+    ("requests", "#52606d"),
+    ("complete", "#2e7d32"),
+    ("incomplete", "#c62828"),
+    ("open_past_deadline", "#b71c1c"),
+    ("finished_late", "#ef6c00"),
+    ("unresolved", "#6d4c41"),
 )
 FLAGS = (
     ("in_doubt", "a request may have reached the service before its answer was lost"),
@@ -93,7 +104,15 @@ _OVERDUE_COLUMNS = (*_PAIR, "deadline", "finished_at")
 _DOUBT_COLUMNS = (*_PAIR, "attempts", "finished_at")
 _ERROR = ("error_code", "http_status", "error_text")
 _REJECTED_COLUMNS = (*_PAIR[:2], "db_id", "matching", *_ERROR, "finished_at")
-_REQUEST_COLUMNS = ("request_id", "identifiers", *(name for name, _, _ in OUTCOMES), "in_doubt")
+_REQUEST_COLUMNS = (
+    "request_id",
+    "status",
+    "why",
+    "identifiers",
+    *(name for name, _, _ in OUTCOMES),
+    "invalid",
+    "in_doubt",
+)
 _RUN_COLUMNS = ("run", "started_at", "finished_at", "exit_code", "input_sha256", "input_rows")
 _COLOURS = {name: colour for name, colour, _ in OUTCOMES}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -114,12 +133,11 @@ def render(
     ledger_path: Path,
     job_path: Path,
     generated_at: datetime,
+    spill: Path | None = None,
 ) -> str:
-    """The whole page as a string."""
-    named = requests.filter(pl.col("request_id").is_not_null())
-    erased_requests = int(named["request_erased"].sum()) if named.height else 0
-    undone = counts["total"] - counts["erased"] - counts["not_found"]
-    has_deadline = "deadline" in rows.columns
+    """The whole page as a string; ``spill`` names the CSV holding every row, when written."""
+    acc = counts["accounting"]
+    has_deadline = rows.get_column("deadline").is_not_null().any()
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -130,12 +148,33 @@ def render(
         "<h1>Erasure report</h1>",
         f'<p class="meta">Generated <b>{e(_ts(generated_at))}</b> from the ledger '
         f"<code>{e(ledger_path)}</code> of the job <code>{e(job_path)}</code>.</p>",
+        *(
+            [
+                f'<p class="verdict bad">This page shows the first {ALL_ROWS_MAX:,} of '
+                f"{rows.height:,} rows; every row is in <code>{e(spill)}</code>.</p>"
+            ]
+            if spill is not None
+            else []
+        ),
         '<section id="summary"><h2>Summary</h2>',
-        f"<p>{_count('total', counts['total'])} (request, identifier) pairs in "
-        f"{_count('requests', counts['requests'])} requests; "
-        f"{_count('requests_erased', erased_requests)} requests fully erased (every "
-        "identifier of the request erased or not found).</p>",
-        _verdict(counts, named.height - erased_requests, undone),
+        f'<p class="verdict {"ok" if acc["complete"] == acc["requests"] else "bad"}">'
+        f"{e(counts['verdict'])}</p>",
+        f"<p>{_count('requests', acc['requests'])} requests: "
+        f"{_count('complete', acc['complete'])} complete (at least one identifier, every one "
+        "erased or not found, nothing invalid left), "
+        f"{_count('incomplete', acc['incomplete'])} incomplete: "
+        f"{_count('has_rejected', acc['has_rejected'])} with a rejected identifier, "
+        f"{_count('has_invalid', acc['has_invalid'])} with an unresolved invalid record, "
+        f"{_count('no_identifiers', acc['no_identifiers'])} with no usable identifier, "
+        f"{_count('open', acc['open'])} still open. "
+        f"{_count('open_past_deadline', acc['open_past_deadline'])} open and past the deadline; "
+        f"{_count('finished_late', acc['finished_late'])} finished late.</p>",
+        f"<p>{_count('total', counts['total'])} (request, identifier) pairs = "
+        + " + ".join(f"{_count(n, counts[n])} {e(n.replace('_', ' '))}" for n, _, _ in OUTCOMES)
+        + f"; {_count('invalid', counts['invalid'])} unresolved invalid records.</p>",
+        '<div class="cards">',
+        *(_card(name, acc[name], colour) for name, colour in REQUEST_CARDS),
+        "</div>",
         '<div class="cards">',
         _card("total", counts["total"], "#52606d"),
         *(_card(name, counts[name], colour) for name, colour, _ in OUTCOMES),
@@ -145,20 +184,26 @@ def render(
         _chart(counts),
         '<dl class="legend">',
         *(f"<dt>{e(n)}</dt><dd>{e(text)}</dd>" for n, _, text in OUTCOMES),
+        f"<dt>invalid</dt><dd>{e(INVALID_MEANING)}</dd>",
         *(f"<dt>{e(n)}</dt><dd>{e(text)}</dd>" for n, text in FLAGS),
         "</dl></section>",
     ]
-    open_requests = requests.filter(~pl.col("request_erased"))
+    open_requests = requests.filter(pl.col("status") != "complete")
     if has_deadline:
         overdue = rows.filter(pl.col("overdue").fill_null(False)).sort("deadline")
         parts += _section("overdue", overdue, _OVERDUE_COLUMNS)
         open_requests = open_requests.sort(
-            "overdue", "deadline", descending=[True, False], nulls_last=True, maintain_order=True
+            "open_past_deadline",
+            "deadline",
+            descending=[True, False],
+            nulls_last=True,
+            maintain_order=True,
         )
     parts += _section("rejected", rows.filter(pl.col("outcome") == "rejected"), _REJECTED_COLUMNS)
     parts += _section("in-doubt", rows.filter(pl.col("in_doubt")), _DOUBT_COLUMNS)
-    deadline = ("deadline", "overdue") if has_deadline else ()
+    deadline = ("deadline", "open_past_deadline", "finished_late") if has_deadline else ()
     parts += _section("requests", open_requests, (*_REQUEST_COLUMNS, *deadline))
+    parts += _every_row(rows)
     parts += [
         _runs(runs),
         _settings(settings),
@@ -166,6 +211,19 @@ def render(
         "</main></body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _every_row(rows: pl.DataFrame) -> list[str]:
+    """Every row of the report, grouped by request (the rows come so), up to ALL_ROWS_MAX."""
+    shown = rows.head(ALL_ROWS_MAX)
+    head = [
+        f'<section id="all"><h2>Every row, by request ({rows.height:,})</h2>',
+        "<p>One row per request and identifier, and one per unresolved invalid input row "
+        "(outcome <b>invalid</b>, with its row, column and reason; never the value).</p>",
+    ]
+    if not shown.height:
+        return [*head, '<p class="none">None.</p></section>']
+    return [*head, _table(shown.columns, shown.iter_rows()), "</section>"]
 
 
 def _verdict(counts: dict[str, Any], open_requests: int, undone: int) -> str:

@@ -1,0 +1,73 @@
+"""Reading the ledger's events for receipts and sweeps: own SQL, read-only.
+
+The events table's columns are :data:`COLUMNS` (see :mod:`erasure.ledger`).
+Until the ledger stores its plain SHA-256 chain, the plain links are
+computed here, over the same canonical bytes the keyed chain covers, in seq
+order: exactly what the stored column will hold.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+from erasure import ledger as ledger_mod
+from erasure.receipts import PLAIN_GENESIS, LedgerEvent, plain_link
+
+__all__ = ["COLUMNS", "INVALID", "REAPPEARED", "RESOLVED", "fields_of", "ledger_events"]
+
+COLUMNS = ("seq", "at", *ledger_mod.Event._fields, "link")
+# event kinds written by the accounting (issue 12) and the sweep (issue 15)
+INVALID = "invalid"
+RESOLVED = "resolved"
+REAPPEARED = "reappeared"
+# an outcome event does not repeat its pair's identity: absent, not "nothing"
+_IDENTITY = ("db_id", "matching", "resource_id", "field_name", "received_at")
+
+
+def ledger_events(db: sqlite3.Connection, *, up_to: int | None = None) -> Iterator[LedgerEvent]:
+    """Every event (up to seq ``up_to``), oldest first, with its plain chain link."""
+    sql = f"SELECT {', '.join(COLUMNS)} FROM events"
+    params: tuple[Any, ...] = ()
+    if up_to is not None:
+        sql += " WHERE seq <= ?"
+        params = (up_to,)
+    link = PLAIN_GENESIS
+    cursor = db.execute(sql + " ORDER BY seq", params)
+    while rows := cursor.fetchmany(10_000):
+        for row in rows:
+            seq, at, *values, _keyed = row
+            data = ledger_mod.canonical(seq, at, values)
+            link = plain_link(link, data)
+            yield LedgerEvent(seq, data, fields_of(row), link)
+
+
+def fields_of(row: tuple[Any, ...]) -> dict[str, Any]:
+    """An event row's fields by name, as the receipt checker compares them.
+
+    An ``invalid`` event's detail (row, column, reason) is spread into the
+    fields; identity columns an ``outcome`` event leaves empty are left out.
+    """
+    fields = dict(zip(COLUMNS, row, strict=True))
+    kind = fields["kind"]
+    if kind == ledger_mod.Kind.OUTCOME:
+        for name in _IDENTITY:
+            if fields[name] is None:
+                del fields[name]
+    elif kind == INVALID:
+        detail = detail_of(fields["detail"])
+        fields["row"] = detail.get("row")
+        fields["column"] = detail.get("column") or ""
+        fields["reason"] = detail.get("reason")
+    return fields
+
+
+def detail_of(text: str | None) -> dict[str, Any]:
+    """An event's detail JSON as a dict (empty when absent or not an object)."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,223 @@
+"""``erasure receipt`` and ``erasure check-receipt``: one request's receipt from the ledger.
+
+``build`` checks the keyed chain first (a broken ledger never signs a
+receipt), then reads the events up to its head and turns one request's
+events into claims: per identifier (key) its last outcome, or ``pending``
+when none is final yet, each citing the event that says so; its ``invalid``
+records and whether a later ``resolved`` event fixed them; the chain heads.
+Nothing here reads or writes a raw identifier.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from contextlib import closing
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from erasure import ledger as ledger_mod
+from erasure.errors import (
+    ConfigError,
+    FileMissing,
+    InputUnusable,
+    LedgerMismatch,
+    OutputError,
+    SecretMissing,
+    UsageError,
+)
+from erasure.files import Perms, atomic_write
+from erasure.job import Job
+from erasure.keys import Role
+from erasure.ledger import Kind, Outcome
+from erasure.receipts import (
+    ChainHeads,
+    CheckResult,
+    Claim,
+    InvalidRecord,
+    LedgerEvent,
+    Request,
+    SignedReceipt,
+    check,
+    format_head,
+    load_private_key,
+    load_public_key,
+    make_receipt,
+    private_key_from_pem,
+    render_html,
+    sign,
+)
+
+from .events import INVALID, RESOLVED, detail_of, ledger_events
+
+__all__ = ["SUFFIXES", "build", "check_file", "claims_of", "signing_key", "write"]
+
+SUFFIXES = (".json", ".html")
+_DONE = frozenset({Outcome.ERASED, Outcome.NOT_FOUND})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEvents:
+    """What the ledger says about one request, ready to be signed."""
+
+    request: Request
+    claims: tuple[Claim, ...]
+    invalid: tuple[InvalidRecord, ...]
+
+
+def signing_key(job: Job) -> Ed25519PrivateKey:
+    """The ``[receipts]`` signing key: from its file (owner-only) or its variable."""
+    settings = job.receipts
+    if settings is None:
+        raise ConfigError(
+            "job file has no [receipts] section: set signing_key_file (from erasure keygen) "
+            "and issuer"
+        )
+    if settings.signing_key_file is not None:
+        return load_private_key(settings.signing_key_file)
+    assert settings.signing_key_env is not None
+    pem = os.environ.get(settings.signing_key_env, "")
+    if not pem:
+        raise SecretMissing(
+            f"receipts signing key is missing: set the environment variable "
+            f"{settings.signing_key_env} (named by [receipts] signing_key_env)"
+        )
+    return private_key_from_pem(pem.encode(), f"variable {settings.signing_key_env}")
+
+
+def build(job: Job, request_id: str, *, issued_at: str | None = None) -> SignedReceipt:
+    """The signed receipt of ``request_id``; the chain is checked before anything is signed.
+
+    Raises :class:`LedgerMismatch` (78) for a broken chain, :class:`UsageError`
+    (64) for a request id the ledger never heard of.
+    """
+    if job.receipts is None:
+        signing_key(job)  # raises, naming the missing section
+    assert job.receipts is not None
+    key = signing_key(job)
+    keyer = job.keyer(Role.CHAIN, command="erasure receipt")
+    verdict = ledger_mod.verify(job.ledger.path, keyer)
+    if not verdict.ok:
+        raise LedgerMismatch(
+            f"ledger {job.ledger.path} is broken ({verdict.problem}); no receipt is signed "
+            "from a broken ledger: run erasure verify"
+        )
+    with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
+        events = list(ledger_events(db, up_to=verdict.head_seq))
+    found = claims_of(events, request_id, job.input.deadline_days)
+    if not found.claims and not found.invalid:
+        raise UsageError(f"the ledger has no request {request_id!r}")
+    last = events[-1]
+    heads = ChainHeads(
+        format_head(verdict.head_seq, verdict.head_link),
+        format_head(last.seq, last.plain_link),
+    )
+    receipt = make_receipt(
+        found.request, found.claims, found.invalid, heads, job.receipts.issuer, issued_at=issued_at
+    )
+    return sign(receipt, key)
+
+
+def claims_of(events: Iterable[LedgerEvent], request_id: str, deadline_days: int) -> RequestEvents:
+    """One request's claims and invalid records, from the events oldest first."""
+    claims: dict[str, Claim] = {}
+    invalid: dict[int, InvalidRecord] = {}
+    received: str | None = None
+    for seq, _data, f, _link in events:
+        kind = f["kind"]
+        if kind == RESOLVED:
+            for cited in detail_of(f.get("detail")).get("resolves") or ():
+                if cited in invalid:
+                    invalid[cited] = replace(invalid[cited], resolved=True)
+            continue
+        if f.get("request_id") != request_id:
+            continue
+        key = f.get("key")
+        if kind == Kind.PLANNED and isinstance(key, str):
+            received = received or f.get("received_at")
+            before = claims.get(key)
+            if before is None or before.outcome not in _DONE:
+                # planned (again): not final until an outcome says so
+                claims[key] = Claim(
+                    seq=seq,
+                    db_id=int(f["db_id"]),
+                    matching=str(f["matching"]),
+                    key=key,
+                    outcome=Outcome.PENDING,
+                    in_doubt=False,
+                    resource_id=f.get("resource_id"),
+                    field_name=f.get("field_name"),
+                )
+        elif kind == Kind.OUTCOME and isinstance(key, str) and key in claims:
+            claims[key] = replace(
+                claims[key],
+                seq=seq,
+                outcome=Outcome(f["outcome"]),
+                in_doubt=bool(f.get("in_doubt")),
+                profile_id=f.get("profile_id"),
+                at=f["at"],
+            )
+        elif kind == INVALID:
+            invalid[seq] = InvalidRecord(
+                row=int(f.get("row") or 0),
+                column=str(f.get("column") or ""),
+                reason=str(f.get("reason") or ""),
+                seq=seq,
+            )
+    # a pending claim cites its plan, and a plan holds no outcome time
+    final = tuple(
+        replace(c, at=None, profile_id=None) if c.outcome is Outcome.PENDING else c
+        for c in claims.values()
+    )
+    return RequestEvents(
+        Request(request_id, received, _deadline(received, deadline_days)),
+        final,
+        tuple(invalid.values()),
+    )
+
+
+def _deadline(received: str | None, days: int) -> str | None:
+    if received is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(received)
+    except ValueError:
+        return None
+    day: date = moment.date() + timedelta(days=days)
+    return day.isoformat()
+
+
+def write(signed: SignedReceipt, out: Path, perms: Perms) -> Path:
+    """Write the receipt: ``.json`` the signed file, ``.html`` the page embedding it."""
+    suffix = out.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise UsageError(f"--out {out}: a receipt is .json or .html, not {suffix or 'no suffix'}")
+    data = signed.raw if suffix == ".json" else render_html(signed).encode("utf-8")
+    try:
+        with atomic_write(out, perms) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        raise OutputError(f"cannot write the receipt {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def check_file(receipt: Path, public_key: Path, job: Job | None = None) -> CheckResult:
+    """Check a receipt file (``.json`` or ``.html``); with ``job``, against its ledger.
+
+    Needs no secret: the ledger is read read-only and its plain chain
+    recomputed. Raises :class:`~erasure.receipts.NotAReceipt` (65).
+    """
+    key = load_public_key(public_key)
+    try:
+        raw = receipt.read_bytes()
+    except FileNotFoundError:
+        raise FileMissing(f"receipt {receipt} does not exist") from None
+    except OSError as exc:
+        raise InputUnusable(f"receipt {receipt} cannot be read: {exc.strerror}") from None
+    if job is None:
+        return check(raw, key)
+    with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
+        return check(raw, key, ledger_events(db))
