@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,10 @@ from erasure.intake import Intake
 from erasure.job import Job, Matching
 from erasure.keys import Keyer, Role
 from erasure.ledger import ChainCheck, Event, Kind, Ledger
+from erasure.ledger import read as ledger_read
+from erasure.ledger.archive import Archived
 from erasure.lookup import keys_for
+from erasure.receipts.canonical import parse_head
 from erasure.report.rejects import write_rejects
 from erasure.run import Options, Plan, Runner, Summary, finish_event, make_plan
 
@@ -108,8 +110,12 @@ def _plan_from_ledger(job: Job, keyer: Keyer, items: pl.DataFrame, retry_rejecte
         return make_plan(items, empty, set())
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
         ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
-        finished = ledger_mod.finished_pairs(db, retry_rejected=retry_rejected)
-        return make_plan(items, finished, ledger_mod.doubtful_keys(db))
+        ledger_read.fast(db, job.ledger.path)
+        # only tonight's keys: the cost follows the input, not the history
+        finished, doubtful = ledger_read.tonight(
+            db, items.get_column("key"), retry_rejected=retry_rejected
+        )
+        return make_plan(items, finished, doubtful)
 
 
 # ---------------------------------------------------------------- run
@@ -145,7 +151,11 @@ def run(job: Job, options: RunOptions) -> RunResult:
     token = job.token()
     # The lock first: a second run exits 75 before reading anything.
     with Ledger(
-        job.ledger.path, keyer, max_pages=ledger_mod.max_pages_from_env(), perms=job.perms
+        job.ledger.path,
+        keyer,
+        max_pages=ledger_mod.max_pages_from_env(),
+        perms=job.perms,
+        progress=options.runner.progress,
     ) as ledger:
         plan, input_info, data = _plan_locked(job, keyer, ledger, options)
         run_no = ledger.next_run()
@@ -189,21 +199,12 @@ def _plan_locked(
     job: Job, keyer: Keyer, ledger: Ledger, options: RunOptions
 ) -> tuple[Plan, dict[str, Any], _InputFacts]:
     """The run's plan (work only), the input's record and facts, with the ledger locked."""
-    # What the ledger knows is read while the input is read: all three
-    # mostly wait in SQLite or polars, outside the GIL (1-3 s each for a
-    # million rows). The in-doubt query gets its own read-only connection.
-    with (
-        ThreadPoolExecutor(max_workers=2) as pool,
-        closing(ledger_mod.open_readonly(job.ledger.path)) as reader,
-    ):
-        done = pool.submit(
-            ledger_mod.finished_pairs, ledger.connection, retry_rejected=options.retry_rejected
-        )
-        doubt = pool.submit(ledger_mod.doubtful_keys, reader)
-        try:
-            data, _ = _read_input(job, keyer, options.input)
-        finally:
-            finished, doubtful = done.result(), doubt.result()
+    data, _ = _read_input(job, keyer, options.input)
+    # The ledger (migrated when it was opened) is asked about tonight's keys
+    # only: a join against its derived state, not a read of its history.
+    finished, doubtful = ledger_read.tonight(
+        ledger.connection, data.items.get_column("key"), retry_rejected=options.retry_rejected
+    )
     plan = make_plan(data.items, finished, doubtful)
     input_info: dict[str, Any] = {
         "path": str(data.path),
@@ -238,14 +239,7 @@ def invalid_events(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list
     usable value where an earlier input's record was unresolved; a record
     without a column (no_identifier) is resolved by any usable identifier.
     """
-    seen = {
-        (row, column)
-        for row, column in db.execute(
-            "SELECT json_extract(detail, '$.row'), json_extract(detail, '$.column') FROM events"
-            " WHERE kind = 'invalid' AND json_extract(detail, '$.input') = ?",
-            (facts.sha256,),
-        )
-    }
+    seen = ledger_read.invalid_seen(db, facts.sha256)
     out: list[Event] = []
     for rec in facts.invalid.iter_rows(named=True):
         if (rec["row"], rec["column"]) in seen:
@@ -322,6 +316,7 @@ def loop_options() -> dict[str, bool]:
 @contextmanager
 def _readonly(job: Job) -> Iterator[sqlite3.Connection]:
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
+        ledger_read.fast(db, job.ledger.path)  # an unmigrated ledger: say it will be slower
         yield db
 
 
@@ -351,16 +346,31 @@ def request_status(job: Job, request_id: str) -> list[dict[str, Any]]:
     return rows.filter(pl.col("request_id") == request_id).to_dicts()
 
 
-def report(job: Job, out: Path) -> Path:
-    """Write the compliance report to ``out`` (its suffix picks the format); return ``out``."""
+def report(job: Job, out: Path, *, run: int | None = None, request_id: str | None = None) -> Path:
+    """Write the compliance report to ``out`` (its suffix picks the format); return ``out``.
+
+    All requests, or only the pairs ``run`` planned, or those of ``request_id``.
+    """
     with _readonly(job) as db:
-        report_mod.write(db, job, out)
+        report_mod.write(db, job, out, run=run, request_id=request_id)
     return out
 
 
-def verify(job: Job) -> ChainCheck:
-    """Walk the ledger's keyed hash chain from its first event."""
-    return ledger_mod.verify(job.ledger.path, job.keyer(Role.CHAIN, command="erasure verify"))
+def verify(job: Job, *, start: str | None = None, archives: tuple[Path, ...] = ()) -> ChainCheck:
+    """Check the ledger: both chains, its structure and its derived state.
+
+    ``start`` is a head ``SEQ:LINK`` printed by an earlier verify: only what
+    follows is checked. ``archives`` are archive files to check as the
+    chain's start.
+    """
+    head = None
+    if start is not None:
+        try:
+            head = parse_head(start)
+        except ValueError as exc:
+            raise UsageError(f"--from {exc}") from None
+    keyer = job.keyer(Role.CHAIN, command="erasure verify")
+    return ledger_mod.verify(job.ledger.path, keyer, start=head, archives=archives)
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +419,22 @@ def lookup(
         for row in rows.iter_rows(named=True)
     )
     return LookupResult(tuple(keys), found, status_mod.erased_or_gone(rows))
+
+
+# ---------------------------------------------------------------- archive
+
+
+def archive(job: Job, before: str, out: Path) -> Archived:
+    """Move the events of runs that ended before ``before`` into the archive file ``out``.
+
+    Takes the ledger's lock (a run cannot write meanwhile) and needs the
+    ledger key: the archive record is chained.
+    """
+    from erasure.ledger.archive import archive as archive_ledger
+
+    keyer = job.keyer(Role.CHAIN, command="erasure archive")
+    with Ledger(job.ledger.path, keyer, perms=job.perms) as ledger:
+        return archive_ledger(ledger, before, out, job.perms)
 
 
 # ---------------------------------------------------------------- after the delete (issue 15)

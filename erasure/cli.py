@@ -37,7 +37,8 @@ EXAMPLES = {
     "run": "erasure run jobs/nightly.toml --max-duration 2h --log-format json",
     "status": "erasure status jobs/demo.toml --json",
     "report": "erasure report jobs/demo.toml --out report.html",
-    "verify": "erasure verify jobs/demo.toml",
+    "verify": 'erasure verify jobs/demo.toml --from "$(cat last-head.txt)"',
+    "archive": "erasure archive jobs/demo.toml --before 2024-01-01 --out archive-2023.sqlite",
     "lookup": "echo 'ivan@example.com' | erasure lookup jobs/demo.toml --email -",
     "sandbox": "erasure sandbox --port 8080 --profiles sample_data/profiles.csv",
     "keygen": "erasure keygen --out secrets/receipts.key --ledger-key secrets/ledger.key",
@@ -180,13 +181,43 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
     p.add_argument(
         "--out", type=Path, required=True, help="the report file; its suffix picks the format"
     )
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--run", type=int, metavar="N", help="only the pairs run N planned")
+    only.add_argument("--request-id", metavar="ID", help="only this request's identifiers")
 
-    _command(
+    p = _command(
         sub,
         "verify",
-        "Check the ledger's keyed hash chain; name the first broken "
-        "event; print the chain head. Exit 0 intact, 1 broken.",
+        "Check the ledger's keyed hash chain, its plain chain, its structure and "
+        "its derived state; name the first broken event; print the chain head as "
+        "SEQ:LINK. Exit 0 intact, 1 broken.",
     )
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="SEQ:LINK",
+        help="check only the events after this head, printed by an earlier verify",
+    )
+    p.add_argument(
+        "--archive",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an archive file to check as the start of the chain (repeatable)",
+    )
+
+    p = _command(
+        sub,
+        "archive",
+        "Move the events of runs finished before DATE into a sealed archive file; "
+        "the ledger keeps a record citing its head, and every command still answers "
+        "for archived requests.",
+    )
+    p.add_argument(
+        "--before", required=True, metavar="DATE", help="YYYY-MM-DD: runs finished before it"
+    )
+    p.add_argument("--out", type=Path, required=True, help="the archive file (must not exist)")
 
     p = _command(
         sub,
@@ -381,6 +412,7 @@ def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
     if args.request_id is not None:
         return _print_request(shell, app.request_status(job, args.request_id), args.json)
     result = app.status(job)
+    _print_notices(shell)
     info = result.info
     if args.json:
         shell.print(json.dumps(info, default=str, sort_keys=True))
@@ -433,20 +465,49 @@ def _print_request(shell: _Shell, rows: list[dict[str, object]], as_json: bool) 
 def cmd_report(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import app
 
-    shell.print(f"report: {app.report(_load(args), args.out)}")
+    out = app.report(_load(args), args.out, run=args.run, request_id=args.request_id)
+    _print_notices(shell)
+    shell.print(f"report: {out}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import app
 
-    check = app.verify(_load(args))
+    check = app.verify(_load(args), start=args.start, archives=tuple(args.archive))
+    for note in check.notes:
+        shell.print(f"note: {note}")
     if check.ok:
         shell.print(f"ledger intact: {check.events} events")
     else:
         shell.print(f"ledger BROKEN: {check.problem}")
     shell.print(f"chain head: event {check.head_seq} {check.head_link}")
+    shell.print(f"head: {check.head_seq}:{check.head_link}")
+    if check.plain_link:
+        shell.print(f"plain head: {check.head_seq}:{check.plain_link}")
     return 0 if check.ok else 1
+
+
+def cmd_archive(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import app
+
+    done = app.archive(_load(args), args.before, args.out)
+    shell.print(
+        f"archived: events {done.first_seq} to {done.head_seq} of runs {done.runs} "
+        f"into {done.out} (keep it with the ledger and its key)",
+        f"archive head: {done.head_seq}:{done.head_link}",
+        f"ledger: {done.ledger} now holds {done.kept} events and the archive record",
+    )
+    return 0
+
+
+def _print_notices(shell: _Shell) -> None:
+    """What the ledger's readers noticed (an unmigrated ledger read slowly), on stderr."""
+    from erasure.ledger.read import NOTICES
+
+    for notice in NOTICES:
+        print(f"erasure: note: {notice}", file=shell.err)
+    NOTICES.clear()
 
 
 def cmd_lookup(args: argparse.Namespace, shell: _Shell) -> int:
@@ -464,6 +525,7 @@ def cmd_lookup(args: argparse.Namespace, shell: _Shell) -> int:
     if raw == "-":
         raw = shell.stdin.readline().rstrip("\r\n")
     result = app.lookup(job, matching, raw, db_id=args.db_id, resource_id=args.resource_id)
+    _print_notices(shell)
     if not result.found:
         shell.print(f"not in the ledger (key {result.keys[0]})")
         return 1
@@ -660,6 +722,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Shell], int]] = {
     "status": cmd_status,
     "report": cmd_report,
     "verify": cmd_verify,
+    "archive": cmd_archive,
     "lookup": cmd_lookup,
     "sandbox": cmd_sandbox,
     "keygen": cmd_keygen,

@@ -20,6 +20,7 @@ import polars as pl
 from erasure import ledger as ledger_mod
 from erasure.accounting import LedgerAccount, ledger_account
 from erasure.ledger import Outcome
+from erasure.ledger import read as ledger_read
 
 # Three plain scans, one per kind; the grouping is polars' (in parallel, in
 # memory). The same grouping in SQL (GROUP BY over text keys, a join on key)
@@ -98,7 +99,14 @@ REPORT_COLUMNS = (
 )
 
 
-def pairs(db: sqlite3.Connection, *, now: datetime | None = None) -> pl.DataFrame:
+def pairs(
+    db: sqlite3.Connection,
+    *,
+    now: datetime | None = None,
+    run: int | None = None,
+    request_id: str | None = None,
+    keys: list[str] | None = None,
+) -> pl.DataFrame:
     """One row per (request id, key) ever planned, with its current state.
 
     Columns: :data:`REPORT_COLUMNS`, then ``received_at``, ``deadline`` (a
@@ -108,8 +116,23 @@ def pairs(db: sqlite3.Connection, *, now: datetime | None = None) -> pl.DataFram
     request that may have reached the service unanswered, or when such a
     request is still unresolved. A final not_found after an in-doubt send
     most likely means the earlier request erased the profile.
+
+    ``run``, ``request_id`` or ``keys`` narrow the rows to the pairs planned
+    by that run, of that request, or with one of those keys: on a ledger
+    with derived state, an indexed read of only those.
     """
-    return _pairs(db, _planned(db), now=now)
+    if ledger_read.fast(db):
+        rows = ledger_read.pairs(db, run=run, request_id=request_id, keys=keys)
+        return _with_deadline(db, rows, now=now)
+    table = _pairs(db, _planned(db), now=now)
+    if run is not None:
+        planned = _planned(db).filter(pl.col("run") == run).select("request_id", "key").unique()
+        table = table.join(planned, on=["request_id", "key"], how="semi", nulls_equal=True)
+    if request_id is not None:
+        table = table.filter(pl.col("request_id") == request_id)
+    if keys is not None:
+        table = table.filter(pl.col("key").is_in(keys))
+    return table
 
 
 def _planned(db: sqlite3.Connection) -> pl.DataFrame:
@@ -140,7 +163,6 @@ def _pairs(db: sqlite3.Connection, events: pl.DataFrame, *, now: datetime | None
         )
     )
     doubtful = pl.Series("key", sorted(ledger_mod.doubtful_keys(db)), dtype=pl.String)
-    days = deadline_days(db)
     out = (
         planned.sort("first_planned")
         .join(
@@ -154,9 +176,18 @@ def _pairs(db: sqlite3.Connection, events: pl.DataFrame, *, now: datetime | None
                 | (pl.col("outcome").is_null() & pl.col("key").is_in(doubtful.implode()))
             ).alias("in_doubt"),
             pl.col("attempts").fill_null(0),
-            pl.col("received_at").str.to_datetime(time_zone="UTC", strict=False),
         )
     )
+    return _with_deadline(db, out, now=now)
+
+
+def _with_deadline(
+    db: sqlite3.Connection, out: pl.DataFrame, *, now: datetime | None
+) -> pl.DataFrame:
+    """The pairs' rows with received_at parsed, and their deadline and overdue flag."""
+    now = now or datetime.now(UTC)
+    days = deadline_days(db)
+    out = out.with_columns(pl.col("received_at").str.to_datetime(time_zone="UTC", strict=False))
     finished = pl.col("outcome").is_in([o.value for o in ledger_mod.FINAL])
     deadline = (pl.col("received_at") + pl.duration(days=days)).dt.date()
     finished_date = pl.col("finished_at").str.to_datetime(time_zone="UTC", strict=False).dt.date()
@@ -290,6 +321,8 @@ def account(
 
 def deadline_days(db: sqlite3.Connection) -> int:
     """deadline_days of the last run's settings (30 when unknown)."""
+    if ledger_read.fast(db):
+        return ledger_read.deadline_days(db)
     row = db.execute(
         "SELECT json_extract(detail, '$.settings.deadline_days') FROM events "
         "WHERE kind = 'run_started' ORDER BY seq DESC LIMIT 1"
@@ -299,6 +332,8 @@ def deadline_days(db: sqlite3.Connection) -> int:
 
 def runs(db: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every run, oldest first: start, end, exit code, input, counts."""
+    if ledger_read.fast(db):
+        return ledger_read.runs(db)
     out = []
     for run, started_at, finished_at, exit_code, sha, rows, started, finished in db.execute(
         "SELECT run, started_at, finished_at, exit_code, input_sha256, input_rows, started, "
@@ -429,9 +464,8 @@ def _last_plan_pending(
 
 
 def lookup(db: sqlite3.Connection, keys: list[str]) -> pl.DataFrame:
-    """The state of every pair whose key is one of ``keys``."""
-    table = pairs(db)
-    return table.filter(pl.col("key").is_in(keys))
+    """The state of every pair whose key is one of ``keys`` (one indexed read)."""
+    return pairs(db, keys=keys)
 
 
 def erased_or_gone(rows: pl.DataFrame) -> bool:

@@ -172,7 +172,7 @@ def test_a_full_ledger_stops_with_74_and_a_roomier_one_completes(
     with SandboxProcess("--generate", str(n)) as sb:
         e2e.emails_csv(tmp_path / "in.csv", range(n))
         job = e2e.job(write_job, sb.url, run={"rate_per_s": 1000, "concurrency": 8})
-        full = _run(job, env={"ERASURE_LEDGER_MAX_PAGES": "40"})
+        full = _run(job, env={"ERASURE_LEDGER_MAX_PAGES": "80"})
         assert 74 == full.returncode, full.stderr[-2000:]
         assert "cannot be written" in full.stderr and "Traceback" not in full.stderr
         ledger = tmp_path / "ledger.sqlite"

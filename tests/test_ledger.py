@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from erasure import ledger as L
 from erasure.errors import LedgerBusy, LedgerMismatch, LedgerWriteError
 from erasure.keys import Keyer
+from erasure.ledger import store as ledger_store
 from erasure.run import make_plan
 
 KEYER = Keyer(b"k" * 32)
@@ -133,7 +134,7 @@ def test_other_derivation_version_refused(tmp_path: Path, monkeypatch: pytest.Mo
     """A ledger written under other normalisation rules is refused (78)."""
     path = tmp_path / "l.sqlite"
     _sample(path)
-    monkeypatch.setattr(L, "NORMALISATION_VERSION", "n0")
+    monkeypatch.setattr(ledger_store, "NORMALISATION_VERSION", "n0")
     with pytest.raises(LedgerMismatch, match="normalisation rules"):
         L.Ledger(path, KEYER)
 

@@ -54,9 +54,15 @@ _OUTCOMES = frozenset(o.value for o in Outcome)
 
 
 def table(
-    db: sqlite3.Connection, *, now: datetime | None = None, request_id: str | None = None
+    db: sqlite3.Connection,
+    *,
+    now: datetime | None = None,
+    run: int | None = None,
+    request_id: str | None = None,
 ) -> pl.DataFrame:
     """The report's rows: the contract's columns, then row, column, reason, deadline, overdue.
+
+    All pairs, or only those planned by ``run``, or those of ``request_id``.
 
     Every report has the same columns in the same order (empty where they do
     not apply); the unresolved invalid records are rows with outcome
@@ -65,6 +71,9 @@ def table(
     rows, _, _ = status_mod.account(db, now=now)
     if request_id is not None:
         rows = rows.filter(pl.col("request_id") == request_id)
+    if run is not None:
+        planned = status_mod.pairs(db, now=now, run=run).select("request_id", "key")
+        rows = rows.join(planned, on=["request_id", "key"], how="semi", nulls_equal=True)
     return rows.select(*status_mod.REPORT_COLUMNS, *status_mod.INVALID_COLUMNS, *DEADLINE_COLUMNS)
 
 
@@ -95,7 +104,15 @@ def requests(rows: pl.DataFrame, *, now: datetime | None = None) -> pl.DataFrame
     )
 
 
-def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None = None) -> None:
+def write(
+    db: sqlite3.Connection,
+    job: Job,
+    out: Path,
+    *,
+    now: datetime | None = None,
+    run: int | None = None,
+    request_id: str | None = None,
+) -> None:
     """Write the report for ``job``'s ledger to ``out``; the suffix picks the format.
 
     Raises :class:`UsageError` (64) for an unsupported suffix, a bad command
@@ -112,7 +129,7 @@ def write(db: sqlite3.Connection, job: Job, out: Path, *, now: datetime | None =
     if not folder.is_dir():
         raise OutputError(f"cannot write the report {out}: the folder {folder} does not exist")
     now = now or datetime.now(UTC)
-    rows = table(db, now=now)
+    rows = table(db, now=now, run=run, request_id=request_id)
     try:
         # created 0600 (or 0640 for [ledger] group) before a byte is written
         with atomic_write(out, job.perms) as tmp:

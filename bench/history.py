@@ -1,0 +1,200 @@
+"""The ledger over the years: each command's cost with 300k, 3M (and 10M) events of history.
+
+    .venv/bin/python bench/history.py [--sizes 300000 3000000] [--rows 10000]
+
+For each size, builds in a temporary folder a ledger of that many events:
+runs of 10,000 requests each (run_started, then planned, sent and outcome
+``erased`` per email, then run_finished), chained with the real chain
+function and folded into the derived state by the real triggers, written
+in large transactions straight through :func:`erasure.ledger.store.insert`
+(no fsync per batch: a benchmark's ledger, not a run's). Then, as whole
+processes (wall time and peak RSS, ``os.wait4``), with an input of
+``--rows`` new emails:
+
+- ``erasure validate`` and ``erasure run --dry-run``;
+- ``erasure run`` to its first request (the preflight) at a zero-latency
+  sandbox, then killed;
+- ``erasure status``; ``erasure report --run N`` of the last run (csv);
+- ``erasure lookup`` of one email;
+- ``erasure verify --from`` the head printed before the last run;
+- a full ``erasure verify`` (chains and derived state).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import common as c
+
+PER_RUN = 10_000  # requests per historical run
+TARGETS = {  # seconds (issue 14, at 10,000,000 events)
+    "validate": 1.5,
+    "run --dry-run": 1.5,
+    "run: first request": 1.5,
+    "status": 1.0,
+    "report --run": 2.0,
+    "lookup": 0.5,
+    "verify --from": 2.0,
+    "verify (full)": 60.0,
+}
+MEMORY_MIB = 500
+
+
+def build(path: Path, events: int) -> tuple[float, str]:
+    """A ledger of about ``events`` events; seconds taken and the head before its last run."""
+    from erasure.keys import Keyer, message_prefix
+    from erasure.ledger import Event, Kind, Ledger
+    from erasure.ledger.store import insert
+
+    t0 = time.perf_counter()
+    keyer = Keyer(c.LEDGER_KEY.encode())
+    prefix = message_prefix(1, "email", None, None)
+    runs = max(1, events // (3 * PER_RUN + 2))
+    head = ""
+    with Ledger(path, keyer) as ledger:
+        db = ledger.connection
+        db.execute("PRAGMA synchronous=OFF")
+        seq, link, plain = ledger.head_seq, ledger.head_link, ledger.plain_head
+        for run in range(1, runs + 1):
+            if run == runs:
+                head = f"{seq}:{link}"
+            values = [f"past{run}-{i}@example.org" for i in range(PER_RUN)]
+            keys = keyer.keys(prefix, values)
+            started = {"settings": {"deadline_days": 30}, "input": {"rows": PER_RUN}}
+            batch = [Event(Kind.RUN_STARTED, run, detail=json.dumps(started))]
+            for i, key in enumerate(keys):
+                rid = f"R{run}-{i}"
+                batch.append(
+                    Event(Kind.PLANNED, run, key=key, request_id=rid, db_id=1, matching="email")
+                )
+                batch.append(Event(Kind.SENT, run, key=key, attempt=1))
+                batch.append(
+                    Event(
+                        Kind.OUTCOME,
+                        run,
+                        key=key,
+                        request_id=rid,
+                        attempt=1,
+                        outcome="erased",  # type: ignore[arg-type]
+                        in_doubt=0,
+                        profile_id=str(i),
+                        error_code=0,
+                        http_status=200,
+                    )
+                )
+            batch.append(Event(Kind.RUN_FINISHED, run, detail='{"exit_code": 0}'))
+            db.execute("BEGIN")
+            seq, link, plain = insert(db, keyer, batch, seq, link, plain)
+            db.execute("COMMIT")
+    return time.perf_counter() - t0, head
+
+
+def first_request(sb: c.Sandbox, job: Path) -> c.Measured:
+    before = sb.stats()["requests"]
+
+    def watch(proc: Any) -> None:
+        def poll() -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                if sb.stats()["requests"] > before:
+                    break
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+
+        threading.Thread(target=poll, daemon=True).start()
+
+    m = c.measure(c.erasure_run(job), cpu=None, on_start=watch, timeout_s=150)
+    arrivals = sb.arrivals(m.started_at)[:1]
+    if not arrivals:
+        raise SystemExit(f"no request arrived (exit {m.returncode}): {m.stderr[-2000:]}")
+    m.wall_s = arrivals[0] - m.started_at
+    return m
+
+
+def measure_size(events: int, rows: int) -> dict[str, Any]:
+    from erasure.ledger import open_readonly
+
+    with tempfile.TemporaryDirectory(prefix="erasure-history-") as tmp:
+        folder = Path(tmp)
+        ledger = folder / "ledger.sqlite"
+        build_s, head = build(ledger, events)
+        with c.Sandbox() as sb:
+            c.write_emails(folder / "in.csv", rows)
+            job = c.write_job(folder, sb.url)
+            py = [c.PYTHON, "-m", "erasure"]
+            with closing(open_readonly(ledger)) as db:
+                (n_events,) = db.execute("SELECT count(*) FROM events").fetchone()
+                (last_run,) = db.execute("SELECT max(run) FROM run_state").fetchone()
+            size_mib = ledger.stat().st_size / 2**20
+            figures: dict[str, c.Measured] = {}
+            figures["validate"] = c.measure([*py, "validate", str(job)], cpu=None).check()
+            figures["run --dry-run"] = c.measure(
+                [*py, "run", str(job), "--dry-run", "--no-progress"], cpu=None
+            ).check()
+            figures["status"] = c.measure([*py, "status", str(job)], cpu=None).check()
+            out = folder / "r.csv"
+            figures["report --run"] = c.measure(
+                [*py, "report", str(job), "--out", str(out), "--run", str(last_run)], cpu=None
+            ).check()
+            figures["lookup"] = c.measure(
+                [*py, "lookup", str(job), "--email", f"past{last_run}-7@example.org"], cpu=None
+            ).check()
+            figures["verify --from"] = c.measure(
+                [*py, "verify", str(job), "--from", head], cpu=None
+            ).check()
+            figures["verify (full)"] = c.measure(
+                [*py, "verify", str(job)], cpu=None, timeout_s=900
+            ).check()
+            # last: it appends to the ledger (a run start, a preflight)
+            shutil.copy(ledger, folder / "copy.sqlite")
+            figures["run: first request"] = first_request(sb, job)
+    return {
+        "events": n_events,
+        "size_mib": size_mib,
+        "build_s": build_s,
+        "figures": {k: (m.wall_s, m.maxrss_mib) for k, m in figures.items()},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[300_000, 3_000_000])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    results = [measure_size(n, args.rows) for n in args.sizes]
+    headers = ["command", *(f"{r['events']:,} events ({r['size_mib']:.0f} MiB)" for r in results)]
+    headers += ["target (10M)"]
+    rows = []
+    ok = True
+    for name, target in TARGETS.items():
+        cells = []
+        for r in results:
+            wall, rss = r["figures"][name]
+            ok = ok and wall <= target and rss < MEMORY_MIB
+            cells.append(f"{wall:.2f} s, {rss:.0f} MiB")
+        rows.append([f"`erasure {name}`", *cells, f"≤ {target} s, < {MEMORY_MIB} MiB"])
+    built = ", ".join(f"{r['build_s']:.0f} s" for r in results)
+    c.heading(
+        "The ledger over the years (issue 14)",
+        f"Input of {args.rows:,} new emails; whole processes, wall time and peak RSS. Ledgers "
+        f"built in {built}.",
+    )
+    print(c.table(headers, rows))
+    print(f"\nAll within the targets: {c.met(ok)}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(results), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,425 @@
+"""Reading the ledger: a read-only connection and the reads the commands make.
+
+Each read comes in two forms. On a ledger with derived state
+(erasure.ledger.state) it touches only what it needs: resume joins
+tonight's keys (a temporary table) against ``pair_state``; status reads
+``totals`` and ``run_state``; a report of one run or one request reads
+that run's or that request's rows by index; lookup is one indexed read. On
+a ledger written before the derived state existed (not yet migrated: a
+run migrates it), the same answers come from scanning every event, slower;
+:data:`NOTICES` then says so once, for the command line to print.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from erasure.errors import FileMissing, LedgerMismatch
+from erasure.ledger.events import Kind, Outcome
+from erasure.ledger.state import has_state
+
+# Things a read-only command should tell its user (one line each), such as
+# reading an unmigrated ledger the slow way; the CLI prints them on stderr.
+NOTICES: list[str] = []
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """Open the ledger for reading only; safe while a run writes."""
+    if not path.exists():
+        raise FileMissing(f"ledger {path} does not exist (no run has written it yet)")
+    try:
+        # a reader may be handed to one worker thread (never used by two at once)
+        db = sqlite3.connect(
+            f"{path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False
+        )
+        db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
+    except sqlite3.Error as exc:
+        raise LedgerMismatch(f"ledger {path} is not an erasure ledger: {exc}") from None
+    return db
+
+
+def read_meta(db: sqlite3.Connection) -> dict[str, str]:
+    return dict(db.execute("SELECT name, value FROM meta").fetchall())
+
+
+def frame(
+    db: sqlite3.Connection, sql: str, schema: dict[str, Any], params: Sequence[Any] = ()
+) -> pl.DataFrame:
+    """A query's rows as a polars frame with a fixed schema (empty-safe)."""
+    rows = db.execute(sql, params).fetchall()
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def fast(db: sqlite3.Connection, path: Path | str | None = None) -> bool:
+    """Whether ``db`` keeps derived state; if not, note once that reads will be slow."""
+    if has_state(db):
+        return True
+    notice = (
+        f"the ledger {path or ''} was written by an older release and is not migrated yet: "
+        "every event is read (slower); the next `erasure run` migrates it"
+    ).replace("ledger  was", "ledger was")
+    if notice not in NOTICES:
+        NOTICES.append(notice)
+    return False
+
+
+def head(db: sqlite3.Connection) -> tuple[int, str] | None:
+    """The last event's (seq, keyed link), or None for an empty ledger."""
+    row = db.execute("SELECT seq, link FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def plain_head(db: sqlite3.Connection) -> tuple[int, str] | None:
+    """The plain SHA-256 chain's head (seq, link), when the ledger keeps it."""
+    if not has_state(db):
+        return None
+    row = db.execute("SELECT seq, link FROM plain_links ORDER BY seq DESC LIMIT 1").fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+# ---------------------------------------------------------------- resume
+
+_FINISHED_SCHEMA = {"request_id": pl.String, "key": pl.String, "outcome": pl.String}
+
+
+def tonight(
+    db: sqlite3.Connection, keys: pl.Series, *, retry_rejected: bool = False
+) -> tuple[pl.DataFrame, set[str]]:
+    """What the ledger knows of tonight's keys: finished pairs and keys in doubt.
+
+    The same answers as :func:`finished_pairs` and :func:`doubtful_keys`
+    restricted to ``keys``, from the derived state: the keys go into a
+    temporary table, joined against ``pair_state`` by its key index, so
+    the cost follows tonight's input, not the ledger's history.
+    """
+    if not fast(db):
+        finished = finished_pairs(db, retry_rejected=retry_rejected)
+        return finished, doubtful_keys(db)
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS tonight (key TEXT PRIMARY KEY) WITHOUT ROWID")
+    try:
+        db.execute("DELETE FROM temp.tonight")
+        db.executemany(
+            "INSERT OR IGNORE INTO temp.tonight VALUES (?)",
+            ((k,) for k in keys.drop_nulls().to_list()),
+        )
+        skip = "AND coalesce(p.outcome, '') != 'rejected'" if retry_rejected else ""
+        finished = frame(
+            db,
+            "SELECT p.request_id, p.key, p.final_outcome FROM temp.tonight t "
+            "JOIN pair_state p ON p.key = t.key "
+            f"WHERE p.final_outcome IS NOT NULL {skip} ORDER BY p.final_seq",
+            _FINISHED_SCHEMA,
+        )
+        doubtful = {
+            key
+            for (key,) in db.execute(
+                "SELECT k.key FROM temp.tonight t JOIN key_state k ON k.key = t.key "
+                "WHERE k.doubt = 1 OR k.unanswered = 1"
+            )
+        }
+    finally:
+        db.execute("DROP TABLE IF EXISTS temp.tonight")
+    return finished, doubtful
+
+
+FINISHED_SQL = """
+    SELECT request_id, key, outcome FROM events
+    WHERE kind = 'outcome' AND outcome IN ('erased', 'not_found', 'rejected')
+    ORDER BY seq
+"""
+REJECTED_LAST_SQL = """
+    SELECT e.request_id, e.key FROM events e
+    JOIN (SELECT request_id, key, max(seq) AS seq FROM events WHERE kind = 'outcome'
+          GROUP BY request_id, key) last ON last.seq = e.seq
+    WHERE e.outcome = 'rejected'
+"""
+# A key is in doubt when a request for it may have reached the service and no
+# outcome has been recorded since: a 'sent' with neither an 'attempt', a
+# 'withdrawn' nor an 'outcome' after it, an attempt that got no answer, or a
+# non-final outcome that was itself in doubt. One pass over the events finds
+# the few candidates (a 'sent' after the last outcome, or a failed outcome in
+# doubt); their own events then decide.
+_DOUBT_CANDIDATES_SQL = """
+    SELECT key FROM events WHERE kind IN ('sent', 'outcome') AND key IS NOT NULL
+    GROUP BY key
+    HAVING max(CASE WHEN kind = 'sent' THEN seq END)
+           > coalesce(max(CASE WHEN kind = 'outcome' THEN seq END), 0)
+    UNION
+    SELECT key FROM events WHERE kind = 'outcome' AND outcome = 'failed' AND in_doubt = 1
+"""
+_DOUBT_EVENTS_SQL = """
+    SELECT key, kind, in_doubt, outcome FROM events
+    WHERE kind IN ('sent', 'withdrawn', 'attempt', 'outcome')
+      AND key IN (SELECT value FROM json_each(?))
+    ORDER BY seq
+"""
+
+
+def finished_pairs(db: sqlite3.Connection, *, retry_rejected: bool = False) -> pl.DataFrame:
+    """(request_id, key, outcome) of pairs with a final outcome, oldest first.
+
+    A pair listed here is never sent again for that request. With
+    ``retry_rejected``, pairs whose last outcome is ``rejected`` are left
+    out, so that a run sends them again. From the derived state when the
+    ledger keeps it (every pair), else from the events.
+    """
+    if fast(db):
+        skip = "AND coalesce(outcome, '') != 'rejected'" if retry_rejected else ""
+        return frame(
+            db,
+            "SELECT request_id, key, final_outcome FROM pair_state "
+            f"WHERE final_outcome IS NOT NULL {skip} ORDER BY final_seq",
+            _FINISHED_SCHEMA,
+        )
+    done = frame(db, FINISHED_SQL, _FINISHED_SCHEMA)
+    if retry_rejected:
+        rejected = frame(db, REJECTED_LAST_SQL, {"request_id": pl.String, "key": pl.String})
+        done = done.join(rejected, on=["request_id", "key"], how="anti", nulls_equal=True)
+    return done
+
+
+def doubtful_keys(db: sqlite3.Connection) -> set[str]:
+    """Keys whose last request may have reached the service without an answer."""
+    if has_state(db):
+        return {
+            key
+            for (key,) in db.execute("SELECT key FROM key_state WHERE doubt = 1 OR unanswered = 1")
+        }
+    candidates = [key for (key,) in db.execute(_DOUBT_CANDIDATES_SQL)]
+    if not candidates:
+        return set()
+    histories: dict[str, list[tuple[str, int | None, str | None]]] = {}
+    for key, kind, flagged, outcome in db.execute(_DOUBT_EVENTS_SQL, (json.dumps(candidates),)):
+        histories.setdefault(key, []).append((kind, flagged, outcome))
+    return {key for key, events in histories.items() if in_doubt(events)}
+
+
+def in_doubt(events: Sequence[tuple[str, int | None, str | None]]) -> bool:
+    """Whether one key's history (kind, in_doubt, outcome), oldest first, ends in doubt."""
+    doubt = unanswered = False
+    for kind, flagged, outcome in events:
+        if kind == Kind.OUTCOME:
+            doubt = outcome == Outcome.FAILED and flagged == 1
+            unanswered = False
+        elif kind == Kind.SENT:
+            unanswered = True
+        else:  # an attempt's answer (or its failure), or a withdrawn intent
+            unanswered = False
+            doubt = doubt or (kind == Kind.ATTEMPT and flagged == 1)
+    return doubt or unanswered
+
+
+# ---------------------------------------------------------------- pairs (report, lookup)
+
+PAIR_SCHEMA = {
+    "request_id": pl.String,
+    "key": pl.String,
+    "db_id": pl.Int64,
+    "matching": pl.String,
+    "outcome": pl.String,
+    "in_doubt": pl.Boolean,
+    "profile_id": pl.String,
+    "error_code": pl.Int64,
+    "error_text": pl.String,
+    "http_status": pl.Int64,
+    "attempts": pl.Int64,
+    "first_attempt_at": pl.String,
+    "finished_at": pl.String,
+    "received_at": pl.String,
+}
+_PAIR_SELECT = """
+    SELECT p.request_id, p.key, p.db_id, p.matching, coalesce(p.outcome, 'pending'),
+           (p.in_doubt IS 1) OR (p.outcome IS NULL AND coalesce(
+               (SELECT k.doubt = 1 OR k.unanswered = 1 FROM key_state k WHERE k.key = p.key), 0)),
+           p.profile_id, p.error_code, p.error_text, p.http_status, p.attempts,
+           p.first_attempt_at, p.finished_at, p.received_at
+    FROM pair_state p
+"""
+
+
+def pair_batches(
+    db: sqlite3.Connection,
+    *,
+    run: int | None = None,
+    request_id: str | None = None,
+    keys: Iterable[str] | None = None,
+    batch: int = 100_000,
+) -> Iterator[pl.DataFrame]:
+    """The pairs' current state in first-planned order, ``batch`` rows at a time.
+
+    All pairs, or those planned in ``run``, or those of ``request_id``, or
+    those whose key is one of ``keys``: each an indexed read of only those.
+    Columns: :data:`PAIR_SCHEMA` (``outcome`` is ``pending`` where none was
+    recorded). Needs derived state (see :func:`fast`).
+    """
+    if run is not None:
+        sql = _PAIR_SELECT + " JOIN pair_runs r ON r.pair = p.pair WHERE r.run = ? ORDER BY p.pair"
+        params: tuple[Any, ...] = (run,)
+    elif request_id is not None:
+        sql = _PAIR_SELECT + " WHERE p.request_id = ? ORDER BY p.pair"
+        params = (request_id,)
+    elif keys is not None:
+        sql = _PAIR_SELECT + " WHERE p.key IN (SELECT value FROM json_each(?)) ORDER BY p.pair"
+        params = (json.dumps(list(keys)),)
+    else:
+        sql = _PAIR_SELECT + " ORDER BY p.pair"
+        params = ()
+    cursor = db.execute(sql, params)
+    while rows := cursor.fetchmany(batch):
+        yield pl.DataFrame(rows, schema=PAIR_SCHEMA, orient="row")
+
+
+def pairs(
+    db: sqlite3.Connection,
+    *,
+    run: int | None = None,
+    request_id: str | None = None,
+    keys: Iterable[str] | None = None,
+) -> pl.DataFrame:
+    """:func:`pair_batches` as one frame."""
+    frames = list(pair_batches(db, run=run, request_id=request_id, keys=keys))
+    if not frames:
+        return pl.DataFrame(schema=PAIR_SCHEMA)
+    return pl.concat(frames, rechunk=False)
+
+
+# ---------------------------------------------------------------- status
+
+
+def runs(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every run, oldest first: start, end, exit code, input, counts (from ``run_state``)."""
+    out = []
+    for run, started_at, finished_at, exit_code, started, finished in db.execute(
+        "SELECT run, started_at, finished_at, exit_code, started, finished FROM run_state "
+        "ORDER BY run"
+    ):
+        out.append(run_record(run, started_at, finished_at, exit_code, started, finished))
+    return out
+
+
+def run_record(
+    run: int,
+    started_at: str,
+    finished_at: str | None,
+    exit_code: int | None,
+    started: str | None,
+    finished: str | None,
+) -> dict[str, Any]:
+    """One run as status and reports show it."""
+    start = _json(started) or {}
+    end = _json(finished) if finished is not None else None
+    given: dict[str, Any] = start["input"] if isinstance(start.get("input"), dict) else {}
+    return {
+        "run": run,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "exit_code": exit_code,
+        "input_sha256": given.get("sha256"),
+        "input_rows": given.get("rows"),
+        "plan": start.get("plan"),
+        "settings": start.get("settings"),
+        "outcomes": end.get("outcomes") if end else None,
+        "stop_reason": end.get("stop_reason") if end else None,
+        "error": end.get("error") if end else None,
+    }
+
+
+def _json(text: str | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def deadline_days(db: sqlite3.Connection) -> int:
+    """deadline_days of the last run's settings (30 when unknown)."""
+    row = db.execute("SELECT started FROM run_state ORDER BY run DESC LIMIT 1").fetchone()
+    settings = (_json(row[0]) or {}).get("settings") if row else None
+    days = settings.get("deadline_days") if isinstance(settings, dict) else None
+    return int(days) if days is not None else 30
+
+
+def counts(db: sqlite3.Connection, *, now: datetime) -> dict[str, Any]:
+    """``erasure status``'s figures from the derived state: reads summaries, not pairs."""
+    totals = dict(db.execute("SELECT name, value FROM totals").fetchall())
+    (doubt_final,) = db.execute("SELECT count(*) FROM pair_state WHERE in_doubt = 1").fetchone()
+    (doubt_open,) = db.execute(
+        "SELECT count(*) FROM key_state k JOIN pair_state p ON p.key = k.key "
+        "WHERE (k.doubt = 1 OR k.unanswered = 1) AND p.outcome IS NULL"
+    ).fetchone()
+    days = deadline_days(db)
+    (overdue,) = db.execute(
+        """SELECT count(*) FROM pair_state WHERE received_at IS NOT NULL AND
+           CASE WHEN outcome IN ('erased', 'not_found', 'rejected')
+                THEN date(finished_at) > date(received_at, ?)
+                ELSE ? > date(received_at, ?) END""",
+        (f"+{days} days", now.date().isoformat(), f"+{days} days"),
+    ).fetchone()
+    history = runs(db)
+    last = history[-1] if history else None
+    top = head(db)
+    return {
+        "total": int(totals.get("pairs", 0)),
+        **{o.value: int(totals.get(o.value, 0)) for o in Outcome},
+        "in_doubt": int(doubt_final) + int(doubt_open),
+        "overdue": int(overdue),
+        "requests": int(totals.get("requests", 0)),
+        "last_run": last,
+        "last_run_pending": last_run_pending(db, last["run"]) if last else None,
+        "runs": len(history),
+        "chain_head": {"seq": top[0], "link": top[1]} if top else None,
+    }
+
+
+def last_run_pending(db: sqlite3.Connection, run: int) -> int:
+    """Pairs planned by ``run`` without a final outcome, plus those it did not record."""
+    (left,) = db.execute(
+        "SELECT count(*) FROM pair_runs r JOIN pair_state p ON p.pair = r.pair "
+        "WHERE r.run = ? AND coalesce(p.outcome, '') NOT IN ('erased', 'not_found', 'rejected')",
+        (run,),
+    ).fetchone()
+    row = db.execute("SELECT finished FROM run_state WHERE run = ?", (run,)).fetchone()
+    unrecorded = (_json(row[0]) or {}).get("unrecorded") if row else None
+    return int(left) + int(unrecorded or 0)
+
+
+def invalid_seen(db: sqlite3.Connection, input_sha256: str) -> set[tuple[int, str | None]]:
+    """(row, column) of every ``invalid`` record already written for this input file."""
+    if not fast(db):
+        found = db.execute(
+            "SELECT json_extract(detail, '$.row'), json_extract(detail, '$.column') FROM events "
+            "WHERE kind = 'invalid' AND json_extract(detail, '$.input') = ?",
+            (input_sha256,),
+        )
+    else:
+        found = db.execute("SELECT row, col FROM invalid_state WHERE input = ?", (input_sha256,))
+    return {(int(row), col) for row, col in found}
+
+
+def unresolved_invalid(db: sqlite3.Connection, request_id: str) -> list[dict[str, Any]]:
+    """A request's unresolved ``invalid`` records: seq, run, input, row, column, reason."""
+    return [
+        {"seq": s, "run": r, "input": i, "row": row, "column": c, "reason": why}
+        for s, r, i, row, c, why in db.execute(
+            "SELECT seq, run, input, row, col, reason FROM invalid_state "
+            "WHERE request_id = ? AND resolved_by IS NULL ORDER BY seq",
+            (request_id,),
+        )
+    ]
+
+
+def request_summary(db: sqlite3.Connection, request_id: str) -> dict[str, Any] | None:
+    """One request's summary row (counts per outcome, invalid records, reappearances)."""
+    cursor = db.execute("SELECT * FROM request_state WHERE request_id = ?", (request_id,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))

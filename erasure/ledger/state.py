@@ -1,0 +1,538 @@
+"""The derived state: what the commands read, kept beside the events in the same transaction.
+
+The events stay the only source of truth. Triggers on ``events`` fold each
+new event into a few tables (:data:`TABLES`), inside the transaction that
+appends it, so that the state is never behind the events nor ahead of them::
+
+    pair_state     one row per (request id, key): its first planning, its
+                   last outcome and last final outcome, attempts, whether the
+                   key is in doubt, how often the profile reappeared
+    pair_runs      which runs planned which pair (a report of one run)
+    request_state  per request id: counts per outcome, invalid records
+                   (and how many are unresolved), reappearances
+    invalid_state  one row per ``invalid`` event, and the ``resolved`` one
+                   that resolved it
+    run_state      per run: start and end events' times and details
+    totals         counts over the whole ledger (status reads these)
+    archives       the ``archived`` records (erasure.ledger.archive)
+    plain_links    the plain SHA-256 chain (written by the writer, in Python:
+                   SQLite has no SHA-256)
+
+Every derived row carries ``last_seq``, the event that last changed it; a
+guard trigger refuses an UPDATE that does not cite the newest event, and
+every DELETE, so that only the writer's own triggers change derived rows.
+A hand edit is still possible (drop the guard), and ``verify`` finds it:
+it replays the events into a scratch database with the same triggers
+(:func:`replay`) and compares the tables (:func:`compare`). The same replay
+rebuilds the state (:func:`rebuild`) and migrates an older ledger.
+
+A ledger that was archived (erasure.ledger.archive) holds ``base_<table>``
+copies of the state the archived events left; replay starts from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from erasure.ledger.events import COLUMNS
+
+STATE_VERSION = "1"  # of the derived tables and triggers below; stored in state_meta
+
+TABLES = (
+    "pair_state",
+    "pair_runs",
+    "key_state",
+    "request_state",
+    "invalid_state",
+    "run_state",
+    "totals",
+    "archives",
+)
+# Each table's primary key: the order in which tables are compared and hashed.
+ORDER = {
+    "pair_state": "pair",
+    "pair_runs": "run, pair",
+    "key_state": "key",
+    "request_state": "request_id",
+    "invalid_state": "seq",
+    "run_state": "run",
+    "totals": "name",
+    "archives": "seq",
+}
+TOTALS = (
+    "pairs",
+    "requests",
+    "erased",
+    "not_found",
+    "rejected",
+    "failed",
+    "pending",
+    "invalid",
+    "invalid_unresolved",
+    "reappeared",
+)
+_GUARD = "derived state changes only with the event that causes it"
+_APPEND_ONLY = "the ledger is append-only"
+
+TABLES_SQL = """
+CREATE TABLE IF NOT EXISTS state_meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS plain_links (
+    seq  INTEGER PRIMARY KEY,     -- the event's seq
+    link TEXT NOT NULL            -- SHA-256(previous link + canonical bytes), hex
+) STRICT;
+CREATE TABLE pair_state (
+    pair             INTEGER PRIMARY KEY,
+    request_id       TEXT,
+    key              TEXT NOT NULL,
+    db_id            INTEGER,          -- db_id .. received_at: from the pair's first planning
+    matching         TEXT,
+    resource_id      INTEGER,
+    field_name       TEXT,
+    received_at      TEXT,
+    first_planned    INTEGER NOT NULL, -- seq of the first 'planned'
+    last_planned_run INTEGER NOT NULL,
+    outcome          TEXT,             -- the last outcome (NULL: pending)
+    in_doubt         INTEGER,          -- .. its fields
+    profile_id       TEXT,
+    error_code       INTEGER,
+    error_text       TEXT,
+    http_status      INTEGER,
+    finished_at      TEXT,
+    outcome_seq      INTEGER,
+    final_outcome    TEXT,             -- the last final outcome (erased | not_found | rejected)
+    final_seq        INTEGER,
+    attempts         INTEGER NOT NULL DEFAULT 0,  -- 'sent' for the key in runs planning the pair
+    first_attempt_at TEXT,
+    reappeared       INTEGER NOT NULL DEFAULT 0,  -- 'reappeared' events of the pair
+    last_seq         INTEGER NOT NULL
+) STRICT;
+CREATE INDEX pair_state_key ON pair_state(key);
+CREATE INDEX pair_state_request ON pair_state(request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX pair_state_in_doubt ON pair_state(pair) WHERE in_doubt = 1;
+CREATE INDEX pair_state_received ON pair_state(received_at) WHERE received_at IS NOT NULL;
+CREATE TABLE key_state (
+    key        TEXT PRIMARY KEY NOT NULL,
+    doubt      INTEGER NOT NULL DEFAULT 0,  -- the key's history ends in doubt ...
+    unanswered INTEGER NOT NULL DEFAULT 0,  -- ... or in a 'sent' with no answer yet
+    last_seq   INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX key_state_doubt ON key_state(key) WHERE doubt = 1 OR unanswered = 1;
+CREATE TABLE pair_runs (
+    run  INTEGER NOT NULL,
+    pair INTEGER NOT NULL,
+    PRIMARY KEY (run, pair)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE request_state (
+    request_id         TEXT PRIMARY KEY NOT NULL,
+    pairs              INTEGER NOT NULL DEFAULT 0,
+    erased             INTEGER NOT NULL DEFAULT 0,
+    not_found          INTEGER NOT NULL DEFAULT 0,
+    rejected           INTEGER NOT NULL DEFAULT 0,
+    failed             INTEGER NOT NULL DEFAULT 0,
+    pending            INTEGER NOT NULL DEFAULT 0,
+    first_planned      INTEGER,
+    last_finished_at   TEXT,
+    invalid            INTEGER NOT NULL DEFAULT 0,
+    invalid_unresolved INTEGER NOT NULL DEFAULT 0,
+    reappeared         INTEGER NOT NULL DEFAULT 0,
+    last_seq           INTEGER NOT NULL
+) STRICT;
+CREATE TABLE invalid_state (
+    seq         INTEGER PRIMARY KEY,  -- the 'invalid' event
+    run         INTEGER NOT NULL,
+    request_id  TEXT,
+    db_id       INTEGER,
+    input       TEXT,                 -- sha256 of the input file
+    row         INTEGER,
+    col         TEXT,                 -- the user's header, or NULL
+    reason      TEXT,
+    resolved_by INTEGER,              -- the 'resolved' event, if any
+    last_seq    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX invalid_state_input ON invalid_state(input, row);
+CREATE INDEX invalid_state_request ON invalid_state(request_id) WHERE request_id IS NOT NULL;
+CREATE TABLE run_state (
+    run         INTEGER PRIMARY KEY,
+    first_seq   INTEGER NOT NULL,
+    command     TEXT NOT NULL,        -- run | sweep | ...
+    started_at  TEXT NOT NULL,
+    started     TEXT,                 -- the run_started detail
+    finished_at TEXT,
+    finished    TEXT,                 -- the run_finished detail
+    exit_code   INTEGER,
+    last_seq    INTEGER NOT NULL
+) STRICT;
+CREATE TABLE totals (
+    name     TEXT PRIMARY KEY,
+    value    INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL
+) STRICT;
+CREATE TABLE archives (
+    seq      INTEGER PRIMARY KEY,     -- the 'archived' event
+    detail   TEXT NOT NULL,
+    last_seq INTEGER NOT NULL
+) STRICT;
+"""
+
+
+def _json(path: str) -> str:
+    """A JSON field of NEW.detail, NULL when the detail is not JSON (never an error)."""
+    return f"CASE WHEN json_valid(NEW.detail) THEN json_extract(NEW.detail, '{path}') END"
+
+
+_PAIR = "key = NEW.key AND request_id IS NEW.request_id"
+_FINAL = "('erased', 'not_found', 'rejected')"
+
+TRIGGERS_SQL = (
+    f"""
+CREATE TRIGGER state_planned AFTER INSERT ON events WHEN NEW.kind = 'planned' BEGIN
+    INSERT INTO pair_state (request_id, key, db_id, matching, resource_id, field_name,
+                            received_at, first_planned, last_planned_run, last_seq)
+    SELECT NEW.request_id, NEW.key, NEW.db_id, NEW.matching, NEW.resource_id, NEW.field_name,
+           NEW.received_at, NEW.seq, NEW.run, NEW.seq
+    WHERE NOT EXISTS (SELECT 1 FROM pair_state WHERE {_PAIR});
+    UPDATE pair_state SET last_planned_run = NEW.run, last_seq = NEW.seq
+    WHERE {_PAIR} AND last_planned_run != NEW.run;
+    INSERT OR IGNORE INTO pair_runs (run, pair)
+    SELECT NEW.run, pair FROM pair_state WHERE {_PAIR};
+END;
+CREATE TRIGGER state_sent AFTER INSERT ON events WHEN NEW.kind = 'sent' BEGIN
+    INSERT INTO key_state (key, unanswered, last_seq) VALUES (NEW.key, 1, NEW.seq)
+    ON CONFLICT (key) DO UPDATE SET unanswered = 1, last_seq = NEW.seq;
+    UPDATE pair_state SET
+        attempts = attempts + (last_planned_run = NEW.run),
+        first_attempt_at = CASE WHEN last_planned_run = NEW.run
+                                THEN coalesce(first_attempt_at, NEW.at)
+                                ELSE first_attempt_at END,
+        last_seq = NEW.seq
+    WHERE key = NEW.key AND last_planned_run = NEW.run;
+END;
+CREATE TRIGGER state_attempt AFTER INSERT ON events WHEN NEW.kind = 'attempt' BEGIN
+    INSERT INTO key_state (key, doubt, last_seq) VALUES (NEW.key, NEW.in_doubt IS 1, NEW.seq)
+    ON CONFLICT (key) DO UPDATE SET unanswered = 0, doubt = max(doubt, NEW.in_doubt IS 1),
+                                    last_seq = NEW.seq;
+END;
+CREATE TRIGGER state_withdrawn AFTER INSERT ON events WHEN NEW.kind = 'withdrawn' BEGIN
+    INSERT INTO key_state (key, last_seq) VALUES (NEW.key, NEW.seq)
+    ON CONFLICT (key) DO UPDATE SET unanswered = 0, last_seq = NEW.seq;
+END;
+CREATE TRIGGER state_outcome AFTER INSERT ON events WHEN NEW.kind = 'outcome' BEGIN
+    INSERT INTO key_state (key, doubt, last_seq)
+    VALUES (NEW.key, NEW.outcome IS 'failed' AND NEW.in_doubt IS 1, NEW.seq)
+    ON CONFLICT (key) DO UPDATE SET doubt = (NEW.outcome IS 'failed' AND NEW.in_doubt IS 1),
+                                    unanswered = 0, last_seq = NEW.seq;
+    -- an outcome always follows its pair's planning; one that does not (a hand-made
+    -- ledger) still finishes its pair, as the events alone would say
+    INSERT INTO pair_state (request_id, key, db_id, matching, resource_id, field_name,
+                            received_at, first_planned, last_planned_run, last_seq)
+    SELECT NEW.request_id, NEW.key, NEW.db_id, NEW.matching, NEW.resource_id, NEW.field_name,
+           NEW.received_at, NEW.seq, NEW.run, NEW.seq
+    WHERE NOT EXISTS (SELECT 1 FROM pair_state WHERE {_PAIR});
+    UPDATE pair_state SET
+        outcome = NEW.outcome, in_doubt = NEW.in_doubt, profile_id = NEW.profile_id,
+        error_code = NEW.error_code, error_text = NEW.error_text,
+        http_status = NEW.http_status, finished_at = NEW.at, outcome_seq = NEW.seq,
+        final_outcome = CASE WHEN NEW.outcome IN {_FINAL} THEN NEW.outcome
+                             ELSE final_outcome END,
+        final_seq = CASE WHEN NEW.outcome IN {_FINAL} THEN NEW.seq ELSE final_seq END,
+        last_seq = NEW.seq
+    WHERE {_PAIR};
+END;
+CREATE TRIGGER state_run_started AFTER INSERT ON events WHEN NEW.kind = 'run_started' BEGIN
+    INSERT OR IGNORE INTO run_state (run, first_seq, command, started_at, started, last_seq)
+    VALUES (NEW.run, NEW.seq, coalesce({_json("$.command")}, 'run'), NEW.at, NEW.detail,
+            NEW.seq);
+END;
+CREATE TRIGGER state_run_finished AFTER INSERT ON events WHEN NEW.kind = 'run_finished' BEGIN
+    UPDATE run_state SET finished_at = NEW.at, finished = NEW.detail,
+                         exit_code = {_json("$.exit_code")}, last_seq = NEW.seq
+    WHERE run = NEW.run AND finished_at IS NULL;
+END;
+CREATE TRIGGER state_invalid AFTER INSERT ON events WHEN NEW.kind = 'invalid' BEGIN
+    INSERT INTO request_state (request_id, last_seq)
+    SELECT NEW.request_id, NEW.seq WHERE NEW.request_id IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    INSERT INTO invalid_state (seq, run, request_id, db_id, input, row, col, reason, last_seq)
+    VALUES (NEW.seq, NEW.run, NEW.request_id, NEW.db_id, {_json("$.input")},
+            {_json("$.row")}, {_json("$.column")}, {_json("$.reason")}, NEW.seq);
+END;
+CREATE TRIGGER state_resolved AFTER INSERT ON events WHEN NEW.kind = 'resolved' BEGIN
+    UPDATE invalid_state SET resolved_by = NEW.seq, last_seq = NEW.seq
+    WHERE resolved_by IS NULL
+      AND seq IN (SELECT value FROM json_each(
+          CASE WHEN json_valid(NEW.detail) THEN NEW.detail ELSE '{{}}' END, '$.resolves'));
+END;
+CREATE TRIGGER state_reappeared AFTER INSERT ON events WHEN NEW.kind = 'reappeared' BEGIN
+    UPDATE pair_state SET reappeared = reappeared + 1, last_seq = NEW.seq WHERE {_PAIR};
+    UPDATE request_state SET reappeared = reappeared + 1, last_seq = NEW.seq
+    WHERE request_id = NEW.request_id;
+    UPDATE totals SET value = value + 1, last_seq = NEW.seq WHERE name = 'reappeared';
+END;
+CREATE TRIGGER state_archived AFTER INSERT ON events WHEN NEW.kind = 'archived' BEGIN
+    INSERT INTO archives (seq, detail, last_seq) VALUES (NEW.seq, NEW.detail, NEW.seq);
+END;
+
+CREATE TRIGGER pair_state_added AFTER INSERT ON pair_state BEGIN
+    UPDATE totals SET value = value + 1, last_seq = NEW.last_seq
+    WHERE name IN ('pairs', 'pending');
+    INSERT INTO request_state (request_id, first_planned, last_seq)
+    SELECT NEW.request_id, NEW.first_planned, NEW.last_seq WHERE NEW.request_id IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    UPDATE request_state SET pairs = pairs + 1, pending = pending + 1,
+                             first_planned = coalesce(first_planned, NEW.first_planned),
+                             last_seq = NEW.last_seq
+    WHERE request_id = NEW.request_id;
+END;
+CREATE TRIGGER pair_state_outcome AFTER UPDATE OF outcome_seq ON pair_state BEGIN
+    UPDATE totals SET value = value - 1, last_seq = NEW.last_seq
+    WHERE name = coalesce(OLD.outcome, 'pending') AND OLD.outcome IS NOT NEW.outcome;
+    UPDATE totals SET value = value + 1, last_seq = NEW.last_seq
+    WHERE name = coalesce(NEW.outcome, 'pending') AND OLD.outcome IS NOT NEW.outcome;
+    UPDATE request_state SET
+        erased = erased + (NEW.outcome IS 'erased') - (OLD.outcome IS 'erased'),
+        not_found = not_found + (NEW.outcome IS 'not_found') - (OLD.outcome IS 'not_found'),
+        rejected = rejected + (NEW.outcome IS 'rejected') - (OLD.outcome IS 'rejected'),
+        failed = failed + (NEW.outcome IS 'failed') - (OLD.outcome IS 'failed'),
+        pending = pending + (NEW.outcome IS NULL) - (OLD.outcome IS NULL),
+        last_finished_at = max(coalesce(last_finished_at, ''), NEW.finished_at),
+        last_seq = NEW.last_seq
+    WHERE request_id = NEW.request_id;
+END;
+CREATE TRIGGER request_state_added AFTER UPDATE OF pairs ON request_state
+WHEN OLD.pairs = 0 AND NEW.pairs > 0 BEGIN
+    UPDATE totals SET value = value + 1, last_seq = NEW.last_seq WHERE name = 'requests';
+END;
+CREATE TRIGGER invalid_state_added AFTER INSERT ON invalid_state BEGIN
+    UPDATE totals SET value = value + 1, last_seq = NEW.last_seq
+    WHERE name IN ('invalid', 'invalid_unresolved');
+    UPDATE request_state SET invalid = invalid + 1, invalid_unresolved = invalid_unresolved + 1,
+                             last_seq = NEW.last_seq
+    WHERE request_id = NEW.request_id;
+END;
+CREATE TRIGGER invalid_state_resolved AFTER UPDATE OF resolved_by ON invalid_state
+WHEN OLD.resolved_by IS NULL AND NEW.resolved_by IS NOT NULL BEGIN
+    UPDATE totals SET value = value - 1, last_seq = NEW.last_seq
+    WHERE name = 'invalid_unresolved';
+    UPDATE request_state SET invalid_unresolved = invalid_unresolved - 1,
+                             last_seq = NEW.last_seq
+    WHERE request_id = NEW.request_id;
+END;
+"""
+    + "".join(
+        f"""
+CREATE TRIGGER {table}_guard BEFORE UPDATE ON {table}
+WHEN NEW.last_seq IS NOT (SELECT max(seq) FROM events) BEGIN
+    SELECT RAISE(ABORT, '{_GUARD}');
+END;
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} BEGIN
+    SELECT RAISE(ABORT, '{_APPEND_ONLY}');
+END;"""
+        for table in TABLES
+        if table != "pair_runs"
+    )
+    + "".join(
+        f"""
+CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} BEGIN
+    SELECT RAISE(ABORT, '{_APPEND_ONLY}');
+END;
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} BEGIN
+    SELECT RAISE(ABORT, '{_APPEND_ONLY}');
+END;"""
+        for table in ("pair_runs", "plain_links", "state_meta")
+    )
+)
+
+
+def create(db: sqlite3.Connection, *, with_triggers: bool = True) -> None:
+    """Create the derived tables (empty, totals at zero) inside the caller's transaction."""
+    for statement in statements(TABLES_SQL):
+        db.execute(statement)
+    db.executemany(
+        "INSERT INTO totals (name, value, last_seq) VALUES (?, 0, 0)", [(n,) for n in TOTALS]
+    )
+    db.execute("INSERT INTO state_meta VALUES ('version', ?)", (STATE_VERSION,))
+    if with_triggers:
+        create_triggers(db)
+
+
+def create_triggers(db: sqlite3.Connection) -> None:
+    for statement in statements(TRIGGERS_SQL):
+        db.execute(statement)
+
+
+def statements(script: str) -> Iterator[str]:
+    """A script's statements, one at a time (``executescript`` would commit first)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+
+
+def has_state(db: sqlite3.Connection, schema: str = "main") -> bool:
+    """Whether the ledger keeps derived state of this release's version (it was migrated)."""
+    try:
+        row = db.execute(f"SELECT value FROM {schema}.state_meta WHERE name = 'version'").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return bool(row) and row[0] == STATE_VERSION
+
+
+# ---------------------------------------------------------------- replay
+
+
+# the scratch database's events table: the ledger's columns, no chain checks
+_SCRATCH_EVENTS = (
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY, at TEXT, kind TEXT, run INTEGER, key TEXT, "
+    "request_id TEXT, db_id INTEGER, matching TEXT, resource_id INTEGER, field_name TEXT, "
+    "received_at TEXT, attempt INTEGER, outcome TEXT, in_doubt INTEGER, profile_id TEXT, "
+    "error_code INTEGER, error_text TEXT, http_status INTEGER, detail TEXT, link TEXT)"
+)
+_SCRATCH_INSERT = f"INSERT INTO events VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+class Replay:
+    """A scratch SQLite file into which events are replayed through the state triggers.
+
+    Feed it the events, oldest first, with :meth:`add` (rows in
+    :data:`~erasure.ledger.events.COLUMNS` order, ``link`` included) and
+    their plain links with :meth:`add_plain`; it keeps only the derived
+    tables (the replayed events are dropped batch by batch, so the file
+    stays the size of the state).
+    """
+
+    def __init__(self, path: Path, base: sqlite3.Connection | None = None) -> None:
+        """Start from the empty state, or from the ``base_<table>`` copies in ``base``."""
+        self.path = path
+        db = sqlite3.connect(path, isolation_level=None)
+        # a scratch file: nothing to keep if the machine stops
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA cache_size=-65536")  # KiB: 64 MiB of pages, then the disk
+        db.execute("BEGIN")
+        db.execute(_SCRATCH_EVENTS)
+        create(db, with_triggers=False)
+        if base is not None:
+            db.execute("DELETE FROM totals")
+            db.execute("DELETE FROM state_meta")
+            db.execute("INSERT INTO state_meta VALUES ('version', ?)", (STATE_VERSION,))
+            for table in TABLES:
+                copy_rows(base, f"base_{table}", db, table)
+        create_triggers(db)
+        self.db = db
+        self.last = 0
+
+    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        self.db.executemany(_SCRATCH_INSERT, rows)
+        self.last = int(rows[-1][0])
+        # keep the newest event: the guard triggers compare with max(seq)
+        self.db.execute("DELETE FROM events WHERE seq < ?", (self.last,))
+
+    def add_all(self, source: sqlite3.Connection, low: int, high: int) -> None:
+        """Replay ``source``'s events with low < seq <= high."""
+        cursor = source.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
+            (low, high),
+        )
+        while rows := cursor.fetchmany(10_000):
+            self.add(rows)
+
+    def add_plain(self, rows: Iterable[tuple[int, str]]) -> None:
+        self.db.executemany("INSERT INTO plain_links VALUES (?, ?)", rows)
+
+    def finish(self) -> sqlite3.Connection:
+        self.db.execute("COMMIT")
+        return self.db
+
+    def close(self) -> None:
+        self.db.close()
+        self.path.unlink(missing_ok=True)
+
+
+def copy_rows(
+    source: sqlite3.Connection, source_table: str, target: sqlite3.Connection, table: str
+) -> None:
+    """Copy every row of ``source_table`` into ``table`` (same columns), in key order."""
+    cursor = source.execute(f"SELECT * FROM {source_table} ORDER BY {_order(table)}")
+    width = len(cursor.description)
+    insert = f"INSERT INTO {table} VALUES ({', '.join('?' * width)})"
+    while batch := cursor.fetchmany(10_000):
+        target.executemany(insert, batch)
+
+
+def _order(table: str) -> str:
+    """A derived table's key columns (also for its ``base_`` copy)."""
+    return ORDER[table.removeprefix("base_")]
+
+
+def compare(live: sqlite3.Connection, scratch: str) -> str | None:
+    """The first derived table that disagrees with the replay in schema ``scratch``, or None.
+
+    ``scratch`` is attached to ``live``; each table is compared both ways
+    with EXCEPT, in SQLite, so that no row becomes a Python object.
+    """
+    for table in TABLES:
+        for a, b, what in (
+            (f"main.{table}", f"{scratch}.{table}", "a row the events do not explain"),
+            (f"{scratch}.{table}", f"main.{table}", "a row the events imply is missing or differs"),
+        ):
+            row = live.execute(f"SELECT * FROM {a} EXCEPT SELECT * FROM {b} LIMIT 1").fetchone()
+            if row is not None:
+                return f"derived state {table} has {what} ({describe(table, row)})"
+    return None
+
+
+def describe(table: str, row: Sequence[Any]) -> str:
+    """Where a derived row is, without any value beyond keys and numbers."""
+    if table == "pair_state":
+        return f"pair {row[0]}: request {row[1]!r}, key {row[2]}"
+    return f"{ORDER[table].split(',')[0]} {row[0]!r}"
+
+
+def rows_in_order(db: sqlite3.Connection, table: str) -> Iterator[tuple[Any, ...]]:
+    cursor = db.execute(f"SELECT * FROM {table} ORDER BY {_order(table)}")
+    while batch := cursor.fetchmany(10_000):
+        yield from batch
+
+
+def state_hash(db: sqlite3.Connection, prefix: str = "") -> str:
+    """SHA-256 of the derived tables' rows (``prefix`` + table), in key order, hex."""
+    digest = hashlib.sha256()
+    for table in TABLES:
+        digest.update(table.encode() + b"\n")
+        for row in rows_in_order(db, prefix + table):
+            digest.update(orjson.dumps(row) + b"\n")
+    return digest.hexdigest()
+
+
+def with_scratch(
+    folder: Path | None, base: sqlite3.Connection | None, fill: Callable[[Replay], None]
+) -> tuple[Replay, sqlite3.Connection]:
+    """A :class:`Replay` in ``folder`` (None: the temporary folder), filled by ``fill``.
+
+    The caller closes it (which deletes the file). The file is created
+    owner-only: it holds the ledger's keys and request ids.
+    """
+    fd, name = tempfile.mkstemp(prefix=".erasure-replay-", suffix=".sqlite", dir=folder)
+    os.close(fd)
+    replay = Replay(Path(name), base)
+    try:
+        fill(replay)
+        return replay, replay.finish()
+    except BaseException:
+        replay.close()
+        raise

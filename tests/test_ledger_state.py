@@ -1,0 +1,256 @@
+"""The derived state: kept with the events, found out when it disagrees, rebuilt, migrated."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import hypothesis.strategies as st
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from polars.testing import assert_frame_equal
+
+from erasure import ledger as L
+from erasure import status as status_mod
+from erasure.keys import Keyer
+from erasure.ledger import read, state
+
+KEYER = Keyer(b"k" * 32)
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+KEYS = ["a" * 32, "b" * 32, "c" * 32]
+RIDS = [None, "T1", "T2"]
+
+
+def _history(rng: random.Random, runs: int = 3, per_run: int = 12) -> list[list[L.Event]]:
+    """Random but run-shaped batches: start, plan, send, answer (or not), finish.
+
+    As a run writes them: a pair's outcome follows its planning in the same run.
+    """
+    batches: list[list[L.Event]] = []
+    for run in range(1, runs + 1):
+        planned: set[tuple[str | None, str]] = set()
+        batch: list[L.Event] = [
+            L.Event(L.Kind.RUN_STARTED, run, detail='{"settings": {"deadline_days": 3}}')
+        ]
+        for _ in range(per_run):
+            key, rid = rng.choice(KEYS), rng.choice(RIDS)
+            kind = rng.choice(["plan", "sent", "attempt", "outcome", "withdrawn", "invalid"])
+            sent = {e.key for e in batch if e.kind == L.Kind.SENT}
+            if kind == "outcome" and (rid, key) not in planned:
+                kind = "plan"
+            if kind in ("sent", "attempt", "withdrawn") and key not in {k for _, k in planned}:
+                kind = "plan"
+            if kind == "plan" and key in sent:
+                continue  # a run plans all of a key's pairs before its first request
+            if kind == "plan":
+                planned.add((rid, key))
+                received = rng.choice([None, "2029-12-01T10:00:00+00:00"])
+                batch.append(
+                    L.Event(
+                        L.Kind.PLANNED,
+                        run,
+                        key=key,
+                        request_id=rid,
+                        db_id=1,
+                        matching="email",
+                        received_at=received,
+                    )
+                )
+            elif kind == "sent":
+                batch.append(L.Event(L.Kind.SENT, run, key=key, attempt=1))
+            elif kind == "attempt":  # a request and its answer (or its failure)
+                batch.append(L.Event(L.Kind.SENT, run, key=key, attempt=1))
+                batch.append(L.Event(L.Kind.ATTEMPT, run, key=key, in_doubt=rng.choice([0, 1])))
+            elif kind == "withdrawn":
+                batch.append(L.Event(L.Kind.SENT, run, key=key, attempt=1))
+                batch.append(L.Event(L.Kind.WITHDRAWN, run, key=key))
+            elif kind == "outcome":
+                outcome = rng.choice(["erased", "not_found", "rejected", "failed"])
+                batch.append(
+                    L.Event(
+                        L.Kind.OUTCOME,
+                        run,
+                        key=key,
+                        request_id=rid,
+                        outcome=outcome,  # type: ignore[arg-type]
+                        in_doubt=rng.choice([0, 1]),
+                    )
+                )
+            else:
+                detail = f'{{"input": "ab", "row": {rng.randint(2, 9)}, "reason": "email_invalid"}}'
+                batch.append(L.Event(L.Kind.INVALID, run, request_id=rid, detail=detail))
+        if rng.random() < 0.8:
+            batch.append(L.Event(L.Kind.RUN_FINISHED, run, detail='{"exit_code": 0}'))
+        batches.append(batch)
+    return batches
+
+
+def _write(path: Path, batches: list[list[L.Event]]) -> None:
+    with L.Ledger(path, KEYER) as led:
+        for batch in batches:
+            led.append(batch)
+
+
+def _strip_state(path: Path) -> None:
+    """Make ``path`` look like a ledger written before the derived state existed."""
+    with closing(sqlite3.connect(path)) as db:
+        names = db.execute(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'table') "
+            "AND name NOT IN ('meta', 'events') AND name NOT LIKE 'events_%' "
+            "AND name NOT LIKE 'meta_%' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        for kind, name in names:
+            if kind == "trigger":
+                db.execute(f"DROP TRIGGER IF EXISTS {name}")
+        for kind, name in names:
+            if kind == "table":
+                db.execute(f"DROP TABLE IF EXISTS {name}")
+        db.commit()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 10_000))
+def test_derived_reads_equal_reading_every_event(
+    tmp_path_factory: pytest.TempPathFactory, seed: int
+) -> None:
+    """Status, report rows, resume and doubt from the state equal the old scans of every event."""
+    folder = tmp_path_factory.mktemp("l")
+    kept, legacy = folder / "kept.sqlite", folder / "legacy.sqlite"
+    _write(kept, _history(random.Random(seed)))
+    shutil.copy(kept, legacy)
+    _strip_state(legacy)
+    with closing(L.open_readonly(kept)) as a, closing(L.open_readonly(legacy)) as b:
+        assert state.has_state(a) and not state.has_state(b)
+        assert_frame_equal(status_mod.pairs(a, now=NOW), status_mod.pairs(b, now=NOW))
+        assert status_mod.status(a, now=NOW) == status_mod.status(b, now=NOW)
+        for retry in (False, True):
+            fa = L.finished_pairs(a, retry_rejected=retry)
+            fb = L.finished_pairs(b, retry_rejected=retry)
+            assert set(fa.iter_rows()) <= set(fb.iter_rows())
+            last = ["request_id", "key"]
+            assert_frame_equal(
+                fa.unique(last, keep="last").sort(last, nulls_last=True),
+                fb.unique(last, keep="last").sort(last, nulls_last=True),
+            )
+            tonight, doubt = read.tonight(a, pl.Series(KEYS[:2]), retry_rejected=retry)
+            assert set(tonight.iter_rows()) <= set(fa.iter_rows())
+            assert doubt == L.doubtful_keys(b) & set(KEYS[:2])
+        assert L.doubtful_keys(a) == L.doubtful_keys(b)
+        for run in (1, 2, 3):
+            assert_frame_equal(
+                status_mod.pairs(a, now=NOW, run=run), status_mod.pairs(b, now=NOW, run=run)
+            )
+    assert L.verify(kept, KEYER).ok
+
+
+def test_a_change_to_derived_state_alone_is_found(tmp_path: Path) -> None:
+    """Derived rows refuse hand edits; with the guard dropped, verify names the table."""
+    path = tmp_path / "l.sqlite"
+    _write(path, _history(random.Random(7)))
+    assert L.verify(path, KEYER).ok
+    with closing(sqlite3.connect(path)) as db:
+        with pytest.raises(sqlite3.IntegrityError, match="derived state changes only"):
+            db.execute("UPDATE pair_state SET outcome = 'erased'")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("DELETE FROM pair_state")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("UPDATE plain_links SET link = 'x'")
+        db.execute("DROP TRIGGER pair_state_guard")
+        db.execute("UPDATE pair_state SET outcome = 'erased' WHERE pair = 1")
+        db.commit()
+    check = L.verify(path, KEYER)
+    assert not check.ok
+    assert check.problem is not None and "derived state pair_state" in check.problem
+    with closing(sqlite3.connect(path)) as db:  # and a total changed alone
+        db.execute("UPDATE pair_state SET outcome = NULL WHERE pair = 1")  # no guard now
+        db.commit()
+
+
+def test_a_changed_plain_link_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    _write(path, _history(random.Random(3)))
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("DROP TRIGGER plain_links_no_update")
+        db.execute("UPDATE plain_links SET link = '00' || substr(link, 3) WHERE seq = 4")
+        db.commit()
+    check = L.verify(path, KEYER)
+    assert not check.ok and check.problem is not None
+    assert "event 4 does not match its plain chain link" in check.problem
+
+
+def test_plain_links_are_the_sha256_chain(tmp_path: Path) -> None:
+    """plain_link(n) = SHA-256(plain_link(n-1) + canonical bytes), from 64 zeros."""
+    from erasure.receipts.canonical import plain_chain
+
+    path = tmp_path / "l.sqlite"
+    _write(path, _history(random.Random(5)))
+    with closing(L.open_readonly(path)) as db:
+        rows = db.execute(f"SELECT {', '.join(L.COLUMNS)} FROM events ORDER BY seq").fetchall()
+        expected = list(plain_chain(L.canonical(r[0], r[1], r[2:-1]) for r in rows))
+        stored = [link for (link,) in db.execute("SELECT link FROM plain_links ORDER BY seq")]
+    assert expected == stored
+
+
+def test_verify_from_a_head_checks_only_what_follows(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    batches = _history(random.Random(11), runs=4)
+    _write(path, batches[:2])
+    first = L.verify(path, KEYER)
+    assert first.ok
+    with L.Ledger(path, KEYER) as led:
+        for batch in batches[2:]:
+            led.append(batch)
+    later = L.verify(path, KEYER, start=(first.head_seq, first.head_link))
+    assert later.ok, later.problem
+    assert sum(len(b) for b in batches[2:]) == later.events
+    assert later.head_seq == L.verify(path, KEYER).head_seq
+    # a head from nowhere, and a change after the head, are both found
+    assert not L.verify(path, KEYER, start=(first.head_seq, "f" * 64)).ok
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("DROP TRIGGER events_no_update")
+        db.execute("UPDATE events SET run = 99 WHERE seq = ?", (first.head_seq + 2,))
+        db.commit()
+    broken = L.verify(path, KEYER, start=(first.head_seq, first.head_link))
+    assert not broken.ok and f"event {first.head_seq + 2}" in (broken.problem or "")
+
+
+def test_an_older_ledger_is_read_slowly_then_migrated_once(tmp_path: Path) -> None:
+    """Read-only reads work unmigrated (and say so); a writer migrates without touching events."""
+    path = tmp_path / "l.sqlite"
+    _write(path, _history(random.Random(13)))
+    with closing(L.open_readonly(path)) as db:
+        before_pairs = status_mod.pairs(db, now=NOW)
+        events_before = db.execute("SELECT * FROM events ORDER BY seq").fetchall()
+    _strip_state(path)
+    read.NOTICES.clear()
+    with closing(L.open_readonly(path)) as db:
+        assert_frame_equal(before_pairs, status_mod.pairs(db, now=NOW))
+    assert any("not migrated" in n for n in read.NOTICES)
+    read.NOTICES.clear()
+    assert L.verify(path, KEYER).ok
+    with L.Ledger(path, KEYER) as led:  # the writer migrates, under the lock
+        assert state.has_state(led.connection)
+        led.append(
+            [
+                L.Event(
+                    L.Kind.RUN_STARTED, led.next_run(), detail='{"settings": {"deadline_days": 3}}'
+                )
+            ]
+        )
+    with closing(L.open_readonly(path)) as db:
+        assert (
+            events_before
+            == db.execute(
+                "SELECT * FROM events ORDER BY seq LIMIT ?", (len(events_before),)
+            ).fetchall()
+        )
+        assert_frame_equal(before_pairs, status_mod.pairs(db, now=NOW))
+    assert not read.NOTICES
+    assert L.verify(path, KEYER).ok
