@@ -2,6 +2,15 @@
 
     .venv/bin/python bench/autorate.py [--limit 150] [--seconds 60] [--max-rate 1000]
                                       [--lower-to 75 --lower-at 25 --raise-at 45]
+    .venv/bin/python bench/autorate.py --sandbox [--limit 150] [--seconds 60]
+
+With ``--sandbox``, the whole tool instead: ``erasure run`` (a subprocess on
+its own core, ledger and preflight on, ``rate_per_s = "auto"``,
+``max_rate_per_s = --max-rate``, concurrency 64, ``--max-duration
+--seconds``) against the real sandbox started with ``--rate-limit LIMIT
+--latency-ms 50-200 --record-times`` on the other core. The figures come
+from the sandbox's clock and counters: arrivals per second, its 429s
+(``answers.rate_limited``), the most arrivals in any sliding second.
 
 A loopback HTTP/1.1 server (raw asyncio, in a child process on its own core)
 answers ``POST`` after 50-200 ms (uniform, seeded), ``429`` to any request
@@ -187,8 +196,11 @@ def main() -> int:
     parser.add_argument("--raise-at", type=float, default=45.0, help="seconds from the start")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sandbox", action="store_true", help="erasure run against the sandbox")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
+    if args.sandbox:
+        return through_the_sandbox(args)
     limit = Limit(args.limit, args.lower_to, args.lower_at, args.raise_at)
     if args.serve:
         asyncio.run(serve(limit, args.seed))
@@ -303,6 +315,90 @@ def main() -> int:
             for figure, value, target, ok in checks:
                 record = {
                     "figure": f"auto rate, hidden limit {args.limit:g}/s: {figure}",
+                    "value": value,
+                    "target": target,
+                    "met": ok,
+                    "script": "autorate",
+                }
+                f.write(json.dumps(record) + "\n")
+    return 0
+
+
+# ---------------------------------------------------------------- the whole tool
+
+
+def through_the_sandbox(args: argparse.Namespace) -> int:
+    """``erasure run`` with an auto rate against the sandbox's hidden limit; the figures."""
+    import tempfile
+
+    low, high = (int(t * 1000) for t in LATENCY_S)
+    sandbox_args = ["--rate-limit", f"{args.limit:g}", "--latency-ms", f"{low}-{high}"]
+    with (
+        tempfile.TemporaryDirectory(prefix="erasure-autorate-") as tmp,
+        c.Sandbox(*sandbox_args, "--seed", str(args.seed)) as sandbox,
+    ):
+        folder = Path(tmp)
+        # more than can be sent in the time: the run ends by its time budget
+        ids = int(min(args.limit, args.max_rate) * args.seconds * 1.5) + 100
+        c.write_emails(folder / "in.csv", ids)
+        job = folder / "job.toml"
+        job.write_text(
+            f'[api]\nbase_url = "{sandbox.url}"\ntimeout_s = 10\n'
+            '[input]\npath = "in.csv"\ndb_id = 1\n'
+            f'[run]\nconcurrency = {CONCURRENCY}\nrate_per_s = "auto"\n'
+            f"max_rate_per_s = {args.max_rate:g}\nmax_attempts = 8\n"
+            '[ledger]\npath = "ledger.sqlite"\n',
+            encoding="utf-8",
+        )
+        command = c.erasure_run(job, "--max-duration", f"{args.seconds:g}s")
+        done = c.measure(command, timeout_s=args.seconds + 120).check(0, 75)
+        stats = sandbox.stats()
+    times = sorted(stats.get("request_times", []))
+    refused = stats["answers"].get("rate_limited", 0)
+    start = times[0]  # the preflight's arrival
+    reachable = min(args.limit, args.max_rate)
+    to_85 = first_second_at(times, start, 0.85 * reachable)
+    share_429 = refused / len(times)
+    worst = c.worst_window(times)
+    settled = [t for t in times if t - start >= 30.0]
+    span = times[-1] - start - 30.0
+    mean_after_30 = len(settled) * (1 - share_429) / span if span > 0 else math.nan
+    checks = [
+        ("time to 85 % of the limit (arrivals)", f"{to_85:.0f} s", "<= 30 s", to_85 <= 30),
+        ("share of requests answered 429", f"{100 * share_429:.2f} %", "<= 2 %", share_429 <= 0.02),
+        (
+            "max 1-s rate: arrivals (the sandbox's clock)",
+            f"{worst}/s",
+            f"<= {1.02 * args.max_rate:g}/s",
+            worst <= 1.02 * args.max_rate,
+        ),
+        (
+            "mean accepted rate after 30 s",
+            f"{mean_after_30:.1f}/s ({100 * mean_after_30 / reachable:.0f} %)",
+            f">= {0.85 * reachable:g}/s",
+            mean_after_30 >= 0.85 * reachable,
+        ),
+    ]
+    rows = [(figure, value, target, c.met(ok)) for figure, value, target, ok in checks]
+    c.heading(
+        "Auto rate through erasure run",
+        f'`erasure run` with `rate_per_s = "auto"`, `max_rate_per_s = {args.max_rate:g}`, '
+        f"concurrency {CONCURRENCY}, ledger on, against the sandbox with "
+        f"`--rate-limit {args.limit:g} --latency-ms {low}-{high}`; {args.seconds:g} s, "
+        f"{len(times):,} requests, {refused:,} answered 429; exit {done.returncode}; "
+        f"client CPU {done.cpu_s:.1f} s; load average {c.load()}.",
+    )
+    print(c.table(("figure", "value", "target", "met?"), rows))
+    per_second = [0] * math.ceil(times[-1] - start + 1)
+    for t in times:
+        per_second[int(t - start)] += 1
+    print(f"\nArrivals per second: {' '.join(str(n) for n in per_second)}")
+    print(f"\nCommand: `{c.shown([c.PYTHON, __file__, *sys.argv[1:]])}`\n")
+    if args.json_out:
+        with args.json_out.open("a", encoding="utf-8") as f:
+            for figure, value, target, ok in checks:
+                record = {
+                    "figure": f"auto rate, erasure run, sandbox limit {args.limit:g}/s: {figure}",
                     "value": value,
                     "target": target,
                     "met": ok,

@@ -21,9 +21,19 @@ server state):
 A rate is identifiers over the time from the first request's arrival at
 the sandbox (the preflight's, for erasure) to the last one's. The best of
 the rounds is reported: other work on the machine only ever lowers a rate.
-Then a sandbox with ``--latency-ms 50`` and an ``erasure run`` of
-``--latency-ids`` identifiers at concurrency 64: the rate against the ideal
-64 / 0.05 s = 1,280 per second.
+Then, for each ``--latency-points`` MS:CONCURRENCY (50:64 and 200:256), a
+sandbox with ``--latency-ms MS`` and an ``erasure run`` at that concurrency
+(``--latency-ids`` identifiers at 50 ms, proportionally more when slower, so
+that the preflight's one round trip weighs the same): the rate against the
+ideal CONCURRENCY / MS. ``--latency-only`` skips the zero-latency part.
+
+Where the time goes at 50 ms (py-spy, 6,000 ids, pinned to one core): the
+event loop is idle about 60 % of the run; the ledger's writer thread spends
+about 18 % of the wall time in ``Ledger.append`` (SQLite), on the same core,
+which delays answers the loop would read: the in-process run with
+``NullLedger`` is 3-4 % faster than with the ledger, the bare aiohttp loop
+(no ledger) another 2-3 %. The preflight's round trip plus the first commit
+cost about 1 % of a 6,000-identifier run (the first commit holds 16 keys).
 """
 
 from __future__ import annotations
@@ -66,8 +76,15 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (2)")
     parser.add_argument("--wrk-s", type=int, default=5, help="seconds of wrk per round (5)")
-    parser.add_argument("--latency-ids", type=int, default=6_000)
-    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--latency-ids", type=int, default=6_000, help="identifiers at 50 ms, more when slower"
+    )
+    parser.add_argument(
+        "--latency-points",
+        default="50:64,200:256",
+        help="latency-bound runs as MS:CONCURRENCY, comma-separated (50:64,200:256)",
+    )
+    parser.add_argument("--latency-only", action="store_true", help="skip the zero-latency part")
     parser.add_argument("--json-out", type=Path, help="append summary figures (JSON lines) here")
     parser.add_argument("--child", choices=("aiohttp", "runner-on", "runner-off"))
     parser.add_argument("--url")
@@ -88,8 +105,10 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="erasure-bench-") as tmp:
         folder = Path(tmp)
-        summary = zero_latency(folder, args)
-        summary += latency_bound(folder, args)
+        summary = [] if args.latency_only else zero_latency(folder, args)
+        for point in filter(None, args.latency_points.split(",")):
+            ms, conc = point.split(":")
+            summary += latency_bound(folder, args, float(ms), int(conc))
     if args.json_out:
         with args.json_out.open("a", encoding="utf-8") as f:
             f.writelines(json.dumps(s) + "\n" for s in summary)
@@ -374,12 +393,20 @@ def report_zero_latency(
 # ---------------------------------------------------------------- latency bound
 
 
-def latency_bound(folder: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
-    n, conc = args.latency_ids, args.concurrency
+def latency_bound(
+    folder: Path, args: argparse.Namespace, latency_ms: float, conc: int
+) -> list[dict[str, Any]]:
+    """``erasure run`` at ``conc`` against a sandbox answering after ``latency_ms``.
+
+    The identifiers grow with the latency (``--latency-ids`` at 50 ms), so
+    that the preflight's one round trip and the last partial round weigh
+    the same share of every run.
+    """
+    n = int(args.latency_ids * max(1.0, latency_ms / 50.0))
     c.write_emails(folder / "lat.csv", n)
-    ideal = conc / (args.latency_ms / 1000)
+    ideal = conc / (latency_ms / 1000)
     me = [c.PYTHON, str(Path(__file__).resolve())]
-    with c.Sandbox("--latency-ms", f"{args.latency_ms:g}") as sb:
+    with c.Sandbox("--latency-ms", f"{latency_ms:g}") as sb:
         job = c.write_job(
             folder,
             sb.url,
@@ -414,12 +441,12 @@ def latency_bound(folder: Path, args: argparse.Namespace) -> list[dict[str, Any]
     share = rate / ideal
     c.heading(
         "Latency-bound efficiency",
-        f"sandbox `--latency-ms {args.latency_ms:g}`, {n:,} identifiers, concurrency {conc}: "
-        f"the ideal is {conc} / {args.latency_ms / 1000:g} s = {ideal:,.0f} deletes/s. Rate: "
+        f"sandbox `--latency-ms {latency_ms:g}`, {n:,} identifiers, concurrency {conc}: "
+        f"the ideal is {conc} / {latency_ms / 1000:g} s = {ideal:,.0f} deletes/s. Rate: "
         "identifiers over first arrival (for erasure the preflight's) to last arrival, which "
-        "for a perfect client equals the ideal. The bare aiohttp loop and wrk (64 "
+        f"for a perfect client equals the ideal. The bare aiohttp loop and wrk ({conc} "
         "connections) against the same sandbox show what the sandbox itself allows: it "
-        f"answers a little later than {args.latency_ms:g} ms. Best of {args.rounds}; load "
+        f"answers a little later than {latency_ms:g} ms. Best of {args.rounds}; load "
         f"average {c.load()}.",
     )
     rows = []
@@ -443,7 +470,7 @@ def latency_bound(folder: Path, args: argparse.Namespace) -> list[dict[str, Any]
     ref = f"; wrk {best['wrk'] / ideal:.1%}" if "wrk" in best else ""
     return [
         _fig(
-            f"latency-bound ({args.latency_ms:g} ms, concurrency {conc}): share of {ideal:,.0f}/s",
+            f"latency-bound ({latency_ms:g} ms, concurrency {conc}): share of {ideal:,.0f}/s",
             f"{share:.1%} ({rate:,.0f}/s{ref})",
             ">= 95 %",
             share >= 0.95,

@@ -44,6 +44,13 @@ SCRIPTS: dict[str, tuple[str, list[str], bool, str]] = {
     "dispatch": ("dispatch.py", [], True, "dispatch rate; latency-bound efficiency"),
     "curl": ("curl.py", [], True, "erasure against xargs -P 64 curl"),
     "ratefidelity": ("ratefidelity.py", [], True, "rate-ceiling fidelity"),
+    "autorate": ("autorate.py", [], True, "auto rate against a hidden limit of 150/s"),
+    "autorate_run": (
+        "autorate.py",
+        ["--sandbox"],
+        True,
+        "auto rate through erasure run against the sandbox's limit of 150/s",
+    ),
     "resume": ("resume.py", [], True, "resume start-up with a 1M-event ledger"),
     "memory": ("memory.py", [], True, "peak RSS planning 10M identifiers"),
     "history": ("history.py", [], False, "the ledger over the years: 300k and 3M events"),

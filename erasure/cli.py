@@ -292,6 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         shell.fail("interrupted", ExitCode.TEMPFAIL)
         return int(ExitCode.TEMPFAIL)
+    except Exception as exc:  # a bug: one line naming its type, never its message (data)
+        shell.fail(
+            f"internal error: {type(exc).__name__} (a bug; please report it)", ExitCode.SOFTWARE
+        )
+        return int(ExitCode.SOFTWARE)
 
 
 def _load(args: argparse.Namespace) -> Job:

@@ -316,8 +316,14 @@ async def _exchange(client: AltcraftClient, body: bytes, ctype: str) -> Answer:
         content = reader.result()
     finally:
         await response.aclose()
+    status = response.status_code
+    if reader.unread and not (200 <= status <= 299 or status == 429 or 500 <= status <= 599):
+        # Judged by its status alone, such an answer would be final or end the
+        # run (a 404 read as a wrong URL, a 400 as rejected), yet it may be
+        # Altcraft's own answer inflated on the way: a garbled answer, transient.
+        raise httpx.DecodingError("the answer's body could not be read")
     h = response.headers
-    return decode(response.status_code, h.get("content-type"), content, h.get("retry-after"))
+    return decode(status, h.get("content-type"), content, h.get("retry-after"))
 
 
 class _Body:
@@ -363,6 +369,11 @@ class _Body:
             self._usable = False
             return False
         return True
+
+    @property
+    def unread(self) -> bool:
+        """Whether a body came that could not be read (over the cap, or badly encoded)."""
+        return not self._usable
 
     def result(self) -> bytes:
         return bytes(self._buf) if self._usable else b""
@@ -504,7 +515,7 @@ def _httpx_words(err: httpx.TransportError) -> str:
         httpx.WriteError: "the connection broke while writing the request",
         httpx.RemoteProtocolError: "the answer is not valid HTTP or was cut short",
         httpx.UnsupportedProtocol: "the URL cannot be used",
-        httpx.DecodingError: "the answer could not be decoded",
+        httpx.DecodingError: "the answer's body could not be read (over 1 MiB, or badly encoded)",
     }
     for cls in type(err).__mro__:
         if cls in words:

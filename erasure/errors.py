@@ -8,9 +8,12 @@ The hierarchy::
     ├── FileMissing                   66  the input file or the job file does not exist
     ├── ServiceUnavailable            69  the service refused the whole run or cannot be reached
     │   ├── Unreachable                   DNS, TLS, connection refused
-    │   └── WrongEndpoint                 HTTP 404/405 without an Altcraft body
+    │   └── WrongEndpoint                 HTTP 404/405/501 without an Altcraft body, or an
+    │                                     HTML page with a 2xx/3xx status
     ├── LedgerWriteError              74  the ledger could not be written (disk full, I/O error)
     ├── OutputError                   74  a rejects file or report could not be written
+    ├── InternalError                 70  an exception the tool did not foresee (a bug); the
+    │                                     run stopped cleanly, everything recorded stays
     ├── TryAgainLater                 75  stopped with work left; run again to resume
     │   └── LedgerBusy                    another run holds the ledger
     ├── TokenRefused                  77  the service refused the token
@@ -37,6 +40,7 @@ class ExitCode(enum.IntEnum):
     DATAERR = 65
     NOINPUT = 66
     UNAVAILABLE = 69
+    SOFTWARE = 70  # an internal error the tool did not foresee (a bug)
     IOERR = 74
     TEMPFAIL = 75
     NOPERM = 77
@@ -51,6 +55,8 @@ MEANINGS: dict[int, str] = {
     ExitCode.DATAERR: "the input file cannot be used; nothing was sent",
     ExitCode.NOINPUT: "the input file or job file does not exist",
     ExitCode.UNAVAILABLE: "the service refused the whole run or cannot be reached",
+    ExitCode.SOFTWARE: "an internal error (a bug): the run stopped cleanly, everything "
+    "recorded stays; please report it with the exception's name",
     ExitCode.IOERR: "the ledger or an output file could not be written",
     ExitCode.TEMPFAIL: "stopped with work left: run again to resume",
     ExitCode.NOPERM: "the service refused the token",
@@ -62,6 +68,7 @@ PRECEDENCE: tuple[ExitCode, ...] = (
     ExitCode.NOPERM,
     ExitCode.UNAVAILABLE,
     ExitCode.IOERR,
+    ExitCode.SOFTWARE,
     ExitCode.CONFIG,
     ExitCode.TEMPFAIL,
     ExitCode.REJECTED,
@@ -118,6 +125,13 @@ class LedgerWriteError(ErasureError):
 
 class OutputError(ErasureError):
     exit_code = ExitCode.IOERR
+
+
+class InternalError(ErasureError):
+    """An exception nothing foresaw (a bug). Its message names the exception's type only:
+    the exception's own message could quote an identifier or the token."""
+
+    exit_code = ExitCode.SOFTWARE
 
 
 class TryAgainLater(ErasureError):

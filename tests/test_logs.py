@@ -183,6 +183,7 @@ def test_a_retry_is_logged_by_key_and_a_failed_run_says_so(
     assert [
         "erasure.run.started",
         "erasure.retry.scheduled",
+        "erasure.delete.gave_up",
         "erasure.run.finished",
     ] == [e["event"] for e in captured]
     assert {
@@ -190,11 +191,23 @@ def test_a_retry_is_logged_by_key_and_a_failed_run_says_so(
         "key": key,
         "attempt": 1,
         "reason": "http_5xx",
+        "detail": ANY,
         "wait_s": ANY,
         "event": "erasure.retry.scheduled",
         "log_level": "debug",
     } == captured[1]
     assert 0 <= captured[1]["wait_s"] <= 0.25  # the first backoff's bound, seconds
+    assert captured[1]["detail"] in ("HTTP 500", "HTTP 502", "HTTP 503")  # in words
+    assert {
+        "run": 1,
+        "key": key,
+        "attempts": 2,
+        "why": "attempts",
+        "reason": "http_5xx",
+        "detail": ANY,
+        "event": "erasure.delete.gave_up",
+        "log_level": "warning",
+    } == captured[2]
     assert (
         _finished(
             outcomes={"erased": 0, "not_found": 0, "rejected": 0, "failed": 1},
@@ -203,7 +216,7 @@ def test_a_retry_is_logged_by_key_and_a_failed_run_says_so(
             in_doubt=1,  # a 5xx may come after the service acted
             exit_code=75,
         )
-        == captured[2]
+        == captured[3]
     )
     _assert_no_raw_value_or_token(captured)
 

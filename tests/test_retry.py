@@ -52,6 +52,22 @@ TABLE: list[tuple[str, Verdict, int, bool, bool, Decision]] = [
     ),
     ("connect, in a run", _retry("connect"), 1, False, False, Wait(0.5, False)),
     ("connect, at the preflight", _retry("connect"), 1, False, True, Stop("unreachable")),
+    (
+        "hung up at accept, at the preflight",
+        Retry("connect", None, None, False, detail="the connection was reset by the server"),
+        1,
+        False,
+        True,
+        Wait(0.5, False),
+    ),
+    (
+        "refused, at the preflight",
+        Retry("connect", None, None, False, detail="connection refused (nothing listens ...)"),
+        1,
+        False,
+        True,
+        Stop("unreachable"),
+    ),
     ("other failure, at the preflight", _retry("read_timeout"), 1, False, True, Wait(0.5, False)),
 ]
 

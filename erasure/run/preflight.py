@@ -4,7 +4,12 @@ A ``not_found`` answer proves the token, its delete permission and the
 configured ``not_found`` code at once. A refused token or a refused run
 stops before any real identifier is touched; any other answer stops with
 78 and names the code it saw. Transient failures are retried under the same
-:func:`~erasure.run.retry.decide` as every identifier.
+:func:`~erasure.run.retry.decide` as every identifier, ``retry_after_cap_s``
+included: a longer ``Retry-After`` stops with 75 at once, saying so, rather
+than hang. An answer that cannot be Altcraft's (404/405/501 without its
+body, an HTML page with a 2xx/3xx status, a redirect) stops with 69 at once
+naming what came back; 500/502/503/504 stay transient whatever their body.
+Every line says what went wrong in words (:func:`erasure.client.describe`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import anyio
 from erasure.altcraft import Abort, DeleteRequest, NotFound, Rejected, Retry, Verdict
 from erasure.errors import (
     ErasureError,
+    InternalError,
     PreflightUnexpected,
     ServiceUnavailable,
     TokenRefused,
@@ -47,7 +53,8 @@ async def preflight(job: Job, db_id: int, send_once: Send, policy: Backoff) -> N
     Raises the :class:`~erasure.errors.ErasureError` that says why the run
     must not start: :class:`TokenRefused` (77), :class:`ServiceUnavailable`
     or one of its kinds (69), :class:`TryAgainLater` (75) for a Retry-After
-    above ``retry_after_cap_s``, :class:`PreflightUnexpected` (78).
+    above ``retry_after_cap_s``, :class:`PreflightUnexpected` (78),
+    :class:`InternalError` (70) when every attempt met an unforeseen exception.
     """
     request = preflight_request(db_id)
     base = job.api.base_url
@@ -62,7 +69,7 @@ async def preflight(job: Job, db_id: int, send_once: Send, policy: Backoff) -> N
         if isinstance(decision, Stop):
             if decision.kind == "unreachable" and isinstance(verdict, Retry):
                 raise Unreachable(
-                    f"cannot reach {base}: connection failed ({verdict.reason}); "
+                    f"the preflight cannot reach {base}: {verdict.detail or verdict.reason}; "
                     "check api.base_url, DNS, TLS and proxies"
                 )
             assert isinstance(verdict, Abort)
@@ -81,9 +88,15 @@ def _judge(decision: Finish, verdict: Verdict, job: Job, attempts: int) -> NotFo
                 f"{verdict.after_s:.0f} s (Retry-After{status}), longer than [run] "
                 f"retry_after_cap_s = {job.run.retry_after_cap_s:g}; run again later"
             )
+        if verdict.unforeseen is not None:
+            raise InternalError(
+                f"internal error: the preflight met an unforeseen {verdict.unforeseen} "
+                f"in each of {attempts} attempts (a bug: please report it with its name)"
+            )
+        words = verdict.detail or verdict.reason
         raise Unreachable(
             f"the preflight to {job.api.base_url} got no usable answer in "
-            f"{attempts} attempts (last: {verdict.reason}{status})"
+            f"{attempts} attempts (last: {words}{status})"
         )
     if decision.outcome is Outcome.ERASED:
         raise PreflightUnexpected(
@@ -100,9 +113,12 @@ def _judge(decision: Finish, verdict: Verdict, job: Job, attempts: int) -> NotFo
 
 def abort_error(verdict: Abort, base_url: str) -> ErasureError:
     """The error that ends the run for a run-wide refusal, in words."""
-    what = f"HTTP {verdict.http_status}" + (
-        f", error {verdict.code}" if verdict.code is not None else ""
-    )
+    if verdict.http_status is None:  # no answer at all: a URL the client cannot send to
+        what = verdict.text or "no answer"
+    else:
+        what = f"HTTP {verdict.http_status}" + (
+            f", error {verdict.code}" if verdict.code is not None else ""
+        )
     if verdict.kind == "token":
         return TokenRefused(
             f"the service refused the token ({what}): missing, invalid, or "
@@ -110,6 +126,21 @@ def abort_error(verdict: Abort, base_url: str) -> ErasureError:
         )
     if verdict.kind == "wrong_url":
         return WrongEndpoint(
-            f"{base_url} does not answer like Altcraft ({what}); check api.base_url"
+            f"{base_url} does not answer like Altcraft's API ({what}{_seen(verdict)}); "
+            "check api.base_url"
         )
     return ServiceUnavailable(f"the service refused the whole run ({what})")
+
+
+def _seen(verdict: Abort) -> str:
+    """What a wrong-URL answer looked like, in words; never the service's own text."""
+    status = verdict.http_status
+    if verdict.text == "an HTML page":  # classify's mark for a page with a 2xx/3xx status
+        return ": an HTML page, not an API answer"
+    if status is not None and 300 <= status <= 399:
+        return ": a redirect, which is never followed"
+    return {
+        404: ": no such path here",
+        405: ": the method is not allowed here",
+        501: ": not implemented here",
+    }.get(status or 0, "")

@@ -14,8 +14,11 @@ preflight's made-up address meet the same rules:
   longer than ``retry_after_cap_s``: then the identifier is ``failed`` for
   this run (the next run sends it again);
 - a run-wide refusal (:class:`~erasure.altcraft.Abort`) stops the run; so
-  does a connection failure at the preflight, which proves the service
-  cannot be reached before any real identifier is touched.
+  does a connection failure at the preflight (refused, DNS, TLS, proxy),
+  which proves the service cannot be reached before any real identifier is
+  touched. A peer that accepted the connection and then hung up on it (FIN
+  or RST at accept, as a proxy does while its upstream restarts) was
+  reached: that stays transient, at the preflight too.
 
 The policy is a frozen value the caller injects; :meth:`Backoff.instant` is
 its test mode (as stamina's ``set_testing``): the same decisions, no waiting.
@@ -136,7 +139,7 @@ def decide(
         return Stop(verdict.kind)
     if not isinstance(verdict, Retry):
         return Finish(_FINAL[type(verdict)], in_doubt)
-    if preflight and verdict.reason == "connect":
+    if preflight and verdict.reason == "connect" and not hung_up(verdict):
         return Stop("unreachable")
     doubt = in_doubt or verdict.maybe_reached
     if verdict.after_s is not None and verdict.after_s > policy.retry_after_cap_s:
@@ -144,3 +147,17 @@ def decide(
     if attempt >= policy.max_attempts:
         return Finish(Outcome.FAILED, doubt, GaveUp.ATTEMPTS)
     return Wait(policy.wait_s(attempt, verdict.after_s, rand), doubt)
+
+
+# The words erasure.client.describe() gives a connection that was accepted and
+# then closed or reset before the request left (tests/test_real_servers.py
+# meets both on a real socket, so that a change of words there shows here).
+_HUNG_UP = (
+    "the connection was reset by the server",
+    "the server closed the connection before the request was sent",
+)
+
+
+def hung_up(verdict: Retry) -> bool:
+    """Whether a connect failure was a hang-up after accept: the host was reached."""
+    return verdict.detail is not None and verdict.detail.endswith(_HUNG_UP)

@@ -13,6 +13,15 @@ and no request waits for a commit; a retry commits its own intent. After a
 crash, a ``sent`` without an answer marks its key in doubt; the next run
 sends it again and flags the outcome.
 
+Nothing a request meets escapes as a traceback: every exception becomes a
+verdict (:func:`erasure.altcraft.classify_exception`). One nothing foresaw
+(a bug, most likely) is a transient, in-doubt failure of that identifier,
+logged once as ``erasure.delete.unforeseen`` naming its type; after
+:data:`UNFORESEEN_LIMIT` in a row the run stops cleanly with 70
+(:class:`~erasure.errors.InternalError`), so that a bug is not retried every
+night as "run again". An exception in the run's own machinery ends the same
+way: the run's end is still recorded.
+
 A clean stop (signal, time budget, a run-wide refusal) lets in-flight
 requests answer for up to ``timeout_s``, then cancels them (they stay in
 doubt), withdraws the intents that never left, records the rest of the plan
@@ -27,7 +36,7 @@ import signal
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -35,7 +44,7 @@ import httpx
 from erasure import altcraft, logs
 from erasure.altcraft import DeleteRequest, Retry
 from erasure.client import make_client, send
-from erasure.errors import ErasureError, LedgerWriteError
+from erasure.errors import ErasureError, InternalError, LedgerWriteError
 from erasure.job import Job
 from erasure.ledger import Event, Kind, Outcome
 from erasure.ratelimit import RateLimiter, signal_of
@@ -47,7 +56,14 @@ from erasure.run.retry import Backoff, Finish, Stop, Wait, decide
 from erasure.run.summary import StopReason, Summary
 from erasure.run.writer import WRITER_BATCH, Appender, Writer
 
+E = TypeVar("E", bound=BaseException)
+
 RECORD_ON_STOP_MAX = 50_000  # unreached keys recorded as planned on a stop, at most
+# Unforeseen exceptions in a row (no other answer between them) that stop the
+# run with 70: one is a transient failure of one identifier; twenty in a row is
+# a bug that every retry will meet again.
+UNFORESEEN_LIMIT = 20
+FIRST_CHUNK = 16  # keys in the feeder's first commit: the first requests leave sooner
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +78,9 @@ class Options:
     command: str = "run"  # the command whose run this is; another is named in run_started
     first_events: tuple[Event, ...] = ()  # committed with run_started (sweep: reappeared)
     heartbeat_s: float = 10.0  # a progress log line at least this often, seconds
+    # The HTTP transport; None: the production one (client.make_client). Tests
+    # inject an httpx.MockTransport here, the same seam production uses.
+    transport: httpx.AsyncBaseTransport | None = None
 
 
 class Runner:
@@ -88,7 +107,7 @@ class Runner:
         self.token = token
         self.options = options
         self.backoff = options.backoff or Backoff.for_run(job.run)
-        self.transport = transport
+        self.transport = transport if transport is not None else options.transport
         self.log = logs.get().bind(run=run)
         self.summary = Summary(
             run=run,
@@ -108,6 +127,7 @@ class Runner:
         self._withdrawn: list[WorkItem] = []
         self._bar: Any = None
         self._in_flight = 0  # requests sent and not yet answered, now
+        self._unforeseen_in_a_row = 0
 
     # ------------------------------------------------------------ stopping
 
@@ -159,6 +179,13 @@ class Runner:
                     await writer.close()
         except* ErasureError as group:
             self.summary.fatal = _first(group)
+        except* Exception as group:
+            # A bug in the run's own machinery: the run ends as cleanly as a
+            # stop does (app.run records its end); the one line names the type.
+            name = type(_first(group)).__name__
+            self.log.error("erasure.run.internal_error", exception=name)
+            if self.summary.fatal is None:
+                self.summary.fatal = InternalError(_internal_words(name))
         finally:
             self.summary.finished = time.monotonic()
             if self._bar is not None:
@@ -280,24 +307,41 @@ class Runner:
     async def _send_answered(
         self, request: DeleteRequest
     ) -> tuple[altcraft.Verdict, altcraft.Answer | None]:
-        """The verdict, and the answer it was judged from (None: no answer came)."""
+        """The verdict, and the answer it was judged from (None: no answer came).
+
+        Total: every exception becomes a verdict (a bug's as ``Retry.unforeseen``);
+        cancellation (a ``BaseException``) passes through, as it must.
+        """
         granted = await self.limiter.acquire()
         self.summary.requests += 1
         self._in_flight += 1
         try:
             answer = await send(self.client, request, self.token, self.job.api.format)
-        except (httpx.HTTPError, OSError) as exc:
-            verdict: altcraft.Verdict = altcraft.classify_exception(exc)
-            answered: altcraft.Answer | None = None
-        else:
-            verdict = altcraft.classify(answer, self.job.api.codes)
-            answered = answer
+            verdict: altcraft.Verdict = altcraft.classify(answer, self.job.api.codes)
+            answered: altcraft.Answer | None = answer
+        except Exception as exc:  # send() raises httpx errors only; a bug raises anything
+            verdict = altcraft.classify_exception(exc)
+            answered = None
         finally:
             self._in_flight -= 1
         # The shared pace follows the answers; Retry-After delays only this
         # identifier (the worker waits it out), not every other request.
         self.limiter.observe(time.monotonic() - granted, signal_of(verdict))
+        self._count_unforeseen(verdict)
         return verdict, answered
+
+    def _count_unforeseen(self, verdict: altcraft.Verdict) -> None:
+        """Stop the run (70) at the :data:`UNFORESEEN_LIMIT`-th unforeseen failure in a row."""
+        name = verdict.unforeseen if isinstance(verdict, Retry) else None
+        if name is None:
+            self._unforeseen_in_a_row = 0
+            return
+        self._unforeseen_in_a_row += 1
+        if self._unforeseen_in_a_row == UNFORESEEN_LIMIT:
+            error = InternalError(_internal_words(name, UNFORESEEN_LIMIT))
+            if self.summary.fatal is None:
+                self.summary.fatal = error
+            self.request_stop(StopReason.INTERNAL, str(error))
 
     _work_scope: anyio.CancelScope | None = None
 
@@ -324,10 +368,20 @@ class Runner:
             self._work_scope.cancel()
 
     def _items(self, batch: int) -> Iterator[list[tuple[WorkItem, dict[str, Any]]]]:
+        """The plan's rows in chunks of ``batch``, the first one smaller.
+
+        The first commit is all that stands between the preflight's answer
+        and the first real request: a chunk of :data:`FIRST_CHUNK` commits in
+        a few milliseconds where one of 256 took about 60 (bench/dispatch.py).
+        """
         work = self.plan.work
-        for offset in range(0, work.height, batch):
-            rows = work.slice(offset, batch).iter_rows(named=True)
+        offset = 0
+        size = min(batch, FIRST_CHUNK)
+        while offset < work.height:
+            rows = work.slice(offset, size).iter_rows(named=True)
             yield [(events_mod.work_item(row), row) for row in rows]
+            offset += size
+            size = batch
 
     async def _feed(self, hopper: Hopper) -> None:
         batch = max(64, self.job.run.concurrency)
@@ -371,8 +425,24 @@ class Runner:
                     self.writer.put([self._event(Kind.WITHDRAWN, key=item.key, attempt=attempt)])
                     return
             verdict, answer = await self._send_answered(item.request)
+            if isinstance(verdict, Retry) and verdict.unforeseen is not None:
+                self.log.error(
+                    "erasure.delete.unforeseen",
+                    key=item.key,
+                    attempt=attempt,
+                    exception=verdict.unforeseen,
+                )
             decision = decide(verdict, attempt, self.backoff, in_doubt=doubt, rand=random.random())
             if isinstance(decision, Finish):
+                if decision.gave_up is not None and isinstance(verdict, Retry):
+                    self.log.warning(
+                        "erasure.delete.gave_up",
+                        key=item.key,
+                        attempts=attempt,
+                        why=decision.gave_up.value,
+                        reason=verdict.reason,
+                        detail=_words(verdict),
+                    )
                 self.writer.put(
                     events_mod.outcomes(
                         self.summary.run,
@@ -398,6 +468,7 @@ class Runner:
                 key=item.key,
                 attempt=attempt,
                 reason=verdict.reason,
+                detail=_words(verdict),
                 wait_s=round(decision.seconds, 3),
             )
             with anyio.move_on_after(decision.seconds):
@@ -436,7 +507,23 @@ class Runner:
             self.log.info("erasure.plan.unrecorded", keys=self.summary.unrecorded)
 
 
-def _first(group: BaseExceptionGroup[ErasureError]) -> ErasureError:
+def _first(group: BaseExceptionGroup[E]) -> E:
     """The first error of a (possibly nested) exception group."""
     first = group.exceptions[0]
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _internal_words(name: str, in_a_row: int | None = None) -> str:
+    """The one line of a stop for a bug: the exception's type, never its message."""
+    times = f" {in_a_row} times in a row" if in_a_row else ""
+    return (
+        f"internal error: unforeseen {name}{times}; the run stopped cleanly and everything "
+        "recorded stays (a bug: please report it with the exception's name)"
+    )
+
+
+def _words(verdict: Retry) -> str:
+    """A transient failure in words: the transport's line, or the HTTP status."""
+    if verdict.detail:
+        return verdict.detail
+    return f"HTTP {verdict.http_status}" if verdict.http_status is not None else verdict.reason

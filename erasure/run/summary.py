@@ -26,6 +26,8 @@ class StopReason(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     # The ledger could not be written: exit 74.
     LEDGER = "ledger"
+    # Unforeseen exceptions kept coming (a bug): exit 70.
+    INTERNAL = "internal"
 
 
 _STOP_CODES: dict[StopReason, ExitCode] = {
@@ -34,6 +36,7 @@ _STOP_CODES: dict[StopReason, ExitCode] = {
     StopReason.TOKEN: ExitCode.NOPERM,
     StopReason.UNAVAILABLE: ExitCode.UNAVAILABLE,
     StopReason.LEDGER: ExitCode.IOERR,
+    StopReason.INTERNAL: ExitCode.SOFTWARE,
 }
 
 
