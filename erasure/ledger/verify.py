@@ -66,11 +66,11 @@ _REPLAY_BATCH = 50_000  # events per INSERT ... SELECT into the scratch copy
 _REPLAY_CACHE_KIB = 256 * 1024  # the scratch's page cache (KiB): the derived state's hot pages
 # The canonical bytes made by SQLite: json_array's compact JSON is byte for
 # byte orjson's for the events' integers, NULLs and text (tests/test_verify.py
-# holds the two together), so a row reaches Python as one string instead of
-# twenty objects. A row whose SQL bytes do not give the stored link is made
-# again by erasure.ledger.events.canonical before it is called broken, so a
-# difference between the two encoders could cost time, never a false alarm.
-_CANONICAL_SQL = f"json_array({', '.join('e.' + c for c in COLUMNS[:-1])})"
+# holds the two together), so a row reaches Python as one bytes object (its
+# UTF-8, cast to a BLOB) instead of twenty objects. A row whose SQL bytes do
+# not give the stored link is made again by erasure.ledger.events.canonical
+# before it is called broken, so a difference between the two encoders could cost time, never a false alarm.
+_CANONICAL_SQL = f"CAST(json_array({', '.join('e.' + c for c in COLUMNS[:-1])}) AS BLOB)"
 
 
 class Part(enum.StrEnum):
@@ -128,7 +128,7 @@ class _Walk:
         plain = bytes.fromhex(self.plain) if self.plain is not None else b""
         try:
             while rows := cursor.fetchmany(_BATCH):
-                for seq, text, stored, stored_plain in rows:
+                for seq, data, stored, stored_plain in rows:
                     expected += 1
                     if seq != expected:
                         raise _Broken(
@@ -139,7 +139,6 @@ class _Walk:
                             expected - 1,
                             link,
                         )
-                    data = text.encode()
                     computed = chain(link, data)
                     if computed != stored:
                         data = _canonical_of(db, seq)
