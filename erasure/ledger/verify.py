@@ -69,7 +69,8 @@ _REPLAY_CACHE_KIB = 256 * 1024  # the scratch's page cache (KiB): the derived st
 # holds the two together), so a row reaches Python as one bytes object (its
 # UTF-8, cast to a BLOB) instead of twenty objects. A row whose SQL bytes do
 # not give the stored link is made again by erasure.ledger.events.canonical
-# before it is called broken, so a difference between the two encoders could cost time, never a false alarm.
+# before it is called broken, so a difference between the two encoders
+# could cost time, never a false alarm.
 _CANONICAL_SQL = f"CAST(json_array({', '.join('e.' + c for c in COLUMNS[:-1])}) AS BLOB)"
 
 
