@@ -42,7 +42,7 @@ def test_a_full_verify_times_each_part_on_its_own_line(tmp_path: Path) -> None:
 
 
 def test_a_changed_event_is_named_after_the_writers_bytes_agree(tmp_path: Path) -> None:
-    """When the SQL bytes miss the link, the writer's bytes are tried; a real change stays broken."""
+    """When the SQL bytes miss a link the writer's bytes are tried; a real change stays broken."""
     path = tmp_path / "l.sqlite"
     _write(path, _history(random.Random(4)))
     with closing(sqlite3.connect(path)) as db:
