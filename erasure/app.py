@@ -27,25 +27,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
-import polars as pl
-
-from erasure import intake, logs
-from erasure import ledger as ledger_mod
-from erasure import report as report_mod
-from erasure import status as status_mod
-from erasure.accounting import InputAccount, LedgerAccount, input_account
 from erasure.errors import ErasureError, ExitCode, OutputError, UsageError
-from erasure.intake import Intake
-from erasure.job import Job, Matching
-from erasure.keys import Keyer, Role
-from erasure.ledger import ChainCheck, Event, Kind, Ledger
-from erasure.ledger import read as ledger_read
-from erasure.ledger.archive import Archived
-from erasure.lookup import keys_for
-from erasure.receipts.canonical import parse_head
-from erasure.report.rejects import write_rejects
-from erasure.run import Options, Plan, Runner, Summary, finish_event, make_plan
+from erasure.keys import Role
+
+# Each command imports what it needs when it runs: `lookup`, `status` and
+# `verify` never load the network stack (httpx, anyio, aiohttp: a third of
+# a second), the intake or the report writers (issue 14: lookup <= 0.5 s).
+# tests/test_verify.py holds `import erasure.app` to that.
+if TYPE_CHECKING:
+    import polars as pl
+
+    from erasure.accounting import InputAccount
+    from erasure.intake import Intake
+    from erasure.job import Job, Matching
+    from erasure.keys import Keyer
+    from erasure.ledger import ChainCheck, Event, Ledger
+    from erasure.ledger.archive import Archived
+    from erasure.run import Options, Plan, Summary
+
+
+def _default_runner_options() -> Options:
+    from erasure.run import Options
+
+    return Options()
+
 
 # ---------------------------------------------------------------- validate / dry run
 
@@ -86,12 +91,17 @@ def validate(job: Job, options: InputOptions, *, retry_rejected: bool = False) -
 
 def account_of(data: Intake, plan: Plan) -> InputAccount:
     """The input's accounting: the intake's counts, its invalid records and the plan."""
+    from erasure.accounting import input_account
+
     reasons = dict(data.invalid.group_by("reason").len().iter_rows())
     return input_account(data.counts, reasons, plan)
 
 
 def _read_input(job: Job, keyer: Keyer, options: InputOptions) -> tuple[Intake, Path | None]:
     """The intake, and the --rejects file it wrote (None when not asked for)."""
+    from erasure import intake
+    from erasure.report.rejects import write_rejects
+
     if options.input is None and job.input.path is None:
         raise UsageError("no input file: set [input] path in the job file or pass --input")
     data = intake.read(job, keyer, options.input)
@@ -103,6 +113,12 @@ def _read_input(job: Job, keyer: Keyer, options: InputOptions) -> tuple[Intake, 
 
 def _plan_from_ledger(job: Job, keyer: Keyer, items: pl.DataFrame, retry_rejected: bool) -> Plan:
     """The plan against the ledger as it is, read-only; without a ledger, everything."""
+    import polars as pl
+
+    from erasure import ledger as ledger_mod
+    from erasure.ledger import read as ledger_read
+    from erasure.run import make_plan
+
     if not job.ledger.path.exists():
         empty = pl.DataFrame(
             schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String}
@@ -127,7 +143,7 @@ class RunOptions:
 
     input: InputOptions = field(default_factory=InputOptions)
     retry_rejected: bool = False
-    runner: Options = field(default_factory=Options)
+    runner: Options = field(default_factory=_default_runner_options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +162,13 @@ def run(job: Job, options: RunOptions) -> RunResult:
     unusable input); once the run has begun, its troubles end in the
     summary (``summary.fatal``), so that the run's end is always recorded.
     """
+    import anyio
+
+    from erasure import ledger as ledger_mod
+    from erasure import logs
+    from erasure.ledger import Ledger
+    from erasure.run import Runner, finish_event
+
     log = logs.get()
     keyer = job.keyer(Role.CHAIN, command="erasure run")
     token = job.token()
@@ -199,6 +222,9 @@ def _plan_locked(
     job: Job, keyer: Keyer, ledger: Ledger, options: RunOptions
 ) -> tuple[Plan, dict[str, Any], _InputFacts]:
     """The run's plan (work only), the input's record and facts, with the ledger locked."""
+    from erasure.ledger import read as ledger_read
+    from erasure.run import make_plan
+
     data, _ = _read_input(job, keyer, options.input)
     # The ledger (migrated when it was opened) is asked about tonight's keys
     # only: a join against its derived state, not a read of its history.
@@ -239,6 +265,9 @@ def invalid_events(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list
     usable value where an earlier input's record was unresolved; a record
     without a column (no_identifier) is resolved by any usable identifier.
     """
+    from erasure.ledger import Event, Kind
+    from erasure.ledger import read as ledger_read
+
     seen = ledger_read.invalid_seen(db, facts.sha256)
     out: list[Event] = []
     for rec in facts.invalid.iter_rows(named=True):
@@ -265,6 +294,11 @@ def invalid_events(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list
 
 
 def _resolved(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list[Event]:
+    import polars as pl
+
+    from erasure import status as status_mod
+    from erasure.ledger import Event, Kind
+
     if not facts.usable.height:
         return []
     found = status_mod.invalid_records(db)
@@ -315,6 +349,9 @@ def loop_options() -> dict[str, bool]:
 
 @contextmanager
 def _readonly(job: Job) -> Iterator[sqlite3.Connection]:
+    from erasure import ledger as ledger_mod
+    from erasure.ledger import read as ledger_read
+
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
         ledger_read.fast(db, job.ledger.path)  # an unmigrated ledger: say it will be slower
         yield db
@@ -329,6 +366,8 @@ class Status:
 
 
 def status(job: Job) -> Status:
+    from erasure import status as status_mod
+
     running = status_mod.running(job.ledger.path)
     with _readonly(job) as db:
         return Status(job.ledger.path, status_mod.status(db, is_running=running))
@@ -336,11 +375,17 @@ def status(job: Job) -> Status:
 
 def account_lines(account: Mapping[str, Any]) -> list[str]:
     """``status``'s arithmetic from ``status --json``'s ``accounting`` object."""
+    from erasure.accounting import LedgerAccount
+
     return LedgerAccount(**account).lines()
 
 
 def request_status(job: Job, request_id: str) -> list[dict[str, Any]]:
     """One request's report rows (identifiers and unresolved invalid records); [] if unknown."""
+    import polars as pl
+
+    from erasure import status as status_mod
+
     with _readonly(job) as db:
         rows, _, _ = status_mod.account(db)
     return rows.filter(pl.col("request_id") == request_id).to_dicts()
@@ -351,6 +396,8 @@ def report(job: Job, out: Path, *, run: int | None = None, request_id: str | Non
 
     All requests, or only the pairs ``run`` planned, or those of ``request_id``.
     """
+    from erasure import report as report_mod
+
     with _readonly(job) as db:
         report_mod.write(db, job, out, run=run, request_id=request_id)
     return out
@@ -363,6 +410,9 @@ def verify(job: Job, *, start: str | None = None, archives: tuple[Path, ...] = (
     follows is checked. ``archives`` are archive files to check as the
     chain's start.
     """
+    from erasure import ledger as ledger_mod
+    from erasure.receipts.canonical import parse_head
+
     head = None
     if start is not None:
         try:
@@ -403,6 +453,9 @@ def lookup(
     resource_id: int | None = None,
 ) -> LookupResult:
     """Was this identifier erased? ``raw`` never leaves this function but as its keys."""
+    from erasure import status as status_mod
+    from erasure.lookup import keys_for
+
     keyer = job.keyer(Role.IDENTIFIER, command="erasure lookup")
     keys = keys_for(job, keyer, matching, raw, db_id=db_id, resource_id=resource_id)
     with _readonly(job) as db:
@@ -430,6 +483,7 @@ def archive(job: Job, before: str, out: Path) -> Archived:
     Takes the ledger's lock (a run cannot write meanwhile) and needs the
     ledger key: the archive record is chained.
     """
+    from erasure.ledger import Ledger
     from erasure.ledger.archive import archive as archive_ledger
 
     keyer = job.keyer(Role.CHAIN, command="erasure archive")

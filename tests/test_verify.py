@@ -1,0 +1,67 @@
+"""The full verify's two parts (issue 14 speed): the streamed chain check and the replay."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import orjson
+import pytest
+
+from erasure import ledger as L
+from erasure.ledger.verify import Part
+from tests.test_ledger_state import KEYER, _history, _write
+
+AWKWARD = ["a\x01b", "\n\t\r\b\f", "é€😀", "\x7f", "\u2028", '"\\/', "", "x" * 300]
+
+
+@pytest.mark.parametrize("text", AWKWARD, ids=range(len(AWKWARD)))
+def test_sqlite_json_array_is_the_canonical_bytes(text: str) -> None:
+    """The chain check reads SQLite's json_array bytes: they must be orjson's (the writer's)."""
+    with closing(sqlite3.connect(":memory:")) as db:
+        (made,) = db.execute(
+            "SELECT CAST(json_array(7, ?, NULL, -5, 2147483648) AS BLOB)", (text,)
+        ).fetchone()
+    assert made == orjson.dumps([7, text, None, -5, 2147483648])
+
+
+def test_a_full_verify_times_each_part_on_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    _write(path, _history(random.Random(21)))
+    check = L.verify(path, KEYER)
+    assert check.ok, check.problem
+    assert [t.part for t in check.timings] == [Part.CHAIN, Part.DERIVED]
+    assert all(t.events == check.events for t in check.timings)
+    lines = [n for n in check.notes if n.startswith(("chain:", "derived state:"))]
+    assert lines == [t.line() for t in check.timings]
+    assert f"chain: {check.events:,} events checked in " in lines[0]
+
+
+def test_a_changed_event_is_named_after_the_writers_bytes_agree(tmp_path: Path) -> None:
+    """When the SQL bytes miss a link the writer's bytes are tried; a real change stays broken."""
+    path = tmp_path / "l.sqlite"
+    _write(path, _history(random.Random(4)))
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("DROP TRIGGER events_no_update")
+        db.execute("UPDATE events SET error_text = 'changed' WHERE seq = 6")
+        db.commit()
+    broken = L.verify(path, KEYER)
+    assert not broken.ok and "event 6 (" in (broken.problem or "")
+    assert broken.head_seq == 5
+
+
+def test_the_lookup_path_imports_no_network_code() -> None:
+    """lookup, status and verify load the CLI and the use cases: no httpx, anyio or aiohttp."""
+    code = (
+        "import sys, erasure.cli, erasure.app, erasure.lookup, erasure.ledger.verify\n"
+        "heavy = {'httpx', 'anyio', 'aiohttp', 'erasure.run', 'erasure.intake', 'structlog'}\n"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
