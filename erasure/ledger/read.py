@@ -454,14 +454,14 @@ def in_doubt_keys(db: sqlite3.Connection) -> list[str]:
 def in_flight(db: sqlite3.Connection, run: int) -> set[str]:
     """Keys that ``run`` (the newest, running) sent and has no answer for yet.
 
-    A key whose last event is a ``sent`` (key_state.unanswered) and that was
-    sent in ``run`` (a pair it planned counts an attempt): by index, without
-    reading the run's events.
+    A key whose last event is a ``sent`` (key_state.unanswered; its
+    ``last_seq`` is then that event) written since ``run`` started: by
+    index, without reading the run's events.
     """
     sql = """
-        SELECT DISTINCT k.key FROM key_state k JOIN pair_state p ON p.key = k.key
+        SELECT k.key FROM key_state k
         WHERE (k.doubt = 1 OR k.unanswered = 1) AND k.unanswered = 1
-          AND p.last_planned_run = ? AND p.attempts > 0
+          AND k.last_seq >= (SELECT first_seq FROM run_state WHERE run = ?)
     """
     return {str(key) for (key,) in db.execute(sql, (run,))}
 
@@ -547,3 +547,17 @@ def invalid_records(
         params,
     )
     return found.with_columns(pl.col("resolved").cast(pl.Boolean))
+
+
+def request_order(db: sqlite3.Connection, request_ids: Sequence[str | None]) -> pl.DataFrame:
+    """(request_id, first_planned) of these requests: the seq of each one's first planning."""
+    wanted = json.dumps([r for r in request_ids if r is not None])
+    rows = db.execute(
+        "SELECT request_id, first_planned FROM request_state "
+        "WHERE request_id IN (SELECT value FROM json_each(?)) "
+        + ("OR request_id IS NULL" if None in request_ids else ""),
+        (wanted,),
+    ).fetchall()
+    return pl.DataFrame(
+        rows, schema={"request_id": pl.String, "first_planned": pl.Int64}, orient="row"
+    )

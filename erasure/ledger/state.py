@@ -433,18 +433,19 @@ def create(db: sqlite3.Connection, *, with_triggers: bool = True) -> None:
 def _drop_older(db: sqlite3.Connection) -> None:
     """Drop the derived tables and triggers of another state version (never an event)."""
     try:
-        row = db.execute("SELECT value FROM state_meta WHERE name = 'version'").fetchone()
+        # main. throughout: a migration has the scratch replay attached
+        row = db.execute("SELECT value FROM main.state_meta WHERE name = 'version'").fetchone()
     except sqlite3.OperationalError:
         return  # none yet
     if row is not None and row[0] == STATE_VERSION:
         return
     for (name,) in db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events' "
+        "SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = 'events' "
         "AND name LIKE 'state~_%' ESCAPE '~'"
     ).fetchall():
-        db.execute(f"DROP TRIGGER {name}")
+        db.execute(f"DROP TRIGGER main.{name}")
     for table in (*TABLES, "plain_links", "state_meta"):
-        db.execute(f"DROP TABLE IF EXISTS {table}")  # its own triggers go with it
+        db.execute(f"DROP TABLE IF EXISTS main.{table}")  # its own triggers go with it
 
 
 def create_triggers(db: sqlite3.Connection) -> None:
