@@ -444,8 +444,8 @@ def in_doubt_keys(db: sqlite3.Connection) -> list[str]:
     """
     sql = """
         SELECT key FROM pair_state WHERE in_doubt = 1
-        UNION ALL
-        SELECT p.key FROM key_state k JOIN pair_state p ON p.key = k.key
+        UNION ALL  -- CROSS JOIN: the few keys in doubt first, then their pairs by index
+        SELECT p.key FROM key_state k CROSS JOIN pair_state p ON p.key = k.key
         WHERE (k.doubt = 1 OR k.unanswered = 1) AND p.outcome IS NULL
     """
     return [str(key) for (key,) in db.execute(sql)]
@@ -496,13 +496,14 @@ def deadline_flags(db: sqlite3.Connection, *, now: datetime, days: int) -> tuple
     """
     (open_past,) = db.execute(
         "SELECT count(*) FROM request_state "
-        "WHERE erased + not_found + rejected < pairs AND received_min IS NOT NULL "
+        "WHERE pairs - erased - not_found - rejected > 0 AND received_min IS NOT NULL "
         "AND ? > date(received_min, ?)",
         (now.date().isoformat(), f"+{days} days"),
     ).fetchone()
     (late,) = db.execute(
         "SELECT count(*) FROM request_state "
-        "WHERE erased + not_found + rejected = pairs AND pairs > 0 AND received_min IS NOT NULL "
+        "WHERE pairs - erased - not_found - rejected = 0 AND pairs > 0 "
+        "AND received_min IS NOT NULL "
         "AND julianday(date(last_finished_at)) - julianday(date(received_min)) > ?",
         (days,),
     ).fetchone()

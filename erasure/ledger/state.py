@@ -47,7 +47,9 @@ import orjson
 
 from erasure.ledger.events import COLUMNS
 
-STATE_VERSION = "2"  # of the derived tables and triggers below; stored in state_meta
+# of the derived tables and triggers below; stored in state_meta (2: request_state keeps
+# every request, the one without a request id too, and its state)
+STATE_VERSION = "2"
 
 TABLES = (
     "pair_state",
@@ -168,12 +170,13 @@ CREATE UNIQUE INDEX request_state_id ON request_state(request_id);
 CREATE UNIQUE INDEX request_state_anonymous ON request_state(1) WHERE request_id IS NULL;
 -- the accounting's two deadline flags by index (erasure.ledger.read.account): requests
 -- with an unfinished pair (few) by their earliest received_at; finished ones by the
--- days from their earliest received_at to their last outcome (a range over this)
+-- days from their earliest received_at to their last outcome (a range over this;
+-- "pairs - ... = 0", not "... = pairs", which the planner would not match to the index)
 CREATE INDEX request_state_unfinished ON request_state(received_min)
-WHERE erased + not_found + rejected < pairs AND received_min IS NOT NULL;
+WHERE pairs - erased - not_found - rejected > 0 AND received_min IS NOT NULL;
 CREATE INDEX request_state_late
 ON request_state(julianday(date(last_finished_at)) - julianday(date(received_min)))
-WHERE erased + not_found + rejected = pairs AND pairs > 0 AND received_min IS NOT NULL;
+WHERE pairs - erased - not_found - rejected = 0 AND pairs > 0 AND received_min IS NOT NULL;
 CREATE TABLE invalid_state (
     seq         INTEGER PRIMARY KEY,  -- the 'invalid' event
     run         INTEGER NOT NULL,
