@@ -44,7 +44,9 @@ TARGETS = {  # seconds (issue 14, at 10,000,000 events)
     "run --dry-run": 1.5,
     "run: first request": 1.5,
     "status": 1.0,
+    "status --json": 1.0,
     "report --run": 2.0,
+    "report --request-id": 2.0,
     "lookup": 0.5,
     "verify --from": 2.0,
     "verify (full)": 60.0,
@@ -125,7 +127,8 @@ def first_request(sb: c.Sandbox, job: Path) -> c.Measured:
     return m
 
 
-def measure_size(events: int, rows: int) -> dict[str, Any]:
+def measure_size(events: int, rows: int, only: set[str] | None = None) -> dict[str, Any]:
+    """Each command's figures against a ledger of ``events`` events (``only`` these, if given)."""
     from erasure.ledger import open_readonly
 
     with tempfile.TemporaryDirectory(prefix="erasure-history-") as tmp:
@@ -141,34 +144,43 @@ def measure_size(events: int, rows: int) -> dict[str, Any]:
                 (last_run,) = db.execute("SELECT max(run) FROM run_state").fetchone()
             size_mib = ledger.stat().st_size / 2**20
             figures: dict[str, c.Measured] = {}
-            figures["validate"] = c.measure([*py, "validate", str(job)], cpu=None).check()
-            figures["run --dry-run"] = c.measure(
-                [*py, "run", str(job), "--dry-run", "--no-progress"], cpu=None
-            ).check()
-            figures["status"] = c.measure([*py, "status", str(job)], cpu=None).check()
+
+            def measure(name: str, argv: list[str], **kw: Any) -> None:
+                if only is None or name in only:
+                    figures[name] = c.measure(argv, cpu=None, **kw).check()
+
+            measure("validate", [*py, "validate", str(job)])
+            measure("run --dry-run", [*py, "run", str(job), "--dry-run", "--no-progress"])
+            # the accounting (requests complete or not, deadlines) from the kept summaries
+            measure("status", [*py, "status", str(job)])
+            measure("status --json", [*py, "status", str(job), "--json"])
             out = folder / "r.csv"
-            figures["report --run"] = c.measure(
-                [*py, "report", str(job), "--out", str(out), "--run", str(last_run)], cpu=None
-            ).check()
-            figures["lookup"] = c.measure(
-                [*py, "lookup", str(job), "--email", f"past{last_run}-7@example.org"], cpu=None
-            ).check()
-            figures["verify --from"] = c.measure(
-                [*py, "verify", str(job), "--from", head], cpu=None
-            ).check()
-            full = c.measure([*py, "verify", str(job)], cpu=None, timeout_s=900).check()
-            figures["verify (full)"] = full
-            # verify prints each part's own time ("note: chain: N events checked in S s")
-            for part, name in (
-                ("chain", "verify: chain part"),
-                ("derived state", "verify: derived-state part"),
-            ):
-                line = next(x for x in full.stdout.splitlines() if x.startswith(f"note: {part}: "))
-                seconds = float(line.rsplit(" in ", 1)[1].split()[0])
-                figures[name] = dataclasses.replace(full, wall_s=seconds)  # RSS: the process's
-            # last: it appends to the ledger (a run start, a preflight)
-            shutil.copy(ledger, folder / "copy.sqlite")
-            figures["run: first request"] = first_request(sb, job)
+            measure(
+                "report --run", [*py, "report", str(job), "--out", str(out), "--run", str(last_run)]
+            )
+            measure(
+                "report --request-id",
+                [*py, "report", str(job), "--out", str(out), "--request-id", f"R{last_run}-7"],
+            )
+            measure("lookup", [*py, "lookup", str(job), "--email", f"past{last_run}-7@example.org"])
+            measure("verify --from", [*py, "verify", str(job), "--from", head])
+            if only is None or "verify (full)" in only:
+                full = c.measure([*py, "verify", str(job)], cpu=None, timeout_s=900).check()
+                figures["verify (full)"] = full
+                # verify prints each part's own time ("note: chain: N events checked in S s")
+                for part, name in (
+                    ("chain", "verify: chain part"),
+                    ("derived state", "verify: derived-state part"),
+                ):
+                    line = next(
+                        x for x in full.stdout.splitlines() if x.startswith(f"note: {part}: ")
+                    )
+                    seconds = float(line.rsplit(" in ", 1)[1].split()[0])
+                    figures[name] = dataclasses.replace(full, wall_s=seconds)  # RSS: the process's
+            if only is None or "run: first request" in only:
+                # last: it appends to the ledger (a run start, a preflight)
+                shutil.copy(ledger, folder / "copy.sqlite")
+                figures["run: first request"] = first_request(sb, job)
     return {
         "events": n_events,
         "size_mib": size_mib,
@@ -182,13 +194,17 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[300_000, 3_000_000])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--only", nargs="+", choices=list(TARGETS), help="only these commands")
     args = parser.parse_args()
-    results = [measure_size(n, args.rows) for n in args.sizes]
+    only = set(args.only) if args.only else None
+    results = [measure_size(n, args.rows, only) for n in args.sizes]
     headers = ["command", *(f"{r['events']:,} events ({r['size_mib']:.0f} MiB)" for r in results)]
     headers += ["target (10M)"]
     rows = []
     ok = True
     for name, target in TARGETS.items():
+        if only is not None and name not in only:
+            continue
         cells = []
         for r in results:
             wall, rss = r["figures"][name]

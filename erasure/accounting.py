@@ -290,3 +290,43 @@ def ledger_account(pairs: Any, requests: Any, unresolved: int, resolved: int) ->
         unresolved=unresolved,
         resolved=resolved,
     ).check()
+
+
+_WHY = ("complete", "has_rejected", "has_invalid", "no_identifiers", "open")
+
+
+def ledger_account_from_summaries(
+    totals: Mapping[str, int],
+    *,
+    in_doubt: int,
+    open_past_deadline: int,
+    finished_late: int,
+) -> LedgerAccount:
+    """The same account as :func:`ledger_account`, from the ledger's kept summaries.
+
+    ``totals`` is the derived ``totals`` table (erasure.ledger.state): pairs
+    and one count per outcome, unresolved and all invalid records, and
+    ``requests_<why>``, each request counted under its state (the rules of
+    :func:`erasure.status.request_states`, kept by a trigger). ``in_doubt``
+    counts pairs; the two deadline flags count requests (erasure.ledger.read).
+    Nothing here grows with the ledger's history.
+    """
+    why = {w: int(totals.get(f"requests_{w}", 0)) for w in _WHY}
+    requests = sum(why.values())
+    unresolved = int(totals.get("invalid_unresolved", 0))
+    return LedgerAccount(
+        pairs=int(totals.get("pairs", 0)),
+        **{o: int(totals.get(o, 0)) for o in _OUTCOMES},
+        in_doubt=in_doubt,
+        requests=requests,
+        complete=why["complete"],
+        incomplete=requests - why["complete"],
+        has_rejected=why["has_rejected"],
+        has_invalid=why["has_invalid"],
+        no_identifiers=why["no_identifiers"],
+        open=why["open"],
+        open_past_deadline=open_past_deadline,
+        finished_late=finished_late,
+        unresolved=unresolved,
+        resolved=int(totals.get("invalid", 0)) - unresolved,
+    ).check()

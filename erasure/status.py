@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from erasure import ledger as ledger_mod
-from erasure.accounting import LedgerAccount, ledger_account
+from erasure.accounting import LedgerAccount, ledger_account, ledger_account_from_summaries
 from erasure.ledger import Outcome
 from erasure.ledger import read as ledger_read
 
@@ -208,6 +208,8 @@ def _with_deadline(
 
 def invalid_records(db: sqlite3.Connection) -> pl.DataFrame:
     """Every ``invalid`` event, oldest first, with ``resolved`` (a later input fixed it)."""
+    if ledger_read.fast(db):  # kept in invalid_state: archived records too
+        return ledger_read.invalid_records(db)
     found = ledger_mod.frame(db, _INVALID_SQL, _INVALID_SCHEMA)
     done = [int(seq) for (seq,) in db.execute(_RESOLVED_SQL)]
     return found.with_columns(
@@ -256,6 +258,9 @@ def report_rows(
 
 _DEADLINE_EXTRA = ("received_at", "deadline", "overdue")
 REAPPEARED_COLUMN = "reappeared"  # the report's last column: a profile sweep found again
+
+
+_NO_REAPPEARED = pl.DataFrame()  # no profile came back: nothing to read
 
 
 def reappeared_records(db: sqlite3.Connection) -> pl.DataFrame:
@@ -545,8 +550,14 @@ def status(
     ``is_running``: a run holds the ledger now (:func:`running`); its
     unanswered requests are then "in flight", not in doubt. Every count comes
     from one :func:`snapshot` of the ledger.
+
+    On a ledger with derived state (and no ``table``) every figure comes
+    from its summaries and partial indexes (:func:`_status_kept`): the cost
+    does not grow with the history, and archived requests count as before.
     """
     with snapshot(db):
+        if table is None and ledger_read.fast(db):
+            return _status_kept(db, now=now or datetime.now(UTC), is_running=is_running)
         return _status(db, now=now, table=table, is_running=is_running)
 
 
@@ -595,6 +606,47 @@ def _status(
         "last_run_pending": last_plan,
         "runs": len(history),
         "chain_head": {"seq": head[0], "link": head[1]} if head else None,
+    }
+
+
+def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> dict[str, Any]:
+    """:func:`status` from the derived state: the same dict, read from summaries."""
+    history = runs(db)
+    last = history[-1] if history else None
+    flying: set[str] = set()
+    run_now = None
+    if is_running and last is not None and last["finished_at"] is None:
+        flying = ledger_read.in_flight(db, last["run"])
+        run_now = {"run": last["run"], "since": last["started_at"], "in_flight": len(flying)}
+    # a pair in doubt whose key is in flight is waiting for its answer, not in doubt
+    in_doubt = sum(1 for key in ledger_read.in_doubt_keys(db) if key not in flying)
+    days = deadline_days(db)
+    open_past, late = ledger_read.deadline_flags(db, now=now, days=days)
+    totals = ledger_read.totals(db)
+    acc = ledger_account_from_summaries(
+        totals, in_doubt=in_doubt, open_past_deadline=open_past, finished_late=late
+    )
+    head = ledger_read.head(db)
+    return {
+        "total": acc.pairs,
+        **{o.value: int(totals.get(o.value, 0)) for o in Outcome},
+        "in_doubt": in_doubt,
+        "invalid": acc.unresolved,
+        "overdue": ledger_read.overdue(db, now=now, days=days),
+        "requests": acc.requests,
+        "accounting": acc.as_dict(),
+        "verdict": acc.verdict,
+        "running": run_now,
+        "last_run": last,
+        "last_run_pending": ledger_read.last_run_pending(db, last["run"]) if last else None,
+        "runs": len(history),
+        "chain_head": {"seq": head[0], "link": head[1]} if head else None,
+        # the reappeared events are read only when the kept total says there are any
+        "reappeared": reappeared_counts(
+            reappeared_profiles(
+                reappeared_records(db) if totals.get("reappeared", 0) else _NO_REAPPEARED
+            )
+        ),
     }
 
 

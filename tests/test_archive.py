@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -40,6 +41,13 @@ def test_archive_round_trip(
         if line.startswith("head: ")
     ]
 
+    assert 0 == cli.main(["status", str(job), "--json"])
+    before = json.loads(capsys.readouterr().out)
+    assert before["erased"] == 5 and before["requests"] == 5 and before["invalid"] == 0
+    assert 0 == cli.main(["status", str(job), "--request-id", "T3", "--json"])
+    before_t3 = capsys.readouterr().out
+    assert '"T3"' in before_t3 and "erased" in before_t3
+
     assert 0 == cli.main(["archive", str(job), "--before", TOMORROW, "--out", str(out)])
     said = capsys.readouterr().out
     assert "archived: events 1 to" in said
@@ -68,7 +76,14 @@ def test_archive_round_trip(
     assert 0 == cli.main(["lookup", str(job), "--email", "user3@example.com"])
     assert "request T3: erased" in capsys.readouterr().out
     assert 0 == cli.main(["status", str(job)])
-    assert "erased: 5" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "Every request is complete: all 5 fully erased." in said
+    assert "(request, identifier) pairs 5 = erased 5 + " in said
+    assert 0 == cli.main(["status", str(job), "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert info == {**before, "chain_head": info["chain_head"]}  # as before the archive
+    assert 0 == cli.main(["status", str(job), "--request-id", "T3", "--json"])
+    assert capsys.readouterr().out == before_t3
     report = tmp_path / "r.csv"
     assert 0 == cli.main(["report", str(job), "--out", str(report), "--request-id", "T3"])
     _header, *rows = report.read_text(encoding="utf-8").splitlines()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import sqlite3
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from polars.testing import assert_frame_equal
 
 from erasure import ledger as L
+from erasure import report as report_mod
 from erasure import status as status_mod
 from erasure.keys import Keyer
 from erasure.ledger import read, state
@@ -23,7 +25,8 @@ from erasure.ledger import read, state
 KEYER = Keyer(b"k" * 32)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 KEYS = ["a" * 32, "b" * 32, "c" * 32]
-RIDS = [None, "T1", "T2"]
+RIDS = [None, "T1", "T2", "T3"]
+_SOON = (datetime.now(UTC) - timedelta(days=1)).isoformat()  # in time: 3 days to go
 
 
 def _history(rng: random.Random, runs: int = 3, per_run: int = 12) -> list[list[L.Event]]:
@@ -39,7 +42,9 @@ def _history(rng: random.Random, runs: int = 3, per_run: int = 12) -> list[list[
         ]
         for _ in range(per_run):
             key, rid = rng.choice(KEYS), rng.choice(RIDS)
-            kind = rng.choice(["plan", "sent", "attempt", "outcome", "withdrawn", "invalid"])
+            kind = rng.choice(
+                ["plan", "sent", "attempt", "outcome", "withdrawn", "invalid", "resolved"]
+            )
             sent = {e.key for e in batch if e.kind == L.Kind.SENT}
             if kind == "outcome" and (rid, key) not in planned:
                 kind = "plan"
@@ -49,7 +54,11 @@ def _history(rng: random.Random, runs: int = 3, per_run: int = 12) -> list[list[
                 continue  # a run plans all of a key's pairs before its first request
             if kind == "plan":
                 planned.add((rid, key))
-                received = rng.choice([None, "2029-12-01T10:00:00+00:00"])
+                # open past the deadline (NOW is 2030), finished late or in time (the
+                # outcomes' times are today's), no deadline
+                received = rng.choice(
+                    [None, "2029-12-01T10:00:00+00:00", "2020-01-01T23:30:00+00:00", _SOON]
+                )
                 batch.append(
                     L.Event(
                         L.Kind.PLANNED,
@@ -81,8 +90,21 @@ def _history(rng: random.Random, runs: int = 3, per_run: int = 12) -> list[list[
                         in_doubt=rng.choice([0, 1]),
                     )
                 )
+            elif kind == "resolved":  # of earlier events, whatever their kind (seq from 1)
+                done = sum(len(b) for b in batches) + len(batch)
+                resolves = rng.sample(range(1, done + 1), k=min(done, rng.randint(1, 3)))
+                detail = json.dumps({"column": "Email", "input": "cd", "resolves": resolves})
+                batch.append(L.Event(L.Kind.RESOLVED, run, request_id=rid, detail=detail))
             else:
-                detail = f'{{"input": "ab", "row": {rng.randint(2, 9)}, "reason": "email_invalid"}}'
+                detail = json.dumps(
+                    {
+                        "input": "ab",
+                        "row": rng.randint(2, 9),
+                        "column": rng.choice([None, "Email"]),
+                        "reason": "email_invalid",
+                        "words": "not an email address",
+                    }
+                )
                 batch.append(L.Event(L.Kind.INVALID, run, request_id=rid, detail=detail))
         if rng.random() < 0.8:
             batch.append(L.Event(L.Kind.RUN_FINISHED, run, detail='{"exit_code": 0}'))
@@ -129,7 +151,24 @@ def test_derived_reads_equal_reading_every_event(
     with closing(L.open_readonly(kept)) as a, closing(L.open_readonly(legacy)) as b:
         assert state.has_state(a) and not state.has_state(b)
         assert_frame_equal(status_mod.pairs(a, now=NOW), status_mod.pairs(b, now=NOW))
-        assert status_mod.status(a, now=NOW) == status_mod.status(b, now=NOW)
+        for now in (NOW, datetime.now(UTC)):
+            for running in (False, True):  # in flight, not in doubt, while a run holds it
+                kept_, scanned = (status_mod.status(x, now=now, is_running=running) for x in (a, b))
+                assert kept_ == scanned
+        # the accounting from summaries is the accounting from every row
+        _, _, full = status_mod.account(b, now=NOW)
+        assert status_mod.status(a, now=NOW)["accounting"] == full.as_dict()
+        assert_frame_equal(status_mod.invalid_records(a), status_mod.invalid_records(b))
+        assert_frame_equal(report_mod.table(a, now=NOW), report_mod.table(b, now=NOW))
+        for rid in RIDS[1:]:
+            assert_frame_equal(
+                report_mod.table(a, now=NOW, request_id=rid),
+                report_mod.table(b, now=NOW, request_id=rid),
+            )
+        for run in (1, 2, 3):
+            assert_frame_equal(
+                report_mod.table(a, now=NOW, run=run), report_mod.table(b, now=NOW, run=run)
+            )
         for retry in (False, True):
             fa = L.finished_pairs(a, retry_rejected=retry)
             fb = L.finished_pairs(b, retry_rejected=retry)
@@ -253,4 +292,25 @@ def test_an_older_ledger_is_read_slowly_then_migrated_once(tmp_path: Path) -> No
         )
         assert_frame_equal(before_pairs, status_mod.pairs(db, now=NOW))
     assert not read.NOTICES
+    assert L.verify(path, KEYER).ok
+
+
+def test_a_ledger_with_older_derived_state_is_rebuilt_by_the_writer(tmp_path: Path) -> None:
+    """State of another version is dropped and replayed (events untouched); reads agree."""
+    path = tmp_path / "l.sqlite"
+    _write(path, _history(random.Random(17)))
+    with closing(L.open_readonly(path)) as db:
+        before = status_mod.status(db, now=NOW)
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("DROP TRIGGER state_meta_no_update")
+        db.execute("UPDATE state_meta SET value = '1' WHERE name = 'version'")
+        db.execute("DROP TABLE invalid_state")  # as if its columns were those of v1
+        db.commit()
+    with closing(L.open_readonly(path)) as db:
+        assert not state.has_state(db)
+        assert status_mod.status(db, now=NOW) == before  # read the slow way meanwhile
+    with L.Ledger(path, KEYER) as led:
+        assert state.has_state(led.connection)
+    with closing(L.open_readonly(path)) as db:
+        assert status_mod.status(db, now=NOW) == before
     assert L.verify(path, KEYER).ok

@@ -8,8 +8,11 @@ appends it, so that the state is never behind the events nor ahead of them::
                    last outcome and last final outcome, attempts, whether the
                    key is in doubt, how often the profile reappeared
     pair_runs      which runs planned which pair (a report of one run)
-    request_state  per request id: counts per outcome, invalid records
-                   (and how many are unresolved), reappearances
+    request_state  per request id (one row, request_id NULL, for the pairs and
+                   invalid records without one): counts per outcome, invalid
+                   records (and how many are unresolved), reappearances, its
+                   earliest received_at and latest outcome (the accounting's
+                   deadline figures come from these, by index)
     invalid_state  one row per ``invalid`` event, and the ``resolved`` one
                    that resolved it
     run_state      per run: start and end events' times and details
@@ -44,7 +47,9 @@ import orjson
 
 from erasure.ledger.events import COLUMNS
 
-STATE_VERSION = "1"  # of the derived tables and triggers below; stored in state_meta
+# of the derived tables and triggers below; stored in state_meta (2: request_state keeps
+# every request, the one without a request id too, and its state)
+STATE_VERSION = "2"
 
 TABLES = (
     "pair_state",
@@ -78,6 +83,11 @@ TOTALS = (
     "invalid",
     "invalid_unresolved",
     "reappeared",
+    # requests (see :data:`WHY`): each counted under the first reason it is not complete
+    *(
+        f"requests_{why}"
+        for why in ("complete", "has_rejected", "has_invalid", "no_identifiers", "open")
+    ),
 )
 _GUARD = "derived state changes only with the event that causes it"
 _APPEND_ONLY = "the ledger is append-only"
@@ -121,6 +131,13 @@ CREATE INDEX pair_state_key ON pair_state(key);
 CREATE INDEX pair_state_request ON pair_state(request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX pair_state_in_doubt ON pair_state(pair) WHERE in_doubt = 1;
 CREATE INDEX pair_state_received ON pair_state(received_at) WHERE received_at IS NOT NULL;
+-- status's "overdue" by index: finished pairs by days from received to finished (a
+-- range over this expression), unfinished ones (few) by received_at
+CREATE INDEX pair_state_late
+ON pair_state(julianday(date(finished_at)) - julianday(date(received_at)))
+WHERE received_at IS NOT NULL AND outcome IN ('erased', 'not_found', 'rejected');
+CREATE INDEX pair_state_open ON pair_state(received_at)
+WHERE received_at IS NOT NULL AND (outcome IS NULL OR outcome = 'failed');
 CREATE TABLE key_state (
     key        TEXT PRIMARY KEY NOT NULL,
     doubt      INTEGER NOT NULL DEFAULT 0,  -- the key's history ends in doubt ...
@@ -134,7 +151,7 @@ CREATE TABLE pair_runs (
     PRIMARY KEY (run, pair)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE request_state (
-    request_id         TEXT PRIMARY KEY NOT NULL,
+    request_id         TEXT,              -- NULL: the one row of everything without one
     pairs              INTEGER NOT NULL DEFAULT 0,
     erased             INTEGER NOT NULL DEFAULT 0,
     not_found          INTEGER NOT NULL DEFAULT 0,
@@ -142,12 +159,24 @@ CREATE TABLE request_state (
     failed             INTEGER NOT NULL DEFAULT 0,
     pending            INTEGER NOT NULL DEFAULT 0,
     first_planned      INTEGER,
-    last_finished_at   TEXT,
+    last_finished_at   TEXT,              -- the latest outcome's time
+    received_min       TEXT,              -- the earliest received_at of its pairs
     invalid            INTEGER NOT NULL DEFAULT 0,
     invalid_unresolved INTEGER NOT NULL DEFAULT 0,
     reappeared         INTEGER NOT NULL DEFAULT 0,
     last_seq           INTEGER NOT NULL
 ) STRICT;
+CREATE UNIQUE INDEX request_state_id ON request_state(request_id);
+CREATE UNIQUE INDEX request_state_anonymous ON request_state(1) WHERE request_id IS NULL;
+-- the accounting's two deadline flags by index (erasure.ledger.read.account): requests
+-- with an unfinished pair (few) by their earliest received_at; finished ones by the
+-- days from their earliest received_at to their last outcome (a range over this;
+-- "pairs - ... = 0", not "... = pairs", which the planner would not match to the index)
+CREATE INDEX request_state_unfinished ON request_state(received_min)
+WHERE pairs - erased - not_found - rejected > 0 AND received_min IS NOT NULL;
+CREATE INDEX request_state_late
+ON request_state(julianday(date(last_finished_at)) - julianday(date(received_min)))
+WHERE pairs - erased - not_found - rejected = 0 AND pairs > 0 AND received_min IS NOT NULL;
 CREATE TABLE invalid_state (
     seq         INTEGER PRIMARY KEY,  -- the 'invalid' event
     run         INTEGER NOT NULL,
@@ -157,11 +186,14 @@ CREATE TABLE invalid_state (
     row         INTEGER,
     col         TEXT,                 -- the user's header, or NULL
     reason      TEXT,
+    words       TEXT,                 -- plain words that never quote the cell
+    at          TEXT NOT NULL,        -- the event's time
     resolved_by INTEGER,              -- the 'resolved' event, if any
     last_seq    INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX invalid_state_input ON invalid_state(input, row);
-CREATE INDEX invalid_state_request ON invalid_state(request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX invalid_state_request ON invalid_state(request_id);
+CREATE INDEX invalid_state_open ON invalid_state(seq) WHERE resolved_by IS NULL;
 CREATE TABLE run_state (
     run         INTEGER PRIMARY KEY,
     first_seq   INTEGER NOT NULL,
@@ -192,6 +224,24 @@ def _json(path: str) -> str:
 
 
 _PAIR = "key = NEW.key AND request_id IS NEW.request_id"
+
+
+def why(row: str) -> str:
+    """SQL: a request_state row's state, as erasure.status.request_states names it.
+
+    NULL when the row is no request (no pair and no unresolved invalid
+    record); else the first reason it is incomplete, or ``complete``.
+    """
+    return (
+        f"(CASE WHEN {row}.pairs = 0 AND {row}.invalid_unresolved = 0 THEN NULL "
+        f"WHEN {row}.rejected > 0 THEN 'has_rejected' "
+        f"WHEN {row}.invalid_unresolved > 0 THEN 'has_invalid' "
+        f"WHEN {row}.pairs = 0 THEN 'no_identifiers' "
+        f"WHEN {row}.erased + {row}.not_found < {row}.pairs THEN 'open' "
+        "ELSE 'complete' END)"
+    )
+
+
 _FINAL = "('erased', 'not_found', 'rejected')"
 
 TRIGGERS_SQL = (
@@ -260,12 +310,13 @@ CREATE TRIGGER state_run_finished AFTER INSERT ON events WHEN NEW.kind = 'run_fi
     WHERE run = NEW.run AND finished_at IS NULL;
 END;
 CREATE TRIGGER state_invalid AFTER INSERT ON events WHEN NEW.kind = 'invalid' BEGIN
-    INSERT INTO request_state (request_id, last_seq)
-    SELECT NEW.request_id, NEW.seq WHERE NEW.request_id IS NOT NULL
+    INSERT INTO request_state (request_id, last_seq) VALUES (NEW.request_id, NEW.seq)
     ON CONFLICT DO NOTHING;
-    INSERT INTO invalid_state (seq, run, request_id, db_id, input, row, col, reason, last_seq)
+    INSERT INTO invalid_state (seq, run, request_id, db_id, input, row, col, reason, words, at,
+                               last_seq)
     VALUES (NEW.seq, NEW.run, NEW.request_id, NEW.db_id, {_json("$.input")},
-            {_json("$.row")}, {_json("$.column")}, {_json("$.reason")}, NEW.seq);
+            {_json("$.row")}, {_json("$.column")}, {_json("$.reason")}, {_json("$.words")},
+            NEW.at, NEW.seq);
 END;
 CREATE TRIGGER state_resolved AFTER INSERT ON events WHEN NEW.kind = 'resolved' BEGIN
     UPDATE invalid_state SET resolved_by = NEW.seq, last_seq = NEW.seq
@@ -276,7 +327,7 @@ END;
 CREATE TRIGGER state_reappeared AFTER INSERT ON events WHEN NEW.kind = 'reappeared' BEGIN
     UPDATE pair_state SET reappeared = reappeared + 1, last_seq = NEW.seq WHERE {_PAIR};
     UPDATE request_state SET reappeared = reappeared + 1, last_seq = NEW.seq
-    WHERE request_id = NEW.request_id;
+    WHERE request_id IS NEW.request_id;
     UPDATE totals SET value = value + 1, last_seq = NEW.seq WHERE name = 'reappeared';
 END;
 CREATE TRIGGER state_archived AFTER INSERT ON events WHEN NEW.kind = 'archived' BEGIN
@@ -287,12 +338,16 @@ CREATE TRIGGER pair_state_added AFTER INSERT ON pair_state BEGIN
     UPDATE totals SET value = value + 1, last_seq = NEW.last_seq
     WHERE name IN ('pairs', 'pending');
     INSERT INTO request_state (request_id, first_planned, last_seq)
-    SELECT NEW.request_id, NEW.first_planned, NEW.last_seq WHERE NEW.request_id IS NOT NULL
+    VALUES (NEW.request_id, NEW.first_planned, NEW.last_seq)
     ON CONFLICT DO NOTHING;
     UPDATE request_state SET pairs = pairs + 1, pending = pending + 1,
                              first_planned = coalesce(first_planned, NEW.first_planned),
+                             received_min = CASE
+                                 WHEN NEW.received_at IS NULL THEN received_min
+                                 WHEN received_min IS NULL THEN NEW.received_at
+                                 ELSE min(received_min, NEW.received_at) END,
                              last_seq = NEW.last_seq
-    WHERE request_id = NEW.request_id;
+    WHERE request_id IS NEW.request_id;
 END;
 CREATE TRIGGER pair_state_outcome AFTER UPDATE OF outcome_seq ON pair_state BEGIN
     UPDATE totals SET value = value - 1, last_seq = NEW.last_seq
@@ -307,10 +362,10 @@ CREATE TRIGGER pair_state_outcome AFTER UPDATE OF outcome_seq ON pair_state BEGI
         pending = pending + (NEW.outcome IS NULL) - (OLD.outcome IS NULL),
         last_finished_at = max(coalesce(last_finished_at, ''), NEW.finished_at),
         last_seq = NEW.last_seq
-    WHERE request_id = NEW.request_id;
+    WHERE request_id IS NEW.request_id;
 END;
 CREATE TRIGGER request_state_added AFTER UPDATE OF pairs ON request_state
-WHEN OLD.pairs = 0 AND NEW.pairs > 0 BEGIN
+WHEN OLD.pairs = 0 AND NEW.pairs > 0 AND NEW.request_id IS NOT NULL BEGIN
     UPDATE totals SET value = value + 1, last_seq = NEW.last_seq WHERE name = 'requests';
 END;
 CREATE TRIGGER invalid_state_added AFTER INSERT ON invalid_state BEGIN
@@ -318,7 +373,7 @@ CREATE TRIGGER invalid_state_added AFTER INSERT ON invalid_state BEGIN
     WHERE name IN ('invalid', 'invalid_unresolved');
     UPDATE request_state SET invalid = invalid + 1, invalid_unresolved = invalid_unresolved + 1,
                              last_seq = NEW.last_seq
-    WHERE request_id = NEW.request_id;
+    WHERE request_id IS NEW.request_id;
 END;
 CREATE TRIGGER invalid_state_resolved AFTER UPDATE OF resolved_by ON invalid_state
 WHEN OLD.resolved_by IS NULL AND NEW.resolved_by IS NOT NULL BEGIN
@@ -326,7 +381,14 @@ WHEN OLD.resolved_by IS NULL AND NEW.resolved_by IS NOT NULL BEGIN
     WHERE name = 'invalid_unresolved';
     UPDATE request_state SET invalid_unresolved = invalid_unresolved - 1,
                              last_seq = NEW.last_seq
-    WHERE request_id = NEW.request_id;
+    WHERE request_id IS NEW.request_id;
+END;
+CREATE TRIGGER request_state_why AFTER UPDATE ON request_state
+WHEN {why("OLD")} IS NOT {why("NEW")} BEGIN
+    UPDATE totals SET value = value - 1, last_seq = NEW.last_seq
+    WHERE name = 'requests_' || {why("OLD")};
+    UPDATE totals SET value = value + 1, last_seq = NEW.last_seq
+    WHERE name = 'requests_' || {why("NEW")};
 END;
 """
     + "".join(
@@ -355,7 +417,12 @@ END;"""
 
 
 def create(db: sqlite3.Connection, *, with_triggers: bool = True) -> None:
-    """Create the derived tables (empty, totals at zero) inside the caller's transaction."""
+    """Create the derived tables (empty, totals at zero) inside the caller's transaction.
+
+    Those of an older state version, if any, are dropped first: they are
+    derived, and the caller fills the new ones from a replay of the events.
+    """
+    _drop_older(db)
     for statement in statements(TABLES_SQL):
         db.execute(statement)
     db.executemany(
@@ -364,6 +431,24 @@ def create(db: sqlite3.Connection, *, with_triggers: bool = True) -> None:
     db.execute("INSERT INTO state_meta VALUES ('version', ?)", (STATE_VERSION,))
     if with_triggers:
         create_triggers(db)
+
+
+def _drop_older(db: sqlite3.Connection) -> None:
+    """Drop the derived tables and triggers of another state version (never an event)."""
+    try:
+        # main. throughout: a migration has the scratch replay attached
+        row = db.execute("SELECT value FROM main.state_meta WHERE name = 'version'").fetchone()
+    except sqlite3.OperationalError:
+        return  # none yet
+    if row is not None and row[0] == STATE_VERSION:
+        return
+    for (name,) in db.execute(
+        "SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = 'events' "
+        "AND name LIKE 'state~_%' ESCAPE '~'"
+    ).fetchall():
+        db.execute(f"DROP TRIGGER main.{name}")
+    for table in (*TABLES, "plain_links", "state_meta"):
+        db.execute(f"DROP TABLE IF EXISTS main.{table}")  # its own triggers go with it
 
 
 def create_triggers(db: sqlite3.Connection) -> None:

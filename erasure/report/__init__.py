@@ -44,6 +44,7 @@ from erasure.errors import OutputError, UsageError
 from erasure.files import atomic_write
 from erasure.job import Job
 from erasure.ledger import Outcome
+from erasure.ledger import read as ledger_read
 from erasure.report.words import setting_rows
 from erasure.safecells import neutralise, neutralise_frame
 
@@ -72,12 +73,44 @@ def table(
     not apply); the unresolved invalid records are rows with outcome
     ``invalid``, grouped with their request's identifiers.
     """
+    if (run is not None or request_id is not None) and ledger_read.fast(db):
+        return _table_of(db, now=now, run=run, request_id=request_id)
     rows, _, _ = status_mod.account(db, now=now)
     if request_id is not None:
         rows = rows.filter(pl.col("request_id") == request_id)
     if run is not None:
         planned = status_mod.pairs(db, now=now, run=run).select("request_id", "key")
         rows = rows.join(planned, on=["request_id", "key"], how="semi", nulls_equal=True)
+    return rows.select(
+        *status_mod.REPORT_COLUMNS,
+        *status_mod.INVALID_COLUMNS,
+        *DEADLINE_COLUMNS,
+        status_mod.REAPPEARED_COLUMN,
+    )
+
+
+def _table_of(
+    db: sqlite3.Connection, *, now: datetime | None, run: int | None, request_id: str | None
+) -> pl.DataFrame:
+    """:func:`table` of one run or one request, reading only its rows (by index).
+
+    A run's report holds the pairs it planned (no invalid record: those have
+    no key to plan); a request's, its pairs and unresolved invalid records.
+    """
+    pairs = status_mod.pairs(db, now=now, run=run, request_id=request_id)
+    if run is not None and request_id is not None:
+        pairs = pairs.filter(pl.col("request_id") == request_id)
+    invalid = ledger_read.invalid_records(db, request_id=request_id, unresolved=True)
+    if run is not None:
+        invalid = invalid.clear()
+    totals = ledger_read.totals(db)
+    came_back = status_mod.reappeared_records(db) if totals.get("reappeared", 0) else None
+    rows = status_mod.report_rows(pairs, invalid, came_back)
+    if run is not None:  # requests in the order they first appear in the whole ledger
+        first = ledger_read.request_order(db, rows["request_id"].unique().to_list())
+        rows = rows.join(first, on="request_id", how="left", nulls_equal=True).sort(
+            "first_planned", maintain_order=True
+        )
     return rows.select(
         *status_mod.REPORT_COLUMNS,
         *status_mod.INVALID_COLUMNS,
