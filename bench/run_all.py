@@ -54,6 +54,7 @@ SCRIPTS: dict[str, tuple[str, list[str], bool, str]] = {
     "resume": ("resume.py", [], True, "resume start-up with a 1M-event ledger"),
     "memory": ("memory.py", [], True, "peak RSS planning 10M identifiers"),
     "history": ("history.py", [], False, "the ledger over the years: 300k and 3M events"),
+    "screen": ("screen.py", [], False, "erasure screen of 1,000,000 CSV rows"),
 }
 INTAKE_TARGETS = {"emails": (2.5, 1024.0), "phones-e164": (3.0, None), "phones-mixed": (20.0, None)}
 _SECTION = re.compile(

@@ -11,6 +11,10 @@ in JSON or XML. It does not document the "not found" code, rate limits, or
 whether errors come with HTTP 200 or 4xx/5xx, so success is HTTP 2xx *and*
 ``error == 0``, a non-2xx answer is parsed when it carries a body, and which
 codes mean what comes from the job file (:class:`erasure.job.Codes`).
+
+Longer than most modules because the protocol is one concept: encoding,
+decoding and classifying share the answer's shape and the code tables, and
+the classification tables, read in one place, are most of its length.
 """
 
 from __future__ import annotations

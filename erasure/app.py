@@ -15,6 +15,10 @@ report      write the compliance report
 verify      walk the ledger's chain
 lookup      was this identifier erased, by keyed hash
 ==========  ==========================================================
+
+Longer than most modules: one short function per command, kept together so
+that the use cases read as one list and share their few helpers (reading
+the input, the plan, the read-only ledger).
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ path through it, direct, proxied or mocked.
   ``RemoteProtocolError`` (the service may have acted), anything unforeseen
   as :class:`UnforeseenError` naming the exception's type.
   :func:`erasure.altcraft.classify_exception` turns each into a verdict.
+
+Longer than most modules: the transport, the per-request deadline, the
+capped streaming read and the words for every failure belong together,
+since each failure's wording is tied to where it is caught.
 """
 
 from __future__ import annotations

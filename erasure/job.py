@@ -10,6 +10,9 @@ ssh refuses such keys (:func:`erasure.files.read_secret`).
 
 ``[ledger] group`` is resolved here (an unknown group is 78): :attr:`Job.perms`
 is what every file the tool writes is created with.
+
+Longer than most modules: every key of the job file with its check, a flat
+list of short sections, so that the whole schema reads in one place.
 """
 
 from __future__ import annotations

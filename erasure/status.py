@@ -3,6 +3,10 @@
 Safe while a run writes (the ledger is opened read-only; SQLite's WAL gives
 a consistent snapshot). Nothing here needs the API token; ``lookup`` needs
 the ledger key to compute the key of the identifier asked about.
+
+Longer than most modules: the same figures read two ways, from the kept
+summaries and, for a ledger not yet migrated, from the events, side by side
+so that the two halves of the differential test read together.
 """
 
 from __future__ import annotations

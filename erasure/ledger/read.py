@@ -8,6 +8,10 @@ that run's or that request's rows by index; lookup is one indexed read. On
 a ledger written before the derived state existed (not yet migrated: a
 run migrates it), the same answers come from scanning every event, slower;
 :data:`NOTICES` then says so once, for the command line to print.
+
+Longer than most modules: every read a command makes of the ledger, each
+with its fallback for a ledger not yet migrated, in one place so that what
+touches the history is easy to audit.
 """
 
 from __future__ import annotations

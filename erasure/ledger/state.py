@@ -31,6 +31,10 @@ rebuilds the state (:func:`rebuild`) and migrates an older ledger.
 
 A ledger that was archived (erasure.ledger.archive) holds ``base_<table>``
 copies of the state the archived events left; replay starts from them.
+
+Longer than most modules: the derived tables and their triggers are SQL
+text, and the rebuild and the comparison share that text; splitting would
+separate a table from the trigger that keeps it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ looks the same attached to an audit years later. Every value is escaped.
 Each headline number carries ``data-count="<name>"`` (and its raw value in
 ``data-value``) equal to ``erasure status --json``. The detailed tables stop
 at :data:`MAX_ROWS` rows each, with a note pointing to the CSV or XLSX report.
+
+Longer than most modules: one self-contained page, mostly its HTML text,
+with the small helpers that escape and format its cells.
 """
 
 from __future__ import annotations

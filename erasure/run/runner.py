@@ -26,6 +26,11 @@ A clean stop (signal, time budget, a run-wide refusal) lets in-flight
 requests answer for up to ``timeout_s``, then cancels them (they stay in
 doubt), withdraws the intents that never left, records the rest of the plan
 and the run's end. A second SIGINT cancels at once.
+
+Longer than most modules: the run's orchestration (feeder, workers,
+stops, heartbeat, the count of unforeseen errors); the parts that are a
+concept of their own live beside it (writer, hopper, retry, preflight,
+events, summary).
 """
 
 from __future__ import annotations

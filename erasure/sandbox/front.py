@@ -19,6 +19,9 @@ Switching a connection fault on closes uvicorn's idle keep-alive
 connections (as a reload does), so that clients reconnect through the front.
 It reads requests with a ``Content-Length`` body only (``Transfer-Encoding``
 is answered 411): what every Altcraft client sends.
+
+Longer than most modules: a small HTTP/1.1 server for faulted
+connections, whose framing and the faults it plays are one state machine.
 """
 
 from __future__ import annotations
