@@ -130,7 +130,6 @@ def _plan_from_ledger(job: Job, keyer: Keyer, items: pl.DataFrame, retry_rejecte
         return make_plan(items, empty, set())
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
         ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
-        ledger_read.fast(db, job.ledger.path)
         # only tonight's keys: the cost follows the input, not the history
         finished, doubtful = ledger_read.tonight(
             db, items.get_column("key"), retry_rejected=retry_rejected
@@ -354,10 +353,8 @@ def loop_options() -> dict[str, bool]:
 @contextmanager
 def _readonly(job: Job) -> Iterator[sqlite3.Connection]:
     from erasure import ledger as ledger_mod
-    from erasure.ledger import read as ledger_read
 
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
-        ledger_read.fast(db, job.ledger.path)  # an unmigrated ledger: say it will be slower
         yield db
 
 

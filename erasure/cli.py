@@ -412,7 +412,7 @@ def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
     if args.request_id is not None:
         return _print_request(shell, app.request_status(job, args.request_id), args.json)
     result = app.status(job)
-    _print_notices(shell)
+    _print_notices(shell, job)
     info = result.info
     if args.json:
         shell.print(json.dumps(info, default=str, sort_keys=True))
@@ -475,8 +475,9 @@ def _print_request(shell: _Shell, rows: list[dict[str, object]], as_json: bool) 
 def cmd_report(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import app
 
-    out = app.report(_load(args), args.out, run=args.run, request_id=args.request_id)
-    _print_notices(shell)
+    job = _load(args)
+    out = app.report(job, args.out, run=args.run, request_id=args.request_id)
+    _print_notices(shell, job)
     shell.print(f"report: {out}")
     return 0
 
@@ -511,13 +512,13 @@ def cmd_archive(args: argparse.Namespace, shell: _Shell) -> int:
     return 0
 
 
-def _print_notices(shell: _Shell) -> None:
-    """What the ledger's readers noticed (an unmigrated ledger read slowly), on stderr."""
-    from erasure.ledger.read import NOTICES
+def _print_notices(shell: _Shell, job: Job) -> None:
+    """A ledger not yet migrated is read slowly: say so on stderr."""
+    from erasure.ledger.read import unmigrated_notice
 
-    for notice in NOTICES:
+    notice = unmigrated_notice(job.ledger.path)
+    if notice is not None:
         print(f"erasure: note: {notice}", file=shell.err)
-    NOTICES.clear()
 
 
 def cmd_lookup(args: argparse.Namespace, shell: _Shell) -> int:
@@ -535,7 +536,7 @@ def cmd_lookup(args: argparse.Namespace, shell: _Shell) -> int:
     if raw == "-":
         raw = shell.stdin.readline().rstrip("\r\n")
     result = app.lookup(job, matching, raw, db_id=args.db_id, resource_id=args.resource_id)
-    _print_notices(shell)
+    _print_notices(shell, job)
     if not result.found:
         shell.print(f"not in the ledger (key {result.keys[0]})")
         return 1

@@ -7,7 +7,7 @@ tonight's keys (a temporary table) against ``pair_state``; status reads
 that run's or that request's rows by index; lookup is one indexed read. On
 a ledger written before the derived state existed (not yet migrated: a
 run migrates it), the same answers come from scanning every event, slower;
-:data:`NOTICES` then says so once, for the command line to print.
+:func:`unmigrated_notice` gives the line the command line prints then.
 
 Longer than most modules: every read a command makes of the ledger, each
 with its fallback for a ledger not yet migrated, in one place so that what
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,6 @@ from erasure.ledger.state import has_state
 
 # Things a read-only command should tell its user (one line each), such as
 # reading an unmigrated ledger the slow way; the CLI prints them on stderr.
-NOTICES: list[str] = []
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
@@ -61,17 +61,22 @@ def frame(
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def fast(db: sqlite3.Connection, path: Path | str | None = None) -> bool:
-    """Whether ``db`` keeps derived state; if not, note once that reads will be slow."""
-    if has_state(db):
-        return True
-    notice = (
-        f"the ledger {path or ''} was written by an older release and is not migrated yet: "
+def fast(db: sqlite3.Connection) -> bool:
+    """Whether ``db`` keeps derived state (else every read scans the events)."""
+    return has_state(db)
+
+
+def unmigrated_notice(path: Path) -> str | None:
+    """The line a read-only command prints for a ledger not yet migrated; None when it is."""
+    if not path.exists():
+        return None
+    with closing(open_readonly(path)) as db:
+        if has_state(db):
+            return None
+    return (
+        f"the ledger {path} was written by an older release and is not migrated yet: "
         "every event is read (slower); the next `erasure run` migrates it"
-    ).replace("ledger  was", "ledger was")
-    if notice not in NOTICES:
-        NOTICES.append(notice)
-    return False
+    )
 
 
 def head(db: sqlite3.Connection) -> tuple[int, str] | None:
