@@ -178,9 +178,15 @@ def test_derived_reads_equal_reading_every_event(
                 fa.unique(last, keep="last").sort(last, nulls_last=True),
                 fb.unique(last, keep="last").sort(last, nulls_last=True),
             )
-            tonight, doubt = read.tonight(a, pl.Series(KEYS[:2]), retry_rejected=retry)
-            assert set(tonight.iter_rows()) <= set(fa.iter_rows())
-            assert doubt == L.doubtful_keys(b) & set(KEYS[:2])
+            for factor in (0, 10**9):  # a join of tonight's keys; a scan of the kept pairs
+                tonight, doubt = read.tonight(
+                    a, pl.Series(KEYS[:2]), retry_rejected=retry, scan_factor=factor
+                )
+                assert set(tonight.iter_rows()) <= set(fa.iter_rows())
+                mine = {r for r in tonight.iter_rows() if r[1] in KEYS[:2]}
+                final = fa.unique(last, keep="last").iter_rows()
+                assert mine == {r for r in final if r[1] in KEYS[:2]}
+                assert doubt == L.doubtful_keys(b) & set(KEYS[:2])
         assert L.doubtful_keys(a) == L.doubtful_keys(b)
         for run in (1, 2, 3):
             assert_frame_equal(

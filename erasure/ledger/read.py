@@ -96,10 +96,17 @@ def plain_head(db: sqlite3.Connection) -> tuple[int, str] | None:
 # ---------------------------------------------------------------- resume
 
 _FINISHED_SCHEMA = {"request_id": pl.String, "key": pl.String, "outcome": pl.String}
+# Below this many kept pairs per key of tonight's input, resume scans the kept
+# finished pairs instead of joining a temporary table of tonight's keys.
+SCAN_FACTOR = 4
 
 
 def tonight(
-    db: sqlite3.Connection, keys: pl.Series, *, retry_rejected: bool = False
+    db: sqlite3.Connection,
+    keys: pl.Series,
+    *,
+    retry_rejected: bool = False,
+    scan_factor: int = SCAN_FACTOR,
 ) -> tuple[pl.DataFrame, set[str]]:
     """What the ledger knows of tonight's keys: finished pairs and keys in doubt.
 
@@ -111,14 +118,32 @@ def tonight(
     if not fast(db):
         finished = finished_pairs(db, retry_rejected=retry_rejected)
         return finished, doubtful_keys(db)
+    skip = "AND coalesce(p.outcome, '') != 'rejected'" if retry_rejected else ""
+    doubt_sql = "SELECT k.key FROM key_state k WHERE (k.doubt = 1 OR k.unanswered = 1)"
+    wanted = keys.drop_nulls().unique()
+    kept = int(totals(db).get("pairs", 0))
+    if kept <= scan_factor * wanted.len():
+        # Tonight's input is large beside the history: reading the kept
+        # finished pairs once (and the few keys in doubt, by their partial
+        # index) is cheaper than a million inserts into a temporary table;
+        # the plan's join keeps only tonight's.
+        finished = frame(
+            db,
+            "SELECT p.request_id, p.key, p.final_outcome FROM pair_state p "
+            f"WHERE p.final_outcome IS NOT NULL {skip} ORDER BY p.final_seq",
+            _FINISHED_SCHEMA,
+        )
+        doubt = {key for (key,) in db.execute(doubt_sql)}
+        if doubt:
+            doubt &= set(wanted.filter(wanted.is_in(list(doubt))).to_list())
+        return finished, doubt
     db.execute("CREATE TEMP TABLE IF NOT EXISTS tonight (key TEXT PRIMARY KEY) WITHOUT ROWID")
     try:
         db.execute("DELETE FROM temp.tonight")
+        # in key order: each insert appends to the B-tree instead of splitting it
         db.executemany(
-            "INSERT OR IGNORE INTO temp.tonight VALUES (?)",
-            ((k,) for k in keys.drop_nulls().to_list()),
+            "INSERT INTO temp.tonight VALUES (?)", ((k,) for k in wanted.sort().to_list())
         )
-        skip = "AND coalesce(p.outcome, '') != 'rejected'" if retry_rejected else ""
         finished = frame(
             db,
             "SELECT p.request_id, p.key, p.final_outcome FROM temp.tonight t "
