@@ -313,6 +313,10 @@ def report_zero_latency(
         )
     )
     ratio = best(cli) / best(bare)
+    # Reported beside the bare loop, with no target of its own since issue 13:
+    # the delete goes through a library transport (httpx over httpx-aiohttp),
+    # which costs several times the CPU of our former hand-written client;
+    # the end-to-end rate (>= 1,500/s) is the target now.
     per_round = " / ".join(f"{a / b:.0%}" for a, b in zip(cli.rates, bare.rates, strict=True))
     if bare_capped:
         text = (
@@ -321,8 +325,8 @@ def report_zero_latency(
             + (f", wrk {best(wrk):,.0f}/s" if wrk else "")
             + f"); {ratio:.0%} is an upper bound"
         )
-        figures.append(("erasure / bare aiohttp", text, ">= 30 %", None))
-        summary.append(_fig("erasure / bare aiohttp", text, ">= 30 %", None))
+        figures.append(("erasure / bare aiohttp", text, "", None))
+        summary.append(_fig("erasure / bare aiohttp", text, "", None))
         cpu_ratio = bare.client_cpu_us[bare.best()] / on.client_cpu_us[on.best()]
         figures.append(
             (
@@ -345,16 +349,16 @@ def report_zero_latency(
             (
                 "erasure / bare aiohttp (best / best; round by round in brackets)",
                 f"{ratio:.0%} ({per_round})",
-                ">= 30 %",
-                ratio >= 0.3,
+                "",
+                None,
             )
         )
         summary.append(
             _fig(
                 "erasure / bare aiohttp, same sandbox, same run",
                 f"{ratio:.0%} (round by round {per_round})",
-                ">= 30 %",
-                ratio >= 0.3,
+                "",
+                None,
             )
         )
     led = best(on) / best(off)

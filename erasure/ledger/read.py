@@ -120,9 +120,8 @@ def tonight(
         return finished, doubtful_keys(db)
     skip = "AND coalesce(p.outcome, '') != 'rejected'" if retry_rejected else ""
     doubt_sql = "SELECT k.key FROM key_state k WHERE (k.doubt = 1 OR k.unanswered = 1)"
-    wanted = keys.drop_nulls().unique()
     kept = int(totals(db).get("pairs", 0))
-    if kept <= scan_factor * wanted.len():
+    if kept <= scan_factor * keys.len():
         # Tonight's input is large beside the history: reading the kept
         # finished pairs once (and the few keys in doubt, by their partial
         # index) is cheaper than a million inserts into a temporary table;
@@ -134,16 +133,15 @@ def tonight(
             _FINISHED_SCHEMA,
         )
         doubt = {key for (key,) in db.execute(doubt_sql)}
-        if doubt:
-            doubt &= set(wanted.filter(wanted.is_in(list(doubt))).to_list())
+        if doubt:  # tonight's only; no copy of tonight's keys is made for this
+            doubt = set(keys.filter(keys.is_in(list(doubt))).to_list())
         return finished, doubt
     db.execute("CREATE TEMP TABLE IF NOT EXISTS tonight (key TEXT PRIMARY KEY) WITHOUT ROWID")
     try:
         db.execute("DELETE FROM temp.tonight")
         # in key order: each insert appends to the B-tree instead of splitting it
-        db.executemany(
-            "INSERT INTO temp.tonight VALUES (?)", ((k,) for k in wanted.sort().to_list())
-        )
+        wanted = keys.drop_nulls().unique().sort()
+        db.executemany("INSERT INTO temp.tonight VALUES (?)", ((k,) for k in wanted))
         finished = frame(
             db,
             "SELECT p.request_id, p.key, p.final_outcome FROM temp.tonight t "
