@@ -72,18 +72,8 @@ _INVALID_SQL = """
            json_extract(detail, '$.reason'), json_extract(detail, '$.words'), at
     FROM events WHERE kind = 'invalid' ORDER BY seq
 """
-_INVALID_SCHEMA = {
-    "seq": pl.Int64,
-    "run": pl.Int64,
-    "request_id": pl.String,
-    "db_id": pl.Int64,
-    "input": pl.String,  # sha256 hex of the input file
-    "row": pl.Int64,
-    "column": pl.String,
-    "reason": pl.String,
-    "words": pl.String,
-    "at": pl.String,
-}
+# the kept invalid records' columns, less what the event scan derives afterwards
+_INVALID_SCHEMA = {k: v for k, v in ledger_read.INVALID_SCHEMA.items() if k != "resolved"}
 _RESOLVED_SQL = """
     SELECT j.value FROM events AS e, json_each(json_extract(e.detail, '$.resolves')) AS j
     WHERE e.kind = 'resolved'
