@@ -35,7 +35,7 @@ class ExitCode(enum.IntEnum):
     """The contract's exit codes (sysexits)."""
 
     OK = 0  # every identifier final, all erased or not_found
-    REJECTED = 1  # finished, but some identifiers were rejected by the API
+    REJECTED = 1  # finished, but a person must look: rejected, invalid or reappeared
     USAGE = 64
     DATAERR = 65
     NOINPUT = 66
@@ -50,7 +50,8 @@ class ExitCode(enum.IntEnum):
 # What each code means, for people: the run's summary, the report, the demo.
 MEANINGS: dict[int, str] = {
     ExitCode.OK: "every identifier has a final outcome: erased or not found",
-    ExitCode.REJECTED: "finished, but some identifiers were rejected by the API",
+    ExitCode.REJECTED: "finished, but a person must look: identifiers rejected by the service, "
+    "invalid input rows, or erased profiles that reappeared",
     ExitCode.USAGE: "bad command line",
     ExitCode.DATAERR: "the input file cannot be used; nothing was sent",
     ExitCode.NOINPUT: "the input file or job file does not exist",
