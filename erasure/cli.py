@@ -103,6 +103,16 @@ def seconds_until(hour: int, minute: int, now: datetime | None = None) -> float:
     return (target - now).total_seconds()
 
 
+def _output_arguments(parser: _Parser) -> None:
+    """What a command that sends deletes shows while it runs (run, sweep)."""
+    parser.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "console"),
+        help="json: one JSON object per stderr line (default when stderr is not a TTY)",
+    )
+
+
 def _input_arguments(parser: _Parser) -> None:
     parser.add_argument("--input", type=Path, help="the input file (overrides [input] path)")
     parser.add_argument(
@@ -159,12 +169,7 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
         metavar="HH:MM",
         help="stop cleanly at the next occurrence of this local time; exit 75",
     )
-    p.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
-    p.add_argument(
-        "--log-format",
-        choices=("json", "console"),
-        help="json: one JSON object per stderr line (default when stderr is not a TTY)",
-    )
+    _output_arguments(p)
 
     p = _command(
         sub,
@@ -619,12 +624,7 @@ def _after_the_delete(sub: argparse._SubParsersAction[_Parser]) -> None:
         action="store_true",
         help="delete profiles that only share an identifier with an erased request too",
     )
-    p.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
-    p.add_argument(
-        "--log-format",
-        choices=("json", "console"),
-        help="json: one JSON object per stderr line (default when stderr is not a TTY)",
-    )
+    _output_arguments(p)
 
 
 def cmd_keygen(args: argparse.Namespace, shell: _Shell) -> int:

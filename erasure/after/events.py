@@ -18,13 +18,9 @@ from typing import Any
 from erasure import ledger as ledger_mod
 from erasure.receipts import PLAIN_GENESIS, LedgerEvent, plain_link
 
-__all__ = ["COLUMNS", "INVALID", "REAPPEARED", "RESOLVED", "fields_of", "ledger_events"]
+__all__ = ["COLUMNS", "fields_of", "ledger_events"]
 
 COLUMNS = ("seq", "at", *ledger_mod.Event._fields, "link")
-# event kinds written by the accounting (issue 12) and the sweep (issue 15)
-INVALID = "invalid"
-RESOLVED = "resolved"
-REAPPEARED = "reappeared"
 # an outcome event does not repeat its pair's identity: absent, not "nothing"
 _IDENTITY = ("db_id", "matching", "resource_id", "field_name", "received_at")
 
@@ -66,7 +62,7 @@ def fields_of(row: tuple[Any, ...]) -> dict[str, Any]:
         for name in _IDENTITY:
             if fields[name] is None:
                 del fields[name]
-    elif kind == INVALID:
+    elif kind == ledger_mod.Kind.INVALID:
         detail = detail_of(fields["detail"])
         fields["row"] = detail.get("row")
         fields["column"] = detail.get("column") or ""

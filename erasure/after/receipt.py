@@ -51,7 +51,7 @@ from erasure.receipts import (
     sign,
 )
 
-from .events import INVALID, RESOLVED, detail_of, ledger_events
+from .events import detail_of, ledger_events
 
 __all__ = ["SUFFIXES", "build", "check_file", "claims_of", "signing_key", "write"]
 
@@ -128,7 +128,7 @@ def claims_of(events: Iterable[LedgerEvent], request_id: str, deadline_days: int
     received: str | None = None
     for seq, _data, f, _link in events:
         kind = f["kind"]
-        if kind == RESOLVED:
+        if kind == Kind.RESOLVED:
             for cited in detail_of(f.get("detail")).get("resolves") or ():
                 if cited in invalid:
                     invalid[cited] = replace(invalid[cited], resolved=True)
@@ -160,7 +160,7 @@ def claims_of(events: Iterable[LedgerEvent], request_id: str, deadline_days: int
                 profile_id=f.get("profile_id"),
                 at=f["at"],
             )
-        elif kind == INVALID:
+        elif kind == Kind.INVALID:
             invalid[seq] = InvalidRecord(
                 row=int(f.get("row") or 0),
                 column=str(f.get("column") or ""),

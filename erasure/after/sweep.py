@@ -45,7 +45,6 @@ from erasure.ledger import Event, Kind, Ledger
 from erasure.run import Options, Plan, Runner, Summary, finish_event
 
 from .cells import Identity, Spec, finished_identities, identities, matches, normalised, open_file
-from .events import REAPPEARED
 
 __all__ = ["Decision", "Match", "MatchKind", "SweepResult", "find", "reappeared", "sweep"]
 
@@ -200,7 +199,7 @@ def _keys_of(pids: pl.Series, spec: Spec, combos: list[Identity], keyer: Keyer) 
 def _listed(db: sqlite3.Connection) -> set[tuple[str, str | None]]:
     """(profile id, request id) of waiting matches earlier sweeps recorded."""
     rows = db.execute(
-        "SELECT profile_id, request_id, detail FROM events WHERE kind = ?", (REAPPEARED,)
+        "SELECT profile_id, request_id, detail FROM events WHERE kind = ?", (Kind.REAPPEARED,)
     ).fetchall()
     out = set()
     for pid, rid, detail in rows:
