@@ -113,3 +113,24 @@ def test_commands_on_a_missing_ledger_say_so(
     """status before any run: one line, exit 66."""
     assert 66 == cli.main(["status", str(write_job())])
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_ledger_a_first_run_is_still_creating_is_no_ledger_yet(
+    write_job: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The empty file a first run makes before its schema commits: 66, not "not a ledger" (78).
+
+    A reader sees exactly this while the first run creates the ledger (or
+    after one stopped before its first commit); any other unreadable file
+    is still 78.
+    """
+    job = write_job()
+    ledger = job.parent / "ledger.sqlite"
+    ledger.touch(mode=0o600)
+    for command in (["status", str(job)], ["lookup", str(job), "--email", "a@example.com"]):
+        assert 66 == cli.main(command)
+        err = capsys.readouterr().err
+        assert "holds nothing yet" in err and "not an erasure ledger" not in err
+    ledger.write_bytes(b"this is no database" * 300)
+    assert 78 == cli.main(["status", str(job)])
+    assert "not an erasure ledger" in capsys.readouterr().err

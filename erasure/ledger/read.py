@@ -38,6 +38,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     """Open the ledger for reading only; safe while a run writes."""
     if not path.exists():
         raise FileMissing(f"ledger {path} does not exist (no run has written it yet)")
+    db: sqlite3.Connection | None = None
     try:
         # a reader may be handed to one worker thread (never used by two at once)
         db = sqlite3.connect(
@@ -45,6 +46,15 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         )
         db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
     except sqlite3.Error as exc:
+        if db is not None:
+            db.close()
+        if path.stat().st_size == 0:
+            # made by a first run that has not committed its schema yet (or was
+            # stopped before it did): no ledger yet, as if there were no file
+            raise FileMissing(
+                f"ledger {path} holds nothing yet (a first run is creating it, or "
+                "stopped before it wrote anything)"
+            ) from None
         raise LedgerMismatch(f"ledger {path} is not an erasure ledger: {exc}") from None
     return db
 
