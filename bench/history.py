@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -207,6 +208,7 @@ def measure_size(
                 run_job = job
                 if keep is not None:
                     shutil.copy(ledger, folder / "run.sqlite")
+                    os.sync()  # else the copy's writeback queues ahead of the run's fsyncs
                     run_job = c.write_job(folder, sb.url, name="run.toml", ledger="run.sqlite")
                 figures["run: first request"] = first_request(sb, run_job)
     return {
