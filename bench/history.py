@@ -4,7 +4,8 @@
 
 For each size, builds in a temporary folder a ledger of that many events:
 runs of 10,000 requests each (run_started, then planned, sent and outcome
-``erased`` per email, then run_finished), chained with the real chain
+``erased`` per email, then run_finished; every request received 3 to 9 days
+ago, one in a thousand 45 days ago), chained with the real chain
 function and folded into the derived state by the real triggers, written
 in large transactions straight through :func:`erasure.ledger.store.insert`
 (no fsync per batch: a benchmark's ledger, not a run's). Then, as whole
@@ -22,8 +23,8 @@ processes (wall time and peak RSS, ``os.wait4``), with an input of
   ``note: derived state:`` lines).
 
 A 10,000,000-event ledger takes about ten minutes to build: ``--keep DIR``
-builds each ledger once into DIR (``ledger-EVENTS.sqlite`` and its
-``.head``) and reuses it on later calls; the run then writes to a copy, so
+builds each ledger once into DIR (``ledger-EVENTS-bBUILD.sqlite`` and
+its ``.head``) and reuses it on later calls; the run then writes to a copy, so
 the kept ledger stays as built.
 """
 
@@ -39,6 +40,7 @@ import tempfile
 import threading
 import time
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,7 @@ TARGETS: dict[str, float | None] = {  # seconds (issue 14, at 10,000,000 events)
     "verify: derived-state part": 600.0,  # the replay: no target in the issue; our own bound
 }
 MEMORY_MIB = 500
+BUILD = 2  # what build() writes: a kept ledger of another build is not reused
 
 
 def build(path: Path, events: int) -> tuple[float, str]:
@@ -73,6 +76,12 @@ def build(path: Path, events: int) -> tuple[float, str]:
     prefix = message_prefix(1, "email", None, None)
     runs = max(1, events // (3 * PER_RUN + 2))
     head = ""
+    # Every request has a received date, as real ones do (the deadline's
+    # clock): 3 to 9 days ago, one in a thousand 45 days ago (finished late),
+    # so that status's deadline figures read real indexes, not empty ones.
+    today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    received = [(today - timedelta(days=3 + i % 7)).isoformat() for i in range(999)]
+    received.append((today - timedelta(days=45)).isoformat())
     with Ledger(path, keyer) as ledger:
         db = ledger.connection
         db.execute("PRAGMA synchronous=OFF")
@@ -87,7 +96,15 @@ def build(path: Path, events: int) -> tuple[float, str]:
             for i, key in enumerate(keys):
                 rid = f"R{run}-{i}"
                 batch.append(
-                    Event(Kind.PLANNED, run, key=key, request_id=rid, db_id=1, matching="email")
+                    Event(
+                        Kind.PLANNED,
+                        run,
+                        key=key,
+                        request_id=rid,
+                        db_id=1,
+                        matching="email",
+                        received_at=received[i % len(received)],
+                    )
                 )
                 batch.append(Event(Kind.SENT, run, key=key, attempt=1))
                 batch.append(
@@ -135,8 +152,8 @@ def first_request(sb: c.Sandbox, job: Path) -> c.Measured:
 
 def kept(keep: Path, events: int) -> tuple[Path, float, str]:
     """The ledger of ``events`` events kept in ``keep``, built on first use."""
-    ledger = keep / f"ledger-{events}.sqlite"
-    head_file = keep / f"ledger-{events}.head"
+    ledger = keep / f"ledger-{events}-b{BUILD}.sqlite"
+    head_file = keep / f"ledger-{events}-b{BUILD}.head"
     if ledger.exists() and head_file.exists():
         return ledger, 0.0, head_file.read_text(encoding="utf-8").strip()
     keep.mkdir(parents=True, exist_ok=True)

@@ -393,38 +393,6 @@ def deadline_days(db: sqlite3.Connection) -> int:
     return int(days) if days is not None else 30
 
 
-def counts(db: sqlite3.Connection, *, now: datetime) -> dict[str, Any]:
-    """``erasure status``'s figures from the derived state: reads summaries, not pairs."""
-    totals = dict(db.execute("SELECT name, value FROM totals").fetchall())
-    (doubt_final,) = db.execute("SELECT count(*) FROM pair_state WHERE in_doubt = 1").fetchone()
-    (doubt_open,) = db.execute(
-        "SELECT count(*) FROM key_state k JOIN pair_state p ON p.key = k.key "
-        "WHERE (k.doubt = 1 OR k.unanswered = 1) AND p.outcome IS NULL"
-    ).fetchone()
-    days = deadline_days(db)
-    (overdue,) = db.execute(
-        """SELECT count(*) FROM pair_state WHERE received_at IS NOT NULL AND
-           CASE WHEN outcome IN ('erased', 'not_found', 'rejected')
-                THEN date(finished_at) > date(received_at, ?)
-                ELSE ? > date(received_at, ?) END""",
-        (f"+{days} days", now.date().isoformat(), f"+{days} days"),
-    ).fetchone()
-    history = runs(db)
-    last = history[-1] if history else None
-    top = head(db)
-    return {
-        "total": int(totals.get("pairs", 0)),
-        **{o.value: int(totals.get(o.value, 0)) for o in Outcome},
-        "in_doubt": int(doubt_final) + int(doubt_open),
-        "overdue": int(overdue),
-        "requests": int(totals.get("requests", 0)),
-        "last_run": last,
-        "last_run_pending": last_run_pending(db, last["run"]) if last else None,
-        "runs": len(history),
-        "chain_head": {"seq": top[0], "link": top[1]} if top else None,
-    }
-
-
 def last_run_pending(db: sqlite3.Connection, run: int) -> int:
     """Pairs planned by ``run`` without a final outcome, plus those it did not record."""
     (left,) = db.execute(
