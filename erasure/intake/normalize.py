@@ -30,8 +30,6 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
 import phonenumbers
@@ -414,6 +412,11 @@ def _phones_in_parallel(values: list[str], region: str, workers: int) -> list[No
     shares = [values[i : i + size] for i in range(0, len(values), size)]
     if len(shares) < 2:
         return _phone_chunk(values, region)
+    # here, not at the top: most inputs never start a pool, and loading it
+    # is 20 ms of every command's start
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     context = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(len(shares) - 1, mp_context=context) as pool:

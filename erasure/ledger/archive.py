@@ -32,7 +32,7 @@ from erasure.ledger import state
 from erasure.ledger.events import COLUMNS, GENESIS, Event, Kind
 from erasure.ledger.read import read_meta
 from erasure.ledger.store import Ledger, create_schema, insert
-from erasure.receipts.canonical import PLAIN_GENESIS
+from erasure.plainchain import PLAIN_GENESIS
 
 _SEALED = "the archive is sealed"
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from erasure.errors import LedgerWriteError
 from erasure.ledger import state
 from erasure.ledger.events import COLUMNS, canonical
-from erasure.receipts.canonical import PLAIN_GENESIS, plain_link
+from erasure.plainchain import PLAIN_GENESIS, plain_link
 
 if TYPE_CHECKING:
     from erasure.ledger.store import Ledger

@@ -37,7 +37,7 @@ from erasure.files import OWNER_ONLY, Perms, precreate
 from erasure.keys import NORMALISATION_VERSION, Keyer, Role
 from erasure.ledger import state
 from erasure.ledger.events import COLUMNS, GENESIS, SCHEMA_VERSION, Event, Kind, canonical, now_iso
-from erasure.receipts.canonical import PLAIN_GENESIS, plain_link
+from erasure.plainchain import PLAIN_GENESIS, plain_link
 
 _SCHEMA = """
 CREATE TABLE meta (

@@ -38,7 +38,7 @@ from erasure.ledger import state
 from erasure.ledger.events import COLUMNS, DETAIL, GENESIS, Kind, canonical
 from erasure.ledger.read import open_readonly, read_meta
 from erasure.ledger.store import check_meta
-from erasure.receipts.canonical import PLAIN_GENESIS
+from erasure.plainchain import PLAIN_GENESIS
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 Both are pure functions, shared by whoever writes (``erasure receipt``, the
 ledger) and whoever checks (``erasure check-receipt``), so that the two can
-never drift apart.
+never drift apart. The plain chain's own definition is
+:mod:`erasure.plainchain` (the ledger writes it without loading what signs
+receipts); it is re-exported here, where receipts cite it.
 
 The plain chain runs beside the ledger's keyed chain over the same events::
 
@@ -17,11 +19,11 @@ ledger key from rewriting the ledger and its chain together.)
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import rfc8785
+
+from erasure.plainchain import PLAIN_GENESIS, plain_chain, plain_link
 
 __all__ = [
     "PLAIN_GENESIS",
@@ -32,8 +34,6 @@ __all__ = [
     "plain_link",
 ]
 
-PLAIN_GENESIS = "0" * 64  # plain_link(0): the link before the first event
-
 
 def canonical_json(value: Any) -> bytes:
     """The RFC 8785 (JCS) bytes of a JSON value: sorted members, no spaces, UTF-8.
@@ -42,19 +42,6 @@ def canonical_json(value: Any) -> bytes:
     exactly (integers beyond ±2**53, NaN, infinities).
     """
     return rfc8785.dumps(value)
-
-
-def plain_link(previous: str, event: bytes) -> str:
-    """The plain chain's link of one event, from the link before it (64 hex characters)."""
-    return hashlib.sha256(bytes.fromhex(previous) + event).hexdigest()
-
-
-def plain_chain(events: Iterable[bytes], previous: str = PLAIN_GENESIS) -> Iterator[str]:
-    """The plain links of consecutive events' canonical bytes, from ``previous`` on."""
-    link = previous
-    for event in events:
-        link = plain_link(link, event)
-        yield link
 
 
 def format_head(seq: int, link: str) -> str:
