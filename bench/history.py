@@ -14,7 +14,8 @@ processes (wall time and peak RSS, ``os.wait4``), with an input of
 
 - ``erasure validate`` and ``erasure run --dry-run``;
 - ``erasure run`` to its first request (the preflight) at a zero-latency
-  sandbox, then killed;
+  sandbox, then killed: three times, each on a fresh copy of the ledger,
+  the median shown;
 - ``erasure status``; ``erasure report --run N`` of the last run (csv);
 - ``erasure lookup`` of one email;
 - ``erasure verify --from`` the head printed before the last run;
@@ -63,6 +64,7 @@ TARGETS: dict[str, float | None] = {  # seconds (issue 14, at 10,000,000 events)
 }
 MEMORY_MIB = 500
 BUILD = 2  # what build() writes: a kept ledger of another build is not reused
+FIRST_RUNS = 3  # runs to the first request, each on a fresh copy; the median is shown
 
 
 def build(path: Path, events: int) -> tuple[float, str]:
@@ -186,6 +188,7 @@ def measure_size(
                 (last_run,) = db.execute("SELECT max(run) FROM run_state").fetchone()
             size_mib = ledger.stat().st_size / 2**20
             figures: dict[str, c.Measured] = {}
+            first_runs: list[float] = []
 
             def measure(name: str, argv: list[str], **kw: Any) -> None:
                 if only is None or name in only:
@@ -220,19 +223,27 @@ def measure_size(
                     seconds = float(line.rsplit(" in ", 1)[1].split()[0])
                     figures[name] = dataclasses.replace(full, wall_s=seconds)  # RSS: the process's
             if only is None or "run: first request" in only:
-                # last: it appends to the ledger (a run start, a preflight); a
-                # kept ledger stays as built, the run writes to a copy
-                run_job = job
-                if keep is not None:
-                    shutil.copy(ledger, folder / "run.sqlite")
+                # Each run writes to a fresh copy (the ledger stays as built), and
+                # the figure is the median of FIRST_RUNS: a run's start reads pages
+                # of a multi-GiB file that the OS may or may not still hold.
+                tries = []
+                for i in range(FIRST_RUNS):
+                    copy = folder / f"run{i}.sqlite"
+                    shutil.copy(ledger, copy)
                     os.sync()  # else the copy's writeback queues ahead of the run's fsyncs
-                    run_job = c.write_job(folder, sb.url, name="run.toml", ledger="run.sqlite")
-                figures["run: first request"] = first_request(sb, run_job)
+                    run_job = c.write_job(folder, sb.url, name=f"run{i}.toml", ledger=copy.name)
+                    tries.append(first_request(sb, run_job))
+                    for suffix in ("", "-wal", "-shm", ".lock"):
+                        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+                tries.sort(key=lambda m: m.wall_s)
+                figures["run: first request"] = tries[len(tries) // 2]
+                first_runs = [m.wall_s for m in tries]
     return {
         "events": n_events,
         "size_mib": size_mib,
         "build_s": build_s,
         "figures": {k: (m.wall_s, m.maxrss_mib) for k, m in figures.items()},
+        "first_runs": first_runs,
     }
 
 
@@ -269,6 +280,13 @@ def main() -> int:
         f"built in {built}.",
     )
     print(c.table(headers, rows))
+    for r in results:
+        if r["first_runs"]:
+            each = ", ".join(f"{x:.2f}" for x in r["first_runs"])
+            print(
+                f"\n`run: first request` at {r['events']:,} events: "
+                f"the median of three runs ({each} s)."
+            )
     print(f"\nAll within the targets: {c.met(ok)}")
     if args.json_out:
         args.json_out.write_text(json.dumps(results), encoding="utf-8")
