@@ -36,9 +36,10 @@ Where the time goes at 50 ms (py-spy and timestamps, 6,000 ids, pinned to
 one core): a worker starts its next request 0.03 ms after an answer; the
 rest of its cycle is inside the send, 52.3 ms on average against the bare
 aiohttp loop's 51.4: httpx's request and response objects over aiohttp
-(about 90 µs of CPU a request, bench/transport.py) and the event loop's
-queue, three times busier than the bare loop's. The ledger's writer
-commits every 20 ms at most (group commit), on the same core.
+(about 100 µs more CPU a request than bare aiohttp, bench/transport.py)
+and the event loop's queue, three times busier than the bare loop's. The
+ledger's writer commits every 20 ms at most (group commit), on the same
+core.
 """
 
 from __future__ import annotations
