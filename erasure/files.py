@@ -175,26 +175,12 @@ def write_secret(path: Path, text: str) -> None:
 
 
 def read_secret(path: Path, label: str, perms: Perms = OWNER_ONLY) -> str:
-    """Read a secret file (a key or a token), its trailing newline stripped.
+    """Read a secret file (a key or a token) as text, its trailing newline stripped.
 
-    ``label`` names it in messages ("ledger key file"). The file is refused
-    (:class:`SecretMissing`, 78) when it is missing, unreadable, empty, or
-    readable by others: any group or other bit with owner-only ``perms``,
-    any other bit with a group's (``0640`` is then fine). The check is made
-    on the opened file, so that it cannot be swapped between the check and
-    the read.
+    The checks of :func:`read_secret_bytes`; refused too when it is not
+    UTF-8 text.
     """
-    try:
-        with path.open("rb") as f:
-            mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
-            _refuse_open_to_others(path, label, mode, perms)
-            raw = f.read()
-    except FileNotFoundError:
-        raise SecretMissing(f"{label} {path} does not exist") from None
-    except IsADirectoryError:
-        raise SecretMissing(f"{label} {path} is a directory") from None
-    except OSError as exc:
-        raise SecretMissing(f"{label} {path} cannot be read: {exc.strerror or exc}") from None
+    raw = read_secret_bytes(path, label, perms)
     try:
         value = raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
@@ -202,6 +188,35 @@ def read_secret(path: Path, label: str, perms: Perms = OWNER_ONLY) -> str:
     if not value:
         raise SecretMissing(f"{label} {path} is empty")
     return value
+
+
+def read_secret_bytes(
+    path: Path, label: str, perms: Perms = OWNER_ONLY, *, missing_hint: str = ""
+) -> bytes:
+    """Read a secret file's bytes (a signing key's PEM, a key, a token).
+
+    ``label`` names it in messages ("ledger key file"), ``missing_hint``
+    follows "does not exist" (" (make one with erasure keygen)"). The file
+    is refused (:class:`SecretMissing`, 78) when it is missing, unreadable,
+    empty, or readable by others: any group or other bit with owner-only
+    ``perms``, any other bit with a group's (``0640`` is then fine). The
+    check is made on the opened file, so that it cannot be swapped between
+    the check and the read.
+    """
+    try:
+        with path.open("rb") as f:
+            mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+            _refuse_open_to_others(path, label, mode, perms)
+            raw = f.read()
+    except FileNotFoundError:
+        raise SecretMissing(f"{label} {path} does not exist{missing_hint}") from None
+    except IsADirectoryError:
+        raise SecretMissing(f"{label} {path} is a directory") from None
+    except OSError as exc:
+        raise SecretMissing(f"{label} {path} cannot be read: {exc.strerror or exc}") from None
+    if not raw:
+        raise SecretMissing(f"{label} {path} is empty")
+    return raw
 
 
 def _refuse_open_to_others(path: Path, label: str, mode: int, perms: Perms) -> None:

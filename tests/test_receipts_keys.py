@@ -92,9 +92,10 @@ def test_a_private_key_others_may_read_is_refused(tmp_path: Path, mode: int) -> 
     with pytest.raises(ConfigError) as err:
         load_private_key(path)
     assert ExitCode.CONFIG == err.value.exit_code
-    assert f"{path} may be read by others (mode {mode:04o}): run chmod 600 {path}" == str(
-        err.value
-    ).removeprefix("receipts signing key file ")
+    assert (
+        f"receipts signing key file {path} may be read by others (mode {mode:04o}): a secret "
+        f"must be readable by its owner only; fix it with `chmod 600 {path}`"
+    ) == str(err.value)
 
 
 def test_a_read_only_owner_key_is_accepted(tmp_path: Path) -> None:
@@ -131,3 +132,15 @@ def test_files_that_are_not_ed25519_keys_are_one_line(tmp_path: Path) -> None:
     keygen(path)
     with pytest.raises(ConfigError, match="is not a PEM public key"):
         load_public_key(path)
+
+
+def test_an_empty_or_folder_signing_key_is_refused_as_any_secret_is(tmp_path: Path) -> None:
+    """The signing key is read as every secret is (erasure.files): one line each, 78."""
+    empty = tmp_path / "empty.key"
+    empty.touch(mode=0o600)
+    with pytest.raises(SecretMissing, match=rf"receipts signing key file {empty} is empty"):
+        load_private_key(empty)
+    folder = tmp_path / "folder.key"
+    folder.mkdir(mode=0o700)
+    with pytest.raises(SecretMissing, match="is a directory"):
+        load_private_key(folder)

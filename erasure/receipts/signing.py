@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from erasure.errors import ConfigError, FileMissing, OutputError, SecretMissing
+from erasure.errors import ConfigError, FileMissing, OutputError
+from erasure.files import read_secret_bytes
 
 __all__ = [
     "ALGORITHM",
@@ -114,26 +114,14 @@ def _create(path: Path, data: bytes, mode: int) -> None:
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
-    """The signing key at PATH, refused (78) when the group or others may read it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise SecretMissing(
-            f"receipts signing key file {path} does not exist (make one with erasure keygen)"
-        ) from None
-    except OSError as exc:
-        raise SecretMissing(
-            f"receipts signing key file {path} cannot be read: {exc.strerror or exc}"
-        ) from None
-    with os.fdopen(fd, "rb") as file:
-        mode = stat.S_IMODE(os.fstat(file.fileno()).st_mode)
-        if mode & 0o077:
-            raise ConfigError(
-                f"receipts signing key file {path} may be read by others (mode {mode:04o}): "
-                f"run chmod 600 {path}"
-            )
-        data = file.read()
-    return private_key_from_pem(data, f"receipts signing key file {path}")
+    """The signing key at PATH, refused (78) when the group or others may read it.
+
+    Read as every secret is (:func:`erasure.files.read_secret_bytes`):
+    owner-only, checked on the opened file.
+    """
+    label = "receipts signing key file"
+    data = read_secret_bytes(path, label, missing_hint=" (make one with erasure keygen)")
+    return private_key_from_pem(data, f"{label} {path}")
 
 
 def private_key_from_pem(data: bytes, source: str) -> Ed25519PrivateKey:
