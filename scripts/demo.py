@@ -76,12 +76,20 @@ def erasure(*args: str, env: dict[str, str]) -> int:
     return subprocess.run(cmd, env=env, cwd=ROOT, check=False).returncode
 
 
+def demo_env(base: dict[str, str]) -> dict[str, str]:
+    """``base`` with the demo's own token and ledger key, whatever ``base`` holds.
+
+    An operator's real ``ALTCRAFT_TOKEN`` or ``ERASURE_LEDGER_KEY`` in the
+    shell must neither break the demo (its sandbox knows only its token) nor
+    be sent to it.
+    """
+    return {**base, "ALTCRAFT_TOKEN": "sandbox-token", "ERASURE_LEDGER_KEY": LEDGER_KEY}
+
+
 def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
-    env = dict(os.environ)
-    env.setdefault("ALTCRAFT_TOKEN", "sandbox-token")
-    env.setdefault("ERASURE_LEDGER_KEY", LEDGER_KEY)
+    env = demo_env(dict(os.environ))
     requests_as_of(date.today())
     print(f"requests: {REQUESTS} (dates moved to the last four weeks; {LATE} is 45 days old)")
     sandbox = subprocess.Popen(

@@ -163,3 +163,11 @@ def test_the_demo_s_dates_are_recent_with_one_late_request(tmp_path: Path) -> No
     assert late == {"DSR-20240002"}
     assert all(0 < age <= 28 for ticket, age in ages.items() if ticket not in late)
     assert "вчера" in {row["received_at"] for row in rows}  # not a date: left as it was
+
+
+def test_the_demo_uses_its_own_secrets_whatever_the_shell_holds() -> None:
+    """A real token or ledger key exported in the operator's shell never reaches the demo."""
+    demo = _demo()
+    env = demo.demo_env({"ALTCRAFT_TOKEN": "a-real-token", "ERASURE_LEDGER_KEY": "mine", "X": "1"})
+    mine = {"ALTCRAFT_TOKEN": "sandbox-token", "ERASURE_LEDGER_KEY": demo.LEDGER_KEY, "X": "1"}
+    assert env == mine
