@@ -23,7 +23,7 @@ from erasure.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-COMMANDS = sorted(cli.COMMANDS)
+COMMANDS = sorted(cli.handlers())
 
 
 @pytest.mark.parametrize("command", COMMANDS)

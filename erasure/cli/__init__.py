@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from erasure import __version__
 from erasure.errors import MEANINGS, ErasureError, ExitCode
@@ -58,15 +58,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"erasure: error: {message} (see: {self.prog} --help)\n")
 
 
-def _command(sub: argparse._SubParsersAction[_Parser], name: str, help_text: str) -> _Parser:
+def _command(
+    sub: argparse._SubParsersAction[_Parser],
+    name: str,
+    help_text: str,
+    example: str | None = None,
+    *,
+    with_job: bool | None = None,
+) -> _Parser:
+    """A subcommand's parser; ``example`` defaults to :data:`EXAMPLES`, ``with_job`` adds JOB."""
     parser: _Parser = sub.add_parser(
         name,
         help=help_text,
         description=help_text,
-        epilog=f"Example:\n  {EXAMPLES[name]}",
+        epilog=f"Example:\n  {example or EXAMPLES[name]}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    if name not in _NO_JOB:
+    if (name not in _NO_JOB) if with_job is None else with_job:
         parser.add_argument("job", type=Path, metavar="JOB", help="the TOML job file")
     return parser
 
@@ -242,6 +250,8 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
     )
 
     _after_the_delete(sub)
+    for group in _groups():
+        group.register(sub)
 
     p = _command(
         sub, "sandbox", "A local Altcraft-compatible server for trying jobs and for tests."
@@ -284,10 +294,32 @@ class _Shell:
         print(line, file=self.err)
 
 
+Handler = Callable[[argparse.Namespace, "_Shell"], int]
+
+# Command groups that live in modules of their own under erasure/cli/: each
+# module has ``register(sub)`` (adds its parsers, using :func:`_command`) and
+# ``HANDLERS: dict[str, Handler]``. Add a group by adding its module's name here.
+GROUPS: tuple[str, ...] = ()
+
+
+def _groups() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(f"erasure.cli.{name}") for name in GROUPS]
+
+
+def handlers() -> dict[str, Handler]:
+    """Every command's handler: this module's and each group's."""
+    found = dict(COMMANDS)
+    for group in _groups():
+        found.update(group.HANDLERS)
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(with_sandbox=bool(argv) and argv[0] == "sandbox").parse_args(argv)
-    handler: Callable[[argparse.Namespace, _Shell], int] = COMMANDS[args.command]
+    handler: Handler = handlers()[args.command]
     shell = _Shell(sys.stdin, sys.stdout, sys.stderr)
     try:
         return handler(args, shell)
