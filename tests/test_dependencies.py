@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOADED_BY_OTHERS = {
     "fastexcel",  # polars.read_excel's engine
     "httptools",  # uvicorn's HTTP parser, which the sandbox asks for by name
+    "tzdata",  # the zone database zoneinfo reads where the OS has none (erasure.deadlines)
 }
 
 
