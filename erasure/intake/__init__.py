@@ -30,7 +30,7 @@ from erasure.errors import ConfigError
 from erasure.job import Job
 from erasure.keys import Keyer
 
-from . import normalize
+from . import normalize, opendsr
 from .assemble import build
 from .cells import as_text
 from .layout import find_column, map_columns, wanted_columns
@@ -76,6 +76,8 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
     if source is None:
         raise ConfigError("job file: input.path is not set; set it or pass --input")
     source = Path(source)
+    if opendsr.is_opendsr(source):
+        return opendsr.read(job, keyer, source)
     table = read_table(source, wanted_columns(job.input))
     layout = map_columns(job.input, table.names, source.name)
     items, invalid, counts, usable = build(table, layout, job.input, keyer)

@@ -55,6 +55,11 @@ class Reason(enum.StrEnum):
     RESOURCE_ID_INVALID = "resource_id_invalid"
     # The row's identifiers are kept, without a deadline.
     RECEIVED_AT_INVALID = "received_at_invalid"
+    # OpenDSR (erasure.intake.opendsr): a request of another type (access, portability);
+    # nothing of it is sent.
+    NOT_AN_ERASURE = "not_an_erasure"
+    # OpenDSR: an identity given as a hash (sha256, md5, sha1): Altcraft needs the address.
+    HASHED_IDENTITY = "hashed_identity"
 
 
 @dataclass(frozen=True, slots=True)
