@@ -29,6 +29,7 @@ from json.encoder import encode_basestring_ascii as _json_str  # json.dumps(str)
 from typing import Literal, TypeAlias
 from xml.etree import ElementTree
 
+from erasure.echoes import MAX_ERROR_TEXT
 from erasure.job import Codes, Matching
 
 __all__ = [
@@ -48,7 +49,6 @@ __all__ = [
     "decode",
     "encode",
     "parse_retry_after",
-    "scrub",
 ]
 
 PATH = "/api/v1.1/profiles/delete"
@@ -59,7 +59,6 @@ XML_TYPE = "application/xml"
 
 MAX_BODY = 1 << 20  # bytes; a longer answer is no Altcraft answer and is not parsed
 MAX_RETRY_AFTER_S = 1e9  # seconds; a Retry-After beyond this (about 31 years) is clamped
-MAX_ERROR_TEXT = 500  # characters kept of a service's error text, after scrubbing
 
 
 # ---------------------------------------------------------------- requests
@@ -537,38 +536,3 @@ def _unforeseen(type_name: str) -> Retry:
 
 def _is_httpx(cls: type) -> bool:
     return cls.__module__.split(".", 1)[0] == "httpx"
-
-
-# ---------------------------------------------------------------- scrubbing
-
-
-def scrub(text: str | None, raw: str, key: str, *, token: str | None = None) -> str | None:
-    """``text`` with every occurrence of the identifier replaced by its key.
-
-    ``raw`` is the identifier as it was sent; it is matched case-insensitively,
-    and so is its digits-only form when it has at least five digits and other
-    characters (``+79161234567`` also as ``79161234567``). The ``token``, when
-    given, becomes ``<token>``. Over-matching is accepted (a short value may
-    replace parts of unrelated words), leaking is not. The result is cut to
-    500 characters.
-    """
-    if text is None:
-        return None
-    forms: dict[str, str] = {}
-    if raw:
-        forms[raw] = key
-        digits = "".join(c for c in raw if c.isascii() and c.isdigit())
-        if len(digits) >= 5 and digits != raw:
-            forms[digits] = key
-    if token:
-        forms[token] = "<token>"
-    # The common case (the text does not name the identifier) needs no regex:
-    # compiling one per answer cost more than the whole HTTP exchange.
-    folded = text.casefold()
-    forms = {f: r for f, r in forms.items() if f.casefold() in folded}
-    if forms:
-        ordered = sorted(forms, key=len, reverse=True)  # the longest form wins a tie
-        pattern = re.compile("|".join(re.escape(f) for f in ordered), re.IGNORECASE)
-        lowered = {f.casefold(): r for f, r in forms.items()}
-        text = pattern.sub(lambda m: lowered.get(m.group(0).casefold(), key), text)
-    return text[:MAX_ERROR_TEXT]

@@ -1,9 +1,8 @@
-"""The pure protocol layer: encode, decode, classify, scrub."""
+"""The pure protocol layer: encode, decode, classify."""
 
 from __future__ import annotations
 
 import json
-import string
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any, get_args, get_type_hints
@@ -30,7 +29,6 @@ from erasure.altcraft import (
     decode,
     encode,
     parse_retry_after,
-    scrub,
 )
 from erasure.job import Codes
 
@@ -537,55 +535,6 @@ def test_every_httpx_transport_error_is_classified() -> None:
             continue
         verdict = classify_exception(cls("x"))
         assert isinstance(verdict, Retry | Abort), cls
-
-
-# ---------------------------------------------------------------- scrub
-
-KEY = "k:0123abcd"
-
-
-@pytest.mark.parametrize(
-    ("text", "raw", "expected"),
-    [
-        (None, "a@example.com", None),
-        ("Profile a@example.com not found", "a@example.com", f"Profile {KEY} not found"),
-        ("Profile A@Example.COM not found", "a@example.com", f"Profile {KEY} not found"),
-        ("a@example.com, again a@example.com", "a@example.com", f"{KEY}, again {KEY}"),
-        ("phone +79161234567 unknown", "+79161234567", f"phone {KEY} unknown"),
-        ("phone 79161234567 unknown", "+79161234567", f"phone {KEY} unknown"),
-        ("field value a+b.c*d (bad)", "a+b.c*d", f"field value {KEY} (bad)"),
-        ("nothing here", "a@example.com", "nothing here"),
-        ("value 12 is short", "12", f"value {KEY} is short"),
-        ("no identifier", "", "no identifier"),
-    ],
-)
-def test_scrub(text: str | None, raw: str, expected: str | None) -> None:
-    assert scrub(text, raw, KEY) == expected
-
-
-def test_scrub_token_and_length() -> None:
-    text = "bad token tok-123 for a@example.com " + "x" * 1000
-    out = scrub(text, "a@example.com", KEY, token=TOKEN)
-    assert out is not None
-    assert out.startswith(f"bad token <token> for {KEY} ")
-    assert len(out) == 500
-
-
-def test_scrub_replacement_is_not_rescanned() -> None:
-    # the key contains the identifier's digits: they are not replaced again
-    assert scrub("x 12345 y", "+12345", "key-12345") == "x key-12345 y"
-
-
-@given(
-    prefix=st.text(max_size=20),
-    suffix=st.text(max_size=20),
-    local=st.text(string.ascii_letters + string.digits + "._+-", min_size=1, max_size=20),
-)
-def test_scrub_never_leaks(prefix: str, suffix: str, local: str) -> None:
-    raw = f"{local}@example.com"
-    out = scrub(prefix + raw.upper() + suffix, raw, KEY)
-    assert out is not None
-    assert raw.casefold() not in out.casefold()
 
 
 def test_the_tables_reach_every_verdict_abort_kind_and_retry_reason() -> None:

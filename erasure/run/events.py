@@ -1,7 +1,7 @@
 """The ledger events a run writes, built from plan rows and verdicts: pure.
 
-Every raw identifier stays out: error texts are scrubbed
-(:func:`erasure.altcraft.scrub`) before they become an event.
+Every raw identifier and the token stay out: error texts are scrubbed
+(:class:`erasure.echoes.Echoes`) before they become an event.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from erasure import altcraft
 from erasure.altcraft import DeleteRequest, Erased, Retry
+from erasure.echoes import Echoes
 from erasure.ledger import Event, Kind, Outcome
 from erasure.run.hopper import WorkItem
 
@@ -46,7 +47,9 @@ def planned(run: int, key: str, row: dict[str, Any]) -> list[Event]:
     ]
 
 
-def attempt(run: int, item: WorkItem, number: int, verdict: altcraft.Verdict) -> Event:
+def attempt(
+    run: int, item: WorkItem, number: int, verdict: altcraft.Verdict, echoes: Echoes
+) -> Event:
     """A non-final answer (or transport failure) of request ``number`` for ``item``."""
     return Event(
         Kind.ATTEMPT,
@@ -55,7 +58,7 @@ def attempt(run: int, item: WorkItem, number: int, verdict: altcraft.Verdict) ->
         attempt=number,
         in_doubt=int(isinstance(verdict, Retry) and verdict.maybe_reached),
         error_code=getattr(verdict, "code", None),
-        error_text=altcraft.scrub(_text(verdict), item.request.value, item.key),
+        error_text=_scrubbed(echoes, _text(verdict), item),
         http_status=getattr(verdict, "http_status", None),
     )
 
@@ -67,17 +70,18 @@ def outcomes(
     outcome: Outcome,
     doubt: bool,
     verdict: altcraft.Verdict,
+    echoes: Echoes,
     answer: altcraft.Answer | None = None,
 ) -> list[Event]:
     """The ``outcome`` event of every request id naming ``item``'s key.
 
     The service's answer is kept for every outcome, ``erased`` and
     ``not_found`` included (issue 12): its ``error`` code, HTTP status and
-    ``error_text``, any identifier in it replaced by the key.
+    ``error_text``, the token and any identifier in it removed.
     """
     profile_id = verdict.profile_id if isinstance(verdict, Erased) else None
     said = _text(verdict) if answer is None or answer.error_text is None else answer.error_text
-    text = altcraft.scrub(said, item.request.value, item.key)
+    text = _scrubbed(echoes, said, item)
     code = getattr(verdict, "code", None) if outcome != Outcome.ERASED else 0
     if answer is not None and answer.error is not None:
         code = answer.error
@@ -108,3 +112,8 @@ def _text(verdict: altcraft.Verdict) -> str | None:
     if isinstance(verdict, Retry):
         return verdict.reason
     return getattr(verdict, "text", None)
+
+
+def _scrubbed(echoes: Echoes, text: str | None, item: WorkItem) -> str | None:
+    request = item.request
+    return echoes.scrub(text, request.value, item.key, request.matching)

@@ -49,6 +49,7 @@ import httpx
 from erasure import altcraft, logs
 from erasure.altcraft import DeleteRequest, Retry
 from erasure.client import make_client, send
+from erasure.echoes import Echoes
 from erasure.errors import ErasureError, InternalError, LedgerWriteError
 from erasure.job import Job
 from erasure.ledger import Event, Kind, Outcome
@@ -110,6 +111,7 @@ class Runner:
         self.plan = plan
         self.ledger = ledger
         self.token = token
+        self.echoes = Echoes.for_run(token, job.input.phone_region)
         self.options = options
         self.backoff = options.backoff or Backoff.for_run(job.run)
         self.transport = transport if transport is not None else options.transport
@@ -456,11 +458,14 @@ class Runner:
                         decision.outcome,
                         decision.in_doubt,
                         verdict,
+                        self.echoes,
                         answer,
                     )
                 )
                 return
-            self.writer.put([events_mod.attempt(self.summary.run, item, attempt, verdict)])
+            self.writer.put(
+                [events_mod.attempt(self.summary.run, item, attempt, verdict, self.echoes)]
+            )
             if isinstance(decision, Stop):
                 assert isinstance(verdict, altcraft.Abort)
                 reason = StopReason.TOKEN if decision.kind == "token" else StopReason.UNAVAILABLE
