@@ -7,7 +7,7 @@
     valid ─► (request, identifier) pairs + duplicates folded
     pairs ─► already final in the ledger + to send (as N deletes: one per distinct identifier)
     pairs in the ledger ─► erased + not_found + rejected + failed + pending
-    requests ─► complete + incomplete (by the first reason: open, rejected, invalid, no identifier)
+    requests ─► complete + incomplete (each under one reason: erasure.partition)
 
 Each stage is a frozen dataclass whose :meth:`identities` say how its parts
 sum to its whole; ``validate``, the run's summary and progress total,
@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from erasure import partition
 
 # One name per number, the same in every command and report.
 WORDS: Mapping[str, str] = {
@@ -45,10 +47,8 @@ WORDS: Mapping[str, str] = {
     "requests": "requests",
     "complete": "complete",
     "incomplete": "incomplete",
-    "open": "still open (pending or failed)",
-    "has_rejected": "with a rejected identifier",
-    "has_invalid": "with an unresolved invalid record",
-    "no_identifiers": "with no usable identifier",
+    # the partition's reasons (erasure.partition), as parts of "incomplete"
+    **{f"reason_{r.value}": words for r, words in partition.WORDS.items()},
     "open_past_deadline": "open and past the deadline",
     "finished_late": "finished late",
     "unresolved": "unresolved invalid records",
@@ -182,8 +182,9 @@ class LedgerAccount:
 
     A request is complete when it has at least one identifier, every one
     ``erased`` or ``not_found``, and no unresolved ``invalid`` record; an
-    incomplete one is counted once, under the first of its reasons in the
-    order rejected, invalid, no identifiers, open.
+    incomplete one is counted once, under its reason in the partition
+    (:mod:`erasure.partition`): ``incomplete_reasons`` holds one count per
+    reason, in the partition's order.
     """
 
     pairs: int
@@ -196,10 +197,7 @@ class LedgerAccount:
     requests: int
     complete: int
     incomplete: int
-    has_rejected: int
-    has_invalid: int
-    no_identifiers: int
-    open: int
+    incomplete_reasons: Mapping[str, int]  # reason -> requests, every reason, in order
     open_past_deadline: int  # requests (a flag, not a part)
     finished_late: int  # requests (a flag, not a part)
     unresolved: int  # unresolved invalid records
@@ -217,16 +215,13 @@ class LedgerAccount:
             ),
             Identity(
                 ("incomplete", self.incomplete),
-                (
-                    ("has_rejected", self.has_rejected),
-                    ("has_invalid", self.has_invalid),
-                    ("no_identifiers", self.no_identifiers),
-                    ("open", self.open),
-                ),
+                tuple((f"reason_{r}", n) for r, n in self.incomplete_reasons.items()),
             ),
         )
 
     def check(self) -> LedgerAccount:
+        if list(self.incomplete_reasons) != [r.value for r in partition.REASONS]:
+            raise AssertionError(f"not the partition's reasons: {list(self.incomplete_reasons)}")
         _check(self.identities())
         return self
 
@@ -240,7 +235,9 @@ class LedgerAccount:
         ]
 
     def as_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in LedgerAccount.__slots__}
+        out = {f: getattr(self, f) for f in LedgerAccount.__slots__}
+        out["incomplete_reasons"] = dict(self.incomplete_reasons)
+        return out
 
     @property
     def verdict(self) -> str:
@@ -249,16 +246,7 @@ class LedgerAccount:
             return "The ledger holds no request yet."
         if self.complete == self.requests:
             return f"Every request is complete: all {self.requests} fully erased."
-        why = [
-            f"{n} {WORDS[name]}"
-            for name, n in (
-                ("has_rejected", self.has_rejected),
-                ("has_invalid", self.has_invalid),
-                ("no_identifiers", self.no_identifiers),
-                ("open", self.open),
-            )
-            if n
-        ]
+        why = [f"{n} {WORDS[f'reason_{r}']}" for r, n in self.incomplete_reasons.items() if n]
         return (
             f"{self.incomplete} of {self.requests} requests are incomplete: " + ", ".join(why) + "."
         )
@@ -271,6 +259,7 @@ def ledger_account(pairs: Any, requests: Any, unresolved: int, resolved: int) ->
     """From :func:`erasure.status.pairs` and :func:`erasure.status.request_states` (frames)."""
     counts = dict(pairs.group_by("outcome").len().iter_rows()) if pairs.height else {}
     why = dict(requests.group_by("why").len().iter_rows()) if requests.height else {}
+    complete = int(why.get(partition.COMPLETE, 0))
     flags = (
         requests.select("open_past_deadline", "finished_late").sum() if requests.height else None
     )
@@ -279,12 +268,9 @@ def ledger_account(pairs: Any, requests: Any, unresolved: int, resolved: int) ->
         **{o: int(counts.get(o, 0)) for o in _OUTCOMES},
         in_doubt=int(pairs["in_doubt"].sum()) if pairs.height else 0,
         requests=requests.height,
-        complete=int(why.get("complete", 0)),
-        incomplete=requests.height - int(why.get("complete", 0)),
-        has_rejected=int(why.get("has_rejected", 0)),
-        has_invalid=int(why.get("has_invalid", 0)),
-        no_identifiers=int(why.get("no_identifiers", 0)),
-        open=int(why.get("open", 0)),
+        complete=complete,
+        incomplete=requests.height - complete,
+        incomplete_reasons={r.value: int(why.get(r.value, 0)) for r in partition.REASONS},
         open_past_deadline=0 if flags is None else int(flags.item(0, 0) or 0),
         finished_late=0 if flags is None else int(flags.item(0, 1) or 0),
         unresolved=unresolved,
@@ -292,7 +278,7 @@ def ledger_account(pairs: Any, requests: Any, unresolved: int, resolved: int) ->
     ).check()
 
 
-_WHY = ("complete", "has_rejected", "has_invalid", "no_identifiers", "open")
+_WHY = (partition.COMPLETE, *(r.value for r in partition.REASONS))
 
 
 def ledger_account_from_summaries(
@@ -307,7 +293,7 @@ def ledger_account_from_summaries(
     ``totals`` is the derived ``totals`` table (erasure.ledger.state): pairs
     and one count per outcome, unresolved and all invalid records, and
     ``requests_<why>``, each request counted under its state (the rules of
-    :func:`erasure.status.request_states`, kept by a trigger). ``in_doubt``
+    :mod:`erasure.partition`, kept by a trigger). ``in_doubt``
     counts pairs; the two deadline flags count requests (erasure.ledger.read).
     Nothing here grows with the ledger's history.
     """
@@ -319,12 +305,9 @@ def ledger_account_from_summaries(
         **{o: int(totals.get(o, 0)) for o in _OUTCOMES},
         in_doubt=in_doubt,
         requests=requests,
-        complete=why["complete"],
-        incomplete=requests - why["complete"],
-        has_rejected=why["has_rejected"],
-        has_invalid=why["has_invalid"],
-        no_identifiers=why["no_identifiers"],
-        open=why["open"],
+        complete=why[partition.COMPLETE],
+        incomplete=requests - why[partition.COMPLETE],
+        incomplete_reasons={r.value: why[r.value] for r in partition.REASONS},
         open_past_deadline=open_past_deadline,
         finished_late=finished_late,
         unresolved=unresolved,

@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 
 from erasure import ledger as ledger_mod
+from erasure import partition
 from erasure.accounting import LedgerAccount, ledger_account, ledger_account_from_summaries
 from erasure.ledger import Outcome
 from erasure.ledger import read as ledger_read
@@ -251,7 +252,47 @@ def report_rows(
 
 
 _DEADLINE_EXTRA = ("received_at", "deadline", "overdue")
-REAPPEARED_COLUMN = "reappeared"  # the report's last column: a profile sweep found again
+REAPPEARED_COLUMN = "reappeared"  # a profile sweep found again
+# The report's last columns, after ``reappeared``, in the contract's order: the request's
+# state (complete | incomplete) and its reason in the partition (erasure.partition), then
+# the extended deadline's original, the suppression list and a person's decision (held,
+# cancelled or approved), filled by the features that make them (empty until then).
+REQUEST_COLUMNS = (
+    "request_status",
+    "request_reason",
+    "original_deadline",
+    "suppressed",
+    "decision",
+)
+_REQUEST_SCHEMA = {
+    "request_status": pl.String,
+    "request_reason": pl.String,
+    "original_deadline": pl.String,
+    "suppressed": pl.String,
+    "decision": pl.String,
+}
+
+
+def with_request_state(rows: pl.DataFrame, states: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with :data:`REQUEST_COLUMNS` appended: each row's request's state.
+
+    ``states`` has ``request_id`` and ``why`` (:func:`request_states`, or
+    :func:`erasure.ledger.read.request_reasons`): computed over the whole
+    request, also where ``rows`` hold only some of its pairs (one run's report).
+    """
+    why = states.select("request_id", "why").unique("request_id", keep="first")
+    joined = rows.join(why, on="request_id", how="left", nulls_equal=True, maintain_order="left")
+    complete = pl.col("why") == partition.COMPLETE
+    return joined.with_columns(
+        pl.when(pl.col("why").is_null())
+        .then(None)
+        .when(complete)
+        .then(pl.lit("complete"))
+        .otherwise(pl.lit("incomplete"))
+        .alias("request_status"),
+        pl.when(complete).then(None).otherwise(pl.col("why")).alias("request_reason"),
+        *(pl.lit(None, _REQUEST_SCHEMA[c]).alias(c) for c in REQUEST_COLUMNS[2:]),
+    ).drop("why")
 
 
 _NO_REAPPEARED = pl.DataFrame()  # no profile came back: nothing to read
@@ -367,8 +408,8 @@ def request_states(
 
     ``rows`` is :func:`report_rows`' table. Columns: request_id,
     identifiers, a count per outcome, ``invalid`` (unresolved records),
-    ``why`` (complete | has_rejected | has_invalid | no_identifiers |
-    open), ``deadline``, ``open_past_deadline``, ``finished_late``,
+    ``why`` (``complete`` or the request's :class:`erasure.partition.Reason`),
+    ``deadline``, ``open_past_deadline``, ``finished_late``,
     ``finished_at``.
     """
     now = now or datetime.now(UTC)
@@ -376,9 +417,13 @@ def request_states(
     pair = outcome.ne("invalid")
     final = outcome.is_in([o.value for o in ledger_mod.FINAL])
     done = outcome.is_in([Outcome.ERASED.value, Outcome.NOT_FOUND.value])
+    # a count per outcome, and those the partition reads that are no outcome yet (held and
+    # cancelled, until erasure hold and cancel record them)
+    named = [o.value for o in Outcome]
+    named += [c for c in ("held", "cancelled") if c not in named]
     out = rows.group_by("request_id", maintain_order=True).agg(
         pair.sum().cast(pl.Int64).alias("identifiers"),
-        *(outcome.eq(o.value).sum().cast(pl.Int64).alias(o.value) for o in Outcome),
+        *(outcome.eq(name).sum().cast(pl.Int64).alias(name) for name in named),
         outcome.eq("invalid").sum().cast(pl.Int64).alias("invalid"),
         pl.col("in_doubt").fill_null(False).sum().cast(pl.Int64).alias("in_doubt"),
         (final | ~pair).all().alias("all_final"),
@@ -386,39 +431,35 @@ def request_states(
         pl.col("deadline").min().alias("deadline"),
         pl.col("finished_at").filter(pair).max().alias("finished_at"),
     )
-    why = (
-        pl.when(pl.col("rejected") > 0)
-        .then(pl.lit("has_rejected"))
-        .when(pl.col("invalid") > 0)
-        .then(pl.lit("has_invalid"))
-        .when(pl.col("identifiers") == 0)
-        .then(pl.lit("no_identifiers"))
-        .when(~pl.col("all_done"))
-        .then(pl.lit("open"))
-        .otherwise(pl.lit("complete"))
+    # the one rule (erasure.partition), over the counts it reads under its own names
+    why = partition.polars().alias("why")
+    out = out.with_columns(
+        out.select(
+            pl.col("identifiers").alias("pairs"),
+            *(c for c in partition.COUNTS if c not in ("pairs", "invalid_unresolved")),
+            pl.col("invalid").alias("invalid_unresolved"),
+        )
+        .select(why)
+        .to_series()
     )
     finished_day = pl.col("finished_at").str.to_datetime(time_zone="UTC", strict=False).dt.date()
     has_deadline = pl.col("deadline").is_not_null()
-    return (
-        out.with_columns(why.alias("why"))
-        .with_columns(
-            (
-                has_deadline
-                & (pl.col("why") != "complete")
-                & ~pl.col("all_final")
-                & (pl.lit(now.date()) > pl.col("deadline"))
-            ).alias("open_past_deadline"),
-            (
-                has_deadline
-                & pl.col("all_final")
-                & (pl.col("identifiers") > 0)
-                & (finished_day > pl.col("deadline"))
-            )
-            .fill_null(False)
-            .alias("finished_late"),
+    return out.with_columns(
+        (
+            has_deadline
+            & (pl.col("why") != "complete")
+            & ~pl.col("all_final")
+            & (pl.lit(now.date()) > pl.col("deadline"))
+        ).alias("open_past_deadline"),
+        (
+            has_deadline
+            & pl.col("all_final")
+            & (pl.col("identifiers") > 0)
+            & (finished_day > pl.col("deadline"))
         )
-        .drop("all_final", "all_done")
-    )
+        .fill_null(False)
+        .alias("finished_late"),
+    ).drop("all_final", "all_done", *(c for c in named if c not in (o.value for o in Outcome)))
 
 
 @contextmanager
@@ -592,6 +633,7 @@ def _status(
         "invalid": acc.unresolved,
         "overdue": int(table["overdue"].fill_null(False).sum()),
         "requests": acc.requests,
+        "incomplete_reasons": dict(acc.incomplete_reasons),
         "accounting": acc.as_dict(),
         "verdict": acc.verdict,
         "reappeared": came_back,
@@ -628,6 +670,7 @@ def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> 
         "invalid": acc.unresolved,
         "overdue": ledger_read.overdue(db, now=now, days=days),
         "requests": acc.requests,
+        "incomplete_reasons": dict(acc.incomplete_reasons),
         "accounting": acc.as_dict(),
         "verdict": acc.verdict,
         "running": run_now,

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from erasure import partition
 from erasure.accounting import Identity, LedgerAccount
 from erasure.run import Options
 from tests import e2e
@@ -141,8 +142,17 @@ def test_the_messy_file_walk(write_job: Callable[..., Path], tmp_path: Path) -> 
         info = _status(job)
         acc = info["accounting"]
         assert (acc["pairs"], acc["erased"], acc["requests"]) == (121, 121, 124)
-        # B1..B4 each have an unresolved invalid record (B4's: no_identifier)
-        assert (acc["complete"], acc["has_invalid"], acc["incomplete"]) == (120, 4, 4)
+        # B1, B2 and B4 have no usable identifier at all; B3 an unresolved invalid record
+        assert (acc["complete"], acc["incomplete"]) == (120, 4)
+        assert acc["incomplete_reasons"] == info["incomplete_reasons"]
+        assert acc["incomplete_reasons"] == {
+            "no_identifier": 3,
+            "held": 0,
+            "cancelled": 0,
+            "rejected": 0,
+            "invalid": 1,
+            "open": 0,
+        }
         assert sb.stats(per_profile=False)["erased_profiles"] == N + 1  # each once
 
         # every ticket in every report, the invalid ones as rows, no raw value anywhere
@@ -192,8 +202,10 @@ def test_an_identity_that_does_not_hold_says_so() -> None:
 
 @pytest.mark.parametrize("n", [0, 1])
 def test_a_ledger_account_that_does_not_add_up_is_a_bug(n: int) -> None:
-    fields = dict.fromkeys(LedgerAccount.__slots__, 0)
-    fields |= {"pairs": 1, "pending": n, "requests": 1, "incomplete": 1, "open": 1}
+    fields: dict[str, Any] = dict.fromkeys(LedgerAccount.__slots__, 0)
+    reasons = dict.fromkeys(partition.REASONS, 0) | {"open": 1}
+    fields |= {"pairs": 1, "pending": n, "requests": 1, "incomplete": 1}
+    fields["incomplete_reasons"] = reasons
     if n:
         assert LedgerAccount(**fields).check().verdict.startswith("1 of 1 requests")
     else:

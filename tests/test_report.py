@@ -24,7 +24,11 @@ from erasure.status import REPORT_COLUMNS, status
 from tests.conftest import LEDGER_KEY
 
 KEYER = Keyer(LEDGER_KEY.encode())
-COLUMNS = [*REPORT_COLUMNS, "row", "column", "reason", "deadline", "overdue", "reappeared"]
+COLUMNS = [
+    *REPORT_COLUMNS,
+    *("row", "column", "reason", "deadline", "overdue", "reappeared"),
+    *("request_status", "request_reason", "original_deadline", "suppressed", "decision"),
+]
 A, B, C, D, E, F, G = (ch * 32 for ch in "abcdef0")
 OLD = (datetime.now(UTC) - timedelta(days=90)).isoformat()  # deadline long passed
 NEW = (datetime.now(UTC) - timedelta(days=1)).isoformat()  # deadline ahead
@@ -237,7 +241,7 @@ def test_requests_roll_up(db: sqlite3.Connection) -> None:
     assert rolled["request_id"].to_list() == ["T1", "T2", "T3", "@T4", "T5", "T6"]
     assert {k: v["why"] for k, v in got.items()} == {
         "T1": "complete",
-        "T2": "has_rejected",
+        "T2": "rejected",
         "T3": "complete",
         "@T4": "open",
         "T5": "open",
@@ -354,10 +358,12 @@ def test_html_numbers_equal_status_and_the_page_is_self_contained(
         # the headline counts requests: complete, incomplete and why, and the deadline's two kinds
         "complete": 3,
         "incomplete": 3,
-        "has_rejected": 1,
-        "has_invalid": 0,
-        "no_identifiers": 0,
-        "open": 2,
+        "reason_no_identifier": 0,
+        "reason_held": 0,
+        "reason_cancelled": 0,
+        "reason_rejected": 1,
+        "reason_invalid": 0,
+        "reason_open": 2,
         "open_past_deadline": 1,
         "finished_late": 1,
         "unresolved": 0,

@@ -20,7 +20,7 @@ from unittest.mock import ANY
 
 import pytest
 
-from erasure import cli, status
+from erasure import cli, partition, status
 from erasure import ledger as L
 from erasure.run import Options
 from tests import e2e
@@ -58,6 +58,14 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
         "overdue": 2,  # C finished after its deadline; E unfinished past it
         "requests": 6,
         "invalid": 0,
+        "incomplete_reasons": {
+            "no_identifier": 0,
+            "held": 0,
+            "cancelled": 0,
+            "rejected": 1,  # T2
+            "invalid": 0,
+            "open": 2,  # T4 (pending), T5 (failed)
+        },
         "accounting": {
             "pairs": 8,
             "erased": 3,
@@ -69,10 +77,14 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
             "requests": 6,
             "complete": 3,  # T1, T3, T6
             "incomplete": 3,
-            "has_rejected": 1,  # T2
-            "has_invalid": 0,
-            "no_identifiers": 0,
-            "open": 2,  # T4 (pending), T5 (failed)
+            "incomplete_reasons": {
+                "no_identifier": 0,
+                "held": 0,
+                "cancelled": 0,
+                "rejected": 1,
+                "invalid": 0,
+                "open": 2,
+            },
             "open_past_deadline": 1,  # T4: E is unfinished past its deadline
             "finished_late": 1,  # T2: C finished after its deadline
             "unresolved": 0,
@@ -161,6 +173,7 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
             "overdue": 0,
             "requests": 0,
             "invalid": 0,
+            "incomplete_reasons": dict.fromkeys(partition.REASONS, 0),
             "accounting": dict.fromkeys(
                 [
                     "pairs",
@@ -173,17 +186,14 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
                     "requests",
                     "complete",
                     "incomplete",
-                    "has_rejected",
-                    "has_invalid",
-                    "no_identifiers",
-                    "open",
                     "open_past_deadline",
                     "finished_late",
                     "unresolved",
                     "resolved",
                 ],
                 0,
-            ),
+            )
+            | {"incomplete_reasons": dict.fromkeys(partition.REASONS, 0)},
             "verdict": "The ledger holds no request yet.",
             "reappeared": dict.fromkeys(
                 (

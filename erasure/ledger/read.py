@@ -26,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from erasure import partition
 from erasure.errors import FileMissing, LedgerMismatch
 from erasure.ledger.events import Kind, Outcome
 from erasure.ledger.state import has_state
@@ -562,6 +563,19 @@ def invalid_records(
         params,
     )
     return found.with_columns(pl.col("resolved").cast(pl.Boolean))
+
+
+def request_reasons(db: sqlite3.Connection, request_ids: Sequence[str | None]) -> pl.DataFrame:
+    """(request_id, why) of these requests from ``request_state``: ``complete`` or the
+    reason in the partition, by the rule erasure.partition generates."""
+    wanted = json.dumps([r for r in request_ids if r is not None])
+    rows = db.execute(
+        f"SELECT r.request_id, {partition.sql('r')} FROM request_state r "
+        "WHERE r.request_id IN (SELECT value FROM json_each(?)) "
+        + ("OR r.request_id IS NULL" if None in request_ids else ""),
+        (wanted,),
+    ).fetchall()
+    return pl.DataFrame(rows, schema={"request_id": pl.String, "why": pl.String}, orient="row")
 
 
 def request_order(db: sqlite3.Connection, request_ids: Sequence[str | None]) -> pl.DataFrame:

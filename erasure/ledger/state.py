@@ -49,11 +49,14 @@ from typing import Any
 
 import orjson
 
+from erasure import partition
 from erasure.ledger.events import COLUMNS
 
 # of the derived tables and triggers below; stored in state_meta (2: request_state keeps
-# every request, the one without a request id too, and its state)
-STATE_VERSION = "2"
+# every request, the one without a request id too, and its state; 3: the partition of
+# erasure.partition, with held and cancelled pairs counted per request, and a request's
+# earliest received_at taken from its invalid records too)
+STATE_VERSION = "3"
 
 TABLES = (
     "pair_state",
@@ -87,11 +90,8 @@ TOTALS = (
     "invalid",
     "invalid_unresolved",
     "reappeared",
-    # requests (see :data:`WHY`): each counted under the first reason it is not complete
-    *(
-        f"requests_{why}"
-        for why in ("complete", "has_rejected", "has_invalid", "no_identifiers", "open")
-    ),
+    # requests: each counted under its state, erasure.partition's (complete or its reason)
+    *(f"requests_{state}" for state in (partition.COMPLETE, *partition.REASONS)),
 )
 _GUARD = "derived state changes only with the event that causes it"
 _APPEND_ONLY = "the ledger is append-only"
@@ -162,9 +162,12 @@ CREATE TABLE request_state (
     rejected           INTEGER NOT NULL DEFAULT 0,
     failed             INTEGER NOT NULL DEFAULT 0,
     pending            INTEGER NOT NULL DEFAULT 0,
+    held               INTEGER NOT NULL DEFAULT 0,  -- pairs whose last outcome is 'held'
+    cancelled          INTEGER NOT NULL DEFAULT 0,  -- .. 'cancelled' (erasure.partition)
     first_planned      INTEGER,
     last_finished_at   TEXT,              -- the latest outcome's time
-    received_min       TEXT,              -- the earliest received_at of its pairs
+    received_min       TEXT,              -- the earliest received_at of its pairs and its
+                                          -- invalid records (rows with no usable identifier)
     invalid            INTEGER NOT NULL DEFAULT 0,
     invalid_unresolved INTEGER NOT NULL DEFAULT 0,
     reappeared         INTEGER NOT NULL DEFAULT 0,
@@ -231,19 +234,12 @@ _PAIR = "key = NEW.key AND request_id IS NEW.request_id"
 
 
 def why(row: str) -> str:
-    """SQL: a request_state row's state, as erasure.status.request_states names it.
+    """SQL: a request_state row's state: NULL (no request), ``complete`` or its reason.
 
-    NULL when the row is no request (no pair and no unresolved invalid
-    record); else the first reason it is incomplete, or ``complete``.
+    Generated from the one rule, erasure.partition (its counts are request_state's
+    columns).
     """
-    return (
-        f"(CASE WHEN {row}.pairs = 0 AND {row}.invalid_unresolved = 0 THEN NULL "
-        f"WHEN {row}.rejected > 0 THEN 'has_rejected' "
-        f"WHEN {row}.invalid_unresolved > 0 THEN 'has_invalid' "
-        f"WHEN {row}.pairs = 0 THEN 'no_identifiers' "
-        f"WHEN {row}.erased + {row}.not_found < {row}.pairs THEN 'open' "
-        "ELSE 'complete' END)"
-    )
+    return partition.sql(row)
 
 
 _FINAL = "('erased', 'not_found', 'rejected')"
@@ -316,6 +312,11 @@ END;
 CREATE TRIGGER state_invalid AFTER INSERT ON events WHEN NEW.kind = 'invalid' BEGIN
     INSERT INTO request_state (request_id, last_seq) VALUES (NEW.request_id, NEW.seq)
     ON CONFLICT DO NOTHING;
+    UPDATE request_state SET received_min = CASE
+                                 WHEN received_min IS NULL THEN NEW.received_at
+                                 ELSE min(received_min, NEW.received_at) END,
+                             last_seq = NEW.seq
+    WHERE request_id IS NEW.request_id AND NEW.received_at IS NOT NULL;
     INSERT INTO invalid_state (seq, run, request_id, db_id, input, row, col, reason, words, at,
                                last_seq)
     VALUES (NEW.seq, NEW.run, NEW.request_id, NEW.db_id, {_json("$.input")},
@@ -364,6 +365,10 @@ CREATE TRIGGER pair_state_outcome AFTER UPDATE OF outcome_seq ON pair_state BEGI
         rejected = rejected + (NEW.outcome IS 'rejected') - (OLD.outcome IS 'rejected'),
         failed = failed + (NEW.outcome IS 'failed') - (OLD.outcome IS 'failed'),
         pending = pending + (NEW.outcome IS NULL) - (OLD.outcome IS NULL),
+        -- the partition's hook for erasure hold and cancel: an outcome 'held' or
+        -- 'cancelled' (recorded by them) counts here, and the rule does the rest
+        held = held + (NEW.outcome IS 'held') - (OLD.outcome IS 'held'),
+        cancelled = cancelled + (NEW.outcome IS 'cancelled') - (OLD.outcome IS 'cancelled'),
         last_finished_at = max(coalesce(last_finished_at, ''), NEW.finished_at),
         last_seq = NEW.last_seq
     WHERE request_id IS NEW.request_id;

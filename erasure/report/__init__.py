@@ -51,6 +51,14 @@ from erasure.safecells import neutralise, neutralise_frame
 NO_DEADLINE = "no deadline"  # where a request has no received-at (not an error)
 SHEET_ROWS = 1_048_576  # rows per worksheet, the header included (Excel's limit)
 DEADLINE_COLUMNS = ("deadline", "overdue")
+# every report's columns, in the contract's order
+COLUMNS = (
+    *status_mod.REPORT_COLUMNS,
+    *status_mod.INVALID_COLUMNS,
+    *DEADLINE_COLUMNS,
+    status_mod.REAPPEARED_COLUMN,
+    *status_mod.REQUEST_COLUMNS,
+)
 _DONE = (Outcome.ERASED.value, Outcome.NOT_FOUND.value)
 _TIMESTAMPS = ("first_attempt_at", "finished_at")
 _ANY = ("write_string", "write")
@@ -65,7 +73,7 @@ def table(
     request_id: str | None = None,
 ) -> pl.DataFrame:
     """The report's rows: the contract's columns, then row, column, reason, deadline, overdue,
-    reappeared.
+    reappeared, request_status, request_reason, original_deadline, suppressed, decision.
 
     All pairs, or only those planned by ``run``, or those of ``request_id``.
 
@@ -75,18 +83,14 @@ def table(
     """
     if (run is not None or request_id is not None) and ledger_read.fast(db):
         return _table_of(db, now=now, run=run, request_id=request_id)
-    rows, _, _ = status_mod.account(db, now=now)
+    rows, states, _ = status_mod.account(db, now=now)
+    rows = status_mod.with_request_state(rows, states)
     if request_id is not None:
         rows = rows.filter(pl.col("request_id") == request_id)
     if run is not None:
         planned = status_mod.pairs(db, now=now, run=run).select("request_id", "key")
         rows = rows.join(planned, on=["request_id", "key"], how="semi", nulls_equal=True)
-    return rows.select(
-        *status_mod.REPORT_COLUMNS,
-        *status_mod.INVALID_COLUMNS,
-        *DEADLINE_COLUMNS,
-        status_mod.REAPPEARED_COLUMN,
-    )
+    return rows.select(*COLUMNS)
 
 
 def _table_of(
@@ -111,12 +115,10 @@ def _table_of(
         rows = rows.join(first, on="request_id", how="left", nulls_equal=True).sort(
             "first_planned", maintain_order=True
         )
-    return rows.select(
-        *status_mod.REPORT_COLUMNS,
-        *status_mod.INVALID_COLUMNS,
-        *DEADLINE_COLUMNS,
-        status_mod.REAPPEARED_COLUMN,
-    )
+    # each request's state over all of it, from the kept summaries (one run's report
+    # holds only some of a request's pairs)
+    states = ledger_read.request_reasons(db, rows["request_id"].unique().to_list())
+    return status_mod.with_request_state(rows, states).select(*COLUMNS)
 
 
 def requests(rows: pl.DataFrame, *, now: datetime | None = None) -> pl.DataFrame:

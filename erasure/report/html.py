@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from erasure import partition
 from erasure.errors import MEANINGS
 from erasure.report.words import setting_rows
 
@@ -174,10 +175,11 @@ def render(
         f"{_count('complete', acc['complete'])} complete (at least one identifier, every one "
         "erased or not found, nothing invalid left), "
         f"{_count('incomplete', acc['incomplete'])} incomplete: "
-        f"{_count('has_rejected', acc['has_rejected'])} with a rejected identifier, "
-        f"{_count('has_invalid', acc['has_invalid'])} with an unresolved invalid record, "
-        f"{_count('no_identifiers', acc['no_identifiers'])} with no usable identifier, "
-        f"{_count('open', acc['open'])} still open. "
+        + ", ".join(
+            f"{_count(f'reason_{r}', n)} {e(partition.WORDS[partition.Reason(r)])}"
+            for r, n in acc["incomplete_reasons"].items()
+        )
+        + ". "
         f"{_count('open_past_deadline', acc['open_past_deadline'])} open and past the deadline; "
         f"{_count('finished_late', acc['finished_late'])} finished late.</p>",
         f"<p>{_count('total', counts['total'])} (request, identifier) pairs = "
