@@ -155,14 +155,15 @@ def proxy_for(url: httpx.URL) -> httpx.Proxy | None:
     """The proxy the environment names for ``url``, or ``None`` (none, or ``NO_PROXY``).
 
     ``HTTPS_PROXY``/``HTTP_PROXY`` by the URL's scheme, else ``ALL_PROXY``
-    (either case, as the standard library reads them). ``NO_PROXY``: a
+    (either case, as the standard library reads them). ``NO_PROXY`` as
+    :func:`urllib.request.proxy_bypass_environment` matches it: a
     comma-separated list of host names, each matching itself and its
     subdomains (a leading dot is optional), with an optional ``:port``; ``*``
     matches every host. The client talks to one URL only, so the choice is
     made once.
     """
     proxies = urllib.request.getproxies_environment()
-    if _bypassed(url, proxies.get("no", "")):
+    if _bypassed(url, proxies):
         return None
     chosen = proxies.get(url.scheme) or proxies.get("all")
     if not chosen:
@@ -175,20 +176,12 @@ def proxy_for(url: httpx.URL) -> httpx.Proxy | None:
         raise ConfigError(f"the proxy in the environment cannot be used: {exc}") from None
 
 
-def _bypassed(url: httpx.URL, no_proxy: str) -> bool:
-    host = url.host.lower()
+def _bypassed(url: httpx.URL, proxies: dict[str, str]) -> bool:
+    """``NO_PROXY`` as the standard library matches it, the port made explicit."""
     port = url.port if url.port is not None else (443 if url.scheme == "https" else 80)
-    for entry in no_proxy.split(","):
-        entry = entry.strip().lower()
-        if entry == "*":
-            return True
-        name, _, want = entry.partition(":") if entry.count(":") == 1 else (entry, "", "")
-        name = name.lstrip(".")
-        if not name or (want and want != str(port)):
-            continue
-        if host == name or host.endswith("." + name):
-            return True
-    return False
+    # in the standard library since Python 2, absent from typeshed's stubs
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    return bool(bypass(f"{url.host}:{port}", proxies))
 
 
 def make_client(

@@ -8,8 +8,9 @@ The hierarchy::
     ├── FileMissing                   66  the input file or the job file does not exist
     ├── ServiceUnavailable            69  the service refused the whole run or cannot be reached
     │   ├── Unreachable                   DNS, TLS, connection refused
-    │   └── WrongEndpoint                 HTTP 404/405/501 without an Altcraft body, or an
-    │                                     HTML page with a 2xx/3xx status
+    │   ├── WrongEndpoint                 HTTP 404/405/501 without an Altcraft body, or an
+    │   │                                 HTML page with a 2xx/3xx status
+    │   └── ExtraMissing                  a command needs an optional extra not installed
     ├── LedgerWriteError              74  the ledger could not be written (disk full, I/O error)
     ├── OutputError                   74  a rejects file or report could not be written
     ├── InternalError                 70  an exception the tool did not foresee (a bug); the
@@ -118,6 +119,10 @@ class Unreachable(ServiceUnavailable):
 
 class WrongEndpoint(ServiceUnavailable):
     pass
+
+
+class ExtraMissing(ServiceUnavailable):
+    """A command whose parts come with an extra (``erasure[sandbox]``) that is not installed."""
 
 
 class LedgerWriteError(ErasureError):

@@ -161,11 +161,6 @@ class Job:
     sweep: Sweep | None = None  # [sweep], when the job has it
 
     @property
-    def rejects_path(self) -> Path:
-        """Default rejects file: beside the ledger."""
-        return self.ledger.path.with_name(self.ledger.path.stem + "-rejects.csv")
-
-    @property
     def perms(self) -> Perms:
         """What every file the tool writes for this job is created with."""
         return self.ledger.perms

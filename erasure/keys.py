@@ -22,9 +22,9 @@ Derivations, recorded in each ledger's meta table (``derivation``):
     the chain, so compliance staff can answer "was this person erased?"
     without the power to forge the ledger.
 
-HKDF is spelled out with :mod:`hmac` (fifteen lines, held to the RFC's own
-test vectors in ``tests/test_keys.py``) rather than taken from
-``cryptography``: a compiled dependency for one function is not worth it.
+HKDF is ``cryptography``'s (already a dependency, for receipts' Ed25519);
+``tests/test_keys.py`` holds it to the RFC's vectors and to the subkeys the
+hand-written HKDF of earlier releases derived, byte for byte.
 
 The key fingerprint in the meta table is, for ``d2``, computed from the
 identifier subkey, so that a ledger key and the identifier key derived from
@@ -82,13 +82,13 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int = 32) -> by
     """HKDF-SHA256 (RFC 5869): ``length`` bytes (at most 8160) from ``ikm``."""
     if not 0 < length <= 255 * 32:
         raise ValueError("HKDF-SHA256 gives 1 to 8160 bytes")
-    prk = hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
-    out, block, counter = b"", b"", 1
-    while len(out) < length:
-        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
-        out += block
-        counter += 1
-    return out[:length]
+    # loaded here: OpenSSL's bindings cost ~30 ms, and only a key's first use needs them
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    # An empty salt is the RFC's default: HashLen zero bytes (cryptography's salt=None).
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=salt or None, info=info)
+    return hkdf.derive(ikm)
 
 
 def subkeys(ledger_key: bytes) -> tuple[bytes, bytes]:

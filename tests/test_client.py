@@ -33,7 +33,7 @@ from erasure.altcraft import (
     classify_exception,
     encode,
 )
-from erasure.client import UnforeseenError, describe, make_client, send
+from erasure.client import UnforeseenError, describe, make_client, proxy_for, send
 from erasure.errors import ConfigError
 from erasure.job import Codes, Job
 from tests.raw_http import (
@@ -653,6 +653,36 @@ async def test_https_proxy_and_no_proxy(
         job = make_job(base_url=f"http://localhost:{direct.port}")
         assert await _verdict(job) == Erased("p1")
         assert len(lines) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "no_proxy", "bypassed"),
+    [
+        ("https://api.example.org", "example.org", True),
+        ("https://api.example.org", ".example.org", True),
+        ("https://API.Example.ORG", "example.org", True),
+        ("https://example.org", "example.org", True),
+        ("https://badexample.org", "example.org", False),
+        ("https://example.org", "example.org:443", True),
+        ("https://example.org", "example.org:8443", False),
+        ("https://example.org:8443", "example.org:8443", True),
+        ("http://example.org", "example.org:80", True),
+        ("https://example.org", " other.org , example.org ", True),
+        ("https://example.org", "*", True),
+        ("https://example.org", "", False),
+        ("https://10.0.0.5", "10.0.0.5", True),
+    ],
+)
+def test_no_proxy_decides_whether_the_proxy_is_used(
+    url: str, no_proxy: str, bypassed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    chosen = proxy_for(httpx.URL(url))
+    assert (chosen is None) == bypassed
+    if chosen is not None:
+        assert "proxy.internal" == chosen.url.host
 
 
 def test_json_body_is_valid_json() -> None:

@@ -40,7 +40,6 @@ def test_defaults_and_relative_paths(write_job: Callable[..., Path], tmp_path: P
     )
     assert "ALTCRAFT_TOKEN" == job.api.token_env
     assert "ERASURE_LEDGER_KEY" == job.ledger.key_env
-    assert tmp_path / "ledger-rejects.csv" == job.rejects_path
 
 
 def test_full_example_parses(write_job: Callable[..., Path], tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,6 +82,39 @@ def test_hkdf_matches_the_rfc_vectors(
         bytes.fromhex(ikm), salt=bytes.fromhex(salt), info=bytes.fromhex(info), length=length
     )
     assert okm == out.hex()
+
+
+# Subkeys as the hand-written HKDF of release 0.x derived them (ledger key,
+# identifier subkey, chain subkey): every existing d2 ledger depends on them.
+KNOWN_SUBKEYS = [
+    (
+        "00" * 32,
+        "a50dc702267d105fed191cb59b5412fc0edb578cfbc2d4865cddbe2955b9b3b1",
+        "07c0008ef5e55c877081af18f1af2dac41a99bb9d03d5e8785e08e04ad2d2d91",
+    ),
+    (
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        "f9c2b4eaa36e0e88eb9d57cc383088bbf425f5bf5afcfb1ae04de093ce8b1dac",
+        "67095dd360223071b8c240cd2054ff000367575cf6cd4468467bf1b284d32aa7",
+    ),
+    (
+        "ff" * 32,
+        "d971c01ccc26c94d4abe9bc615d8534f40bdb371ee5abd8ca56a903845f0932d",
+        "6ae4e2d53e87f045bc5ac399406b5ca146da575e2750c9a7d7a1421675c3b833",
+    ),
+    (
+        "0b" * 22,
+        "7090e5020d29d1e8503257d38580b9be7c5bfacedf09f63c55d242ba9f08a2f1",
+        "1c75f6d69ce97216cd4c2a77c5a2c62ed8db8d7f1119586d12f4a9c4dd6e09b2",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ledger_key", "identifier", "chain"), KNOWN_SUBKEYS)
+def test_subkeys_are_byte_identical_to_the_earlier_hkdf(
+    ledger_key: str, identifier: str, chain: str
+) -> None:
+    assert (identifier, chain) == tuple(k.hex() for k in subkeys(bytes.fromhex(ledger_key)))
 
 
 @given(
@@ -253,3 +287,59 @@ def test_a_world_readable_key_file_stops_a_run_before_anything(
     assert before == len(e2e.events(done_job.parent / "ledger.sqlite"))
     key.chmod(0o600)
     assert 0 == cli.main(["verify", str(done_job)])
+
+
+def test_keygen_hands_out_the_identifier_key_of_a_jobs_ledger_key(
+    done_job: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`keygen --identifier-key` writes what the README tells operators to hand out."""
+    out = done_job.parent / "lookup.idkey"
+    assert 0 == cli.main(["keygen", "--identifier-key", str(out), "--job", str(done_job)])
+    assert f"identifier key: {out} (owner-only" in capsys.readouterr().out
+    assert 0o600 == stat.S_IMODE(out.stat().st_mode)
+    text = out.read_text().strip()
+    assert identifier_key_text(LEDGER_KEY.encode()) == text
+    assert LEDGER_KEY not in text
+    # never over an existing file
+    assert 74 == cli.main(["keygen", "--identifier-key", str(out), "--job", str(done_job)])
+    assert text == out.read_text().strip()
+    # it answers a lookup, and cannot extend the chain, nor make another identifier key
+    monkeypatch.setenv("ERASURE_LEDGER_KEY", text)
+    assert 0 == cli.main(["lookup", str(done_job), "--email", "user1@example.com"])
+    assert 78 == cli.main(["verify", str(done_job)])
+    again = done_job.parent / "again.idkey"
+    assert 78 == cli.main(["keygen", "--identifier-key", str(again), "--job", str(done_job)])
+    assert not again.exists()
+
+
+def test_keygen_with_a_new_ledger_key_writes_its_identifier_key(tmp_path: Path) -> None:
+    signing, ledger, ident = tmp_path / "r.key", tmp_path / "ledger.key", tmp_path / "id.key"
+    argv = ["keygen", "--out", str(signing), "--ledger-key", str(ledger)]
+    assert 0 == cli.main([*argv, "--identifier-key", str(ident)])
+    secret = ledger.read_text().strip().encode()
+    assert identifier_key_text(secret) == ident.read_text().strip()
+    assert Keyer(secret).fingerprint == keyer_from_text(ident.read_text().strip()).fingerprint
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ([], "keygen needs --out PATH, --identifier-key PATH, or both"),
+        (["--identifier-key", "i"], "--identifier-key needs either --job JOB"),
+        (["--out", "o", "--job", "j.toml"], "--job is used with --identifier-key only"),
+        (["--ledger-key", "l", "--identifier-key", "i"], "--ledger-key comes with --out"),
+    ],
+)
+def test_keygen_refuses_what_it_cannot_do_with_64(
+    argv: list[str],
+    says: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert 64 == cli.main(["keygen", *argv])
+    assert [f"erasure: error: {says}"] == [
+        line[: len("erasure: error: ") + len(says)] for line in capsys.readouterr().err.splitlines()
+    ]
+    assert [] == list(tmp_path.iterdir())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -52,8 +53,7 @@ def _run(
             ledger,
             ledger.next_run(),
             TOKEN,
-            options,
-            transport=httpx.MockTransport(record),
+            replace(options, transport=httpx.MockTransport(record)),
         )
         summary = anyio.run(runner.execute)
     LOGGED[:] = logged

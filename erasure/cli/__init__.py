@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from erasure import __version__
@@ -36,7 +36,7 @@ from erasure.cli.base import (
     duration,
     seconds_until,
 )
-from erasure.errors import ErasureError, ExitCode
+from erasure.errors import ErasureError, ExitCode, ExtraMissing
 
 __all__ = [
     "EXAMPLES",
@@ -87,15 +87,29 @@ def build_parser(*, with_sandbox: bool = True) -> _Parser:
     )
     if with_sandbox:
         # the sandbox's server stack loads only for the sandbox command
-        from erasure.sandbox.cli import add_arguments
-
-        add_arguments(p)
+        _sandbox_cli().add_arguments(p)
     return parser
 
 
-def cmd_sandbox(args: argparse.Namespace, shell: _Shell) -> int:
-    from erasure.sandbox.cli import run
+# What the extra erasure[sandbox] installs (pyproject.toml), by module name.
+SANDBOX_EXTRA = frozenset({"uvicorn", "httptools"})
 
+
+def _sandbox_cli() -> ModuleType:
+    """:mod:`erasure.sandbox.cli`; :class:`ExtraMissing` when its extra is not installed."""
+    try:
+        return importlib.import_module("erasure.sandbox.cli")
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in SANDBOX_EXTRA:
+            raise
+        raise ExtraMissing(
+            f"the sandbox is not installed: pip install 'erasure[sandbox]' (missing {missing})"
+        ) from None
+
+
+def cmd_sandbox(args: argparse.Namespace, shell: _Shell) -> int:
+    run: Callable[[argparse.Namespace], int] = _sandbox_cli().run
     return run(args)
 
 
@@ -110,10 +124,10 @@ def handlers() -> dict[str, Handler]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(with_sandbox=bool(argv) and argv[0] == "sandbox").parse_args(argv)
-    handler: Handler = handlers()[args.command]
     shell = _Shell(sys.stdin, sys.stdout, sys.stderr)
     try:
+        args = build_parser(with_sandbox=bool(argv) and argv[0] == "sandbox").parse_args(argv)
+        handler: Handler = handlers()[args.command]
         return handler(args, shell)
     except ErasureError as exc:
         shell.fail(str(exc), exc.exit_code)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from erasure.cli.base import Handler, SubParsers, _command, _load, _output_arguments, _Shell
-from erasure.errors import MEANINGS
+from erasure.errors import MEANINGS, UsageError
+
+if TYPE_CHECKING:
+    from erasure.job import Job
 
 
 def register(sub: SubParsers) -> None:
@@ -15,15 +19,24 @@ def register(sub: SubParsers) -> None:
         sub,
         "keygen",
         "Make a new Ed25519 signing key for receipts at PATH (owner-only PEM) and its "
-        "public key at PATH.pub. Never overwrites a file.",
+        "public key at PATH.pub; with --identifier-key, the identifier key of a ledger key "
+        "(for lookup, screen and validate only). Never overwrites a file.",
     )
-    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="the private key")
+    p.add_argument("--out", type=Path, metavar="PATH", help="the private key (signing key)")
     p.add_argument(
         "--ledger-key",
         type=Path,
         metavar="PATH",
         help="also write a new random ledger key (64 hex digits, owner-only) to PATH",
     )
+    p.add_argument(
+        "--identifier-key",
+        type=Path,
+        metavar="PATH",
+        help="write the identifier key (owner-only) of --job's ledger key, or of the new "
+        "--ledger-key, to PATH: it answers lookups but cannot extend the chain",
+    )
+    p.add_argument("--job", type=Path, metavar="JOB", help="the job whose ledger key to use")
 
     p = _command(
         sub,
@@ -73,17 +86,51 @@ def register(sub: SubParsers) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace, shell: _Shell) -> int:
-    from erasure import app
+    _check_keygen(args)
+    if args.out is not None:
+        from erasure import app
 
-    made = app.keygen(args.out, args.ledger_key)
-    shell.print(
-        f"signing key: {made.private_path} (owner-only; set [receipts] signing_key_file)",
-        f"public key: {made.public_path} (hand it to whoever checks receipts)",
-        f"public key sha256: {made.fingerprint}",
-    )
-    if made.ledger_key is not None:
-        shell.print(f"ledger key: {made.ledger_key} (owner-only; set [ledger] key_file)")
+        made = app.keygen(args.out, args.ledger_key)
+        shell.print(
+            f"signing key: {made.private_path} (owner-only; set [receipts] signing_key_file)",
+            f"public key: {made.public_path} (hand it to whoever checks receipts)",
+            f"public key sha256: {made.fingerprint}",
+        )
+        if made.ledger_key is not None:
+            shell.print(f"ledger key: {made.ledger_key} (owner-only; set [ledger] key_file)")
+    if args.identifier_key is not None:
+        from erasure import keyfiles
+
+        if args.job is not None:
+            written = keyfiles.for_job(_load_job(args.job), args.identifier_key)
+        else:
+            written = keyfiles.for_ledger_key_file(args.ledger_key, args.identifier_key)
+        shell.print(
+            f"identifier key: {written} (owner-only; hand it out as [ledger] key_file for "
+            "lookup, screen and validate: it cannot extend the chain)"
+        )
     return 0
+
+
+def _check_keygen(args: argparse.Namespace) -> None:
+    """The combinations keygen accepts (argparse cannot say them)."""
+    if args.out is None and args.identifier_key is None:
+        raise UsageError("keygen needs --out PATH, --identifier-key PATH, or both")
+    if args.ledger_key is not None and args.out is None:
+        raise UsageError("--ledger-key comes with --out (a new signing key)")
+    if args.job is not None and args.identifier_key is None:
+        raise UsageError("--job is used with --identifier-key only")
+    if args.identifier_key is not None and (args.job is None) == (args.ledger_key is None):
+        raise UsageError(
+            "--identifier-key needs either --job JOB (its ledger key) or --ledger-key PATH "
+            "(a new one), not both"
+        )
+
+
+def _load_job(path: Path) -> Job:
+    from erasure import job
+
+    return job.load(path)
 
 
 def cmd_receipt(args: argparse.Namespace, shell: _Shell) -> int:

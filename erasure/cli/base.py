@@ -30,7 +30,8 @@ EXAMPLES = {
     "archive": "erasure archive jobs/demo.toml --before 2024-01-01 --out archive-2023.sqlite",
     "lookup": "echo 'ivan@example.com' | erasure lookup jobs/demo.toml --email -",
     "sandbox": "erasure sandbox --port 8080 --profiles sample_data/profiles.csv",
-    "keygen": "erasure keygen --out secrets/receipts.key --ledger-key secrets/ledger.key",
+    "keygen": "erasure keygen --out secrets/receipts.key --ledger-key secrets/ledger.key "
+    "--identifier-key secrets/lookup.idkey",
     "receipt": "erasure receipt jobs/demo.toml --request-id T-1042 --out T-1042.html",
     "check-receipt": "erasure check-receipt T-1042.json --public-key receipts.key.pub "
     "--job jobs/demo.toml",

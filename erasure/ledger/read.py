@@ -419,27 +419,6 @@ def invalid_seen(db: sqlite3.Connection, input_sha256: str) -> set[tuple[int, st
     return {(int(row), col) for row, col in found}
 
 
-def unresolved_invalid(db: sqlite3.Connection, request_id: str) -> list[dict[str, Any]]:
-    """A request's unresolved ``invalid`` records: seq, run, input, row, column, reason."""
-    return [
-        {"seq": s, "run": r, "input": i, "row": row, "column": c, "reason": why}
-        for s, r, i, row, c, why in db.execute(
-            "SELECT seq, run, input, row, col, reason FROM invalid_state "
-            "WHERE request_id = ? AND resolved_by IS NULL ORDER BY seq",
-            (request_id,),
-        )
-    ]
-
-
-def request_summary(db: sqlite3.Connection, request_id: str) -> dict[str, Any] | None:
-    """One request's summary row (counts per outcome, invalid records, reappearances)."""
-    cursor = db.execute("SELECT * FROM request_state WHERE request_id = ?", (request_id,))
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    return dict(zip([d[0] for d in cursor.description], row, strict=True))
-
-
 # ---------------------------------------------------------------- the accounting, by index
 
 _FINAL_SQL = "('erased', 'not_found', 'rejected')"

@@ -297,23 +297,6 @@ def _came_back(profiles: pl.DataFrame | None, tally: dict[str, int]) -> list[str
     return [*head, *body, "</section>"]
 
 
-def _verdict(counts: dict[str, Any], open_requests: int, undone: int) -> str:
-    """One sentence: done, or what is left (by request, or by identifier without ids)."""
-    if counts["total"] == 0:
-        return '<p class="verdict bad">The ledger holds no request yet.</p>'
-    if counts["requests"]:
-        done, left = "Every request is fully erased", _many(open_requests, "request")
-    else:
-        done, left = "Every identifier is erased or not found", _many(undone, "identifier")
-    said = [f"Not yet fully erased: {left}" if undone else done]
-    if counts["rejected"]:
-        said.append(f"rejected, a person must look: {_many(counts['rejected'], 'identifier')}")
-    if counts["overdue"]:
-        said.append(f"past their deadline: {_many(counts['overdue'], 'identifier')}")
-    tone = "bad" if undone or counts["overdue"] else "ok"
-    return f'<p class="verdict {tone}">{e("; ".join(said))}.</p>'
-
-
 def _many(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 

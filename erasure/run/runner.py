@@ -85,7 +85,8 @@ class Options:
     first_events: tuple[Event, ...] = ()  # committed with run_started (sweep: reappeared)
     heartbeat_s: float = 10.0  # a progress log line at least this often, seconds
     # The HTTP transport; None: the production one (client.make_client). Tests
-    # inject an httpx.MockTransport here, the same seam production uses.
+    # inject an httpx.MockTransport here (through app.run too), the seam
+    # production uses; the one way to give a run a transport.
     transport: httpx.AsyncBaseTransport | None = None
 
 
@@ -101,7 +102,6 @@ class Runner:
         token: str,
         options: Options,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         input_info: dict[str, Any] | None = None,
         notes: Sequence[Event] = (),
     ) -> None:
@@ -114,7 +114,7 @@ class Runner:
         self.echoes = Echoes.for_run(token, job.input.phone_region)
         self.options = options
         self.backoff = options.backoff or Backoff.for_run(job.run)
-        self.transport = transport if transport is not None else options.transport
+        self.transport = options.transport
         self.log = logs.get().bind(run=run)
         self.summary = Summary(
             run=run,
