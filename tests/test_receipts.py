@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from erasure import ledger as L
+from erasure import partition
 from erasure.errors import ExitCode
 from erasure.keys import Keyer
 from erasure.ledger import Outcome
@@ -43,6 +44,7 @@ from erasure.receipts import (
     sign,
     verdict,
 )
+from erasure.receipts.document import request_reason
 from erasure.receipts.parse import parse_signed
 from tests.receipts_fixtures import (
     FIXED_KEY,
@@ -138,9 +140,15 @@ def test_verdict_sentence_names_the_deadline() -> None:
         issued_at="2024-05-03T00:00:00+00:00",
     )
     assert (
-        "Request T-9 is not complete: 2 input cells could not be used, 1 identifier was refused "
-        "by the service (as of 2024-05-03). Its deadline is 2024-05-31." == verdict(rejected)
+        "Request T-9 is not complete: 1 identifier was refused by the service, 2 input cells "
+        "could not be used (as of 2024-05-03). Its deadline is 2024-05-31." == verdict(rejected)
     )
+    # the first reason listed is the partition's, as status and every report count it
+    assert request_reason(rejected.reasons) is partition.Reason.REJECTED
+    # a receipt issued before the partition listed invalid first: it still checks
+    older = dataclasses.replace(rejected, reasons=tuple(reversed(rejected.reasons)))
+    assert older.reasons[0].reason is Reason.INVALID
+    assert check(sign(older, FIXED_KEY).raw, FIXED_KEY.public_key()).valid
 
 
 # ---------------------------------------------------------------- signature

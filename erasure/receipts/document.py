@@ -31,6 +31,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from erasure import partition
 from erasure.errors import InputUnusable
 from erasure.ledger import Outcome
 from erasure.receipts.canonical import canonical_json, parse_head
@@ -78,14 +79,24 @@ class Status(enum.StrEnum):
 
 
 class Reason(enum.StrEnum):
-    """Why a request is incomplete, a closed set (in this order on a receipt)."""
+    """What keeps a request from complete, a closed set, in the partition's order.
+
+    A receipt lists every one that applies; the first listed is the request's
+    reason in the partition (erasure.partition, :data:`PARTITION`), the one
+    ``status`` and every report count it under. Receipts issued before the
+    partition listed ``invalid`` before ``rejected``; they still check.
+    """
 
     # The request named no identifier the tool could use.
     NO_IDENTIFIERS = "no_identifiers"
-    # Input cells of the request could not be used, and no later input fixed them.
-    INVALID = "invalid"
+    # A legal hold keeps identifiers from being sent (erasure hold).
+    HELD = "held"
+    # The request was withdrawn (erasure cancel).
+    CANCELLED = "cancelled"
     # The service refused identifiers: a person must look.
     REJECTED = "rejected"
+    # Input cells of the request could not be used, and no later input fixed them.
+    INVALID = "invalid"
     # Transient failures used every attempt; the next run retries.
     FAILED = "failed"
     # Not finished yet.
@@ -94,9 +105,28 @@ class Reason(enum.StrEnum):
     IN_DOUBT = "in_doubt"
 
 
+# Each receipt reason's place in the partition (erasure.partition): the first a receipt
+# lists is the request's partition reason.
+PARTITION: dict[Reason, partition.Reason] = {
+    Reason.NO_IDENTIFIERS: partition.Reason.NO_IDENTIFIER,
+    Reason.HELD: partition.Reason.HELD,
+    Reason.CANCELLED: partition.Reason.CANCELLED,
+    Reason.REJECTED: partition.Reason.REJECTED,
+    Reason.INVALID: partition.Reason.INVALID,
+    Reason.FAILED: partition.Reason.OPEN,
+    Reason.PENDING: partition.Reason.OPEN,
+    Reason.IN_DOUBT: partition.Reason.OPEN,
+}
+assert list(Reason) == sorted(Reason, key=lambda r: partition.REASONS.index(PARTITION[r]))
+
 # for people: how many of what (the HTML page and the checker's lines)
 REASON_WORDS: dict[Reason, tuple[str, str]] = {
     Reason.NO_IDENTIFIERS: ("the request named no usable identifier", ""),
+    Reason.HELD: ("identifier is under a legal hold", "identifiers are under a legal hold"),
+    Reason.CANCELLED: (
+        "identifier was cancelled with the request",
+        "identifiers were cancelled with the request",
+    ),
     Reason.INVALID: ("input cell could not be used", "input cells could not be used"),
     Reason.REJECTED: (
         "identifier was refused by the service",
@@ -261,13 +291,29 @@ def assess(
     for claim in claims:
         if claim.outcome in _DONE:
             continue
-        counts[Reason(claim.outcome.value)] += 1  # rejected, failed or pending
+        counts[Reason(claim.outcome.value)] += 1  # held, cancelled, rejected, failed or pending
         if claim.in_doubt:
             counts[Reason.IN_DOUBT] += 1
     reasons = [ReasonCount(r, n) for r, n in counts.items() if n]
     if not claims:
         reasons.insert(0, ReasonCount(Reason.NO_IDENTIFIERS, 0))
+    # the first listed is the partition's reason, by the one rule
+    why = partition.reason_of(
+        {
+            "pairs": len(claims),
+            **{o.value: sum(1 for c in claims if c.outcome == o) for o in Outcome},
+            "held": counts[Reason.HELD],
+            "cancelled": counts[Reason.CANCELLED],
+            "invalid_unresolved": counts[Reason.INVALID],
+        }
+    )
+    assert (why is None) == (not reasons) and (not reasons or PARTITION[reasons[0].reason] == why)
     return (Status.INCOMPLETE if reasons else Status.COMPLETE), tuple(reasons)
+
+
+def request_reason(reasons: Sequence[ReasonCount]) -> partition.Reason | None:
+    """The request's reason in the partition: that of the first reason a receipt lists."""
+    return PARTITION[reasons[0].reason] if reasons else None
 
 
 def describe_reasons(reasons: Iterable[ReasonCount]) -> str:
