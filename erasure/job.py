@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from erasure import keys
+from erasure import deadlines, keys
 from erasure.errors import ConfigError, FileMissing, SecretMissing
 from erasure.files import OWNER_ONLY, Perms, read_secret
 
@@ -92,6 +92,8 @@ class Input:
     deadline_days: int = 30
     phone_region: str = "RU"
     columns: Columns = field(default_factory=Columns)
+    # deadline, extension_max, timezone, calendar (erasure.deadlines; deadline_days is its "N days")
+    deadline: deadlines.Rule = field(default_factory=deadlines.Rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +254,7 @@ class Job:
             "request_id_column": self.input.request_id_column,
             "received_at_column": self.input.received_at_column,
             "deadline_days": self.input.deadline_days,
+            **self.input.deadline.settings(),
             "phone_region": self.input.phone_region,
             "concurrency": self.run.concurrency,
             "rate_per_s": self.run.rate_per_s,
@@ -329,6 +332,21 @@ def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
 def _kind_names(kinds: type | tuple[type, ...]) -> str:
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kinds))
+
+
+def _deadline_rule(in_s: _Section) -> deadlines.Rule:
+    """[input] deadline, extension_max, timezone, calendar (and deadline_days) as one rule."""
+    given_days = in_s.get("deadline_days", int, None)
+    try:
+        return deadlines.rule(
+            in_s.get("deadline", str, None),
+            deadline_days=given_days,
+            extension_max=in_s.get("extension_max", str, None),
+            timezone=in_s.get("timezone", str, None),
+            calendar=in_s.get("calendar", str, None),
+        )
+    except deadlines.DeadlineError as exc:
+        raise ConfigError(f"job file: [input] {exc}") from None
 
 
 def _positive(section: _Section, key: str, value: float, *, allow_zero: bool = False) -> None:
@@ -514,6 +532,7 @@ def parse(text: str, path: Path) -> Job:
         raise ConfigError("job file: [input] has both resource_id and resource_id_column")
     deadline_days = in_s.get("deadline_days", int, 30)
     _positive(in_s, "deadline_days", deadline_days)
+    rule = _deadline_rule(in_s)
     region = in_s.get("phone_region", str, "RU").upper()
     import phonenumbers  # a large table; only loaded when a job is read
 
@@ -530,6 +549,7 @@ def parse(text: str, path: Path) -> Job:
         deadline_days=deadline_days,
         phone_region=region,
         columns=_columns(in_s.table("columns")),
+        deadline=rule,
     )
     in_s.done()
 

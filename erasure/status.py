@@ -24,6 +24,7 @@ from typing import Any
 
 import polars as pl
 
+from erasure import deadline_table
 from erasure import ledger as ledger_mod
 from erasure import partition
 from erasure.accounting import LedgerAccount, ledger_account, ledger_account_from_summaries
@@ -182,21 +183,19 @@ def _pairs(db: sqlite3.Connection, events: pl.DataFrame, *, now: datetime | None
 def _with_deadline(
     db: sqlite3.Connection, out: pl.DataFrame, *, now: datetime | None
 ) -> pl.DataFrame:
-    """The pairs' rows with received_at parsed, and their deadline and overdue flag."""
+    """The pairs' rows with received_at parsed, and their deadline (in force) and overdue flag.
+
+    The rules are erasure.deadlines'; erasure.deadline_table applies them.
+    """
     now = now or datetime.now(UTC)
-    days = deadline_days(db)
     out = out.with_columns(pl.col("received_at").str.to_datetime(time_zone="UTC", strict=False))
     finished = pl.col("outcome").is_in([o.value for o in ledger_mod.FINAL])
-    deadline = (pl.col("received_at") + pl.duration(days=days)).dt.date()
-    finished_date = pl.col("finished_at").str.to_datetime(time_zone="UTC", strict=False).dt.date()
-    out = out.with_columns(deadline.alias("deadline")).with_columns(
-        pl.when(pl.col("deadline").is_null())
-        .then(None)
-        .when(finished)
-        .then(finished_date > pl.col("deadline"))
-        .otherwise(pl.lit(now.date()) > pl.col("deadline"))
-        .alias("overdue"),
-        pl.lit(days).alias("deadline_days"),
+    out = deadline_table.with_deadlines(
+        out,
+        deadline_table.rule_of(db),
+        deadline_table.extensions_of(db),
+        now=now,
+        finished=finished,
     )
     return out.select(*REPORT_COLUMNS, "received_at", "deadline", "overdue")
 
@@ -442,20 +441,21 @@ def request_states(
         .select(why)
         .to_series()
     )
-    finished_day = pl.col("finished_at").str.to_datetime(time_zone="UTC", strict=False).dt.date()
+    finished_moment = pl.col("finished_at").str.to_datetime(time_zone="UTC", strict=False)
+    due = deadline_table.instant(pl.col("deadline"))  # the end of the due day, an instant
     has_deadline = pl.col("deadline").is_not_null()
     return out.with_columns(
         (
             has_deadline
             & (pl.col("why") != "complete")
             & ~pl.col("all_final")
-            & (pl.lit(now.date()) > pl.col("deadline"))
+            & (pl.lit(now.astimezone(UTC)) > due)
         ).alias("open_past_deadline"),
         (
             has_deadline
             & pl.col("all_final")
             & (pl.col("identifiers") > 0)
-            & (finished_day > pl.col("deadline"))
+            & (finished_moment > due)
         )
         .fill_null(False)
         .alias("finished_late"),
@@ -656,8 +656,8 @@ def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> 
         run_now = {"run": last["run"], "since": last["started_at"], "in_flight": len(flying)}
     # a pair in doubt whose key is in flight is waiting for its answer, not in doubt
     in_doubt = sum(1 for key in ledger_read.in_doubt_keys(db) if key not in flying)
-    days = deadline_days(db)
-    open_past, late = ledger_read.deadline_flags(db, now=now, days=days)
+    rule, extended = deadline_table.rule_of(db), deadline_table.extensions_of(db)
+    open_past, late = deadline_table.deadline_flags(db, rule, extended, now=now)
     totals = ledger_read.totals(db)
     acc = ledger_account_from_summaries(
         totals, in_doubt=in_doubt, open_past_deadline=open_past, finished_late=late
@@ -668,7 +668,7 @@ def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> 
         **{o.value: int(totals.get(o.value, 0)) for o in Outcome},
         "in_doubt": in_doubt,
         "invalid": acc.unresolved,
-        "overdue": ledger_read.overdue(db, now=now, days=days),
+        "overdue": deadline_table.overdue_count(db, rule, extended, now=now),
         "requests": acc.requests,
         "incomplete_reasons": dict(acc.incomplete_reasons),
         "accounting": acc.as_dict(),

@@ -173,8 +173,9 @@ def test_csv_has_the_contract_columns_and_is_spreadsheet_safe(
     assert (rows[("T5", F)]["outcome"], rows[("T5", F)]["attempts"]) == ("failed", "2")
     assert (rows[("T2", C)]["overdue"], rows[("T1", A)]["overdue"]) == ("true", "false")
     assert (rows[("'@T4", E)]["outcome"], rows[("'@T4", E)]["overdue"]) == ("pending", "true")
+    # the end of the due day, an instant with its offset (the job's timezone: UTC)
     expected = (datetime.fromisoformat(OLD) + timedelta(days=30)).date().isoformat()
-    assert expected == rows[("T2", C)]["deadline"]
+    assert expected + "T23:59:59+00:00" == rows[("T2", C)]["deadline"]
 
 
 def test_parquet_is_typed_and_exact(
@@ -183,7 +184,7 @@ def test_parquet_is_typed_and_exact(
     """Parquet is for programs: real types, values exactly as in the ledger."""
     frame = pl.read_parquet(_write(db, job, tmp_path / "r.parquet"))
     assert frame.columns == COLUMNS
-    assert (pl.Boolean, pl.Date, pl.Boolean) == (
+    assert (pl.Boolean, pl.String, pl.Boolean) == (
         frame.schema["in_doubt"],
         frame.schema["deadline"],
         frame.schema["overdue"],
@@ -209,8 +210,8 @@ def test_xlsx_has_summary_identifiers_requests_and_runs(
     rows = _by_key(ids)
     assert rows[("T2", C)]["error_text"] == "'" + EVIL
     assert rows[("T5", G)]["profile_id"] == "'+7001"
-    deadline = (datetime.fromisoformat(OLD) + timedelta(days=30)).date()
-    assert (True, deadline) == (rows[("T2", C)]["overdue"], rows[("T2", C)]["deadline"])
+    deadline = (datetime.fromisoformat(OLD) + timedelta(days=30)).date().isoformat()
+    assert (True, deadline + "T23:59:59+00:00") == (rows[("T2", C)]["overdue"], rows[("T2", C)]["deadline"])
     summary = dict(sheets["Summary"].cast(pl.String).iter_rows())
     counts = status(db)
     for name in (
@@ -446,7 +447,7 @@ def test_xlsx_moments_are_dates_and_settings_are_words(
     ids = pl.read_excel(out, sheet_name="Identifiers")
     assert ids.schema["first_attempt_at"] == pl.Datetime("ms")
     assert ids.schema["finished_at"] == pl.Datetime("ms")
-    assert ids.schema["deadline"] == pl.Date
+    assert ids.schema["deadline"] == pl.String  # an instant with its offset, as text
     row = _by_key(ids)[("T2", C)]
     ledger_at = report.table(db).filter(pl.col("key") == C)["finished_at"].item()
     in_utc = datetime.fromisoformat(ledger_at).astimezone(UTC).replace(tzinfo=None)

@@ -227,7 +227,7 @@ def test_deadline_days_come_from_the_last_run_s_settings(tmp_path: Path) -> None
     ) as db:
         assert 10 == status.deadline_days(db)
         [row] = status.pairs(db, now=datetime(2026, 1, 12, tzinfo=UTC)).iter_rows(named=True)
-    assert (datetime(2026, 1, 11).date(), True) == (row["deadline"], row["overdue"])
+    assert ("2026-01-11T23:59:59+00:00", True) == (row["deadline"], row["overdue"])
 
 
 def test_lookup_finds_every_request_naming_a_key(db: sqlite3.Connection) -> None:

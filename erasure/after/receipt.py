@@ -14,11 +14,12 @@ import os
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from erasure import deadline_table, deadlines
 from erasure import ledger as ledger_mod
 from erasure.errors import (
     ConfigError,
@@ -107,7 +108,8 @@ def build(job: Job, request_id: str, *, issued_at: str | None = None) -> SignedR
         )
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
         events = list(ledger_events(db, up_to=verdict.head_seq))
-    found = claims_of(events, request_id, job.input.deadline_days)
+        rule = deadline_table.rule_of(db)
+    found = claims_of(events, request_id, rule)
     if not found.claims and not found.invalid:
         raise UsageError(f"the ledger has no request {request_id!r}")
     last = events[-1]
@@ -121,8 +123,15 @@ def build(job: Job, request_id: str, *, issued_at: str | None = None) -> SignedR
     return sign(receipt, key)
 
 
-def claims_of(events: Iterable[LedgerEvent], request_id: str, deadline_days: int) -> RequestEvents:
-    """One request's claims and invalid records, from the events oldest first."""
+def claims_of(
+    events: Iterable[LedgerEvent], request_id: str, rule: deadlines.Rule | None = None
+) -> RequestEvents:
+    """One request's claims and invalid records, from the events oldest first.
+
+    The deadline is the one in force (erasure.deadlines), as an instant with its offset.
+    """
+    rule = rule or deadlines.Rule()
+    extended: list[deadlines.Extension] = []
     claims: dict[str, Claim] = {}
     invalid: dict[int, InvalidRecord] = {}
     received: str | None = None
@@ -136,6 +145,11 @@ def claims_of(events: Iterable[LedgerEvent], request_id: str, deadline_days: int
         if f.get("request_id") != request_id:
             continue
         key = f.get("key")
+        if kind == Kind.EXTENDED:
+            to = detail_of(f.get("detail")).get("extended_to")
+            if isinstance(to, str):
+                at = datetime.fromisoformat(f["at"])
+                extended.append(deadlines.Extension(at, date.fromisoformat(to)))
         if kind == Kind.PLANNED and isinstance(key, str):
             received = received or f.get("received_at")
             before = claims.get(key)
@@ -173,21 +187,23 @@ def claims_of(events: Iterable[LedgerEvent], request_id: str, deadline_days: int
         for c in claims.values()
     )
     return RequestEvents(
-        Request(request_id, received, _deadline(received, deadline_days)),
+        Request(request_id, received, _deadline(received, rule, extended)),
         final,
         tuple(invalid.values()),
     )
 
 
-def _deadline(received: str | None, days: int) -> str | None:
+def _deadline(
+    received: str | None, rule: deadlines.Rule, extended: list[deadlines.Extension]
+) -> str | None:
     if received is None:
         return None
     try:
         moment = datetime.fromisoformat(received)
     except ValueError:
         return None
-    day: date = moment.date() + timedelta(days=days)
-    return day.isoformat()
+    end = deadlines.in_force(deadlines.deadline(moment, rule), extended, rule)
+    return deadlines.show(end.astimezone(rule.zone))
 
 
 def write(signed: SignedReceipt, out: Path, perms: Perms) -> Path:

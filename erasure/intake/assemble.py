@@ -161,7 +161,9 @@ def _row_frame(frame: pl.DataFrame, table: Table, layout: Layout, inp: Input) ->
             fixed[what] = pl.lit(value, pl.Int64)
             fixed[f"{what}_raw"] = fixed[f"{what}_reason"] = pl.lit(None, pl.String)
     if layout.received_at is not None:
-        parts.append(moments(frame.get_column(layout.received_at), table.file))
+        parts.append(
+            moments(frame.get_column(layout.received_at), table.file, inp.deadline.timezone)
+        )
     else:
         fixed["received_at"] = pl.lit(None, pl.Datetime("us", "UTC"))
         fixed["received_at_raw"] = fixed["received_at_reason"] = pl.lit(None, pl.String)

@@ -55,13 +55,16 @@ def positive_ints(text: pl.Series, what: str, required: bool) -> pl.DataFrame:
     )
 
 
-def moments(series: pl.Series, file: str) -> pl.DataFrame:
-    """Columns ``received_at`` (UTC), ``received_at_raw`` and ``received_at_reason``."""
+def moments(series: pl.Series, file: str, timezone: str = "UTC") -> pl.DataFrame:
+    """Columns ``received_at`` (UTC), ``received_at_raw`` and ``received_at_reason``.
+
+    A date or time without an offset is read in ``timezone`` ([input] timezone).
+    """
     utc = pl.Datetime("us", "UTC")
     if isinstance(series.dtype, pl.Date | pl.Datetime):
         moments = series.cast(pl.Datetime("us")) if series.dtype == pl.Date else series
         tz = getattr(moments.dtype, "time_zone", None)
-        moments = moments.dt.replace_time_zone("UTC") if tz is None else moments
+        moments = moments.dt.replace_time_zone(timezone) if tz is None else moments
         return pl.DataFrame(
             {
                 "received_at": moments.dt.convert_time_zone("UTC").cast(utc),
@@ -75,7 +78,9 @@ def moments(series: pl.Series, file: str) -> pl.DataFrame:
     bad: list[bool] = []
     for value in distinct:
         try:
-            parsed.append(normalize.received_at(value) if normalize.clean(value) else None)
+            parsed.append(
+                normalize.received_at(value, timezone) if normalize.clean(value) else None
+            )
             bad.append(False)
         except normalize.Invalid:
             parsed.append(None)

@@ -31,6 +31,7 @@ import secrets
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 import polars as pl
@@ -250,10 +251,11 @@ def phone(raw: str, region: str) -> str:
 _DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 
 
-def received_at(raw: str) -> datetime:
+def received_at(raw: str, timezone: str = "UTC") -> datetime:
     """A moment in UTC: ISO 8601 or ``DD.MM.YYYY[ HH:MM[:SS]]``.
 
-    A date alone means midnight UTC; a time without an offset is UTC.
+    A date alone means midnight in ``timezone`` (an IANA name, [input]
+    timezone); a time without an offset is read there too.
     """
     value = raw.strip(WHITESPACE)
     try:
@@ -268,7 +270,7 @@ def received_at(raw: str) -> datetime:
         except ValueError:
             raise Invalid("received_at is not a date") from None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
+        return moment.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
     return moment.astimezone(UTC)
 
 

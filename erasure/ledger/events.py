@@ -34,6 +34,9 @@ class Kind(enum.StrEnum):
     RESOLVED = "resolved"  # a later input brought a usable value for invalid records
     REAPPEARED = "reappeared"  # a profile came back after a finished erasure (sweep)
     ARCHIVED = "archived"  # the events before this ledger's first moved to an archive file
+    # a request's deadline extended (erasure extend); detail: original and new due day, by,
+    # informed_at, reason, who
+    EXTENDED = "extended"
 
 
 class Outcome(enum.StrEnum):
