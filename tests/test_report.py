@@ -211,7 +211,10 @@ def test_xlsx_has_summary_identifiers_requests_and_runs(
     assert rows[("T2", C)]["error_text"] == "'" + EVIL
     assert rows[("T5", G)]["profile_id"] == "'+7001"
     deadline = (datetime.fromisoformat(OLD) + timedelta(days=30)).date().isoformat()
-    assert (True, deadline + "T23:59:59+00:00") == (rows[("T2", C)]["overdue"], rows[("T2", C)]["deadline"])
+    assert (True, deadline + "T23:59:59+00:00") == (
+        rows[("T2", C)]["overdue"],
+        rows[("T2", C)]["deadline"],
+    )
     summary = dict(sheets["Summary"].cast(pl.String).iter_rows())
     counts = status(db)
     for name in (
