@@ -24,9 +24,8 @@ from typing import Any
 
 import polars as pl
 
-from erasure import deadline_table
+from erasure import deadline_table, partition
 from erasure import ledger as ledger_mod
-from erasure import partition
 from erasure.accounting import LedgerAccount, ledger_account, ledger_account_from_summaries
 from erasure.ledger import Outcome
 from erasure.ledger import read as ledger_read
@@ -197,7 +196,7 @@ def _with_deadline(
         now=now,
         finished=finished,
     )
-    return out.select(*REPORT_COLUMNS, "received_at", "deadline", "overdue")
+    return out.select(*REPORT_COLUMNS, *_DEADLINE_EXTRA)
 
 
 def invalid_records(db: sqlite3.Connection) -> pl.DataFrame:
@@ -250,7 +249,8 @@ def report_rows(
     return both.select(*REPORT_COLUMNS, *INVALID_COLUMNS, *_DEADLINE_EXTRA, REAPPEARED_COLUMN)
 
 
-_DEADLINE_EXTRA = ("received_at", "deadline", "overdue")
+# original_deadline: where an extension moved the deadline (erasure extend), else empty
+_DEADLINE_EXTRA = ("received_at", "deadline", "overdue", "original_deadline")
 REAPPEARED_COLUMN = "reappeared"  # a profile sweep found again
 # The report's last columns, after ``reappeared``, in the contract's order: the request's
 # state (complete | incomplete) and its reason in the partition (erasure.partition), then
@@ -290,7 +290,11 @@ def with_request_state(rows: pl.DataFrame, states: pl.DataFrame) -> pl.DataFrame
         .otherwise(pl.lit("incomplete"))
         .alias("request_status"),
         pl.when(complete).then(None).otherwise(pl.col("why")).alias("request_reason"),
-        *(pl.lit(None, _REQUEST_SCHEMA[c]).alias(c) for c in REQUEST_COLUMNS[2:]),
+        *(
+            pl.lit(None, _REQUEST_SCHEMA[c]).alias(c)
+            for c in REQUEST_COLUMNS[2:]
+            if c not in rows.columns  # original_deadline: filled by the pairs' deadlines
+        ),
     ).drop("why")
 
 
@@ -451,12 +455,7 @@ def request_states(
             & ~pl.col("all_final")
             & (pl.lit(now.astimezone(UTC)) > due)
         ).alias("open_past_deadline"),
-        (
-            has_deadline
-            & pl.col("all_final")
-            & (pl.col("identifiers") > 0)
-            & (finished_moment > due)
-        )
+        (has_deadline & pl.col("all_final") & (pl.col("identifiers") > 0) & (finished_moment > due))
         .fill_null(False)
         .alias("finished_late"),
     ).drop("all_final", "all_done", *(c for c in named if c not in (o.value for o in Outcome)))
