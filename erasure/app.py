@@ -169,6 +169,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
 
     from erasure import ledger as ledger_mod
     from erasure import logs
+    from erasure.after.hooks import after_run
     from erasure.ledger import Ledger
     from erasure.run import Runner, finish_event
 
@@ -186,6 +187,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
         plan, input_info, data = _plan_locked(job, keyer, ledger, options)
         run_no = ledger.next_run()
         notes = invalid_events(ledger.connection, run_no, data)
+        keep = data.keep
         del data  # the run needs only the plan's work (see _plan_locked)
         log.info(
             "erasure.run.started",
@@ -210,6 +212,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
             notes=notes,
         )
         summary = anyio.run(runner.execute, backend_options=loop_options())
+        after_run(job, token, ledger, summary, keep, options.runner)  # erasure.after.hooks
         code = summary.exit_code()
         try:
             ledger.append([finish_event(run_no, summary, code)])
@@ -242,7 +245,11 @@ def _plan_locked(
         "invalid": data.counts.invalid,
         "account": account_of(data, plan).as_dict(),
     }
-    facts = _InputFacts(data.sha256, data.invalid.drop("value"), data.usable)
+    from erasure.after.suppress import candidates
+
+    facts = _InputFacts(
+        data.sha256, data.invalid.drop("value"), data.usable, candidates(job, data.items)
+    )
     # The run needs only the plan's work frame: the intake's items and the
     # pending pairs go when this returns. The work often shares their keys
     # and values (see erasure.run.plan); the rest, such as the row numbers,
@@ -257,6 +264,8 @@ class _InputFacts:
     sha256: str
     invalid: pl.DataFrame  # intake.INVALID_SCHEMA less ``value``
     usable: pl.DataFrame  # (request_id, column) that held a usable value
+    # [suppress] only: the input's email/phone keys and values, in memory, never written
+    keep: pl.DataFrame | None = None
 
 
 def invalid_events(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list[Event]:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from erasure import deadlines, keys
+from erasure.after.keep import Notify, Suppress, parse_notify, parse_suppress
 from erasure.errors import ConfigError, FileMissing, SecretMissing
 from erasure.files import OWNER_ONLY, Perms, read_secret
 
@@ -161,6 +162,8 @@ class Job:
     ledger: Ledger
     receipts: Receipts | None = None  # [receipts], when the job has it
     sweep: Sweep | None = None  # [sweep], when the job has it
+    suppress: Suppress | None = None  # [suppress] (erasure.after.keep), off when absent
+    notify: Notify | None = None  # [notify] (erasure.after.keep), off when absent
 
     @property
     def perms(self) -> Perms:
@@ -582,12 +585,23 @@ def parse(text: str, path: Path) -> Job:
 
     receipts = _receipts(sub("receipts"), base) if "receipts" in data else None
     sweep = _sweep(sub("sweep")) if "sweep" in data else None
+    top.used.update({"suppress", "notify"})
+    suppress = parse_suppress(data["suppress"]) if "suppress" in data else None
+    notify = parse_notify(data["notify"], base) if "notify" in data else None
 
     unknown = sorted(set(data) - top.used)
     if unknown:
         raise ConfigError(f"job file: unknown section or key {unknown[0]}")
     return Job(
-        path=path, api=api, input=inp, run=run, ledger=ledger, receipts=receipts, sweep=sweep
+        path=path,
+        api=api,
+        input=inp,
+        run=run,
+        ledger=ledger,
+        receipts=receipts,
+        sweep=sweep,
+        suppress=suppress,
+        notify=notify,
     )
 
 

@@ -77,6 +77,8 @@ def _finished(**fields: Any) -> dict[str, Any]:
         "requests": 0,
         "in_doubt": 0,
         "invalid": 0,
+        "suppressed": 0,
+        "suppression_failed": 0,
         "withdrawn": 0,
         "unrecorded": 0,
         "duration_s": ANY,  # seconds: how long it took is not behaviour

@@ -149,6 +149,14 @@ def _print_summary(shell: _Shell, summary: Summary, code: int, job: Job) -> None
         f" of {summary.planned_pairs} pairs to send (in doubt {summary.in_doubt});"
         f" invalid records in the input {summary.invalid}; {summary.requests} requests in "
         f"{summary.duration_s:.1f} s ({rate:.0f}/s)",
+        *(
+            [
+                f"suppression lists: {summary.suppressed} added, {summary.suppression_failed}"
+                " failed (the next run tries them again)"
+            ]
+            if job.suppress is not None
+            else []
+        ),
         f"ledger: {job.ledger.path}",
         f"report: erasure report {job.path} --out report.html",
         f"exit {int(code)}: {MEANINGS.get(int(code), '')}",

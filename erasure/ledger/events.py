@@ -37,6 +37,12 @@ class Kind(enum.StrEnum):
     # a request's deadline extended (erasure extend); detail: original and new due day, by,
     # informed_at, reason, who
     EXTENDED = "extended"
+    # An erased (or not found) person's email or phone sent to an Altcraft suppression
+    # list, or a failure to: detail {"list", "status": added|failed|check_failed, ...}
+    SUPPRESSION = "suppression"
+    # A signed notice of a request's status: detail {"status": queued|delivered|failed,
+    # "idempotency_key", ...} (erasure.after.notify)
+    NOTICE = "notice"
 
 
 class Outcome(enum.StrEnum):

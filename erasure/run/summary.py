@@ -64,6 +64,8 @@ class Summary:
     unrecorded: int = 0  # keys of the plan neither reached nor recorded (a huge plan, stopped)
     fatal: ErasureError | None = None  # what stopped the run as a whole, if anything
     invalid: int = 0  # invalid records of the run's input: a person must fix the file (exit 1)
+    suppressed: int = 0  # values added to a suppression list this run ([suppress])
+    suppression_failed: int = 0  # values whose addition failed: exit 1, never a stop
 
     @property
     def pending(self) -> int:
@@ -82,7 +84,12 @@ class Summary:
             codes.append(_STOP_CODES[self.stop_reason])
         if self.pending:
             codes.append(ExitCode.TEMPFAIL)
-        if self.outcomes[Outcome.REJECTED] or self.already_rejected or self.invalid:
+        if (
+            self.outcomes[Outcome.REJECTED]
+            or self.already_rejected
+            or self.invalid
+            or self.suppression_failed
+        ):
             codes.append(ExitCode.REJECTED)
         return worst(*codes)
 
@@ -97,6 +104,8 @@ class Summary:
             "requests": self.requests,
             "in_doubt": self.in_doubt,
             "invalid": self.invalid,
+            "suppressed": self.suppressed,
+            "suppression_failed": self.suppression_failed,
             "withdrawn": self.withdrawn,
             "unrecorded": self.unrecorded,
             "duration_s": round(self.duration_s, 3),

@@ -13,6 +13,8 @@ Routes::
     GET  /__sandbox/export?db_id=N   live profiles as CSV       (see admin.py)
     POST /__sandbox/restore          deleted profiles come back (see admin.py)
     POST /__sandbox/import           a new profile              (see admin.py)
+    POST /api/v1.1/suppresses/...    suppression lists, add and check  (see suppress.py)
+    GET|POST /__sandbox/suppress     their contents and faults          (see suppress.py)
     anything else                    404 (405 on a known path) text/html, no Altcraft
                                      body, as a proxy in front of a wrong URL answers
 
@@ -29,7 +31,7 @@ import json
 import time
 from typing import Any
 
-from erasure.sandbox import admin, faults, protocol
+from erasure.sandbox import admin, faults, protocol, suppress
 from erasure.sandbox.asgi import Receive, Scope, Send, drop, lifespan, read_body, respond
 from erasure.sandbox.faults import Dice, Fault, TokenBucket
 from erasure.sandbox.front import RawConnection
@@ -76,6 +78,7 @@ class SandboxApp:
         self.stopping = asyncio.Event()  # set when the server shuts down: hangs end
         self.connections: set[Any] = set()  # the server's open connections (front.py sets it)
         self._not_found: dict[tuple[int, Format], bytes] = {}
+        self.suppressions = suppress.Suppressions(token, readonly_token)  # suppress.py
         self.configure(settings or Settings())
 
     def configure(self, settings: Settings) -> None:
@@ -118,6 +121,11 @@ class SandboxApp:
             await respond(send, 200, JSON, json.dumps(stats).encode())
         elif path == CONFIG_PATH and method in ("GET", "POST"):
             await self._config(method, receive, send)
+        elif path.startswith(suppress.PREFIX) and method == "POST":
+            name = path.removeprefix(suppress.PREFIX)
+            await self.suppressions.serve(name, scope["headers"], receive, send, self.stopping)
+        elif path == suppress.CONTROL_PATH and method in ("GET", "POST"):
+            await self.suppressions.control(method, receive, send)
         elif path in _ADMIN and method == _ADMIN[path]:
             await self._admin(path, scope, receive, send)
         elif path in (STATS_PATH, CONFIG_PATH) or path in _ADMIN:
