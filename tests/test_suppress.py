@@ -210,3 +210,24 @@ def test_a_hang_or_a_refused_token_never_stops_the_deletes_and_the_next_run_adds
     _configure(sandbox.url, deny_token=False)
     assert 0 == e2e.run_with(job, once)
     assert set(_lists(sandbox.url)["lists"]["7"]["emails"]) == emails
+
+
+def test_the_report_says_which_list_keeps_the_address(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    import csv
+
+    from erasure import cli
+
+    sandbox = sandbox_factory(generate_count=1100)
+    _people(tmp_path / "in.csv", 3, absent=1)
+    job = _job(write_job, sandbox.url, email_list_id=7)
+    assert 0 == e2e.run_with(job, FAST)
+    out = tmp_path / "report.csv"
+    assert 0 == cli.main(["report", str(job), "--out", str(out)])
+    with out.open(encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    said = {(r["request_id"], r["matching"], r["outcome"]): r["suppressed"] for r in rows}
+    assert said[("T0", "email", "erased")] == "kept on suppression list 7"
+    assert said[("T0", "phone", "erased")] == ""  # no phone list in this job
+    assert said[("A0", "email", "not_found")] == ""  # include_not_found is off

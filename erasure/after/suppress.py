@@ -42,7 +42,6 @@ other answer fails the batch at once.
 
 from __future__ import annotations
 
-import enum
 import json
 import random
 import secrets
@@ -57,6 +56,7 @@ import polars as pl
 
 from erasure import logs
 from erasure.after.keep import Suppress
+from erasure.after.suppressions import Status
 from erasure.job import Job
 from erasure.ledger import Event, Kind, Outcome
 from erasure.ratelimit import RateLimiter
@@ -66,14 +66,6 @@ PATH = "/api/v1.1/suppresses/"
 CANDIDATES_SCHEMA = pl.Schema(
     [("key", pl.String()), ("matching", pl.String()), ("value", pl.String()), ("db_id", pl.Int64())]
 )
-
-
-class Status(enum.StrEnum):
-    """What became of one addition (a suppression event's ``status``): a closed set."""
-
-    ADDED = "added"  # on the list (newly, or it already was)
-    FAILED = "failed"  # the call failed; the next run tries again
-    CHECK_FAILED = "check_failed"  # the list's check failed: nothing was added to it
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ import polars as pl
 import xlsxwriter
 
 from erasure import status as status_mod
+from erasure.after.suppressions import with_suppressed
 from erasure.errors import OutputError, UsageError
 from erasure.files import atomic_write
 from erasure.job import Job
@@ -84,7 +85,7 @@ def table(
     if (run is not None or request_id is not None) and ledger_read.fast(db):
         return _table_of(db, now=now, run=run, request_id=request_id)
     rows, states, _ = status_mod.account(db, now=now)
-    rows = status_mod.with_request_state(rows, states)
+    rows = status_mod.with_request_state(with_suppressed(db, rows), states)
     if request_id is not None:
         rows = rows.filter(pl.col("request_id") == request_id)
     if run is not None:
@@ -118,7 +119,7 @@ def _table_of(
     # each request's state over all of it, from the kept summaries (one run's report
     # holds only some of a request's pairs)
     states = ledger_read.request_reasons(db, rows["request_id"].unique().to_list())
-    return status_mod.with_request_state(rows, states).select(*COLUMNS)
+    return status_mod.with_request_state(with_suppressed(db, rows), states).select(*COLUMNS)
 
 
 def requests(rows: pl.DataFrame, *, now: datetime | None = None) -> pl.DataFrame:
