@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from erasure.errors import ErasureError, ExitCode, OutputError, UsageError
 from erasure.keys import Role
+from erasure.outputs import check_output
 
 # Each command imports what it needs when it runs: `lookup`, `status` and
 # `verify` never load the network stack (httpx, anyio, aiohttp: a third of
@@ -108,6 +109,10 @@ def _read_input(job: Job, keyer: Keyer, options: InputOptions) -> tuple[Intake, 
 
     if options.input is None and job.input.path is None:
         raise UsageError("no input file: set [input] path in the job file or pass --input")
+    if options.rejects is not None:  # refused before the input is read: nothing written
+        check_output(
+            options.rejects, job, flag="--rejects", inputs=[options.input], folder_must_exist=False
+        )
     data = intake.read(job, keyer, options.input)
     if options.rejects is None:
         return data, None  # nothing raw is ever written beside the ledger by default
@@ -496,6 +501,7 @@ def archive(job: Job, before: str, out: Path) -> Archived:
     from erasure.ledger import Ledger
     from erasure.ledger.archive import archive as archive_ledger
 
+    check_output(out, job)
     keyer = job.keyer(Role.CHAIN, command="erasure archive")
     with Ledger(job.ledger.path, keyer, perms=job.perms) as ledger:
         return archive_ledger(ledger, before, out, job.perms)
@@ -541,6 +547,7 @@ def receipt(job: Job, request_id: str, out: Path) -> SignedReceipt:
     """Sign one request's receipt (the chain checked first) and write it; the SignedReceipt."""
     from erasure.after import receipt as receipt_mod
 
+    check_output(out, job)
     signed = receipt_mod.build(job, request_id)
     receipt_mod.write(signed, out, job.perms)
     return signed
@@ -557,6 +564,7 @@ def screen(job: Job, source: Path, out: Path) -> ScreenResult:
     """Copy ``source`` to ``out`` less the rows naming a finished erasure; a ScreenResult."""
     from erasure.after import screen as screen_mod
 
+    check_output(out, job, inputs=[source])
     return screen_mod.screen(job, source, out)
 
 

@@ -21,7 +21,9 @@ The hierarchy::
     └── ConfigError                   78  the job file, a secret, the ledger's key, or the preflight
         ├── SecretMissing
         ├── LedgerMismatch                the ledger was written with another key or derivation
-        └── PreflightUnexpected           the preflight answer matched no configured code
+        ├── PreflightUnexpected           the preflight answer matched no configured code
+        └── UnsafeLedger                  a ledger path that is a link, another user's, open to
+                                          others' writes, or another application's SQLite file
 
 Messages never contain an identifier or a secret: they name keys, variables,
 files and columns.
@@ -165,4 +167,8 @@ class LedgerMismatch(ConfigError):
 
 
 class PreflightUnexpected(ConfigError):
+    pass
+
+
+class UnsafeLedger(ConfigError):
     pass

@@ -146,6 +146,6 @@ def test_receipt_refusals(
         ["receipt", str(job), "--request-id", "T0", "--out", str(tmp_path / "x.pdf")]
     )
     missing = tmp_path / "no" / "such" / "dir" / "x.json"
-    assert 74 == cli.main(["receipt", str(job), "--request-id", "T0", "--out", str(missing)])
+    assert 64 == cli.main(["receipt", str(job), "--request-id", "T0", "--out", str(missing)])
     err = capsys.readouterr().err
     assert "Traceback" not in err

@@ -79,7 +79,7 @@ def test_screen_refusals(job: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     source.write_text("email\nuser9@example.com\n")
     assert 64 == _screen(job, source, tmp_path / "clean.xlsx")
     assert 66 == _screen(job, tmp_path / "none.csv", tmp_path / "clean.csv")
-    assert 74 == _screen(job, source, tmp_path / "no" / "dir" / "clean.csv")
+    assert 64 == _screen(job, source, tmp_path / "no" / "dir" / "clean.csv")
     (tmp_path / "bad.csv").write_text("name\nann\n")
     assert 65 == _screen(job, tmp_path / "bad.csv", tmp_path / "clean2.csv")
     assert "Traceback" not in capsys.readouterr().err

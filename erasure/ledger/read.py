@@ -37,6 +37,9 @@ from erasure.ledger.state import has_state
 
 def open_readonly(path: Path) -> sqlite3.Connection:
     """Open the ledger for reading only; safe while a run writes."""
+    from erasure.ledger.safety import check_readable
+
+    check_readable(path)  # never through a symbolic link (78)
     if not path.exists():
         raise FileMissing(f"ledger {path} does not exist (no run has written it yet)")
     db: sqlite3.Connection | None = None

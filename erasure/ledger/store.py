@@ -35,7 +35,7 @@ import filelock
 from erasure.errors import LedgerBusy, LedgerMismatch, LedgerWriteError
 from erasure.files import OWNER_ONLY, Perms, precreate
 from erasure.keys import NORMALISATION_VERSION, Keyer, Role
-from erasure.ledger import state
+from erasure.ledger import safety, state
 from erasure.ledger.events import COLUMNS, GENESIS, SCHEMA_VERSION, Event, Kind, canonical, now_iso
 from erasure.plainchain import PLAIN_GENESIS, plain_link
 
@@ -166,7 +166,13 @@ class Ledger:
         self.path = path
         self._keyer = keyer
         self._perms = perms
-        path.parent.mkdir(parents=True, exist_ok=True)
+        safety.check_writable(path)  # 78 before anything is made or opened
+        try:
+            safety.make_folders(path.parent, perms)
+        except OSError as exc:
+            raise LedgerWriteError(
+                f"ledger folder {path.parent} cannot be created: {exc}"
+            ) from None
         # filelock sets its lock file's mode itself (fchmod past the umask):
         # give it ours, and a group only through the file made here first.
         lock_path = Path(str(path) + ".lock")
@@ -202,6 +208,11 @@ class Ledger:
             raise LedgerWriteError(f"ledger {self.path} cannot be created: {exc}") from None
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            try:
+                safety.refuse_foreign(db, self.path)  # before WAL mode rewrites its header
+            except BaseException:
+                db.close()
+                raise
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             if max_pages is not None:

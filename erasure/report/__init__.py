@@ -46,6 +46,7 @@ from erasure.files import atomic_write
 from erasure.job import Job
 from erasure.ledger import Outcome
 from erasure.ledger import read as ledger_read
+from erasure.outputs import check_output
 from erasure.report.words import setting_rows
 from erasure.safecells import neutralise, neutralise_frame
 
@@ -157,7 +158,7 @@ class _Context:
     job: Job
     now: datetime  # the report's moment (UTC)
     out: Path  # the destination the user named (the writer writes a temporary beside it)
-    html_rows_max: int  # rows the HTML page shows before every row goes to NAME.csv
+    html_rows_max: int  # rows the HTML page shows before every row goes to OUT.rows.csv
 
 
 def write(
@@ -173,12 +174,13 @@ def write(
     """Write the report for ``job``'s ledger to ``out``; the suffix picks the format.
 
     ``html_rows_max``: rows the HTML page lists before it writes every row to
-    the same name with ``.csv`` (default :data:`erasure.report.html.ALL_ROWS_MAX`,
+    ``OUT.rows.csv`` (:func:`spill_path`; default :data:`erasure.report.html.ALL_ROWS_MAX`,
     the contract's 100,000).
 
-    Raises :class:`UsageError` (64) for an unsupported suffix, a bad command
-    line; :class:`OutputError` (74) when ``out`` cannot be written (its folder
-    missing, not writable, or the disk full).
+    Raises :class:`UsageError` (64) for an unsupported suffix, an output
+    that is one of the job's own files or whose folder is missing;
+    :class:`OutputError` (74) when ``out`` cannot be written (not writable,
+    or the disk full).
     """
     from erasure.report import html as report_html
 
@@ -188,9 +190,9 @@ def write(
             f"cannot write a report as {out.name!r}: the suffix picks the format, one of "
             + ", ".join(FORMATS)
         )
-    folder = out.parent
-    if not folder.is_dir():
-        raise OutputError(f"cannot write the report {out}: the folder {folder} does not exist")
+    check_output(out, job)  # never the input, the job or the ledger; its folder exists (64)
+    if out.suffix.lower() == ".html":
+        check_output(spill_path(out), job, flag="--out (its every-row file)")
     now = now or datetime.now(UTC)
     rows = table(db, now=now, run=run, request_id=request_id)
     limit = report_html.ALL_ROWS_MAX if html_rows_max is None else html_rows_max
@@ -204,6 +206,11 @@ def write(
 
 
 # ---------------------------------------------------------------- formats
+
+
+def spill_path(out: Path) -> Path:
+    """The HTML report's every-row file ``OUT.rows.csv`` (``r.html`` -> ``r.rows.csv``)."""
+    return out.with_suffix(".rows.csv")
 
 
 def _write_csv(path: Path, rows: pl.DataFrame, context: _Context) -> None:
@@ -222,7 +229,7 @@ def _write_html(path: Path, rows: pl.DataFrame, context: _Context) -> None:
     spill = None
     if rows.height > context.html_rows_max:
         # every row, beside the page, created owner-only like the page itself
-        spill = context.out.with_suffix(".csv")
+        spill = spill_path(context.out)
         with atomic_write(spill, job.perms) as tmp:
             neutralise_frame(rows).write_csv(tmp)
     page = report_html.render(

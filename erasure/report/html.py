@@ -26,7 +26,7 @@ from erasure.errors import MEANINGS
 from erasure.report.words import setting_rows
 
 MAX_ROWS = 2_000  # per table of exceptions (overdue, rejected, in doubt, open requests)
-ALL_ROWS_MAX = 100_000  # rows of the full table, by request; past it every row goes to NAME.csv
+ALL_ROWS_MAX = 100_000  # rows of the full table, by request; past it every row goes to OUT.rows.csv
 
 # name, colour, what it means for the person whose data it is
 OUTCOMES = (
