@@ -55,6 +55,7 @@ SCRIPTS: dict[str, tuple[str, list[str], bool, str]] = {
     "memory": ("memory.py", [], True, "peak RSS planning 10M identifiers"),
     "history": ("history.py", [], False, "the ledger over the years: 300k and 3M events"),
     "screen": ("screen.py", [], False, "erasure screen of 1,000,000 CSV rows"),
+    "xlsx_guard": ("xlsx_guard.py", [], False, "bounding an XLSX of 500,000 rows before reading"),
 }
 INTAKE_TARGETS = {"emails": (2.5, 1024.0), "phones-e164": (3.0, None), "phones-mixed": (20.0, None)}
 _SECTION = re.compile(

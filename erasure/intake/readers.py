@@ -9,15 +9,14 @@ import io
 import itertools
 import json
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
-from xml.etree import ElementTree
 
 import polars as pl
 
 from erasure.errors import FileMissing, InputUnusable
+from erasure.intake import workbook
 
 # ---------------------------------------------------------------- readers
 
@@ -234,6 +233,7 @@ def _xlsx(path: Path, head: bytes) -> Table:
                 raise InputUnusable(f"{path.name} is {what}, not an XLSX workbook")
         raise InputUnusable(f"{path.name} is not an XLSX workbook")
     sha256, _ = _digest(path, check_utf8=False)
+    extent = workbook.check(path, path.name)  # before the reader allocates anything
     try:
         frame = pl.read_excel(
             path,
@@ -248,35 +248,8 @@ def _xlsx(path: Path, head: bytes) -> Table:
         raise InputUnusable(f"{path.name} cannot be read as an XLSX workbook") from None
     if not frame.columns:
         raise InputUnusable(f"{path.name}: the first sheet is empty")
-    first = _xlsx_first_row(path) + 1
+    first = extent.first_row + 1
     return Table(path.name, sha256, frame.lazy(), frame.columns, "XLSX", first_row=first)
-
-
-def _xlsx_first_row(path: Path) -> int:
-    """The row number of the first sheet's first cell with a value (the header), or 1."""
-    ns = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-    rel = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
-    try:
-        with zipfile.ZipFile(path) as z:
-            book = ElementTree.fromstring(z.read("xl/workbook.xml"))
-            sheet = book.find(f"{ns}sheets/{ns}sheet")
-            rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
-            target = next(
-                r.get("Target", "")
-                for r in rels
-                if sheet is not None and r.get("Id") == sheet.get(rel)
-            )
-            name = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-            with z.open(name) as f:
-                for _, element in ElementTree.iterparse(f):
-                    if element.tag == f"{ns}c" and (
-                        element.find(f"{ns}v") is not None or element.find(f"{ns}is") is not None
-                    ):
-                        m = re.search(r"\d+", element.get("r", ""))
-                        return int(m.group()) if m else 1
-    except (OSError, KeyError, StopIteration, ElementTree.ParseError, zipfile.BadZipFile):
-        pass
-    return 1
 
 
 def _ndjson(path: Path) -> Table:
