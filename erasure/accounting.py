@@ -37,6 +37,8 @@ WORDS: Mapping[str, str] = {
     "duplicates": "duplicates folded",
     "already_final": "already final in the ledger",
     "to_send": "to send",
+    "held": "held (a legal hold)",
+    "cancelled": "cancelled",
     "deletes": "deletes to send (one per distinct identifier)",
     "invalid": "invalid records",
     "erased": "erased",
@@ -100,6 +102,8 @@ class InputAccount:
     invalid: int  # invalid records (cells, bad row values, bad dates, rows with no identifier)
     invalid_by_reason: tuple[tuple[str, int], ...]  # reason code, count; sums to ``invalid``
     requests: int  # distinct request ids in the file
+    held: int = 0  # pairs a legal hold keeps from being sent (erasure.decisions)
+    cancelled: int = 0  # pairs of cancelled requests: never sent
 
     def identities(self) -> tuple[Identity, ...]:
         return (
@@ -124,7 +128,13 @@ class InputAccount:
             ),
             Identity(
                 ("pairs", self.pairs),
-                (("already_final", self.already_final), ("to_send", self.to_send)),
+                (
+                    ("already_final", self.already_final),
+                    # a person's decisions, named only when there are any
+                    *((("held", self.held),) if self.held else ()),
+                    *((("cancelled", self.cancelled),) if self.cancelled else ()),
+                    ("to_send", self.to_send),
+                ),
             ),
             Identity(("invalid", self.invalid), tuple(self._reasons())),
         )
@@ -173,6 +183,8 @@ def input_account(counts: Any, invalid_reasons: Mapping[str, int], plan: Any) ->
         invalid=counts.invalid,
         invalid_by_reason=tuple(sorted(invalid_reasons.items())),
         requests=counts.requests,
+        held=getattr(plan, "held", 0),
+        cancelled=getattr(plan, "cancelled", 0),
     ).check()
 
 

@@ -27,7 +27,8 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +125,7 @@ def _plan_from_ledger(job: Job, keyer: Keyer, items: pl.DataFrame, retry_rejecte
     """The plan against the ledger as it is, read-only; without a ledger, everything."""
     import polars as pl
 
+    from erasure import decisions
     from erasure import ledger as ledger_mod
     from erasure.ledger import read as ledger_read
     from erasure.run import make_plan
@@ -139,7 +141,7 @@ def _plan_from_ledger(job: Job, keyer: Keyer, items: pl.DataFrame, retry_rejecte
         finished, doubtful = ledger_read.tonight(
             db, items.get_column("key"), retry_rejected=retry_rejected
         )
-        return make_plan(items, finished, doubtful)
+        return decisions.plan(items, finished, doubtful, db, job.ledger.path, _now())
 
 
 # ---------------------------------------------------------------- run
@@ -172,8 +174,8 @@ def run(job: Job, options: RunOptions) -> RunResult:
     """
     import anyio
 
+    from erasure import decisions, logs
     from erasure import ledger as ledger_mod
-    from erasure import logs
     from erasure.after.hooks import after_run
     from erasure.ledger import Ledger
     from erasure.run import Runner, finish_event
@@ -206,17 +208,21 @@ def run(job: Job, options: RunOptions) -> RunResult:
             in_doubt=plan.in_doubt,
             invalid=input_info["invalid"],
         )
+        live = decisions.live(ledger.path, plan.work, _now)
         runner = Runner(
             job,
             plan,
             ledger,
             run_no,
             token,
-            options.runner,
+            replace(options.runner, decisions=live),
             input_info=input_info,
             notes=notes,
         )
-        summary = anyio.run(runner.execute, backend_options=loop_options())
+        try:
+            summary = anyio.run(runner.execute, backend_options=loop_options())
+        finally:
+            live.close()
         after_run(job, token, ledger, summary, keep, options.runner)  # erasure.after.hooks
         code = summary.exit_code()
         try:
@@ -233,8 +239,8 @@ def _plan_locked(
     job: Job, keyer: Keyer, ledger: Ledger, options: RunOptions
 ) -> tuple[Plan, dict[str, Any], _InputFacts]:
     """The run's plan (work only), the input's record and facts, with the ledger locked."""
+    from erasure import decisions
     from erasure.ledger import read as ledger_read
-    from erasure.run import make_plan
 
     data, _ = _read_input(job, keyer, options.input)
     # The ledger (migrated when it was opened) is asked about tonight's keys
@@ -242,7 +248,7 @@ def _plan_locked(
     finished, doubtful = ledger_read.tonight(
         ledger.connection, data.items.get_column("key"), retry_rejected=options.retry_rejected
     )
-    plan = make_plan(data.items, finished, doubtful)
+    plan = decisions.plan(data.items, finished, doubtful, ledger.connection, ledger.path, _now())
     input_info: dict[str, Any] = {
         "path": str(data.path),
         "sha256": data.sha256,
@@ -350,6 +356,11 @@ def _resolved(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list[Even
             )
         )
     return out
+
+
+def _now() -> datetime:
+    """The decisions' clock: whether a hold's ``until`` has passed."""
+    return datetime.now(UTC)
 
 
 def loop_options() -> dict[str, bool]:

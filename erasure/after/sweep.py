@@ -28,14 +28,15 @@ import json
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
 import polars as pl
 
+from erasure import decisions, logs
 from erasure import ledger as ledger_mod
-from erasure import logs
 from erasure.app import loop_options
 from erasure.errors import ConfigError, ErasureError, ExitCode, worst
 from erasure.intake import as_text, find_column, normalize
@@ -65,6 +66,8 @@ class Decision(enum.StrEnum):
     DELETED = "deleted"
     # Listed for a person to decide (--include-identifier-matches deletes it).
     WAITING = "waiting"
+    # A legal hold names its request, its key or its profile: never deleted while it stands.
+    HELD = "held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +226,7 @@ def sweep(
         with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
             ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
             found = find(job, keyer, db, export, include_identifier=include_identifier_matches)
+            found.matches[:] = _held(db, job.ledger.path, found.matches)
         code = ExitCode.REJECTED if found.matches else ExitCode.OK
         return SweepResult(
             export, found.rows, tuple(found.matches), True, code, None, found.unusable
@@ -236,6 +240,7 @@ def sweep(
     ) as ledger:
         with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
             found = find(job, keyer, db, export, include_identifier=include_identifier_matches)
+            found.matches[:] = _held(db, job.ledger.path, found.matches)
         run_no = ledger.next_run()
         settings = _settings(job)
         events = [_event(run_no, m, settings.db_id) for m in found.matches if not m.listed_before]
@@ -247,8 +252,14 @@ def sweep(
             "erasure.sweep.started", run=run_no, rows=found.rows, matches=len(found.matches),
             to_delete=plan.to_send,
         )  # fmt: skip
-        runner = Runner(job, plan, ledger, run_no, token, opts, input_info=info)
-        summary = anyio.run(runner.execute, backend_options=loop_options())
+        live = decisions.live(ledger.path, plan.work, lambda: datetime.now(UTC))
+        runner = Runner(
+            job, plan, ledger, run_no, token, replace(opts, decisions=live), input_info=info
+        )
+        try:
+            summary = anyio.run(runner.execute, backend_options=loop_options())
+        finally:
+            live.close()
         code = _code(summary, found.matches)
         try:
             ledger.append([finish_event(run_no, summary, code)])
@@ -259,6 +270,20 @@ def sweep(
     return SweepResult(
         export, found.rows, tuple(found.matches), False, code, summary, found.unusable
     )
+
+
+def _held(db: sqlite3.Connection, ledger: Path, found: list[Match]) -> list[Match]:
+    """The matches, those a standing hold names (request, key or profile) decided ``held``."""
+    standing = decisions.read(db, ledger, datetime.now(UTC))
+    if not standing.holds:
+        return found
+    gate = decisions.Gate.of(standing, decisions.requests_naming(db, standing.held_keys))
+    return [
+        replace(m, decision=Decision.HELD)
+        if gate.blocks(m.key, [m.request_id]) or gate.blocks(m.delete_key, [m.request_id])
+        else m
+        for m in found
+    ]
 
 
 def _code(summary: Summary, found: list[Match]) -> ExitCode:

@@ -43,6 +43,14 @@ class Kind(enum.StrEnum):
     # A signed notice of a request's status: detail {"status": queued|delivered|failed,
     # "idempotency_key", ...} (erasure.after.notify)
     NOTICE = "notice"
+    # A person's decisions (erasure.decisions): request_id or key is the selector,
+    # the detail holds id, reason, who, at (and a hold's until); never an identifier.
+    HOLD = "hold"  # a legal hold: the selected pairs are never sent while it stands
+    RELEASE = "release"  # ends the open holds of the same selector
+    CANCEL = "cancel"  # a request withdrawn: its open pairs end cancelled (final)
+    REOPEN = "reopen"  # ends the open cancellations of the same request
+    APPROVAL = "approval"  # a run or sweep ran under an approved plan (erasure.approval)
+    POLICY = "policy"  # the [approval] policy in force, recorded when first used or changed
 
 
 class Outcome(enum.StrEnum):

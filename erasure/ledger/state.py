@@ -18,6 +18,9 @@ appends it, so that the state is never behind the events nor ahead of them::
     run_state      per run: start and end events' times and details
     totals         counts over the whole ledger (status reads these)
     archives       the ``archived`` records (erasure.ledger.archive)
+    decision_state one row per hold, release, cancel or reopen event (a
+                   person's decision, erasure.decisions), and the release or
+                   reopen that ended a hold or a cancellation
     plain_links    the plain SHA-256 chain (written by the writer, in Python:
                    SQLite has no SHA-256)
 
@@ -67,6 +70,7 @@ TABLES = (
     "run_state",
     "totals",
     "archives",
+    "decision_state",
 )
 # Each table's primary key: the order in which tables are compared and hashed.
 ORDER = {
@@ -78,6 +82,7 @@ ORDER = {
     "run_state": "run",
     "totals": "name",
     "archives": "seq",
+    "decision_state": "seq",
 }
 TOTALS = (
     "pairs",
@@ -96,7 +101,29 @@ TOTALS = (
 _GUARD = "derived state changes only with the event that causes it"
 _APPEND_ONLY = "the ledger is append-only"
 
-TABLES_SQL = """
+# Added after state version 2 without a new version: a ledger that lacks it
+# gets it from :func:`add_decisions` (no earlier event can be a decision).
+DECISIONS_SQL = """
+CREATE TABLE decision_state (
+    seq         INTEGER PRIMARY KEY,  -- the hold, release, cancel or reopen event
+    kind        TEXT NOT NULL,
+    request_id  TEXT,                 -- the selector: a request ...
+    key         TEXT,                 -- ... or an identifier's key
+    decision_id TEXT,                 -- the decision's own id (a queued one is appended once)
+    at          TEXT NOT NULL,        -- when it was decided (UTC ISO 8601)
+    until       TEXT,                 -- a hold's end (UTC ISO 8601), NULL: until released
+    reason      TEXT,
+    who         TEXT,                 -- OS user@host
+    ended_by    INTEGER,              -- the release or reopen event that ended it
+    last_seq    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX decision_state_open ON decision_state(kind) WHERE ended_by IS NULL;
+CREATE INDEX decision_state_id ON decision_state(decision_id);
+"""
+
+
+TABLES_SQL = (
+    """
 CREATE TABLE IF NOT EXISTS state_meta (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -223,6 +250,8 @@ CREATE TABLE archives (
     last_seq INTEGER NOT NULL
 ) STRICT;
 """
+    + DECISIONS_SQL
+)
 
 
 def _json(path: str) -> str:
@@ -243,6 +272,36 @@ def why(row: str) -> str:
 
 
 _FINAL = "('erased', 'not_found', 'rejected')"
+
+# A decision's row; a release (reopen) ends the open holds (cancellations) of the same
+# selector, then is a row of its own.
+DECISION_TRIGGERS_SQL = f"""
+CREATE TRIGGER state_decision AFTER INSERT ON events
+WHEN NEW.kind IN ('hold', 'release', 'cancel', 'reopen') BEGIN
+    UPDATE decision_state SET ended_by = NEW.seq, last_seq = NEW.seq
+    WHERE ended_by IS NULL
+      AND kind = CASE NEW.kind WHEN 'release' THEN 'hold' WHEN 'reopen' THEN 'cancel' END
+      AND request_id IS NEW.request_id AND key IS NEW.key;
+    INSERT INTO decision_state (seq, kind, request_id, key, decision_id, at, until, reason,
+                                who, last_seq)
+    VALUES (NEW.seq, NEW.kind, NEW.request_id, NEW.key, {_json("$.id")},
+            coalesce({_json("$.at")}, NEW.at), {_json("$.until")}, {_json("$.reason")},
+            {_json("$.who")}, NEW.seq);
+END;
+"""
+
+
+def _guards(table: str) -> str:
+    """A derived table's guard triggers: an UPDATE cites the newest event; never a DELETE."""
+    return f"""
+CREATE TRIGGER {table}_guard BEFORE UPDATE ON {table}
+WHEN NEW.last_seq IS NOT (SELECT max(seq) FROM events) BEGIN
+    SELECT RAISE(ABORT, '{_GUARD}');
+END;
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} BEGIN
+    SELECT RAISE(ABORT, '{_APPEND_ONLY}');
+END;"""
+
 
 TRIGGERS_SQL = (
     f"""
@@ -338,7 +397,9 @@ END;
 CREATE TRIGGER state_archived AFTER INSERT ON events WHEN NEW.kind = 'archived' BEGIN
     INSERT INTO archives (seq, detail, last_seq) VALUES (NEW.seq, NEW.detail, NEW.seq);
 END;
-
+"""
+    + DECISION_TRIGGERS_SQL
+    + f"""
 CREATE TRIGGER pair_state_added AFTER INSERT ON pair_state BEGIN
     UPDATE totals SET value = value + 1, last_seq = NEW.last_seq
     WHERE name IN ('pairs', 'pending');
@@ -400,18 +461,7 @@ WHEN {why("OLD")} IS NOT {why("NEW")} BEGIN
     WHERE name = 'requests_' || {why("NEW")};
 END;
 """
-    + "".join(
-        f"""
-CREATE TRIGGER {table}_guard BEFORE UPDATE ON {table}
-WHEN NEW.last_seq IS NOT (SELECT max(seq) FROM events) BEGIN
-    SELECT RAISE(ABORT, '{_GUARD}');
-END;
-CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} BEGIN
-    SELECT RAISE(ABORT, '{_APPEND_ONLY}');
-END;"""
-        for table in TABLES
-        if table != "pair_runs"
-    )
+    + "".join(_guards(table) for table in TABLES if table != "pair_runs")
     + "".join(
         f"""
 CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} BEGIN
@@ -458,6 +508,39 @@ def _drop_older(db: sqlite3.Connection) -> None:
         db.execute(f"DROP TRIGGER main.{name}")
     for table in (*TABLES, "plain_links", "state_meta"):
         db.execute(f"DROP TABLE IF EXISTS main.{table}")  # its own triggers go with it
+
+
+def _exists(db: sqlite3.Connection, table: str) -> bool:
+    found = db.execute(
+        "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    return found is not None
+
+
+def has_decisions(db: sqlite3.Connection) -> bool:
+    """Whether the ledger keeps ``decision_state`` (a ledger of state version 2 may not yet)."""
+    return _exists(db, "decision_state")
+
+
+def add_decisions(db: sqlite3.Connection) -> None:
+    """Give a ledger of this state version without ``decision_state`` the table, once.
+
+    Additive, under the writer's lock, in one transaction: the table, its
+    trigger and guards; empty, as the events say: no release before this one
+    wrote a decision.
+    """
+    if has_decisions(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in statements(DECISIONS_SQL):
+            db.execute(statement)
+        for statement in statements(DECISION_TRIGGERS_SQL + _guards("decision_state")):
+            db.execute(statement)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def create_triggers(db: sqlite3.Connection) -> None:
@@ -523,7 +606,8 @@ class Replay:
             db.execute("DELETE FROM state_meta")
             db.execute("INSERT INTO state_meta VALUES ('version', ?)", (STATE_VERSION,))
             for table in TABLES:
-                copy_rows(base, f"base_{table}", db, table)
+                if _exists(base, f"base_{table}"):  # an older archive has no base_decision_state
+                    copy_rows(base, f"base_{table}", db, table)
         create_triggers(db)
         self.db = db
         self.last = 0
@@ -580,6 +664,12 @@ def compare(live: sqlite3.Connection, scratch: str) -> str | None:
     with EXCEPT, in SQLite, so that no row becomes a Python object.
     """
     for table in TABLES:
+        if table == "decision_state" and not has_decisions(live):
+            # not added yet (erasure.ledger.state.add_decisions): the events must hold none
+            row = live.execute(f"SELECT seq FROM {scratch}.{table} LIMIT 1").fetchone()
+            if row is not None:
+                return f"derived state {table} is missing (event {row[0]} is a decision)"
+            continue
         for a, b, what in (
             (f"main.{table}", f"{scratch}.{table}", "a row the events do not explain"),
             (f"{scratch}.{table}", f"main.{table}", "a row the events imply is missing or differs"),

@@ -195,9 +195,20 @@ class Ledger:
                 from erasure.ledger.migrate import migrate
 
                 migrate(self, progress=progress)
+            self._decisions()
         except BaseException:
             self._lock.release()
             raise
+
+    def _decisions(self) -> None:
+        """Decision state for a ledger that lacks it; then append the queued decisions."""
+        from erasure.ledger.pending import drain
+
+        try:
+            state.add_decisions(self._db)
+        except sqlite3.Error as exc:
+            raise LedgerWriteError(f"ledger {self.path} cannot be written: {exc}") from None
+        drain(self)
 
     def _connect(self, max_pages: int | None) -> sqlite3.Connection:
         try:

@@ -448,7 +448,12 @@ def _replay(scratch: sqlite3.Connection, path: Path, archived: bool) -> None:
     if archived:  # start from the state the archived events left
         scratch.execute("DELETE FROM main.totals")
         for table in state.TABLES:
-            scratch.execute(f"INSERT INTO main.{table} SELECT * FROM ledger.base_{table}")
+            found = scratch.execute(
+                "SELECT 1 FROM ledger.sqlite_master WHERE type = 'table' AND name = ?",
+                (f"base_{table}",),
+            ).fetchone()
+            if found is not None:  # an archive older than decision_state has none of it
+                scratch.execute(f"INSERT INTO main.{table} SELECT * FROM ledger.base_{table}")
     state.create_triggers(scratch)
     low, high = scratch.execute("SELECT min(seq) - 1, max(seq) FROM ledger.events").fetchone()
     insert = (

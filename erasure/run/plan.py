@@ -39,6 +39,8 @@ class Plan:
     already_done: int  # pairs of the input with a final outcome in the ledger
     already_rejected: int  # of those, how many were rejected
     pairs: int  # (request id, key) pairs to finish: pending's height
+    held: int = 0  # pairs of the input a legal hold keeps back (erasure.decisions)
+    cancelled: int = 0  # pairs of the input whose request was cancelled
 
     def without_pending(self) -> Plan:
         """The same plan without the pending frame, for a run that needs only the work."""

@@ -88,6 +88,9 @@ class Options:
     # inject an httpx.MockTransport here (through app.run too), the seam
     # production uses; the one way to give a run a transport.
     transport: httpx.AsyncBaseTransport | None = None
+    # Holds and cancellations given while the run runs (erasure.decisions.Live): the
+    # run appends what was queued and stops sending what they name. None: none.
+    decisions: Any = None
 
 
 class Runner:
@@ -213,6 +216,8 @@ class Runner:
                 if self.options.deadline is not None:
                     guard.start_soon(self._watch_deadline, self.options.deadline)
                 guard.start_soon(self._heartbeat)
+                if self.options.decisions is not None:
+                    guard.start_soon(self._poll_decisions)
                 try:
                     # nothing to send: no preflight, no request at all
                     if job.run.preflight and self.plan.to_send:
@@ -244,6 +249,9 @@ class Runner:
                     "keys": self.summary.planned_keys,
                     "already_done": self.summary.already_done,
                     "in_doubt": self.plan.in_doubt,
+                    # a person's decisions keep these back (named only when there are any)
+                    **({"held": self.plan.held} if self.plan.held else {}),
+                    **({"cancelled": self.plan.cancelled} if self.plan.cancelled else {}),
                 },
             },
             sort_keys=True,
@@ -282,6 +290,34 @@ class Runner:
                 requests=s.requests,
                 elapsed_s=round(s.duration_s, 1),
             )
+
+    async def _poll_decisions(self) -> None:
+        """Every ``poll_s``: append the queued holds and cancellations, and honour them."""
+        live = self.options.decisions
+        while True:
+            events, upto = await anyio.to_thread.run_sync(live.poll)
+            if events:
+                try:
+                    await self.writer.commit(events)
+                except LedgerWriteError:
+                    return
+                self.log.info(
+                    "erasure.decisions.applied",
+                    events=len(events),
+                    kinds=sorted({e.kind.value for e in events}),
+                )
+            if upto:
+                await anyio.to_thread.run_sync(live.appended, upto)
+            await anyio.sleep(live.poll_s)
+
+    def _blocked(self, item: WorkItem) -> bool:
+        """Whether a hold or a cancellation now forbids sending ``item`` (logged once)."""
+        live = self.options.decisions
+        why = None if live is None else live.gate.blocks(item.key, item.request_ids)
+        if why is not None:
+            self.summary.held_back += len(item.request_ids)
+            self.log.info("erasure.delete.held_back", key=item.key, decision=why.value)
+        return why is not None
 
     async def _watch_deadline(self, deadline: float) -> None:
         await anyio.sleep(max(0.0, deadline - time.monotonic()))
@@ -412,7 +448,7 @@ class Runner:
 
     async def _worker(self, hopper: Hopper) -> None:
         while (item := await hopper.get()) is not None:
-            if self.stop.is_set():
+            if self.stop.is_set() or self._blocked(item):
                 self._withdrawn.append(item)
                 continue
             await self._erase(item)
@@ -422,6 +458,8 @@ class Runner:
         attempt = 1
         while True:
             if attempt > 1:
+                if self._blocked(item):
+                    return  # left open; its last request was answered or is flagged
                 try:
                     await self.writer.commit(
                         [self._event(Kind.SENT, key=item.key, attempt=attempt)]

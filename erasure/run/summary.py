@@ -66,11 +66,12 @@ class Summary:
     invalid: int = 0  # invalid records of the run's input: a person must fix the file (exit 1)
     suppressed: int = 0  # values added to a suppression list this run ([suppress])
     suppression_failed: int = 0  # values whose addition failed: exit 1, never a stop
+    held_back: int = 0  # pairs a hold or cancellation given during the run kept from being sent
 
     @property
     def pending(self) -> int:
         done = sum(self.outcomes[o] for o in (Outcome.ERASED, Outcome.NOT_FOUND, Outcome.REJECTED))
-        return self.planned_pairs - done
+        return self.planned_pairs - done - self.held_back  # a decision is no work left
 
     @property
     def duration_s(self) -> float:
@@ -112,6 +113,7 @@ class Summary:
             "stop_reason": None if self.stop_reason is None else self.stop_reason.value,
             "preflight": self.preflight,
             "error": None if self.fatal is None else str(self.fatal),
+            **({"held_back": self.held_back} if self.held_back else {}),
         }
 
 

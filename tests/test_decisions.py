@@ -1,0 +1,257 @@
+"""Legal holds and cancellations end to end: the real CLI, the sandbox on loopback, real ledgers."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from erasure import cli, decide
+from erasure import job as job_mod
+from erasure.run import Options
+from tests import e2e
+from tests.sandbox_fixture import Sandbox
+
+
+def _deleted(sandbox: Sandbox) -> set[str]:
+    return set(sandbox.stats()["deletes_per_profile"])
+
+
+def _cli(*args: str, stdin: str = "") -> tuple[int, str, str]:
+    import contextlib
+    import sys
+
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        sys.stdin = old
+    return code, out.getvalue(), err.getvalue()
+
+
+def _two_tickets(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text(
+        "ticket,email,phone\nT1,user1@example.com,+79000000001\nT2,user2@example.com,+79000000002\n"
+    )
+
+
+def _job(write_job: Callable[..., Path], sandbox: Sandbox) -> Path:
+    return e2e.job(write_job, sandbox.url, input={"columns": {"email": "email", "phone": "phone"}})
+
+
+def _outcomes(tmp_path: Path) -> dict[tuple[str, str], str]:
+    return {
+        (r["request_id"], r["matching"]): r["outcome"]
+        for r in e2e.ledger_pairs(tmp_path / "ledger.sqlite")
+    }
+
+
+def test_a_hold_on_an_email_holds_its_requests_phone_and_release_lets_the_next_run_send(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(generate_count=5)
+    _two_tickets(tmp_path)
+    job = _job(write_job, sandbox)
+    code, out, err = _cli(
+        "hold", str(job), "--email", "-", "--reason", "litigation L-7", stdin="user1@example.com\n"
+    )
+    assert 0 == code, err
+    assert "recorded in the ledger" in out
+    assert 0 == e2e.run(job)  # a person's decision makes no exit code
+    before = sandbox.stats()["requests"]
+    assert 1 == len(_deleted(sandbox))  # user2's profile only (its phone then finds nothing)
+    outcomes = _outcomes(tmp_path)
+    assert outcomes == {("T2", "email"): "erased", ("T2", "phone"): "not_found"}
+    # the holds list shows it with who and since, by key: never the address
+    code, out, _ = _cli("holds", str(job), "--json")
+    listed = json.loads(out)
+    assert 1 == len(listed["holds"]) and "litigation L-7" == listed["holds"][0]["reason"]
+    assert "@" in listed["holds"][0]["who"] and "user1" not in out
+    # a second run still sends nothing of T1
+    assert 0 == e2e.run(job)
+    assert before == sandbox.stats()["requests"]
+    code, out, err = _cli(
+        "release", str(job), "--email", "user1@example.com", "--reason", "claim settled"
+    )
+    assert 0 == code, err
+    assert 0 == e2e.run(job)
+    outcomes = _outcomes(tmp_path)
+    assert outcomes[("T1", "email")] == "erased" and outcomes[("T1", "phone")] == "not_found"
+
+
+def test_a_hold_whose_end_date_passed_no_longer_holds(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(generate_count=5)
+    _two_tickets(tmp_path)
+    job_path = _job(write_job, sandbox)
+    job = job_mod.load(job_path)
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    yesterday = (two_days_ago + timedelta(days=1)).date().isoformat()
+    decide.hold(
+        job,
+        decide.Selector(matching="email", raw="user1@example.com"),
+        "until yesterday",
+        yesterday,
+        now=two_days_ago,
+    )
+    assert 0 == e2e.run(job_path)
+    assert _outcomes(tmp_path)[("T1", "email")] == "erased"
+
+
+def test_a_hold_by_request_id_and_an_unknown_id_is_64(
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox = sandbox_factory(generate_count=5)
+    _two_tickets(tmp_path)
+    job = _job(write_job, sandbox)
+    # the ledger must know the request: the first run stops at its preflight (wrong token)
+    # and records the plan's pairs as planned
+    code, _, err = _cli("hold", str(job), "--request-id", "T1", "--reason", "x")
+    assert 64 == code and "never seen" in err  # no ledger yet
+    monkeypatch.setenv("ALTCRAFT_TOKEN", "wrong-token")
+    assert 77 == e2e.run(job)
+    monkeypatch.setenv("ALTCRAFT_TOKEN", "sandbox-token")
+    code, _, err = _cli("hold", str(job), "--request-id", "T404", "--reason", "x")
+    assert 64 == code and "never seen" in err
+    code, _, err = _cli("hold", str(job), "--request-id", "T1", "--reason", "audit")
+    assert 0 == code, err
+    assert 0 == e2e.run(job)
+    outcomes = _outcomes(tmp_path)
+    assert outcomes[("T2", "email")] == "erased"
+    assert outcomes[("T1", "email")] == "pending" and outcomes[("T1", "phone")] == "pending"
+
+
+def test_cancel_sends_none_of_its_pairs_then_or_later_and_reopen_undoes_it(
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox = sandbox_factory(generate_count=5)
+    _two_tickets(tmp_path)
+    job = _job(write_job, sandbox)
+    monkeypatch.setenv("ALTCRAFT_TOKEN", "wrong-token")
+    assert 77 == e2e.run(job)  # T1 and T2 are pending in the ledger
+    monkeypatch.setenv("ALTCRAFT_TOKEN", "sandbox-token")
+    code, _, err = _cli("cancel", str(job), "--request-id", "T9", "--reason", "typo")
+    assert 64 == code and "never seen" in err
+    code, out, err = _cli("cancel", str(job), "--request-id", "T1", "--reason", "withdrawn")
+    assert 0 == code, err
+    assert 0 == e2e.run(job)
+    assert {("T2", "email"): "erased", ("T2", "phone"): "not_found"} == {
+        k: v for k, v in _outcomes(tmp_path).items() if k[0] == "T2"
+    }
+    sent = sandbox.stats()["requests"]
+    # a later file naming T1 again sends none of it either
+    (tmp_path / "in.csv").write_text(
+        "ticket,email,phone\nT1,user1@example.com,\nT1,user3@example.com,+79000000003\n"
+    )
+    assert 0 == e2e.run(job)
+    assert sent == sandbox.stats()["requests"]
+    # cancelling a finished request changes nothing and says so
+    code, out, _ = _cli("cancel", str(job), "--request-id", "T2", "--reason", "late")
+    assert 0 == code and "changes nothing" in out
+    code, out, err = _cli("reopen", str(job), "--request-id", "T1", "--reason", "mistake")
+    assert 0 == code, err
+    assert 0 == e2e.run(job)
+    outcomes = _outcomes(tmp_path)
+    assert outcomes[("T1", "email")] == "erased"
+
+
+def test_cancel_before_received_and_without_a_request_id_column(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(generate_count=5)
+    _two_tickets(tmp_path)
+    job = _job(write_job, sandbox)
+    code, _, err = _cli(
+        "cancel", str(job), "--request-id", "T1", "--reason", "duplicate", "--before-received"
+    )
+    assert 0 == code, err
+    assert 0 == e2e.run(job)
+    assert all(k[0] == "T2" for k in _outcomes(tmp_path))
+    nocol = e2e.job(write_job, sandbox.url, input={"request_id_column": None})
+    code, _, err = _cli("cancel", str(nocol), "--request-id", "T2", "--reason", "x")
+    assert 64 == code and "no request id column" in err
+
+
+def test_a_hold_during_a_running_run_stops_that_identifier_within_seconds(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(generate_count=60)
+    e2e.emails_csv(tmp_path / "in.csv", range(40))
+    job = e2e.job(write_job, sandbox.url, run={"concurrency": 1, "rate_per_s": 5})
+    ledger = tmp_path / "ledger.sqlite"
+    codes: list[int] = []
+    runner = threading.Thread(
+        target=lambda: codes.append(e2e.run_with(job, Options(install_signal_handlers=False)))
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the run has begun sending
+            if ledger.exists() and _count(ledger, "outcome") >= 1:
+                break
+            time.sleep(0.05)
+        code, out, err = _cli("hold", str(job), "--email", "user39@example.com", "--reason", "L-9")
+        assert 0 == code, err
+        assert "a run holds the ledger" in out and "within seconds" in out
+    finally:
+        runner.join(timeout=60)
+    assert [0] == codes
+    outcomes = {r["request_id"]: r["outcome"] for r in e2e.ledger_pairs(ledger)}
+    assert outcomes["T39"] == "pending" and outcomes["T38"] == "erased"
+    assert 1 == _count(ledger, "hold")  # the run appended the queued hold to its chain
+    assert 0 == cli.main(["verify", str(job)])
+    code, out, _ = _cli("holds", str(job))
+    assert "queued" not in out and "L-9" in out
+
+
+def _count(ledger: Path, kind: str) -> int:
+    """Events of ``kind`` in the ledger (0 while a first run is still creating it)."""
+    try:
+        with closing(sqlite3.connect(f"{ledger.as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT count(*) FROM events WHERE kind = ?", (kind,)).fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    return int(row[0])
+
+
+def test_sweep_skips_a_held_profile(
+    write_job: Callable[..., Path], sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A restored profile whose request is held is listed as held and not deleted again."""
+    sweep = {"db_id": 1, "profile_id_column": "_id", "columns": {"email": "email"}}
+    e2e.emails_csv(tmp_path / "in.csv", range(4))
+    job = e2e.job(write_job, sandbox.url, sweep=sweep)
+    assert 0 == e2e.run(job)
+    restored = sandbox.restore(last=2)
+    export = tmp_path / "export.csv"
+    sandbox.export(export)
+    held_rid = next(
+        r["request_id"]
+        for r in e2e.ledger_pairs(tmp_path / "ledger.sqlite")
+        if r["profile_id"] == restored[0]
+    )
+    code, _, err = _cli("hold", str(job), "--request-id", held_rid, "--reason", "dispute")
+    assert 0 == code, err
+    code, out, _ = _cli("sweep", str(job), "--export", str(export), "--log-format", "json")
+    assert 1 == code  # profiles came back: a person must look
+    assert f"profile {restored[0]} reappeared" in out and "held" in out
+    assert 1 == sandbox.deletes()[restored[0]]  # held: not deleted again
+    assert 2 == sandbox.deletes()[restored[1]]
