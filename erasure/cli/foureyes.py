@@ -154,6 +154,7 @@ def _said(shell: _Shell, done: Recorded, what: str) -> int:
 
 def cmd_hold(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import decide
+
     job = _load(args)
     done = decide.hold(job, _selector(args, shell), args.reason, args.until)
     return _said(shell, done, "hold")
@@ -161,6 +162,7 @@ def cmd_hold(args: argparse.Namespace, shell: _Shell) -> int:
 
 def cmd_release(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import decide
+
     job = _load(args)
     done = decide.release(job, _selector(args, shell), args.reason)
     return _said(shell, done, "released")
@@ -168,6 +170,7 @@ def cmd_release(args: argparse.Namespace, shell: _Shell) -> int:
 
 def cmd_holds(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import decide
+
     found = decide.holds(_load(args))
     if args.json:
         shell.print(
@@ -195,6 +198,7 @@ def cmd_holds(args: argparse.Namespace, shell: _Shell) -> int:
 
 def cmd_cancel(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import decide
+
     done = decide.cancel(
         _load(args), args.request_id, args.reason, before_received=args.before_received
     )
@@ -206,6 +210,7 @@ def cmd_cancel(args: argparse.Namespace, shell: _Shell) -> int:
 
 def cmd_reopen(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import decide
+
     return _said(shell, decide.reopen(_load(args), args.request_id, args.reason), "reopened")
 
 
