@@ -116,7 +116,7 @@ def test_full_example_parses(write_job: Callable[..., Path], tmp_path: Path) -> 
         ),
         (
             {"run": {"rate_per_s": "auto", "max_rate_per_s": "200"}},
-            "run.max_rate_per_s must be an integer or a number",
+            "run.max_rate_per_s must be a number",
         ),
         (
             {"run": {"max_rate_per_s": 200}},
@@ -126,7 +126,10 @@ def test_full_example_parses(write_job: Callable[..., Path], tmp_path: Path) -> 
         ({"input": {"phone_region": "XX"}}, "is not a region code"),
         ({"api": {"codes": {"not_found": [404], "token": [404]}}}, "code 404 is in both"),
         ({"api": {"token_env": "A", "token_file": "f"}}, "are both set"),
-        ({"input": {"columns": {"custom": {"column": "c"}}}}, "needs both column and field_name"),
+        (
+            {"input": {"columns": {"custom": {"column": "c"}}}},
+            "input.columns.custom.field_name is required",
+        ),
     ],
 )
 def test_bad_job_names_the_key(

@@ -101,21 +101,33 @@ def test_a_reimported_person_waits_for_a_decision(
     assert rows["outcome"].to_list()[-1] == "erased"
 
 
-def test_sweep_without_a_sweep_section_is_78(
+def test_sweep_without_a_sweep_section_reads_altcraft_names(
     write_job: Callable[..., Path],
     sandbox: Sandbox,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """[sweep] is optional: db_id is [input] db_id, the columns are Altcraft's own names."""
     e2e.emails_csv(tmp_path / "in.csv", range(2))
     job = e2e.job(write_job, sandbox.url)
     assert 0 == e2e.run(job)
     export = tmp_path / "export.csv"
     sandbox.export(export)
     capsys.readouterr()
-    assert 78 == _sweep(job, export)
+    assert 0 == _sweep(job, export)
+    assert "profiles in export: 98" in capsys.readouterr().out
+
+
+def test_sweep_without_any_db_id_is_78(
+    write_job: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With db_id_column, only the sweep needs [sweep] db_id: 78 naming it, nothing read."""
+    job = write_job(input={"db_id": None, "db_id_column": "db"})
+    export = tmp_path / "export.csv"
+    export.write_text("_id,email\n1,a@example.com\n")
+    assert 78 == _sweep(job, export, "--dry-run")
     err = capsys.readouterr().err
-    assert "[sweep]" in err and "Traceback" not in err
+    assert "sweep.db_id is required" in err and "Traceback" not in err
 
 
 def test_an_unknown_key_in_sweep_is_78(write_job: Callable[..., Path], tmp_path: Path) -> None:

@@ -77,6 +77,7 @@ def signing_key(job: Job) -> Ed25519PrivateKey:
             "job file has no [receipts] section: set signing_key_file (from erasure keygen) "
             "and issuer"
         )
+    settings.require()
     if settings.signing_key_file is not None:
         return load_private_key(settings.signing_key_file)
     assert settings.signing_key_env is not None
@@ -118,7 +119,12 @@ def build(job: Job, request_id: str, *, issued_at: str | None = None) -> SignedR
         format_head(last.seq, last.plain_link),
     )
     receipt = make_receipt(
-        found.request, found.claims, found.invalid, heads, job.receipts.issuer, issued_at=issued_at
+        found.request,
+        found.claims,
+        found.invalid,
+        heads,
+        job.receipts.require(),
+        issued_at=issued_at,
     )
     return sign(receipt, key)
 

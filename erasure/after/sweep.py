@@ -38,9 +38,9 @@ import polars as pl
 from erasure import decisions, logs
 from erasure import ledger as ledger_mod
 from erasure.app import loop_options
-from erasure.errors import ConfigError, ErasureError, ExitCode, worst
+from erasure.errors import ErasureError, ExitCode, worst
 from erasure.intake import as_text, find_column, normalize
-from erasure.job import Job
+from erasure.job import Job, Sweep
 from erasure.keys import Keyer, Role, message_prefix
 from erasure.ledger import Event, Kind, Ledger
 from erasure.run import Options, Plan, Runner, Summary, finish_event
@@ -116,12 +116,8 @@ class _Export:
     matches: list[Match] = field(default_factory=list)
 
 
-def _settings(job: Job) -> Any:
-    if job.sweep is None:
-        raise ConfigError(
-            "job file has no [sweep] section: set db_id, profile_id_column and columns "
-            "(how to read an Altcraft export)"
-        )
+def _settings(job: Job) -> Sweep:
+    job.sweep.database()  # 78 when the job names no database for the export
     return job.sweep
 
 
@@ -139,7 +135,7 @@ def find(
     pid_text, _ = as_text(frame.get_column(pid_column), table.file)
     pids = normalize.texts(pid_text).get_column("value")  # trimmed; empty is null
 
-    finished = finished_identities(db).filter(pl.col("db_id") == settings.db_id)
+    finished = finished_identities(db).filter(pl.col("db_id") == settings.database())
     first = finished.unique(subset="key", keep="first", maintain_order=True)
     by_key = {r["key"]: r for r in first.iter_rows(named=True)}
     erased_pids = {
@@ -150,7 +146,7 @@ def find(
     }
     combos = identities(finished)
     wanted = set(by_key)
-    pid_combos = [Identity(settings.db_id, "profile_id", None, None)]
+    pid_combos = [Identity(settings.database(), "profile_id", None, None)]
     pid_spec = Spec("profile_id", pid_column)
     pid_keys = _keys_of(pids, pid_spec, pid_combos, keyer)
     pid_hits = dict(matches(pids, pid_spec, pid_combos, keyer, wanted).iter_rows())
@@ -243,8 +239,10 @@ def sweep(
             found.matches[:] = _held(db, job.ledger.path, found.matches)
         run_no = ledger.next_run()
         settings = _settings(job)
-        events = [_event(run_no, m, settings.db_id) for m in found.matches if not m.listed_before]
-        plan = _plan(found.matches, settings.db_id)
+        events = [
+            _event(run_no, m, settings.database()) for m in found.matches if not m.listed_before
+        ]
+        plan = _plan(found.matches, settings.database())
         info = {"path": str(export), "sha256": found.sha256, "rows": found.rows, "rejected": 0}
         opts = options or Options()
         opts = replace(opts, command="sweep", first_events=tuple(events))
