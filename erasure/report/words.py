@@ -77,6 +77,22 @@ _SAY: dict[str, tuple[str, Callable[[Any], str]]] = {
         "Phone region",
         lambda v: f"{v} (numbers without a country code are read as {v} numbers)",
     ),
+    "header_row": (
+        "Header row",
+        lambda v: (
+            f"row {v}"
+            if v
+            else "found in the file (the first of its first 20 rows naming every mapped column)"
+        ),
+    ),
+    "split_addresses": (
+        "Several addresses in one cell",
+        lambda v: (
+            "one identifier each"
+            if v
+            else "an invalid record (several_addresses): a second address may be someone else's"
+        ),
+    ),
     "concurrency": ("Requests at a time", lambda v: f"at most {v}"),
     "rate_per_s": ("Rate", _rate),
     "max_rate_per_s": (
