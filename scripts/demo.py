@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from erasure.errors import MEANINGS
@@ -168,6 +168,13 @@ issuer = "Demo LLC, DPO office"
 db_id = 1
 profile_id_column = "_id"
 columns = {{ email = "email", phone = "phone" }}
+
+[act]
+operator = "ООО «Демо», ИНН 7700000000, 101000, Москва, ул. Примерная, 1"
+processor = "ООО «Альткрафт» (песочница erasure), 127.0.0.1, по поручению оператора"
+system = "Altcraft Platform (sandbox), база 1"
+categories = ["адрес электронной почты", "номер телефона", "CRM_ID", "история действий"]
+commission = ["Иванов И. И., ответственный за организацию обработки ПДн", "Петров П. П., CISO"]
 """
 
 
@@ -213,6 +220,15 @@ def after_the_delete(url: str, job_path: Path, env: dict[str, str]) -> None:
     erasure("check-receipt", str(receipt), "--public-key", public, "--job", str(job_path),
             env={k: v for k, v in env.items() if k != "ERASURE_LEDGER_KEY"})  # fmt: skip
     print(f"receipt: {receipt}")
+
+    print("\n# the destruction act of the run, and the extract of today's destructions")
+    act = OUT / "act-run-1.docx"
+    erasure("act", str(job_path), "--run", "1", "--out", str(act), env=env)
+    erasure("act", str(job_path), "--run", "1", "--out", str(OUT / "act-run-1.html"), env=env)
+    today = datetime.now(UTC).date().isoformat()
+    extract = OUT / "act-extract.xlsx"
+    erasure("act", str(job_path), "--from", today, "--to", today, "--out", str(extract), env=env)
+    print(f"act: {act} (and .html), extract: {extract}")
 
 
 if __name__ == "__main__":

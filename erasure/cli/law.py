@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from erasure.cli.base import Handler, SubParsers, _command, _load, _Shell
 
@@ -33,6 +34,21 @@ def register(sub: SubParsers) -> None:
     )
     p.add_argument("--reason", required=True, metavar="TEXT", help="why (recorded in the ledger)")
 
+    p = _command(
+        sub,
+        "act",
+        "Write the destruction act (.docx, .html: a document people sign) or the event-log "
+        "extract (.xlsx, .csv) of one run or a date range, from the ledger and [act] "
+        "(152-FZ; Roskomnadzor Order No. 179). Exit 64 bad range, 78 an [act] field missing.",
+        "erasure act jobs/demo.toml --run 3 --out act-run-3.docx",
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="PATH", help=".docx .html .xlsx .csv")
+    p.add_argument("--run", type=int, metavar="N", help="the run whose destructions to record")
+    p.add_argument(
+        "--from", dest="start", metavar="DATE", help="first day (YYYY-MM-DD, [input] timezone)"
+    )
+    p.add_argument("--to", dest="end", metavar="DATE", help="last day, inclusive")
+
 
 def cmd_extend(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import deadlines
@@ -48,6 +64,21 @@ def cmd_extend(args: argparse.Namespace, shell: _Shell) -> int:
     return 0
 
 
+def cmd_act(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import act
+
+    done = act.write(_load(args), args.out, run=args.run, start=args.start, end=args.end)
+    again = f", {done.sweeps} of them again after a restore" if done.sweeps else ""
+    shell.print(
+        f"{done.kind}: {done.out}",
+        f"destroyed: {done.destroyed} profiles of {done.subjects} requests{again}",
+        f"nothing found to destroy: {done.nothing_found}",
+        f"ledger chain head: {done.head}",
+    )
+    return 0
+
+
 HANDLERS: dict[str, Handler] = {
     "extend": cmd_extend,
+    "act": cmd_act,
 }

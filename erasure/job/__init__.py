@@ -53,6 +53,7 @@ from typing import Any, Self
 from erasure import keys
 from erasure.errors import ConfigError, FileMissing, SecretMissing
 from erasure.files import Perms, read_secret
+from erasure.job.act import Act
 from erasure.job.keep import Notify, Suppress
 from erasure.job.schema import Given, internal, read, table
 from erasure.job.sections import (
@@ -81,6 +82,7 @@ __all__ = [
     "DEFAULT_TOKEN_ENV",
     "MATCHINGS",
     "MIN_LEDGER_KEY_LENGTH",
+    "Act",
     "Api",
     "ApiFormat",
     "Codes",
@@ -125,6 +127,9 @@ class Job:
     )
     notify: Notify | None = table(
         None, "optional: a signed notice per finished request", commands=("run", "notify")
+    )
+    act: Act | None = table(
+        None, "optional: the destruction act's fields, needed by erasure act", commands=("act",)
     )
     path: Path = internal(Path())  # the job file itself
 
