@@ -21,8 +21,11 @@ Three ways in:
   path (SQLite keeps an existing file's mode and gives its ``-wal`` and
   ``-shm`` files the database file's mode; filelock's lock file).
 
-And one way out: :func:`read_secret` reads a key or token file and refuses
-it, as ssh refuses a private key, when others may read it.
+And two ways in for files from outside: :func:`open_regular` opens an
+input or a receipt only when it is a regular file (a FIFO, ``/dev/zero``
+or a socket is refused at once, never waited on); :func:`read_secret`
+reads a key or token file and refuses it, as ssh refuses a private key,
+when others may read it.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from erasure.errors import ConfigError, SecretMissing
+from erasure.errors import ConfigError, FileMissing, InputUnusable, SecretMissing
 
 OWNER_ONLY_MODE = 0o600
 GROUP_MODE = 0o640
@@ -227,3 +230,37 @@ def _refuse_open_to_others(path: Path, label: str, mode: int, perms: Perms) -> N
             f"{label} {path} may be read by others (mode {mode:04o}): "
             f"a secret must be readable by its owner only; fix it with `{fix}`"
         )
+
+
+def open_regular(path: Path, label: str) -> BinaryIO:
+    """Open ``path`` for binary reading when it is a regular file (an input, a receipt).
+
+    Opened without blocking (a FIFO with no writer would wait for ever), then
+    checked on the open descriptor: a FIFO, a device such as ``/dev/zero``
+    (whose reading never ends), a socket or a folder is refused with
+    :class:`InputUnusable` (65). ``label`` names the file in messages ("input
+    file"). Missing: :class:`FileMissing` (66).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FileMissing(f"{label} {path} does not exist") from None
+    except IsADirectoryError:
+        raise FileMissing(f"{label} {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise InputUnusable(f"{label} {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise FileMissing(f"{label} {path} is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputUnusable(
+                f"{label} {path} is not a regular file (a pipe, a device or a socket): "
+                "save it to a file first"
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -23,14 +23,13 @@ from erasure import deadline_table, deadlines
 from erasure import ledger as ledger_mod
 from erasure.errors import (
     ConfigError,
-    FileMissing,
     InputUnusable,
     LedgerMismatch,
     OutputError,
     SecretMissing,
     UsageError,
 )
-from erasure.files import Perms, atomic_write
+from erasure.files import Perms, atomic_write, open_regular
 from erasure.job import Job
 from erasure.keys import Role
 from erasure.ledger import Kind, Outcome
@@ -234,9 +233,8 @@ def check_file(receipt: Path, public_key: Path, job: Job | None = None) -> Check
     """
     key = load_public_key(public_key)
     try:
-        raw = receipt.read_bytes()
-    except FileNotFoundError:
-        raise FileMissing(f"receipt {receipt} does not exist") from None
+        with open_regular(receipt, "receipt") as f:  # a FIFO or a device: 65, never a hang
+            raw = f.read()
     except OSError as exc:
         raise InputUnusable(f"receipt {receipt} cannot be read: {exc.strerror}") from None
     if job is None:

@@ -16,7 +16,10 @@ anywhere, nor any value in a message.
 
 from __future__ import annotations
 
-from contextlib import closing
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +27,10 @@ import polars as pl
 
 from erasure import ledger as ledger_mod
 from erasure.errors import InputUnusable, OutputError, UsageError
-from erasure.files import Perms, atomic_write
+from erasure.files import Perms, atomic_write, open_new, open_regular
+from erasure.intake.readers import Table
 from erasure.job import Job
-from erasure.keys import Role
+from erasure.keys import Keyer, Role
 
 from .cells import finished_identities, identities, matches, normalised, open_file
 
@@ -55,7 +59,41 @@ def screen(job: Job, source: Path, out: Path) -> ScreenResult:
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
         ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
         finished = finished_identities(db)
-    table, specs = open_file(source, job.input.columns, partial=True)
+    # Read once: the keys and the copied bytes come from one snapshot of the
+    # file, so that a file replaced meanwhile can never pair one version's
+    # keys with another's rows (an erased person kept, an innocent dropped).
+    with _snapshot(source, out) as copy:
+        return _screen(job, keyer, finished, source, copy, out)
+
+
+@contextmanager
+def _snapshot(source: Path, out: Path) -> Iterator[Path]:
+    """A private copy of ``source`` (same name, owner-only folder beside ``out``), removed after.
+
+    Read in one pass from one open descriptor of a regular file; raw
+    values, so owner-only, and beside the output rather than in a shared
+    temporary folder.
+    """
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".screen", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write beside the screened file {out}: {exc.strerror}") from None
+    try:
+        copy = folder / source.name
+        with open_regular(source, "input file") as src, open_new(copy) as dst:
+            shutil.copyfileobj(src, dst, _COPY_CHUNK)
+        yield copy
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_COPY_CHUNK = 1 << 20  # bytes
+
+
+def _screen(
+    job: Job, keyer: Keyer, finished: pl.DataFrame, source: Path, copy: Path, out: Path
+) -> ScreenResult:
+    table, specs = open_file(copy, job.input.columns, partial=True)
     frame = table.collect(list(dict.fromkeys(s.column for s in specs)))
     combos = identities(finished)
     wanted = set(finished.get_column("key").to_list())
@@ -70,12 +108,13 @@ def screen(job: Job, source: Path, out: Path) -> ScreenResult:
     keep = ~screened
     kept = int(keep.sum())
     unchecked = int((keep & unusable).sum())
-    _write(source, out, keep, job.perms, table.what)
+    _write(copy, out, keep, job.perms, table)
     return ScreenResult(source, out, frame.height, kept, frame.height - kept, unchecked)
 
 
-def _write(source: Path, out: Path, keep: pl.Series, perms: Perms, what: str) -> None:
+def _write(source: Path, out: Path, keep: pl.Series, perms: Perms, table: Table) -> None:
     suffix = source.suffix.lower()
+    what = table.what
     try:
         with atomic_write(out, perms) as tmp:
             if suffix in (".csv", ".tsv"):
@@ -83,9 +122,9 @@ def _write(source: Path, out: Path, keep: pl.Series, perms: Perms, what: str) ->
             elif suffix in (".ndjson", ".jsonl"):
                 tmp.write_bytes(_copy_lines(source, keep))
             elif suffix == ".parquet":
-                pl.read_parquet(source).filter(keep).write_parquet(tmp)
-            else:  # .xlsx: the first sheet's values, as the intake read them
-                pl.read_excel(source, engine="calamine", sheet_id=1).filter(keep).write_excel(tmp)
+                table.frame.collect().filter(keep).write_parquet(tmp)
+            else:  # .xlsx: the first sheet's values, exactly the rows the keys came from
+                table.frame.collect().filter(keep).write_excel(tmp)
     except OSError as exc:
         raise OutputError(f"cannot write the screened file {out}: {exc.strerror or exc}") from None
 

@@ -15,7 +15,9 @@ from typing import NoReturn
 
 import polars as pl
 
-from erasure.errors import FileMissing, InputUnusable
+from erasure import jsonbounds
+from erasure.errors import InputUnusable
+from erasure.files import open_regular
 from erasure.intake import workbook
 
 # ---------------------------------------------------------------- readers
@@ -71,12 +73,8 @@ class Table:
 
 def read_table(path: Path, wanted: set[str]) -> Table:
     try:
-        with path.open("rb") as f:
+        with open_regular(path, "input file") as f:  # a FIFO or /dev/zero: 65, never a hang
             head = f.read(_SAMPLE)
-    except FileNotFoundError:
-        raise FileMissing(f"input file {path} does not exist") from None
-    except IsADirectoryError:
-        raise FileMissing(f"input file {path} is a directory, not a file") from None
     except OSError as exc:
         raise InputUnusable(f"input file {path} cannot be read: {exc.strerror}") from None
     kind = FORMATS.get(path.suffix.lower())
@@ -262,6 +260,9 @@ def _ndjson(path: Path) -> Table:
         raise InputUnusable(f"{path.name} is not UTF-8 text (JSON must be UTF-8)") from None
     if not data.strip():
         raise InputUnusable(f"{path.name} holds no JSON lines")
+    beyond = jsonbounds.problem(data)  # before a parser recurses or overflows on it
+    if beyond is not None:
+        raise InputUnusable(f"{path.name} cannot be used: it holds {beyond} (see README, Limits)")
     try:
         frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
     except pl.exceptions.PolarsError:

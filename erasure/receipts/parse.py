@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+from erasure import jsonbounds
 from erasure.ledger import Outcome
 from erasure.receipts.canonical import parse_head
 from erasure.receipts.document import (
@@ -48,6 +49,9 @@ def load_envelope(raw: bytes) -> tuple[dict[str, Any], Signature]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise NotAReceipt("not a receipt: the file is not UTF-8 text") from None
+    beyond = jsonbounds.problem(raw)  # before the parser recurses or overflows on it
+    if beyond is not None:
+        raise NotAReceipt(f"not a receipt: it holds {beyond}")
     try:
         whole = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
