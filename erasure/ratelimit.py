@@ -382,6 +382,10 @@ class RateLimiter:
             burst_s=burst_s,
         )
 
+    def now(self) -> float:
+        """The limiter's clock now, seconds: what :meth:`observe`'s latency is measured on."""
+        return self._clock()
+
     @property
     def ceiling(self) -> float:
         """The ceiling never exceeded, requests per second."""

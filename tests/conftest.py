@@ -15,6 +15,16 @@ TOKEN = "sandbox-token"  # the sandbox's documented default delete token
 LONG = os.environ.get("ERASURE_TEST_LONG") == "1"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` run under `make test-long` only: `make test` deselects them."""
+    if LONG:
+        return
+    long = [item for item in items if item.get_closest_marker("long") is not None]
+    if long:
+        config.hook.pytest_deselected(items=long)
+        items[:] = [item for item in items if item.get_closest_marker("long") is None]
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No proxy or secret from the developer's shell leaks into a test."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -70,7 +70,7 @@ def test_sigterm_stops_cleanly_and_the_next_run_completes(
     n = 300
     with SandboxProcess("--generate", str(n), "--latency-ms", "20") as sb:
         e2e.emails_csv(tmp_path / "in.csv", range(n))
-        job = e2e.job(write_job, sb.url, run={"rate_per_s": 100, "concurrency": 8})
+        job = e2e.job(write_job, sb.url, run={"rate_per_s": 300, "concurrency": 8})
         proc = _popen(job)
         deadline = time.monotonic() + 30
         while sb.stats(per_profile=False)["erased_profiles"] < 20:
@@ -116,7 +116,46 @@ def test_a_second_run_on_the_same_ledger_exits_75_at_once(
         assert 1 == len(runs)
 
 
-def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
+# Where each kill falls: delete requests the sandbox received from that run
+# before the kill. 0 is before the first (intake, planning, the ledger's first
+# commits), 1 right after the preflight, the rest ever deeper into the plan, so
+# that kills land before, between and after group commits. make test-long
+# repeats the list three times over a larger plan.
+KILL_AFTER = (0, 1, 2, 5, 13, 34, 89, 233)
+
+
+def _kill_after(proc: subprocess.Popen[str], sb: SandboxProcess, ledger: Path, sent: int) -> bool:
+    """SIGKILL ``proc`` once the sandbox received ``sent`` more requests; False: it finished.
+
+    ``sent`` 0 waits for the run's first event in the ledger instead, so
+    that the kill falls after its start and before any request.
+    """
+    base = sb.stats(per_profile=False)["requests"]
+    deadline = time.monotonic() + 60
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, "the run made no progress in 60 s"
+        if sent == 0:
+            reached = ledger.exists() and _has_run_started(ledger)
+        else:
+            reached = sb.stats(per_profile=False)["requests"] - base >= sent
+        if reached:
+            proc.kill()
+            proc.communicate(timeout=30)
+            return True
+        time.sleep(0.005)  # polling a condition, not waiting for luck
+    proc.communicate()
+    return False
+
+
+def _has_run_started(ledger: Path) -> bool:
+    try:
+        rows = e2e.events(ledger, "SELECT seq FROM events WHERE kind = 'run_started'")
+    except sqlite3.Error:  # the run is creating the file and its schema
+        return False
+    return bool(rows)
+
+
+def test_sigkill_at_chosen_moments_loses_nothing_and_repeats_nothing(
     write_job: Callable[..., Path], tmp_path: Path
 ) -> None:
     """Killed with SIGKILL again and again, the job still ends with each profile erased once.
@@ -126,11 +165,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
     window (the feeder's batch plus the queue plus the workers, plus the
     answers that were lingering for a group commit).
     """
-    kills = 60 if LONG else 20
-    n = 4000 if LONG else 1200
-    rng = random.Random(20261128)
+    points = KILL_AFTER * (3 if LONG else 1)
+    n = 4000 if LONG else 600
     concurrency = 8
-    rate = 60
+    rate = 200
     with SandboxProcess(
         "--generate",
         str(n),
@@ -147,14 +185,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
         job = e2e.job(write_job, sb.url, run={"rate_per_s": rate, "concurrency": concurrency})
         ledger = tmp_path / "ledger.sqlite"
         killed = 0
-        for _ in range(kills):
-            proc = _popen(job)
-            time.sleep(rng.uniform(0.3, 2.0))  # intake, preflight, mid-flight, commits
-            if proc.poll() is not None:
-                proc.communicate()
+        for sent in points:
+            if not _kill_after(_popen(job), sb, ledger, sent):
                 break  # finished before the kill
-            proc.kill()
-            proc.communicate(timeout=30)
             killed += 1
         for _ in range(5):
             done = _run(job)
@@ -165,7 +198,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
         resent = sum(1 for c in sb.stats()["deletes_per_profile"].values() if c > 1)
         window = max(64, concurrency) + concurrency * 2 + math.ceil(rate * LINGER_S)
         assert resent <= killed * window
-        assert killed >= kills * 3 // 4
+        assert killed == len(points)  # the plan outlasts every kill: each one fell mid-job
+        runs = e2e.events(ledger, "SELECT run FROM events WHERE kind = 'run_started'")
+        assert len(runs) >= killed + 1
 
 
 def test_a_full_ledger_stops_with_74_and_a_roomier_one_completes(

@@ -304,6 +304,7 @@ def test_an_identifier_that_used_every_attempt_says_why_in_words(
 # ---------------------------------------------------------------- a rate that finds itself
 
 
+@pytest.mark.long
 def test_an_auto_rate_follows_a_limit_lowered_mid_run(
     sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -312,6 +313,10 @@ def test_an_auto_rate_follows_a_limit_lowered_mid_run(
     Judged on the sandbox's clock (the arrival of every delete): within 10 s
     of the drop the run sends at most twice the new limit (it sent four times
     that before), and it keeps sending; never above max_rate_per_s.
+
+    `make test-long` only: it takes 20 s of real time by nature, and
+    tests/test_ratelimit.py holds the same controller to the same limits in
+    virtual time (test_auto_follows_a_limit_that_moves_down_and_up).
     """
     n, high, low, top = 1500, 40.0, 10.0, 60.0
     sandbox = sandbox_factory(generate_count=n, rate_limit=high, record_times=True)

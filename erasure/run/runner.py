@@ -39,7 +39,7 @@ import json
 import random
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -84,6 +84,10 @@ class Options:
     command: str = "run"  # the command whose run this is; another is named in run_started
     first_events: tuple[Event, ...] = ()  # committed with run_started (sweep: reappeared)
     heartbeat_s: float = 10.0  # a progress log line at least this often, seconds
+    # Makes the run's pacer; None: the job's [run] rate on the real clock. The
+    # fault matrix injects one on a virtual clock: it tests outcomes, and
+    # pacing is tested on its own (tests/test_ratelimit.py).
+    pacer: Callable[[], RateLimiter] | None = None
     # The HTTP transport; None: the production one (client.make_client). Tests
     # inject an httpx.MockTransport here (through app.run too), the seam
     # production uses; the one way to give a run a transport.
@@ -127,11 +131,12 @@ class Runner:
             already_rejected=plan.already_rejected,
             invalid=int((input_info or {}).get("invalid", 0)),
         )
-        self.limiter = (
-            RateLimiter.auto(job.run.ceiling_per_s)
-            if job.run.auto_rate
-            else RateLimiter(job.run.ceiling_per_s)
-        )
+        if options.pacer is not None:
+            self.limiter = options.pacer()
+        elif job.run.auto_rate:
+            self.limiter = RateLimiter.auto(job.run.ceiling_per_s)
+        else:
+            self.limiter = RateLimiter(job.run.ceiling_per_s)
         self.stop = anyio.Event()
         self._fed = 0  # rows of plan.work handed to the feeder so far
         self._withdrawn: list[WorkItem] = []
@@ -369,7 +374,7 @@ class Runner:
             self._in_flight -= 1
         # The shared pace follows the answers; Retry-After delays only this
         # identifier (the worker waits it out), not every other request.
-        self.limiter.observe(time.monotonic() - granted, signal_of(verdict))
+        self.limiter.observe(self.limiter.now() - granted, signal_of(verdict))
         self._count_unforeseen(verdict)
         return verdict, answered
 
