@@ -78,6 +78,8 @@ class Checked:
     invalid: pl.DataFrame  # intake.INVALID_SCHEMA less ``value``: row, column, reason, words
     in_doubt: int  # keys to send that an earlier run may have reached unanswered
     rejects: Path | None  # the --rejects file written, if asked for
+    header_row: int | None = None  # CSV, XLSX: the row the header was found on
+    repairs: Mapping[str, int] = field(default_factory=dict)  # repaired cells by kind
 
     @property
     def exit_code(self) -> ExitCode:
@@ -91,7 +93,12 @@ def validate(job: Job, options: InputOptions, *, retry_rejected: bool = False) -
     data, rejects = _read_input(job, keyer, options)
     plan = _plan_from_ledger(job, keyer, data.items, retry_rejected)
     return Checked(
-        data.path, account_of(data, plan), data.invalid.drop("value"), plan.in_doubt, rejects
+        data.path,
+        account_of(data, plan),
+        data.invalid.drop("value"),
+        plan.in_doubt,
+        rejects,
+        header_row=data.header_row,
     )
 
 

@@ -72,7 +72,8 @@ INVALID_LISTED = 200  # invalid records listed by validate; the rest are counted
 def _print_checked(shell: _Shell, checked: Checked) -> None:
     """The input's arithmetic, then each invalid record: row, column and reason, never the cell."""
     a = checked.account
-    shell.print(f"input: {checked.input}", *a.lines())
+    where = f" (header on row {checked.header_row})" if checked.header_row else ""
+    shell.print(f"input: {checked.input}{where}", *a.lines())
     if checked.in_doubt:
         shell.print(f"in doubt (sent again): {checked.in_doubt}")
     listed = checked.invalid.head(INVALID_LISTED)

@@ -33,7 +33,7 @@ from erasure.keys import Keyer
 from . import normalize, opendsr
 from .assemble import build
 from .cells import as_text
-from .layout import find_column, map_columns, wanted_columns
+from .layout import find_column, header_rule, map_columns, wanted_columns
 from .readers import FORMATS, Table, read_table
 from .shapes import (
     INVALID_SCHEMA,
@@ -78,7 +78,7 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
     source = Path(source)
     if opendsr.is_opendsr(source):
         return opendsr.read(job, keyer, source)
-    table = read_table(source, wanted_columns(job.input))
+    table = read_table(source, wanted_columns(job.input), header_rule(job.input))
     layout = map_columns(job.input, table.names, source.name)
     items, invalid, counts, usable = build(table, layout, job.input, keyer)
     return Intake(
@@ -88,4 +88,5 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
         invalid=invalid,
         counts=counts,
         usable=usable,
+        header_row=table.header_row,
     )

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from erasure.errors import InputUnusable
+from erasure.intake.header import HeaderRule, fold
 from erasure.job import Input, Matching
 
 
@@ -63,6 +64,23 @@ def wanted_columns(inp: Input) -> set[str]:
     names += [inp.db_id_column, inp.resource_id_column, inp.request_id_column]
     names += [inp.received_at_column]
     return {n.strip().casefold() for n in names if n}
+
+
+def header_rule(inp: Input) -> HeaderRule:
+    """What the input's header row names: every mapped column (one of the defaults, unmapped)."""
+    cols = inp.columns
+    named: list[str | None] = [inp.db_id_column, inp.resource_id_column]
+    named += [inp.request_id_column, inp.received_at_column]
+    any_of: frozenset[str] = frozenset()
+    if cols.explicit:
+        named += [cols.email, cols.phone, cols.profile_id, *(c.column for c in cols.custom)]
+    else:
+        any_of = frozenset(DEFAULT_NAMES)
+    every = frozenset(fold(n) for n in named if n)
+    return HeaderRule(every, any_of, inp.header_row)
+
+
+DEFAULT_NAMES: tuple[Matching, ...] = ("email", "phone", "profile_id")  # any case, unmapped
 
 
 def map_columns(inp: Input, names: list[str], file: str) -> Layout:

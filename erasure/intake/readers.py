@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import polars as pl
 
@@ -19,6 +19,7 @@ from erasure import jsonbounds
 from erasure.errors import InputUnusable
 from erasure.files import open_regular
 from erasure.intake import workbook
+from erasure.intake.header import SEARCH_ROWS, HeaderRule, csv_header_line, first_naming_row
 
 # ---------------------------------------------------------------- readers
 
@@ -55,6 +56,7 @@ class Table:
     what: str  # how it was read, for messages: "CSV (cp1251, delimiter ';')"
     first_row: int  # row number of the first record
     lines: list[int] | None = None  # NDJSON: the line number of each record
+    header_row: int | None = None  # CSV, XLSX: the header's row number (title rows above it)
 
     def collect(self, columns: list[str]) -> pl.DataFrame:
         try:
@@ -71,7 +73,8 @@ class Table:
         return pl.int_range(self.first_row, self.first_row + n, dtype=pl.Int64, eager=True)
 
 
-def read_table(path: Path, wanted: set[str]) -> Table:
+def read_table(path: Path, wanted: set[str], header: HeaderRule | None = None) -> Table:
+    """``path`` opened lazily; ``header`` says what its header row names (:mod:`.header`)."""
     try:
         with open_regular(path, "input file") as f:  # a FIFO or /dev/zero: 65, never a hang
             head = f.read(_SAMPLE)
@@ -87,7 +90,7 @@ def read_table(path: Path, wanted: set[str]) -> Table:
         raise InputUnusable(f"{path.name} is empty")
     try:
         if kind == "xlsx":
-            return _xlsx(path, head)
+            return _xlsx(path, head, header)
         if kind == "parquet":
             return _parquet(path, head)
         for magic, what in _MAGIC.items():
@@ -95,7 +98,7 @@ def read_table(path: Path, wanted: set[str]) -> Table:
                 raise InputUnusable(f"{path.name} is {what}, not {kind.upper()} text")
         if kind == "ndjson":
             return _ndjson(path)
-        return _csv(path, head, wanted)
+        return _csv(path, head, wanted, header)
     except OSError as exc:  # read once, then failing: a disk error, a file removed
         raise InputUnusable(f"input file {path} cannot be read: {exc.strerror}") from None
 
@@ -130,7 +133,7 @@ def _schema(frame: pl.LazyFrame, file: str, what: str) -> list[str]:
         raise InputUnusable(f"{file} cannot be read as {what}") from None
 
 
-def _csv(path: Path, head: bytes, wanted: set[str]) -> Table:
+def _csv(path: Path, head: bytes, wanted: set[str], header: HeaderRule | None) -> Table:
     sha256, utf8 = _digest(path, check_utf8=True)
     source: Path | bytes = path
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -155,7 +158,11 @@ def _csv(path: Path, head: bytes, wanted: set[str]) -> Table:
     if len(_CONTROL.findall(sample)) > 8 + len(sample) // 1000:  # a stray ^Z is no reason
         raise InputUnusable(f"{path.name} holds control characters: it is not CSV text")
     truncated = path.stat().st_size > _SAMPLE
-    separator = _sniff(sample, wanted, path.suffix.lower() == ".tsv", truncated)
+    tsv = path.suffix.lower() == ".tsv"
+    # title rows above the header: skipped, and the delimiter sniffed from the header on
+    skip = 0 if header is None else csv_header_line(sample, header, _separators(tsv))
+    rest = sample.split("\n", skip)[-1] if skip else sample
+    separator = _sniff(rest, wanted, tsv, truncated)
     what = f"CSV ({encoding}, delimiter {separator!r})"
     frame = pl.scan_csv(
         source,
@@ -163,11 +170,17 @@ def _csv(path: Path, head: bytes, wanted: set[str]) -> Table:
         infer_schema=False,
         truncate_ragged_lines=True,
         quote_char='"',
+        skip_lines=skip,
     )
     names = _schema(frame, path.name, what)
     if not any(n.strip() for n in names):
         raise InputUnusable(f"{path.name} has no header row")
-    return Table(path.name, sha256, frame, names, what, first_row=2)
+    return Table(path.name, sha256, frame, names, what, first_row=skip + 2, header_row=skip + 1)
+
+
+def _separators(tsv: bool) -> list[str]:
+    """The delimiters tried, in order of preference."""
+    return ["\t", ",", ";", "|"] if tsv else [",", ";", "\t", "|"]
 
 
 def _cp1251(data: bytes) -> str | None:
@@ -194,7 +207,7 @@ def _sniff(sample: str, wanted: set[str], tsv: bool, truncated: bool) -> str:
     that splits into several columns, with the rows agreeing, and the most
     columns; ties go to the usual order (tab first for .tsv).
     """
-    candidates = ["\t", ",", ";", "|"] if tsv else [",", ";", "\t", "|"]
+    candidates = _separators(tsv)
     best: tuple[tuple[int, bool, bool, int, int], str] | None = None
     for rank, separator in enumerate(candidates):
         try:
@@ -224,7 +237,7 @@ def _parquet(path: Path, head: bytes) -> Table:
     return Table(path.name, sha256, frame, names, "Parquet", first_row=2)
 
 
-def _xlsx(path: Path, head: bytes) -> Table:
+def _xlsx(path: Path, head: bytes, header: HeaderRule | None) -> Table:
     if not head.startswith(b"PK\x03\x04"):
         for magic, what in _MAGIC.items():
             if head.startswith(magic):
@@ -232,8 +245,23 @@ def _xlsx(path: Path, head: bytes) -> Table:
         raise InputUnusable(f"{path.name} is not an XLSX workbook")
     sha256, _ = _digest(path, check_utf8=False)
     extent = workbook.check(path, path.name)  # before the reader allocates anything
+    frame = _sheet(path)
+    if not frame.columns:
+        raise InputUnusable(f"{path.name}: the first sheet is empty")
+    top = extent.first_row  # the first row with a value: the header, unless a title is above it
+    if header is not None and (header.pinned is not None or not header.named_by(frame.columns)):
+        found = header.pinned or _xlsx_header(path, header, top)
+        if found is not None and found != top:
+            frame, top = _sheet(path, {"header_row": found - 1}), found
+    return Table(
+        path.name, sha256, frame.lazy(), frame.columns, "XLSX", first_row=top + 1, header_row=top
+    )
+
+
+def _sheet(path: Path, options: dict[str, Any] | None = None, **more: Any) -> pl.DataFrame:
+    """The first sheet, every cell kept (``options``: fastexcel's, such as ``header_row``)."""
     try:
-        frame = pl.read_excel(
+        frame: pl.DataFrame = pl.read_excel(
             path,
             engine="calamine",
             sheet_id=1,
@@ -241,13 +269,19 @@ def _xlsx(path: Path, head: bytes) -> Table:
             drop_empty_rows=False,
             drop_empty_cols=False,
             raise_if_empty=False,
+            read_options=options,
+            **more,
         )
     except Exception:  # fastexcel's errors are not polars'
         raise InputUnusable(f"{path.name} cannot be read as an XLSX workbook") from None
-    if not frame.columns:
-        raise InputUnusable(f"{path.name}: the first sheet is empty")
-    first = extent.first_row + 1
-    return Table(path.name, sha256, frame.lazy(), frame.columns, "XLSX", first_row=first)
+    return frame
+
+
+def _xlsx_header(path: Path, header: HeaderRule, top: int) -> int | None:
+    """The sheet row of the first of the first rows (from ``top``) naming the header's columns."""
+    rows = _sheet(path, {"n_rows": SEARCH_ROWS}, has_header=False)
+    index = first_naming_row(rows.iter_rows(), header)
+    return None if index is None else top + index
 
 
 def _ndjson(path: Path) -> Table:

@@ -99,3 +99,4 @@ class Intake:
     # (request_id, column): distinct columns that held a usable value for a request,
     # what resolves an earlier input's invalid record (no request id column: empty)
     usable: pl.DataFrame  # USABLE_SCHEMA
+    header_row: int | None = None  # CSV, XLSX: the header's row number (title rows above it)
