@@ -635,6 +635,9 @@ def _status(
         "incomplete_reasons": dict(acc.incomplete_reasons),
         "accounting": acc.as_dict(),
         "verdict": acc.verdict,
+        # a ledger not yet migrated keeps no index of open pairs: the next run migrates it
+        "open_elsewhere": [],
+        "safe_to_delete": [],
         "reappeared": came_back,
         "running": run_now,
         "last_run": last,
@@ -672,6 +675,7 @@ def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> 
         "incomplete_reasons": dict(acc.incomplete_reasons),
         "accounting": acc.as_dict(),
         "verdict": acc.verdict,
+        **_inputs(db),
         "running": run_now,
         "last_run": last,
         "last_run_pending": ledger_read.last_run_pending(db, last["run"]) if last else None,
@@ -683,6 +687,17 @@ def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> 
                 reappeared_records(db) if totals.get("reappeared", 0) else _NO_REAPPEARED
             )
         ),
+    }
+
+
+def _inputs(db: sqlite3.Connection) -> dict[str, list[dict[str, object]]]:
+    """Earlier input files: open pairs whose file is gone or changed, and files safe to delete."""
+    from erasure.carry import open_elsewhere
+
+    missing, done = open_elsewhere(db)
+    return {
+        "open_elsewhere": [m.as_dict() for m in missing],
+        "safe_to_delete": [{"file": f.name, "path": f.path, "sha256": f.sha256} for f in done],
     }
 
 

@@ -79,6 +79,7 @@ def _finished(**fields: Any) -> dict[str, Any]:
         "invalid": 0,
         "suppressed": 0,
         "suppression_failed": 0,
+        "open_elsewhere": 0,
         "withdrawn": 0,
         "unrecorded": 0,
         "duration_s": ANY,  # seconds: how long it took is not behaviour
@@ -186,6 +187,7 @@ def test_a_retry_is_logged_by_key_and_a_failed_run_says_so(
         "erasure.run.started",
         "erasure.retry.scheduled",
         "erasure.delete.gave_up",
+        "erasure.run.keep_input",  # a failed pair: the next run needs the file
         "erasure.run.finished",
     ] == [e["event"] for e in captured]
     assert {
@@ -218,7 +220,7 @@ def test_a_retry_is_logged_by_key_and_a_failed_run_says_so(
             in_doubt=1,  # a 5xx may come after the service acted
             exit_code=75,
         )
-        == captured[3]
+        == captured[4]
     )
     _assert_no_raw_value_or_token(captured)
 
@@ -241,6 +243,7 @@ def test_a_refused_token_is_logged_without_the_token(
     assert [
         "erasure.run.started",
         "erasure.preflight.failed",
+        "erasure.run.keep_input",  # nothing sent: the next run needs the file
         "erasure.run.finished",
     ] == [e["event"] for e in captured]
     assert {
@@ -259,7 +262,7 @@ def test_a_refused_token_is_logged_without_the_token(
             exit_code=77,  # 77 wins over the invalid row's 1
             invalid=1,
         )
-        == captured[2]
+        == captured[3]
     )
     _assert_no_raw_value_or_token(captured, sandbox.readonly_token)
 

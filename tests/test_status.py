@@ -92,6 +92,8 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
         },
         "verdict": "3 of 6 requests are incomplete: 1 with a rejected identifier,"
         " 2 still open (pending or failed).",
+        "open_elsewhere": [],  # the runs' input files are recorded without a path
+        "safe_to_delete": [],
         "reappeared": {  # no sweep has found a profile that came back
             "profiles": 0,
             "by_profile_id": 0,
@@ -195,6 +197,8 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
             )
             | {"incomplete_reasons": dict.fromkeys(partition.REASONS, 0)},
             "verdict": "The ledger holds no request yet.",
+            "open_elsewhere": [],
+            "safe_to_delete": [],
             "reappeared": dict.fromkeys(
                 (
                     "profiles",

@@ -105,6 +105,14 @@ def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
         f"in doubt: {info['in_doubt']} pairs",
         f"invalid: {info['invalid']} unresolved invalid records",
     )
+    for gone in info.get("open_elsewhere", []):
+        shell.print(
+            f"open elsewhere: {gone['open']} pairs of {gone['file']} (sha256 "
+            f"{gone['sha256'][:12]}), {gone['state']} at {gone['path']}: put it back, or "
+            "`erasure cancel` their requests"
+        )
+    for done in info.get("safe_to_delete", []):
+        shell.print(f"safe to delete: {done['file']} (every pair of it is final)")
     came_back = info["reappeared"]
     if came_back["profiles"]:
         shell.print(

@@ -58,8 +58,9 @@ from erasure.ledger.events import COLUMNS
 # of the derived tables and triggers below; stored in state_meta (2: request_state keeps
 # every request, the one without a request id too, and its state; 3: the partition of
 # erasure.partition, with held and cancelled pairs counted per request, and a request's
-# earliest received_at taken from its invalid records too)
-STATE_VERSION = "3"
+# earliest received_at taken from its invalid records too; 4: the index of unfinished
+# pairs by their first planning, erasure.ledger.inputs)
+STATE_VERSION = "4"
 
 TABLES = (
     "pair_state",
@@ -167,6 +168,10 @@ CREATE INDEX pair_state_received ON pair_state(received_at) WHERE received_at IS
 CREATE INDEX pair_state_late
 ON pair_state(julianday(date(finished_at)) - julianday(date(received_at)))
 WHERE received_at IS NOT NULL AND outcome IN ('erased', 'not_found', 'rejected');
+-- the open pairs, by the planning that first brought them (erasure.ledger.inputs:
+-- what a later run carries over from an earlier input file)
+CREATE INDEX pair_state_unfinished ON pair_state(first_planned)
+WHERE outcome IS NULL OR outcome = 'failed';
 CREATE INDEX pair_state_open ON pair_state(received_at)
 WHERE received_at IS NOT NULL AND (outcome IS NULL OR outcome = 'failed');
 CREATE TABLE key_state (

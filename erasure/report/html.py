@@ -168,6 +168,14 @@ def render(
             if spill is not None
             else []
         ),
+        *(
+            f'<p class="verdict bad" data-open-elsewhere="{e(gone["file"])}">{gone["open"]:,} '
+            f"pairs of the earlier input <code>{e(gone['file'])}</code> (sha256 "
+            f"<code>{e(gone['sha256'][:12])}</code>) are still open and its file is "
+            f"{e(gone['state'])}: put it back at <code>{e(gone['path'])}</code> and run again, "
+            "or cancel their requests.</p>"
+            for gone in counts.get("open_elsewhere") or []
+        ),
         '<section id="summary"><h2>Summary</h2>',
         f'<p class="verdict {"ok" if acc["complete"] == acc["requests"] else "bad"}">'
         f"{e(counts['verdict'])}</p>",

@@ -67,6 +67,8 @@ class Summary:
     suppressed: int = 0  # values added to a suppression list this run ([suppress])
     suppression_failed: int = 0  # values whose addition failed: exit 1, never a stop
     held_back: int = 0  # pairs a hold or cancellation given during the run kept from being sent
+    # open pairs of earlier input files gone or changed (erasure.carry): a person must act
+    open_elsewhere: int = 0
 
     @property
     def pending(self) -> int:
@@ -90,6 +92,7 @@ class Summary:
             or self.already_rejected
             or self.invalid
             or self.suppression_failed
+            or self.open_elsewhere
         ):
             codes.append(ExitCode.REJECTED)
         return worst(*codes)
@@ -107,6 +110,7 @@ class Summary:
             "invalid": self.invalid,
             "suppressed": self.suppressed,
             "suppression_failed": self.suppression_failed,
+            "open_elsewhere": self.open_elsewhere,
             "withdrawn": self.withdrawn,
             "unrecorded": self.unrecorded,
             "duration_s": round(self.duration_s, 3),

@@ -1,0 +1,214 @@
+"""Nothing falls out: open pairs of earlier input files join tonight's plan (issue 21).
+
+The ledger holds keys, never identifiers, so only the file that brought an
+open pair (pending, failed, in doubt) can send it. Before a run plans, the
+open pairs of earlier files (erasure.ledger.inputs, by index) less those
+tonight's input names itself (settled tonight, whichever file first brought
+them) are taken file by file:
+
+- a file still at its recorded path with the same SHA-256 is read again and
+  its open pairs join tonight's plan (logged ``erasure.run.carried_over``);
+- a file gone or changed is named (``erasure.run.open_elsewhere``: name,
+  SHA-256 prefix, count, and how to settle them), and the run exits 1.
+
+The cost follows the open pairs and the earlier files that hold them, never
+the ledger's history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from erasure.ledger import inputs
+from erasure.ledger.inputs import FileState, InputFile
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from erasure.intake import Intake
+    from erasure.job import Job
+    from erasure.keys import Keyer
+
+__all__ = [
+    "SHA_SHOWN",
+    "Carried",
+    "Elsewhere",
+    "carry_over",
+    "for_run",
+    "open_elsewhere",
+    "say_keep",
+    "settle_words",
+]
+
+SHA_SHOWN = 12  # hex digits of a file's SHA-256 shown to people
+_PAIR = ["request_id", "key"]
+
+
+@dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """An earlier input file with open pairs that cannot be read from its recorded path."""
+
+    file: InputFile
+    state: FileState  # gone or changed
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file.name,
+            "path": self.file.path,
+            "sha256": self.file.sha256,
+            "open": self.file.open,
+            "state": self.state.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """What tonight's run takes over from earlier input files."""
+
+    items: pl.DataFrame  # their open pairs, in the intake's item schema (rows after tonight's)
+    read: tuple[tuple[InputFile, int], ...]  # each file read again, and the pairs it brought
+    missing: tuple[Elsewhere, ...]  # files gone or changed: named, exit 1
+
+    @property
+    def open_elsewhere(self) -> int:
+        return sum(m.file.open for m in self.missing)
+
+    def merged(
+        self, items: pl.DataFrame, finished: pl.DataFrame | None = None
+    ) -> tuple[pl.DataFrame, int]:
+        """Tonight's items and the carried ones, and how many were carried.
+
+        With ``finished`` (the ledger's final pairs of these keys), only the
+        carried pairs still open, each once: tonight's input keeps its own
+        accounting, and the carried pairs are all to send.
+        """
+        kept = self.items
+        if not kept.height:
+            return items, 0
+        if finished is not None:
+            kept = kept.join(finished.select(_PAIR), on=_PAIR, how="anti", nulls_equal=True).unique(
+                _PAIR, keep="first", maintain_order=True
+            )
+        if not kept.height:
+            return items, 0
+        return pl.concat([items, kept], how="vertical_relaxed"), kept.height
+
+
+def settle_words(missing: Elsewhere) -> str:
+    """One line for a person: which file, how many pairs, and the two ways to settle them."""
+    f = missing.file
+    said = "is gone from" if missing.state is FileState.GONE else "was changed at"
+    return (
+        f"{f.open} pairs of the earlier input {f.name} (sha256 {f.sha256[:SHA_SHOWN]}) are "
+        f"still open and the file {said} {f.path}: put that file back there (or run "
+        f"`erasure run JOB --input` with it) to send them, or `erasure cancel` their requests"
+    )
+
+
+def _left(db: sqlite3.Connection, tonight: pl.DataFrame | None, sha: str | None) -> pl.DataFrame:
+    """Open pairs of earlier files, less those tonight's items name and tonight's file's."""
+    open_ = inputs.open_pairs(db)
+    if sha is not None:
+        open_ = open_.filter(pl.col("sha256") != sha)
+    if tonight is not None and open_.height:
+        open_ = open_.join(tonight.select(_PAIR), on=_PAIR, how="anti", nulls_equal=True)
+    return open_
+
+
+def open_elsewhere(db: sqlite3.Connection) -> tuple[list[Elsewhere], list[InputFile]]:
+    """For ``status``: files with open pairs gone or changed, and files safe to delete.
+
+    Safe to delete: still at their recorded path, unchanged, every pair final.
+    """
+    missing, done = [], []
+    for f in inputs.input_files(db, _left(db, None, None)):
+        state = inputs.file_state(f.path, f.sha256)
+        if f.open and state is not FileState.PRESENT:
+            missing.append(Elsewhere(f, state))
+        elif not f.open and state is FileState.PRESENT:
+            done.append(f)
+    return missing, done
+
+
+def carry_over(db: sqlite3.Connection, job: Job, keyer: Keyer, tonight: Intake) -> Carried:
+    """Tonight's carried-over pairs: earlier files read again, or named when they cannot be."""
+    from erasure import intake
+
+    left = _left(db, tonight.items, tonight.sha256)
+    files = [f for f in inputs.input_files(db, left) if f.open and f.sha256 != tonight.sha256]
+    parts: list[pl.DataFrame] = []
+    read: list[tuple[InputFile, int]] = []
+    missing: list[Elsewhere] = []
+    offset = _last_row(tonight.items, 0)
+    for f in files:
+        state = inputs.file_state(f.path, f.sha256)
+        if state is not FileState.PRESENT:
+            missing.append(Elsewhere(f, state))
+            continue
+        earlier = intake.read(job, keyer, Path(f.path)).items
+        if not f.unplanned:  # every pair of it is in the ledger: only the open ones
+            mine = left.filter(pl.col("sha256") == f.sha256).select(_PAIR)
+            earlier = earlier.join(mine, on=_PAIR, how="semi", nulls_equal=True)
+        elif tonight.items.height:
+            earlier = earlier.join(
+                tonight.items.select(_PAIR), on=_PAIR, how="anti", nulls_equal=True
+            )
+        # after tonight's rows, in the earlier file's order
+        earlier = earlier.with_columns(pl.col("row") + offset)
+        offset = _last_row(earlier, offset)
+        parts.append(earlier)
+        read.append((f, earlier.height))
+    items = pl.concat(parts) if parts else tonight.items.clear()
+    return Carried(items, tuple(read), tuple(missing))
+
+
+def _last_row(items: pl.DataFrame, otherwise: int) -> int:
+    last = items.get_column("row").max() if items.height else None
+    return int(last) if isinstance(last, int) else otherwise
+
+
+def for_run(db: sqlite3.Connection, job: Job, keyer: Keyer, tonight: Intake) -> Carried:
+    """:func:`carry_over`, each file read again or named in the log (stderr)."""
+    from erasure import logs
+
+    log = logs.get()
+    carried = carry_over(db, job, keyer, tonight)
+    for f, n in carried.read:
+        log.info(
+            "erasure.run.carried_over",
+            file=f.name,
+            sha256=f.sha256[:SHA_SHOWN],
+            open=n,
+            path=f.path,
+        )
+    for missing in carried.missing:
+        log.warning(
+            "erasure.run.open_elsewhere",
+            file=missing.file.name,
+            sha256=missing.file.sha256[:SHA_SHOWN],
+            open=missing.file.open,
+            state=missing.state.value,
+            message=settle_words(missing),
+        )
+    return carried
+
+
+def say_keep(input_info: dict[str, Any]) -> None:
+    """A run stopped with work left: which input files to keep (it and those it carried)."""
+    from erasure import logs
+
+    log = logs.get()
+    for f in [input_info, *input_info.get("carried", [])]:
+        name = Path(f["path"]).name
+        log.warning(
+            "erasure.run.keep_input",
+            file=name,
+            path=f["path"],
+            sha256=f["sha256"][:SHA_SHOWN],
+            message=f"keep {name} where it is until a run has finished it: the ledger holds "
+            "keys only, and the next run reads it again",
+        )
