@@ -181,7 +181,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
     """
     import anyio
 
-    from erasure import decisions, logs
+    from erasure import carry, decisions, logs
     from erasure import ledger as ledger_mod
     from erasure.after.hooks import after_run
     from erasure.ledger import Ledger
@@ -231,7 +231,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
         finally:
             live.close()
         after_run(job, token, ledger, summary, keep, options.runner)  # erasure.after.hooks
-        summary.open_elsewhere = sum(m["open"] for m in input_info["open_elsewhere"])
+        carry.after_run(summary, input_info)  # open elsewhere: exit 1; stopped: files to keep
         code = summary.exit_code()
         try:
             ledger.append([finish_event(run_no, summary, code)])
@@ -239,10 +239,6 @@ def run(job: Job, options: RunOptions) -> RunResult:
             if summary.fatal is None:
                 summary.fatal = exc
             code = summary.exit_code()
-    if summary.pending or summary.unrecorded:  # stopped with work left: the files to keep
-        from erasure.carry import say_keep
-
-        say_keep(input_info)
     log.info("erasure.run.finished", **summary.as_dict(), exit_code=int(code))
     return RunResult(summary, code, job.ledger.path)
 
@@ -251,30 +247,19 @@ def _plan_locked(
     job: Job, keyer: Keyer, ledger: Ledger, options: RunOptions
 ) -> tuple[Plan, dict[str, Any], _InputFacts]:
     """The run's plan (work only), the input's record and facts, with the ledger locked."""
-    from dataclasses import replace
-
     from erasure import carry, decisions
-    from erasure.ledger import read as ledger_read
 
     data, _ = _read_input(job, keyer, options.input)
-    # open pairs of earlier input files: read again, or named (erasure.carry)
-    carried = carry.for_run(ledger.connection, job, keyer, data)
-    items = carried.merged(data.items)[0]
-    # The ledger (migrated when it was opened) is asked about tonight's keys
-    # only: a join against its derived state, not a read of its history.
-    finished, doubtful = ledger_read.tonight(
-        ledger.connection, items.get_column("key"), retry_rejected=options.retry_rejected
-    )
-    items, extra = carried.merged(data.items, finished)  # the input's account stays its own
-    plan = decisions.plan(items, finished, doubtful, ledger.connection, ledger.path, _now())
+    # tonight's pairs and earlier input files' open ones, against the ledger (erasure.carry)
+    t = carry.tonight(ledger.connection, job, keyer, data, retry_rejected=options.retry_rejected)
+    plan = decisions.plan(t.items, t.finished, t.doubtful, ledger.connection, ledger.path, _now())
     input_info: dict[str, Any] = {
         "path": str(data.path.absolute()),
         "sha256": data.sha256,
         "rows": data.counts.rows,
         "invalid": data.counts.invalid,
-        "account": account_of(data, replace(plan, pairs=plan.pairs - extra)).as_dict(),
-        "carried": [{"path": f.path, "sha256": f.sha256, "pairs": n} for f, n in carried.read],
-        "open_elsewhere": [m.as_dict() for m in carried.missing],
+        "account": account_of(data, replace(plan, pairs=plan.pairs - t.extra)).as_dict(),
+        **t.info,
     }
     from erasure.after.suppress import candidates
 

@@ -32,16 +32,19 @@ if TYPE_CHECKING:
     from erasure.intake import Intake
     from erasure.job import Job
     from erasure.keys import Keyer
+    from erasure.run import Summary
 
 __all__ = [
     "SHA_SHOWN",
     "Carried",
     "Elsewhere",
+    "after_run",
     "carry_over",
     "for_run",
     "open_elsewhere",
     "say_keep",
     "settle_words",
+    "tonight",
 ]
 
 SHA_SHOWN = 12  # hex digits of a file's SHA-256 shown to people
@@ -76,6 +79,13 @@ class Carried:
     @property
     def open_elsewhere(self) -> int:
         return sum(m.file.open for m in self.missing)
+
+    def info(self) -> dict[str, list[dict[str, object]]]:
+        """What the run's start records (``input``): files carried over, files named."""
+        return {
+            "carried": [{"path": f.path, "sha256": f.sha256, "pairs": n} for f, n in self.read],
+            "open_elsewhere": [m.as_dict() for m in self.missing],
+        }
 
     def merged(
         self, items: pl.DataFrame, finished: pl.DataFrame | None = None
@@ -197,6 +207,14 @@ def for_run(db: sqlite3.Connection, job: Job, keyer: Keyer, tonight: Intake) -> 
     return carried
 
 
+def after_run(summary: Summary, input_info: dict[str, Any]) -> None:
+    """The run's end: open pairs of files gone or changed make exit 1 (``summary``); a run
+    that leaves work names the input files to keep."""
+    summary.open_elsewhere = sum(int(m["open"]) for m in input_info.get("open_elsewhere", []))
+    if summary.pending or summary.unrecorded:
+        say_keep(input_info)
+
+
 def say_keep(input_info: dict[str, Any]) -> None:
     """A run stopped with work left: which input files to keep (it and those it carried)."""
     from erasure import logs
@@ -212,3 +230,31 @@ def say_keep(input_info: dict[str, Any]) -> None:
             message=f"keep {name} where it is until a run has finished it: the ledger holds "
             "keys only, and the next run reads it again",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Tonight:
+    """A run's pairs before its plan: tonight's input, and the open pairs it carries over."""
+
+    items: pl.DataFrame  # tonight's items, then the carried pairs still open (each once)
+    extra: int  # how many carried pairs: tonight's input keeps its own accounting
+    info: dict[str, list[dict[str, object]]]  # what the run's start records (Carried.info)
+    finished: pl.DataFrame  # the ledger's final pairs of these keys (erasure.ledger.read)
+    doubtful: set[str]  # keys in doubt among them
+
+
+def tonight(
+    db: sqlite3.Connection, job: Job, keyer: Keyer, data: Intake, *, retry_rejected: bool
+) -> Tonight:
+    """Tonight's input with the earlier files' open pairs, and what the ledger knows of them.
+
+    The ledger is asked about these keys only: a join against its derived
+    state, not a read of its history.
+    """
+    from erasure.ledger import read as ledger_read
+
+    carried = for_run(db, job, keyer, data)
+    keys = carried.merged(data.items)[0].get_column("key")
+    finished, doubtful = ledger_read.tonight(db, keys, retry_rejected=retry_rejected)
+    items, extra = carried.merged(data.items, finished)
+    return Tonight(items, extra, carried.info(), finished, doubtful)
