@@ -64,6 +64,54 @@ def archive(ledger: Ledger, before: str, out: Path, perms: Perms) -> Archived:
     last_run, head_seq = _archivable(db, cutoff.isoformat())
     if last_run is None:
         raise UsageError(f"no run of the ledger {ledger.path} ended before {cutoff}")
+    try:
+        new, record, kept = _prepare(ledger, cutoff, out, perms, first, last_run, head_seq)
+    except (OSError, sqlite3.Error) as exc:
+        # a full disk or an I/O error anywhere before the swap: the ledger is
+        # as it was, and no half-made archive stays to be mistaken for one
+        out.unlink(missing_ok=True)
+        words = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise OutputError(
+            f"cannot archive the ledger {ledger.path} into {out}: {words or exc}"
+            "; the ledger is unchanged"
+        ) from None
+    except (OutputError, LedgerWriteError):
+        out.unlink(missing_ok=True)  # before the swap: the ledger is unchanged
+        raise
+    # 4. the swap: one rename; the lock (a separate file) is held throughout
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        os.replace(new, ledger.path)
+        _fsync_dir(ledger.path.parent)
+    except OSError as exc:
+        raise LedgerWriteError(f"ledger {ledger.path} cannot be replaced: {exc}") from None
+    head_link, plain_head = record["archive"]["head_link"], record["archive"]["plain_head"]
+    return Archived(
+        out,
+        ledger.path,
+        first,
+        head_seq,
+        head_link,
+        plain_head,
+        f"{_first_run_label(record)}-{last_run}",
+        kept,
+    )
+
+
+def _prepare(
+    ledger: Ledger,
+    cutoff: date,
+    out: Path,
+    perms: Perms,
+    first: int,
+    last_run: int,
+    head_seq: int,
+) -> tuple[Path, dict[str, Any], int]:
+    """Steps 1 to 3: the archive file written and the new live ledger beside the old one.
+
+    Returns the new ledger's path, the archive record and the events it kept.
+    """
+    db = ledger.connection
     meta = read_meta(db)
     prev_link, prev_plain = _before(db, first)
     # 1. the state the archived events leave, by replay (from the base, if archived before)
@@ -99,23 +147,7 @@ def archive(ledger: Ledger, before: str, out: Path, perms: Perms) -> Archived:
         kept = _write_live(db, scratch, new, ledger, meta, head_seq, record)
     finally:
         replay.close()
-    # 4. the swap: one rename; the lock (a separate file) is held throughout
-    try:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        os.replace(new, ledger.path)
-        _fsync_dir(ledger.path.parent)
-    except OSError as exc:
-        raise LedgerWriteError(f"ledger {ledger.path} cannot be replaced: {exc}") from None
-    return Archived(
-        out,
-        ledger.path,
-        first,
-        head_seq,
-        head_link,
-        plain_head,
-        f"{_first_run_label(record)}-{last_run}",
-        kept,
-    )
+    return new, record, kept
 
 
 def _first_run_label(record: dict[str, Any]) -> int:
@@ -224,7 +256,8 @@ def _write_archive(
         os.replace(tmp, out)
         _fsync_dir(out.parent)
     except (OSError, sqlite3.Error) as exc:
-        tmp.unlink(missing_ok=True)
+        for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
         raise OutputError(f"cannot write the archive {out}: {exc}") from None
 
 
@@ -268,7 +301,8 @@ def _write_live(
             live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         _fsync(new)
     except (OSError, sqlite3.Error) as exc:
-        new.unlink(missing_ok=True)
+        for leftover in (new, *(Path(f"{new}{end}") for end in ("-wal", "-shm", "-journal"))):
+            leftover.unlink(missing_ok=True)
         raise LedgerWriteError(f"cannot write the new ledger {new}: {exc}") from None
     return kept
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import polars as pl
 import xlsxwriter
+import xlsxwriter.exceptions
 
 from erasure import status as status_mod
 from erasure.after.suppressions import with_suppressed
@@ -203,9 +204,22 @@ def write(
             writer(tmp, rows, context)
     except OSError as exc:
         raise OutputError(f"cannot write the report {out}: {exc.strerror or exc}") from None
+    except (xlsxwriter.exceptions.XlsxWriterException, pl.exceptions.PolarsError) as exc:
+        # the writer libraries wrap a full disk in their own types (xlsxwriter's
+        # FileCreateError, polars' ComputeError): the rows were computed before,
+        # so what fails here is the writing
+        raise OutputError(f"cannot write the report {out}: {_cause(exc)}") from None
 
 
 # ---------------------------------------------------------------- formats
+
+
+def _cause(exc: BaseException) -> str:
+    """The OS error under a writer library's exception, in words (never a cell's value)."""
+    inner = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args else None)
+    if isinstance(inner, OSError):
+        return inner.strerror or type(inner).__name__
+    return f"{type(exc).__name__} (the disk full, or the file not writable)"
 
 
 def spill_path(out: Path) -> Path:
