@@ -112,7 +112,7 @@ def account_of(data: Intake, plan: Plan) -> InputAccount:
 
 def _read_input(job: Job, keyer: Keyer, options: InputOptions) -> tuple[Intake, Path | None]:
     """The intake, and the --rejects file it wrote (None when not asked for)."""
-    from erasure import intake
+    from erasure import deadlines, intake
     from erasure.report.rejects import write_rejects
 
     if options.input is None and job.input.path is None:
@@ -122,6 +122,8 @@ def _read_input(job: Job, keyer: Keyer, options: InputOptions) -> tuple[Intake, 
             options.rejects, job, flag="--rejects", inputs=[options.input], folder_must_exist=False
         )
     data = intake.read(job, keyer, options.input)
+    received = data.items.get_column("received_at")  # a working-day rule needs its calendar
+    deadlines.check_received(received.min(), received.max(), job.input.deadline)  # type: ignore[arg-type]
     if options.rejects is None:
         return data, None  # nothing raw is ever written beside the ledger by default
     write_rejects(data.invalid, options.rejects, job.perms)

@@ -136,6 +136,11 @@ class Rule:
         return ZoneInfo(self.timezone)
 
     @property
+    def days(self) -> int | None:
+        """N for a rule of "N days", else None."""
+        return self.period.count if self.period.unit is Unit.DAYS else None
+
+    @property
     def name(self) -> str:
         """The rule as the job file says it: a preset's name or the period."""
         return self.preset or str(self.period)
@@ -259,6 +264,17 @@ def due_day(received: datetime, rule_: Rule) -> date:
 def deadline(received: datetime, rule_: Rule) -> datetime:
     """The deadline of a request received at ``received``: the end of its due day."""
     return end_of(due_day(received, rule_), rule_)
+
+
+def check_received(first: datetime | None, last: datetime | None, rule_: Rule) -> None:
+    """CalendarGap (78) when a working-day rule would need a year the calendar lacks for a
+    request received between ``first`` and ``last`` (the shipped years are contiguous and a
+    count only moves forward: the two ends answer for every day between)."""
+    if rule_.period.unit is not Unit.WORKING_DAYS:
+        return
+    for moment in (first, last):
+        if moment is not None:
+            due_day(moment, rule_)
 
 
 def show(moment: datetime) -> str:

@@ -86,7 +86,11 @@ def test_extend_within_the_limit_moves_the_deadline_and_reports_show_both(
         _planned(1, "T1", A, _received_days_ago(5)),
         _planned(1, "T2", B, _received_days_ago(5)),
     )
-    job = _job(write_job, deadline="10 days", extension_max="10 days")
+    assert 0 == cli.main(["keygen", "--out", str(tmp_path / "r.key")])
+    job = write_job(
+        input={"deadline": "10 days", "extension_max": "10 days"},
+        receipts={"signing_key_file": "r.key", "issuer": "ACME LLC, DPO office"},
+    )
     told = (NOW - timedelta(hours=1)).isoformat()
     args = ["extend", str(job), "--request-id", "T1", "--informed-at", told, "--reason", "busy"]
     assert 0 == cli.main([*args, "--by", "4 days"])
@@ -116,6 +120,27 @@ def test_extend_within_the_limit_moves_the_deadline_and_reports_show_both(
     report = pl.read_csv(csv, infer_schema=False)
     got = {r["request_id"]: (r["deadline"], r["original_deadline"]) for r in report.to_dicts()}
     assert got == {"T1": (final, original), "T2": (original, None)}
+    # the receipt shows both, signed; one without an extension keeps its earlier shape
+    for rid in ("T1", "T2"):
+        assert 0 == cli.main(
+            ["receipt", str(job), "--request-id", rid, "--out", f"{tmp_path}/{rid}.json"]
+        )
+        assert 0 == cli.main(
+            ["receipt", str(job), "--request-id", rid, "--out", f"{tmp_path}/{rid}.html"]
+        )
+    signed = json.loads((tmp_path / "T1.json").read_text())["receipt"]["request"]
+    assert (signed["deadline"], signed["original_deadline"]) == (final, original)
+    assert (
+        "original_deadline"
+        not in json.loads((tmp_path / "T2.json").read_text())["receipt"]["request"]
+    )
+    page = (tmp_path / "T1.html").read_text(encoding="utf-8")
+    assert f"<dt>Original deadline</dt><dd>{original} (extended)</dd>" in page
+    capsys.readouterr()
+    pub = str(tmp_path / "r.key.pub")
+    assert 0 == cli.main(
+        ["check-receipt", str(tmp_path / "T1.html"), "--public-key", pub, "--job", str(job)]
+    )
 
 
 def test_extend_refuses_after_the_deadline_without_extension_and_for_unknown_ids(
@@ -186,3 +211,37 @@ def test_a_job_reads_the_deadline_keys_and_refuses_bad_ones(
         job_mod.load(_job(write_job, timezone="Nowhere"))
     with pytest.raises(ConfigError, match=r"unknown key input\.deadlines"):
         job_mod.load(_job(write_job, deadlines="gdpr"))
+
+
+def test_validate_and_run_refuse_a_received_date_outside_the_calendar(
+    tmp_path: Path, write_job: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused before anything is planned or sent (78, one line), not guessed at report time."""
+    (tmp_path / "in.csv").write_text(
+        "ticket,email,received_at\nT1,user1@example.com,2026-11-30\n"
+        "T2,user2@example.com,2023-05-02\n",
+        encoding="utf-8",
+    )
+    job = write_job(
+        input={
+            "path": "in.csv",
+            "db_id": 1,
+            "request_id_column": "ticket",
+            "received_at_column": "received_at",
+            "deadline": "152fz-answer",
+        }
+    )
+    for command in ("validate", "run"):
+        capsys.readouterr()
+        assert 78 == cli.main([command, str(job)])
+        err = capsys.readouterr().err
+        assert "2023-05-0" in err and "outside the shipped RU production calendar" in err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "ledger.sqlite").exists() or 0 == len(
+        [e for e in e2e_events(tmp_path / "ledger.sqlite") if e == "sent"]
+    )
+
+
+def e2e_events(path: Path) -> list[str]:
+    with closing(L.open_readonly(path)) as db:
+        return [kind for (kind,) in db.execute("SELECT kind FROM events")]

@@ -192,7 +192,7 @@ def claims_of(
         for c in claims.values()
     )
     return RequestEvents(
-        Request(request_id, received, _deadline(received, rule, extended)),
+        Request(request_id, received, *_deadline(received, rule, extended)),
         final,
         tuple(invalid.values()),
     )
@@ -200,15 +200,18 @@ def claims_of(
 
 def _deadline(
     received: str | None, rule: deadlines.Rule, extended: list[deadlines.Extension]
-) -> str | None:
+) -> tuple[str | None, str | None]:
+    """The deadline in force, and the original one where an extension moved it."""
     if received is None:
-        return None
+        return None, None
     try:
         moment = datetime.fromisoformat(received)
     except ValueError:
-        return None
-    end = deadlines.in_force(deadlines.deadline(moment, rule), extended, rule)
-    return deadlines.show(end.astimezone(rule.zone))
+        return None, None
+    original = deadlines.deadline(moment, rule)
+    in_force = deadlines.in_force(original, extended, rule).astimezone(rule.zone)
+    moved = deadlines.show(original) if in_force != original else None
+    return deadlines.show(in_force), moved
 
 
 def write(signed: SignedReceipt, out: Path, perms: Perms) -> Path:

@@ -229,7 +229,8 @@ class Job:
             "resource_id_column": self.input.resource_id_column,
             "request_id_column": self.input.request_id_column,
             "received_at_column": self.input.received_at_column,
-            "deadline_days": self.input.deadline_days,
+            # deadline_days: the rule's days where it is "N days" (what older releases read)
+            "deadline_days": self.input.deadline.days,
             **self.input.deadline.settings(),
             "phone_region": self.input.phone_region,
             "header_row": self.input.header_row,

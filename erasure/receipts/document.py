@@ -151,7 +151,10 @@ class Request:
 
     id: str  # the DSR ticket (request id column)
     received_at: str | None = None  # as the input gave it (ISO 8601)
-    deadline: str | None = None  # ISO date: received_at + deadline_days
+    # the deadline in force: the end of the due day, an ISO 8601 instant with its offset
+    # (receipts before erasure.deadlines: an ISO date)
+    deadline: str | None = None
+    original_deadline: str | None = None  # where an extension moved it (erasure extend)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +225,12 @@ class Receipt:
                 "id": self.request.id,
                 "received_at": self.request.received_at,
                 "deadline": self.request.deadline,
+                # only when extended: a receipt without an extension keeps its earlier shape
+                **(
+                    {"original_deadline": self.request.original_deadline}
+                    if self.request.original_deadline is not None
+                    else {}
+                ),
             },
             "databases": list(self.databases),
             "status": self.status.value,

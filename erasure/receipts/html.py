@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
+from datetime import datetime
 
 from erasure.receipts.document import (
     NotAReceipt,
@@ -97,6 +98,18 @@ def openssl_recipe(receipt: str = "receipt.json", public_key: str = "receipts.ke
     )
 
 
+def _on_time(finished: str, deadline: str) -> bool:
+    """Finished by the deadline: instants compared (a deadline that is a date: by date)."""
+    if "T" not in deadline:
+        return finished[:10] <= deadline
+    try:
+        return datetime.fromisoformat(finished) <= datetime.fromisoformat(deadline).replace(
+            microsecond=999_999
+        )
+    except ValueError:
+        return finished[:10] <= deadline[:10]
+
+
 def verdict(receipt: Receipt) -> str:
     """The receipt's verdict in one sentence."""
     rid = receipt.request.id
@@ -109,7 +122,7 @@ def verdict(receipt: Receipt) -> str:
         if deadline and last:
             when += (
                 f", within its deadline of {deadline}"
-                if last[:10] <= deadline
+                if _on_time(last, deadline)
                 else f", after its deadline of {deadline}"
             )
         return (
@@ -175,6 +188,11 @@ def render_html(signed: SignedReceipt) -> str:
             f"<dt>Request</dt><dd>{e(r.request.id)}</dd>",
             f"<dt>Received</dt><dd>{e(r.request.received_at or 'not given')}</dd>",
             f"<dt>Deadline</dt><dd>{e(r.request.deadline or 'not given')}</dd>",
+            *(
+                [f"<dt>Original deadline</dt><dd>{e(r.request.original_deadline)} (extended)</dd>"]
+                if r.request.original_deadline
+                else []
+            ),
             f"<dt>Databases searched</dt><dd>{e(_databases(r.databases))}</dd>",
             f"<dt>Identifiers</dt><dd>{e(asked)}</dd></dl>",
             "<h2>What was done</h2>",

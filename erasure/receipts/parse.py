@@ -110,7 +110,12 @@ def parse_document(document: Mapping[str, Any]) -> Receipt:
     if fmt != FORMAT:
         raise NotAReceipt(f"not a receipt this version reads: format {fmt[:40]!r}, not {FORMAT}")
     req = _Reader(r.get("request", dict), "request")
-    request = Request(req.get("id", str), req.opt("received_at", str), req.opt("deadline", str))
+    request = Request(
+        req.get("id", str),
+        req.opt("received_at", str),
+        req.opt("deadline", str),
+        req.absent_or("original_deadline", str),
+    )
     req.done()
     identifiers = []
     for i, item in enumerate(r.get("identifiers", list)):
@@ -217,6 +222,10 @@ class _Reader:
             self._data.pop(name)
             return None
         return self.get(name, kind)
+
+    def absent_or(self, name: str, kind: type[_T]) -> _T | None:
+        """A member written only when it has a value (``original_deadline``)."""
+        return self.get(name, kind) if name in self._data else None
 
     def choice(self, name: str, allowed: Iterable[str]) -> str:
         value = self.get(name, str)

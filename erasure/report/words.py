@@ -36,6 +36,16 @@ def _api_codes(codes: Mapping[str, Any]) -> str:
     return "; ".join(parts) + "; any other error code: rejected, a person must look"
 
 
+def _deadline_rule(value: Any) -> str:
+    from erasure.deadlines import PRESETS
+
+    preset = PRESETS.get(str(value))
+    if preset is None:
+        return f"{value} from the day after receipt, to the end of the due day"
+    limit = f", extendable by {preset.extension_max}" if preset.extension_max else ", no extension"
+    return f"{value}: {preset.period}{limit} ({preset.source})"
+
+
 def _column(absent: str) -> Callable[[Any], str]:
     def say(value: Any) -> str:
         return f"the column “{value}”" if value else absent
@@ -72,7 +82,27 @@ _SAY: dict[str, tuple[str, Callable[[Any], str]]] = {
         "Received-at column",
         _column("none (no deadline is computed)"),
     ),
-    "deadline_days": ("Deadline", lambda v: f"{v} days after the request was received"),
+    "deadline_days": (
+        "Deadline",
+        lambda v: (
+            f"{v} days after the request was received"
+            if v is not None
+            else "by the deadline rule below"
+        ),
+    ),
+    "deadline": ("Deadline rule", _deadline_rule),
+    "extension_max": (
+        "Extension limit",
+        lambda v: f"at most {v} past the original due day" if v else "none (as the rule says)",
+    ),
+    "timezone": (
+        "Timezone",
+        lambda v: (
+            f"{v}: a deadline ends at midnight there; received times without an offset "
+            "are read there"
+        ),
+    ),
+    "calendar": ("Working days", lambda v: f"the {v} production calendar shipped with erasure"),
     "phone_region": (
         "Phone region",
         lambda v: f"{v} (numbers without a country code are read as {v} numbers)",
