@@ -24,6 +24,8 @@ from erasure.deadlines import Extension, Rule
 from erasure.ledger import read as ledger_read
 
 EXTENDED = "extended"  # the event kind (erasure.ledger.events.Kind.EXTENDED)
+# the literal kind lets SQLite use the partial index events_extended (erasure.ledger.store)
+EXTENSIONS_SQL = "SELECT request_id, at, detail FROM events WHERE kind = 'extended' ORDER BY seq"
 
 
 def rule_of_settings(settings: Mapping[str, Any] | None) -> Rule:
@@ -66,9 +68,7 @@ def _json(text: str | None) -> dict[str, Any]:
 def extensions_of(db: sqlite3.Connection) -> dict[str, list[Extension]]:
     """Every recorded extension, by request id, in the order recorded."""
     found: dict[str, list[Extension]] = {}
-    for request_id, at, detail in db.execute(
-        "SELECT request_id, at, detail FROM events WHERE kind = ? ORDER BY seq", (EXTENDED,)
-    ):
+    for request_id, at, detail in db.execute(EXTENSIONS_SQL):
         to = _json(detail).get("extended_to")
         if request_id is None or not isinstance(to, str):
             continue

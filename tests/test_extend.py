@@ -245,3 +245,11 @@ def test_validate_and_run_refuse_a_received_date_outside_the_calendar(
 def e2e_events(path: Path) -> list[str]:
     with closing(L.open_readonly(path)) as db:
         return [kind for (kind,) in db.execute("SELECT kind FROM events")]
+
+
+def test_extensions_are_read_by_index_not_by_a_scan_of_the_history(tmp_path: Path) -> None:
+    """Every report reads the extensions: a ledger of this release finds them by index."""
+    _ledger(tmp_path / "l.sqlite", {"deadline": "10 days"}, _planned(1, "T1", A, None))
+    with closing(L.open_readonly(tmp_path / "l.sqlite")) as db:
+        plan = db.execute(f"EXPLAIN QUERY PLAN {deadline_table.EXTENSIONS_SQL}").fetchall()
+    assert "USING INDEX events_extended" in " ".join(str(step[-1]) for step in plan)

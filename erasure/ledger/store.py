@@ -39,6 +39,9 @@ from erasure.ledger import safety, state
 from erasure.ledger.events import COLUMNS, GENESIS, SCHEMA_VERSION, Event, Kind, canonical, now_iso
 from erasure.plainchain import PLAIN_GENESIS, plain_link
 
+EXTENDED_INDEX = (
+    "CREATE INDEX IF NOT EXISTS events_extended ON events(kind) WHERE kind = 'extended'"
+)
 _SCHEMA = """
 CREATE TABLE meta (
     name  TEXT PRIMARY KEY,
@@ -66,6 +69,8 @@ CREATE TABLE events (
     detail      TEXT,                 -- JSON: run settings, input hash, counts, exit code
     link        TEXT NOT NULL         -- HMAC chain link
 ) STRICT;
+-- the few extension events (erasure extend), read by every report: found by index
+CREATE INDEX IF NOT EXISTS events_extended ON events(kind) WHERE kind = 'extended';
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
@@ -234,6 +239,8 @@ class Ledger:
             else:
                 found = dict(db.execute("SELECT name, value FROM meta").fetchall())
                 check_meta(found, self._keyer, self.path)
+                # a ledger of an earlier release gains the index once (one scan)
+                db.execute(EXTENDED_INDEX)
         except sqlite3.Error as exc:
             if is_write_failure(exc):
                 raise LedgerWriteError(f"ledger {self.path} cannot be written: {exc}") from None
