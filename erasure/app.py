@@ -487,12 +487,12 @@ def lookup(
 ) -> LookupResult:
     """Was this identifier erased? ``raw`` never leaves this function but as its keys."""
     from erasure import status as status_mod
-    from erasure.lookup import keys_for
+    from erasure.lookup import answer, keys_for
 
     keyer = job.keyer(Role.IDENTIFIER, command="erasure lookup")
     keys = keys_for(job, keyer, matching, raw, db_id=db_id, resource_id=resource_id)
     with _readonly(job) as db:
-        rows = status_mod.lookup(db, keys)
+        rows = answer(db, keys, keyer)
     found = tuple(
         Found(
             request_id=row["request_id"],

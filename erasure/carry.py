@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from erasure.ledger import inputs
+from erasure.ledger import finality, inputs
 from erasure.ledger.inputs import FileState, InputFile
 
 if TYPE_CHECKING:
@@ -256,5 +256,7 @@ def tonight(
     carried = for_run(db, job, keyer, data)
     keys = carried.merged(data.items)[0].get_column("key")
     finished, doubtful = ledger_read.tonight(db, keys, retry_rejected=retry_rejected)
+    # what the run will skip as final: the events must bear it out (78 if not)
+    finality.check_keys(db, finished.get_column("key").unique().to_list(), keyer)
     items, extra = carried.merged(data.items, finished)
     return Tonight(items, extra, carried.info(), finished, doubtful)

@@ -22,6 +22,7 @@ The hierarchy::
         ├── SecretMissing
         ├── LedgerMismatch                the ledger was written with another key or derivation
         ├── PreflightUnexpected           the preflight answer matched no configured code
+        ├── StateDisagrees                the ledger's derived state disagrees with its events
         └── UnsafeLedger                  a ledger path that is a link, another user's, open to
                                           others' writes, or another application's SQLite file
 
@@ -54,7 +55,8 @@ class ExitCode(enum.IntEnum):
 MEANINGS: dict[int, str] = {
     ExitCode.OK: "every identifier has a final outcome: erased or not found",
     ExitCode.REJECTED: "finished, but a person must look: identifiers rejected by the service, "
-    "invalid input rows, or erased profiles that reappeared",
+    "invalid input rows, open pairs of an earlier input file that is gone or changed, or "
+    "erased profiles that reappeared",
     ExitCode.USAGE: "bad command line",
     ExitCode.DATAERR: "the input file cannot be used; nothing was sent",
     ExitCode.NOINPUT: "the input file or job file does not exist",
@@ -172,3 +174,8 @@ class PreflightUnexpected(ConfigError):
 
 class UnsafeLedger(ConfigError):
     pass
+
+
+class StateDisagrees(ConfigError):
+    """The ledger's derived state cites an outcome its events do not bear out (78): run
+    ``erasure verify`` (erasure.ledger.finality)."""

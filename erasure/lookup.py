@@ -7,10 +7,16 @@ needs the identifier to be stored anywhere.
 
 from __future__ import annotations
 
+import sqlite3
+from typing import TYPE_CHECKING
+
 from erasure.errors import UsageError
 from erasure.intake import normalize
 from erasure.job import Job
 from erasure.keys import Keyer, message_prefix
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def keys_for(
@@ -51,3 +57,14 @@ def keys_for(
     if not fields:
         raise UsageError("this job maps no custom field ([input.columns] custom)")
     return [keyer.keys(message_prefix(db, "custom", None, f), [value])[0] for f in fields]
+
+
+def answer(db: sqlite3.Connection, keys: list[str], keyer: Keyer) -> pl.DataFrame:
+    """The pairs of ``keys`` (erasure.status.lookup), once the events bear out the outcomes
+    the derived state cites for them (erasure.ledger.finality: 78 if not)."""
+    from erasure import status as status_mod
+    from erasure.ledger import finality
+
+    rows = status_mod.lookup(db, keys)
+    finality.check_keys(db, keys, keyer)
+    return rows

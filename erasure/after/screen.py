@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -31,6 +32,7 @@ from erasure.files import Perms, atomic_write, open_new, open_regular
 from erasure.intake.readers import Table
 from erasure.job import Job
 from erasure.keys import Keyer, Role
+from erasure.ledger import finality
 
 from .cells import finished_identities, identities, matches, normalised, open_file
 
@@ -59,11 +61,12 @@ def screen(job: Job, source: Path, out: Path) -> ScreenResult:
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
         ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
         finished = finished_identities(db)
-    # Read once: the keys and the copied bytes come from one snapshot of the
-    # file, so that a file replaced meanwhile can never pair one version's
-    # keys with another's rows (an erased person kept, an innocent dropped).
-    with _snapshot(source, out) as copy:
-        return _screen(job, keyer, finished, source, copy, out)
+        # Read once: the keys and the copied bytes come from one snapshot of the
+        # file, so that a file replaced meanwhile can never pair one version's
+        # keys with another's rows (an erased person kept, an innocent dropped).
+        with _snapshot(source, out) as copy:
+            check = partial(finality.check_keys, db, keyer=keyer)
+            return _screen(job, keyer, finished, source, copy, out, check)
 
 
 @contextmanager
@@ -91,7 +94,13 @@ _COPY_CHUNK = 1 << 20  # bytes
 
 
 def _screen(
-    job: Job, keyer: Keyer, finished: pl.DataFrame, source: Path, copy: Path, out: Path
+    job: Job,
+    keyer: Keyer,
+    finished: pl.DataFrame,
+    source: Path,
+    copy: Path,
+    out: Path,
+    check: Callable[[set[str]], object],
 ) -> ScreenResult:
     table, specs = open_file(copy, job.input.columns, partial=True)
     frame = table.collect(list(dict.fromkeys(s.column for s in specs)))
@@ -99,12 +108,15 @@ def _screen(
     wanted = set(finished.get_column("key").to_list())
     screened = pl.repeat(False, frame.height, eager=True)
     unusable = pl.repeat(False, frame.height, eager=True)
+    used: set[str] = set()  # keys whose finished erasure screens a row
     for spec in specs:
         cells = normalised(frame.get_column(spec.column), spec, table.file, job.input.phone_region)
         hits = matches(cells.get_column("value"), spec, combos, keyer, wanted)
+        used.update(hits.get_column("key").to_list())
         hit = cells.get_column("value").is_in(hits.get_column("value").implode())
         screened = screened | hit.fill_null(False)  # an empty cell names no one
         unusable = unusable | cells.get_column("reason").is_not_null()
+    check(used)  # those erasures, borne out by the events (erasure.ledger.finality: 78)
     keep = ~screened
     kept = int(keep.sum())
     unchecked = int((keep & unusable).sum())

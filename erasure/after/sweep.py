@@ -42,7 +42,7 @@ from erasure.errors import ErasureError, ExitCode, worst
 from erasure.intake import as_text, find_column, normalize
 from erasure.job import Job, Sweep
 from erasure.keys import Keyer, Role, message_prefix
-from erasure.ledger import Event, Kind, Ledger
+from erasure.ledger import Event, Kind, Ledger, finality
 from erasure.run import Options, Plan, Runner, Summary, finish_event
 
 from .cells import Identity, Spec, finished_identities, identities, matches, normalised, open_file
@@ -159,6 +159,7 @@ def find(
         )
     listed = _listed(db)
     found: list[Match] = []
+    origins: set[str] = set()  # keys whose erasure each match rests on
     unusable = 0
     for i, pid in enumerate(pids):
         if pid is None:
@@ -166,6 +167,7 @@ def find(
             continue
         origin = erased_pids.get(pid) or by_key.get(pid_hits.get(pid, ""))
         if origin is not None:
+            origins.add(origin["key"])
             found.append(
                 Match(int(rows[i]), pid, origin["request_id"], pid_keys[pid], "profile_id",
                       MatchKind.PROFILE_ID, Decision.DELETED, int(origin["seq"]), pid_keys[pid])
@@ -177,6 +179,7 @@ def find(
             if key is None:
                 continue
             origin = by_key[key]
+            origins.add(origin["key"])
             decision = Decision.DELETED if include_identifier else Decision.WAITING
             found.append(
                 Match(int(rows[i]), pid, origin["request_id"], key, matching,
@@ -184,6 +187,7 @@ def find(
                       decision is Decision.WAITING and (pid, origin["request_id"]) in listed)
             )  # fmt: skip
             break
+    finality.check_keys(db, origins, keyer)  # those erasures, borne out by the events (78)
     return _Export(export, table.sha256, frame.height, unusable, found)
 
 
