@@ -172,6 +172,12 @@ def test_bad_ranges_are_64_and_an_unwritable_act_is_74(
         assert capsys.readouterr().err.count("\n") == 1
     assert 64 == _act(job, tmp_path / "a.pdf", "--run", "1")
     assert 64 == _act(job, tmp_path / "nowhere" / "a.docx", "--run", "1")
+    source = tmp_path / "in.csv"  # the job's input: an extract never overwrites it
+    before = source.read_bytes()
+    capsys.readouterr()
+    assert 64 == _act(job, source, "--run", "1")
+    assert "never overwrites" in capsys.readouterr().err
+    assert source.read_bytes() == before
     folder = tmp_path / "taken.docx"  # a folder where the act should go: cannot be written
     folder.mkdir()
     capsys.readouterr()

@@ -21,6 +21,7 @@ from erasure.act.render import WRITERS
 from erasure.errors import OutputError, UsageError
 from erasure.files import atomic_write
 from erasure.job import Job
+from erasure.outputs import check_output
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,7 @@ def write(
         )
     content_mod.fields(job)  # 78 before anything else is read
     where = content_mod.scope(run, start, end)
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write the act {out}: the folder {out.parent} does not exist")
+    check_output(out, job)  # never the input, the job or the ledger; its folder exists (64)
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
         content = content_mod.read(db, job, where, now=now or datetime.now(UTC))
     try:
