@@ -76,8 +76,24 @@ def frame(
 
 
 def fast(db: sqlite3.Connection) -> bool:
-    """Whether ``db`` keeps derived state (else every read scans the events)."""
-    return has_state(db)
+    """Whether ``db`` keeps derived state (else every read scans the events).
+
+    A ledger that starts after an archive cannot be read by scanning its
+    events: the archived requests live only in its derived state. When that
+    state is of an older release, reading would leave them out (and count a
+    finished request as unknown), so it is refused with the command that
+    migrates it.
+    """
+    if has_state(db):
+        return True
+    first = db.execute("SELECT min(seq) FROM events").fetchone()[0]
+    if first is not None and first > 1:
+        raise LedgerMismatch(
+            "the ledger was written by an older release and starts after an archive: "
+            "its archived requests can be read only once it is migrated; run "
+            "`erasure migrate JOB` (or the next `erasure run` does it)"
+        )
+    return False
 
 
 def unmigrated_notice(path: Path) -> str | None:

@@ -607,12 +607,9 @@ class Replay:
         db.execute(_SCRATCH_EVENTS)
         create(db, with_triggers=False)
         if base is not None:
-            db.execute("DELETE FROM totals")
             db.execute("DELETE FROM state_meta")
             db.execute("INSERT INTO state_meta VALUES ('version', ?)", (STATE_VERSION,))
-            for table in TABLES:
-                if _exists(base, f"base_{table}"):  # an older archive has no base_decision_state
-                    copy_rows(base, f"base_{table}", db, table)
+            load_base(base, "main", db)
         create_triggers(db)
         self.db = db
         self.last = 0
@@ -644,6 +641,49 @@ class Replay:
     def close(self) -> None:
         self.db.close()
         self.path.unlink(missing_ok=True)
+
+
+def load_base(source: sqlite3.Connection, schema: str, target: sqlite3.Connection) -> None:
+    """Start ``target``'s derived tables (empty, no triggers) from the archived state.
+
+    The ``base_<table>`` copies in ``source`` (its schema ``schema``) are
+    the state the archived events left, written by whichever release
+    archived them and sealed by the archive record's hash: they are never
+    changed. A later release's tables may have more columns (they take
+    their defaults: no event of the older release could have set them) and
+    more tables (an older archive has no ``base_decision_state``); its
+    request totals follow its own rule (erasure.partition), so they are
+    counted again from the request rows. Kept pairs, keys and requests stay
+    final, whichever release archived them.
+    """
+    target.execute("DELETE FROM main.totals")
+    for table in TABLES:
+        name = f"base_{table}"
+        found = source.execute(
+            f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        if found is None:
+            continue
+        have = [r[1] for r in source.execute(f"PRAGMA {schema}.table_info({name})")]
+        want = [r[1] for r in target.execute(f"PRAGMA main.table_info({table})")]
+        common = [c for c in want if c in have]
+        columns = ", ".join(common)
+        cursor = source.execute(f"SELECT {columns} FROM {schema}.{name} ORDER BY {ORDER[table]}")
+        marks = ", ".join("?" * len(common))
+        insert = f"INSERT INTO main.{table} ({columns}) VALUES ({marks})"
+        while batch := cursor.fetchmany(10_000):
+            target.executemany(insert, batch)
+    placeholders = ", ".join("?" * len(TOTALS))
+    target.execute(f"DELETE FROM main.totals WHERE name NOT IN ({placeholders})", TOTALS)
+    target.executemany(
+        "INSERT INTO main.totals (name, value, last_seq) VALUES (?, 0, 0) ON CONFLICT DO NOTHING",
+        [(n,) for n in TOTALS],
+    )
+    target.execute(
+        "UPDATE main.totals SET value = coalesce((SELECT count(*) FROM main.request_state r "
+        f"WHERE 'requests_' || {why('r')} = totals.name), 0) "
+        "WHERE name LIKE 'requests~_%' ESCAPE '~'"
+    )
 
 
 def copy_rows(
@@ -702,6 +742,8 @@ def state_hash(db: sqlite3.Connection, prefix: str = "") -> str:
     """SHA-256 of the derived tables' rows (``prefix`` + table), in key order, hex."""
     digest = hashlib.sha256()
     for table in TABLES:
+        if not _exists(db, prefix + table):
+            continue  # an archive made before this table existed
         digest.update(table.encode() + b"\n")
         for row in rows_in_order(db, prefix + table):
             digest.update(orjson.dumps(row) + b"\n")

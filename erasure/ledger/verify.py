@@ -446,14 +446,7 @@ def _replay(scratch: sqlite3.Connection, path: Path, archived: bool) -> None:
     scratch.execute(f"CREATE TABLE main.events (seq INTEGER PRIMARY KEY, {', '.join(COLUMNS[1:])})")
     state.create(scratch, with_triggers=False)
     if archived:  # start from the state the archived events left
-        scratch.execute("DELETE FROM main.totals")
-        for table in state.TABLES:
-            found = scratch.execute(
-                "SELECT 1 FROM ledger.sqlite_master WHERE type = 'table' AND name = ?",
-                (f"base_{table}",),
-            ).fetchone()
-            if found is not None:  # an archive older than decision_state has none of it
-                scratch.execute(f"INSERT INTO main.{table} SELECT * FROM ledger.base_{table}")
+        state.load_base(scratch, "ledger", scratch)
     state.create_triggers(scratch)
     low, high = scratch.execute("SELECT min(seq) - 1, max(seq) FROM ledger.events").fetchone()
     insert = (

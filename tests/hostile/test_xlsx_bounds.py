@@ -50,7 +50,10 @@ def make_xlsx(
         rows.setdefault(number, []).append(cell)
     body = "".join(f'<row r="{r}">{"".join(c)}</row>' for r, c in sorted(rows.items()))
     dim = f'<dimension ref="{dimension}"/>' if dimension else ""
-    sheet = f'<?xml version="1.0"?>{doctype}<worksheet xmlns="{NS}">{dim}<sheetData>{body}</sheetData></worksheet>'
+    sheet = (
+        f'<?xml version="1.0"?>{doctype}<worksheet xmlns="{NS}">{dim}'
+        f"<sheetData>{body}</sheetData></worksheet>"
+    )
     types = (
         '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
         'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-'
