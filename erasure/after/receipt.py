@@ -50,6 +50,7 @@ from erasure.receipts import (
     render_html,
     sign,
 )
+from erasure.receipts.document import RENDERER
 
 from .events import detail_of, ledger_events
 
@@ -124,6 +125,7 @@ def build(job: Job, request_id: str, *, issued_at: str | None = None) -> SignedR
         heads,
         job.receipts.require(),
         issued_at=issued_at,
+        renderer=RENDERER,  # the page a check draws again and compares
     )
     return sign(receipt, key)
 

@@ -31,11 +31,12 @@ from erasure.receipts.document import (
     Reason,
     ReasonCount,
     Receipt,
+    SignedReceipt,
     Status,
     assess,
     describe_reasons,
 )
-from erasure.receipts.html import extract_json, looks_like_html
+from erasure.receipts.html import extract_json, looks_like_html, page_differs
 from erasure.receipts.parse import load_envelope, parse_document
 from erasure.receipts.signing import fingerprint, verify_bytes
 
@@ -63,6 +64,8 @@ class Problem(enum.StrEnum):
     CHAIN_BROKEN = "chain_broken"
     # An event the receipt cites says something else than the receipt.
     EVENT_MISMATCH = "event_mismatch"
+    # An HTML receipt's visible page is not what its signed JSON renders to.
+    PAGE_CHANGED = "page_changed"
 
 
 class LedgerEvent(NamedTuple):
@@ -106,8 +109,9 @@ def check(
     says what the receipt says. Raises :class:`NotAReceipt` for bytes that
     are not a receipt.
     """
+    page = None
     if looks_like_html(raw):
-        raw = extract_json(raw)
+        page, raw = raw, extract_json(raw)
     document, signature = load_envelope(raw)
     try:
         body = canonical_json(document)
@@ -146,6 +150,10 @@ def check(
             receipt,
             given,
         )
+    if page is not None:
+        changed = page_differs(page, SignedReceipt(receipt, signature, raw))
+        if changed is not None:
+            return CheckResult(False, f"not valid: {changed}", Problem.PAGE_CHANGED, receipt, given)
     ok = CheckResult(True, "", receipt=receipt, signer=given, status_now=receipt.status)
     if events is None:
         return replace(

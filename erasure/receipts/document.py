@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 FORMAT = "erasure-receipt/1"  # names the document's shape; a new shape gets a new number
+RENDERER = "receipt-html/1"  # the page renderer new receipts name (erasure.receipts.html)
 _PREFIX = b'{"receipt":'
 MATCHING = frozenset({"email", "phone", "profile_id", "custom"})
 
@@ -216,10 +217,14 @@ class Receipt:
     issuer: str
     issued_at: str  # UTC ISO 8601
     format: str = FORMAT
+    # the HTML page renderer (erasure.receipts.html.RENDERERS); None: receipts
+    # issued before it was named, drawn by receipt-html/1, whose bytes omit it
+    renderer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, as it is canonicalised and signed."""
-        return {
+        named = {} if self.renderer is None else {"renderer": self.renderer}
+        return named | {
             "format": self.format,
             "request": {
                 "id": self.request.id,
@@ -343,6 +348,7 @@ def make_receipt(
     *,
     issued_at: str | None = None,
     databases: Iterable[int] | None = None,
+    renderer: str | None = None,
 ) -> Receipt:
     """A receipt whose status and reasons follow from the claims (never a false one).
 
@@ -363,6 +369,7 @@ def make_receipt(
         heads=heads,
         issuer=issuer,
         issued_at=issued_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        renderer=renderer,
     )
 
 

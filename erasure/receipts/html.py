@@ -6,15 +6,21 @@ receipt file's exact bytes sit in ``<pre id="receipt">``, escaped only as
 HTML requires (``&``, ``<``, ``>``): a person can copy them, and
 :func:`extract_json` (so ``erasure check-receipt receipt.html``) gets them
 back byte for byte.
+
+The page itself is drawn by a frozen renderer (:data:`RENDERERS`, one
+module each: :mod:`erasure.receipts.page_v1`), named in the signed JSON's
+``renderer`` member, so that ``check-receipt`` can draw it again and find
+a visible page rewritten around an intact signed JSON (:func:`page_differs`).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 
+from erasure.receipts import page_v1
 from erasure.receipts.document import (
     NotAReceipt,
     Receipt,
@@ -23,39 +29,22 @@ from erasure.receipts.document import (
     describe_reasons,
 )
 
-__all__ = ["extract_json", "looks_like_html", "openssl_recipe", "render_html"]
+__all__ = [
+    "RENDERERS",
+    "extract_json",
+    "looks_like_html",
+    "openssl_recipe",
+    "page_differs",
+    "render_html",
+]
 
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _PRE = re.compile(rb'<pre id="receipt"[^>]*>(.*?)</pre>', re.DOTALL)
-_CSS = """
-body{font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#1f2933;
-margin:0;background:#f5f7fa}
-main{max-width:980px;margin:0 auto;padding:24px 32px 48px;background:#fff;min-height:100vh}
-h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px;
-border-bottom:2px solid #d9e2ec;padding-bottom:4px}
-.meta{color:#616e7c;margin:0}
-.verdict{font-size:18px;padding:12px 16px;border-radius:6px;border-left:6px solid}
-.complete{background:#e8f5e9;border-color:#2e7d32}.incomplete{background:#fff3e0;border-color:#ef6c00}
-table{border-collapse:collapse;width:100%;margin:8px 0;font-size:13px}
-th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #d9e2ec;vertical-align:top}
-th{background:#f5f7fa}td{overflow-wrap:anywhere}
-code,pre,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
-pre{background:#f5f7fa;padding:10px;white-space:pre-wrap;word-break:break-all}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}dt{color:#616e7c}dd{margin:0}
-"""
-_OUTCOME_WORDS = {
-    "erased": "erased: the service deleted the profile",
-    "not_found": "not found: the service had no such profile, nothing to erase",
-    "rejected": "rejected: the service refused it, a person must look",
-    "failed": "failed for now: temporary failures, the next run retries",
-    "pending": "pending: not finished yet",
-}
-_MATCHING_WORDS = {
-    "email": "email address",
-    "phone": "phone number",
-    "profile_id": "profile id",
-    "custom": "custom field",
-}
+
+# Every released page renderer, by the name a receipt's ``renderer`` member gives;
+# a receipt without one was rendered by ``receipt-html/1``. Never remove one.
+RENDERERS: dict[str, Callable[[SignedReceipt], str]] = {page_v1.NAME: page_v1.render}
+CURRENT = page_v1.NAME  # what new receipts are rendered with
+FIRST = page_v1.NAME  # what a receipt naming no renderer was rendered with
 
 
 def looks_like_html(raw: bytes) -> bool:
@@ -145,78 +134,30 @@ def _databases(dbs: tuple[int, ...]) -> str:
 
 
 def render_html(signed: SignedReceipt) -> str:
-    """The page: what was asked, what was done and when, the verdict, how to check it."""
-    r = signed.receipt
-    e = html.escape
-    kinds = Counter(_MATCHING_WORDS.get(c.matching, c.matching) for c in r.identifiers)
-    asked = ", ".join(f"{n} {k}{'s' * (n != 1)}" for k, n in sorted(kinds.items())) or "none"
-    rows = "".join(
-        "<tr>"
-        f"<td>{e(_MATCHING_WORDS.get(c.matching, c.matching))}"
-        f"{' (' + e(c.field_name) + ')' if c.field_name else ''}</td>"
-        f"<td>{c.db_id}{'' if c.resource_id is None else f' / resource {c.resource_id}'}</td>"
-        f"<td>{e(_OUTCOME_WORDS.get(c.outcome.value, c.outcome.value))}"
-        f"{'; in doubt: an earlier request may have reached the service' if c.in_doubt else ''}"
-        f"</td><td class=mono>{e(c.profile_id or '')}</td><td class=mono>{e(c.at or '')}</td>"
-        f"<td class=mono>{e(c.key)}</td><td>{c.seq}</td></tr>"
-        for c in r.identifiers
-    )
-    invalid = "".join(
-        f"<tr><td>{v.row}</td><td>{e(v.column)}</td><td>{e(v.reason)}</td>"
-        f"<td>{'yes: a later input fixed it' if v.resolved else 'no'}</td></tr>"
-        for v in r.invalid
-    )
-    invalid_section = (
-        "<h2>Input cells that could not be used</h2><p>The cells' values are not kept.</p>"
-        "<table><tr><th>row</th><th>column</th><th>reason</th><th>resolved</th></tr>"
-        f"{invalid}</table>"
-        if r.invalid
-        else ""
-    )
-    recipe = e(openssl_recipe())
-    return "\n".join(
-        (
-            "<!doctype html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-            f"<title>Erasure receipt: request {e(r.request.id)}</title>",
-            f"<style>{_CSS}</style></head><body><main>",
-            f"<h1>Erasure receipt: request {e(r.request.id)}</h1>",
-            f"<p class=meta>Issued by {e(r.issuer)} on {e(r.issued_at)}.</p>",
-            f'<p class="verdict {r.status.value}">{e(verdict(r))}</p>',
-            "<h2>What was asked</h2><dl>",
-            f"<dt>Request</dt><dd>{e(r.request.id)}</dd>",
-            f"<dt>Received</dt><dd>{e(r.request.received_at or 'not given')}</dd>",
-            f"<dt>Deadline</dt><dd>{e(r.request.deadline or 'not given')}</dd>",
-            *(
-                [f"<dt>Original deadline</dt><dd>{e(r.request.original_deadline)} (extended)</dd>"]
-                if r.request.original_deadline
-                else []
-            ),
-            f"<dt>Databases searched</dt><dd>{e(_databases(r.databases))}</dd>",
-            f"<dt>Identifiers</dt><dd>{e(asked)}</dd></dl>",
-            "<h2>What was done</h2>",
-            "<p>Each identifier appears only as its keyed hash (<i>key</i>), as in the ledger: "
-            "this receipt holds no email address, phone number or other raw value.</p>",
-            "<table><tr><th>identifier</th><th>database</th><th>outcome</th><th>profile id</th>"
-            f"<th>when (UTC)</th><th>key</th><th>ledger event</th></tr>{rows}</table>",
-            invalid_section,
-            "<h2>How to check it</h2>",
-            "<p>The receipt below is signed with Ed25519 by the issuer's key "
-            f"(SHA-256 of the public key: <code>{e(signed.signature.public_key_sha256)}</code>). "
-            "With the issuer's public key, <code>receipts.key.pub</code>, and the receipt saved "
-            "as <code>receipt.json</code> (or this page itself):</p>",
-            "<pre>erasure check-receipt receipt.json --public-key receipts.key.pub</pre>",
-            "<p>or with <code>openssl</code> alone (it prints "
-            "<code>Signature Verified Successfully</code>):</p>",
-            f"<pre>{recipe}</pre>",
-            "<p>Whoever holds the ledger can also check that its events up to the receipt's "
-            "head say the same: <code>erasure check-receipt receipt.json --public-key "
-            "receipts.key.pub --job JOB</code>. Ledger heads at issue: keyed "
-            f"<code>{e(r.heads.keyed)}</code>, plain <code>{e(r.heads.plain)}</code>.</p>",
-            "<h2>The signed receipt</h2>",
-            '<pre id="receipt">' + html.escape(signed.raw.decode("utf-8"), quote=False) + "</pre>",
-            "</main></body></html>",
-            "",
+    """The page of ``signed``, by the renderer its document names (new receipts: CURRENT)."""
+    return RENDERERS[renderer_of(signed)](signed)
+
+
+def renderer_of(signed: SignedReceipt) -> str:
+    """The renderer the signed document names; ``receipt-html/1`` when it names none."""
+    return signed.receipt.renderer or FIRST
+
+
+def page_differs(page: bytes, signed: SignedReceipt) -> str | None:
+    """Why the visible ``page`` is not what ``signed`` renders to, or None when it is.
+
+    The page is rendered again from its signed JSON by the renderer that
+    JSON names, and compared byte for byte: a request id, a verdict or an
+    outcome rewritten on the page, with the embedded JSON left alone, is
+    found here.
+    """
+    name = renderer_of(signed)
+    render = RENDERERS.get(name)
+    if render is None:
+        return f"it names the page renderer {name[:40]!r}, which this version does not have"
+    if render(signed).encode("utf-8") != page:
+        return (
+            f"the visible page differs from what its signed receipt renders to ({name}): "
+            "the page was changed after it was issued"
         )
-    )
+    return None

@@ -106,6 +106,8 @@ def _no_constant(name: str) -> Any:
 def parse_document(document: Mapping[str, Any]) -> Receipt:
     """The receipt a (signed) document states; NotAReceipt naming the first misfit."""
     r = _Reader(document, "receipt")
+    # the page renderer: named by receipts since it was; absent, receipt-html/1
+    renderer = r.get("renderer", str) if "renderer" in document else None
     fmt = r.get("format", str)
     if fmt != FORMAT:
         raise NotAReceipt(f"not a receipt this version reads: format {fmt[:40]!r}, not {FORMAT}")
@@ -175,6 +177,7 @@ def parse_document(document: Mapping[str, Any]) -> Receipt:
         issuer=r.get("issuer", str),
         issued_at=r.get("issued_at", str),
         format=fmt,
+        renderer=renderer,
     )
     r.done()
     return receipt
