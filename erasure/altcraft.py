@@ -31,6 +31,7 @@ from xml.etree import ElementTree
 
 from erasure.echoes import MAX_ERROR_TEXT
 from erasure.job import Codes, Matching
+from erasure.transport import Stage, TransportFailure, Unforeseen, UnusableURL
 
 __all__ = [
     "PATH",
@@ -361,6 +362,8 @@ class Retry:
     ``"unforeseen"``), so that the runner can log it and stop when they keep
     coming. ``detail`` is one short line in words for a transport failure
     (``erasure.client.describe``), for the error lines; never an identifier.
+    ``stage`` is how far a request that got no answer went
+    (:class:`erasure.transport.Stage`); ``None`` for an answer.
     """
 
     reason: RetryReason
@@ -369,6 +372,7 @@ class Retry:
     maybe_reached: bool
     unforeseen: str | None = None
     detail: str | None = None
+    stage: Stage | None = None
 
 
 AbortKind: TypeAlias = Literal["token", "unavailable", "wrong_url"]
@@ -463,63 +467,38 @@ def classify(answer: Answer, codes: Codes) -> Verdict:
     return Rejected(error, text, status)
 
 
-# httpx's exception classes, by name, so that this module imports no network
-# code; tests/test_altcraft.py checks every name against httpx itself.
-# First match along the exception's MRO wins.
-_TRANSPORT: dict[str, tuple[RetryReason, bool]] = {
-    # nothing was sent
-    "ConnectError": ("connect", False),
-    "ProxyError": ("connect", False),
-    "ConnectTimeout": ("connect_timeout", False),
-    "PoolTimeout": ("pool_timeout", False),
-    # sent, perhaps wholly, and perhaps acted on
-    "WriteTimeout": ("write_timeout", True),
-    "ReadTimeout": ("read_timeout", True),
-    "RemoteProtocolError": ("disconnected", True),
-    "ReadError": ("disconnected", True),
-    "WriteError": ("disconnected", True),
-    "CloseError": ("disconnected", True),
-    "DecodingError": ("disconnected", True),
-    "TimeoutException": ("read_timeout", True),
-    "TransportError": ("network", True),
-    # the standard library's, should a transport let them through
-    "ConnectionRefusedError": ("connect", False),
-    "gaierror": ("connect", False),
-    "SSLCertVerificationError": ("connect", False),
-    "TimeoutError": ("read_timeout", True),
-    "OSError": ("network", True),
-}
-
-
 def classify_exception(exc: BaseException) -> Verdict:
-    """Judge a transport failure (an httpx exception, as :func:`erasure.client.send` raises).
+    """Judge a transport failure by its type and its fields, never its words.
 
-    Total: every exception gets a verdict. Connect errors (refused, DNS,
-    TLS, proxy) and connect or pool timeouts are ``Retry(maybe_reached=False)``:
-    nothing left. Read and write timeouts, dropped connections and garbled
-    answers are ``Retry(maybe_reached=True)``: the service may have acted.
-    The runner stops at a ``Retry("connect")`` at the preflight
-    (:func:`erasure.run.retry.decide`). A URL httpx cannot send to
-    (``UnsupportedProtocol``) is ``Abort("wrong_url")``. Anything else
-    (``erasure.client.UnforeseenError``, httpx's ``LocalProtocolError``, a
-    ``RuntimeError`` ...) is ``Retry("unforeseen", maybe_reached=True,
-    unforeseen=<type name>)``: it may have been sent. ``detail`` is the
-    exception's message (in words, from :func:`erasure.client.send`), cut to
-    500 characters; for an unforeseen one only its type is said.
+    ``exc`` is what :func:`erasure.client.send` raises: a
+    :class:`~erasure.transport.TransportFailure`. Total: every exception
+    gets a verdict. A failure before anything was sent (connect errors:
+    refused, DNS, TLS, proxy; connect or pool timeouts; a hang-up before the
+    request left) is ``Retry(maybe_reached=False)``; one after it may have
+    left (read and write timeouts, dropped connections, garbled answers) is
+    ``Retry(maybe_reached=True)``: the service may have acted. The runner
+    stops at a ``Retry("connect")`` at the preflight unless the peer hung up
+    (:func:`erasure.run.retry.decide`). A URL that cannot be sent to
+    (:class:`~erasure.transport.UnusableURL`) is ``Abort("wrong_url")``.
+    Anything else (:class:`~erasure.transport.Unforeseen`, or an exception
+    that is no transport failure at all: a bug) is ``Retry("unforeseen",
+    maybe_reached=True, unforeseen=<type name>)``: it may have been sent.
+    ``detail`` is the failure's words, cut to 500 characters; for an
+    unforeseen one only its type is said.
     """
-    for cls in type(exc).__mro__:
-        name = cls.__name__
-        if name == "UnforeseenError" and cls.__module__ == "erasure.client":
-            return _unforeseen(str(getattr(exc, "type_name", name)))
-        if name == "UnsupportedProtocol" and _is_httpx(cls):
-            return Abort("wrong_url", None, None, f"{name}: {exc}"[:MAX_ERROR_TEXT])
-        if name == "LocalProtocolError" and _is_httpx(cls):
-            break  # a request we built wrongly: a bug, not the network
-        hit = _TRANSPORT.get(name)
-        if hit is not None and (_is_httpx(cls) or cls.__module__ in ("builtins", "ssl", "socket")):
-            reason, reached = hit
-            detail = (str(exc) or name)[:MAX_ERROR_TEXT]
-            return Retry(reason, None, None, maybe_reached=reached, detail=detail)
+    if isinstance(exc, UnusableURL):
+        return Abort("wrong_url", None, None, str(exc)[:MAX_ERROR_TEXT])
+    if isinstance(exc, Unforeseen):
+        return _unforeseen(exc.type_name)
+    if isinstance(exc, TransportFailure):
+        return Retry(
+            exc.reason,
+            None,
+            None,
+            maybe_reached=exc.maybe_reached,
+            detail=str(exc)[:MAX_ERROR_TEXT],
+            stage=exc.stage,
+        )
     return _unforeseen(type(exc).__name__)
 
 
@@ -531,8 +510,5 @@ def _unforeseen(type_name: str) -> Retry:
         maybe_reached=True,
         unforeseen=type_name,
         detail=f"unforeseen {type_name} in the HTTP client",
+        stage=Stage.UNKNOWN,
     )
-
-
-def _is_httpx(cls: type) -> bool:
-    return cls.__module__.split(".", 1)[0] == "httpx"

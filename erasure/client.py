@@ -24,12 +24,13 @@ path through it, direct, proxied or mocked.
   transport API has no redirect logic);
 - a pooled connection that the peer had closed before the request was
   written is given up and the request goes once more on a fresh one;
-- every failure leaves as an ``httpx.TransportError`` whose message is one
-  short line in words (:func:`describe`): the connect errors as
-  ``ConnectError``/``ProxyError``/``ConnectTimeout`` (nothing was sent), a
-  lost or garbled answer as ``ReadTimeout``/``ReadError``/
-  ``RemoteProtocolError`` (the service may have acted), anything unforeseen
-  as :class:`UnforeseenError` naming the exception's type.
+- every failure leaves as erasure's own
+  :class:`~erasure.transport.TransportFailure`, carrying the
+  :class:`~erasure.transport.Stage` the request reached (so whether the
+  service may have acted) and one short line in words (:func:`describe`);
+  anything unforeseen as :class:`~erasure.transport.Unforeseen` naming the
+  exception's type. The stage is decided here, from the exception's class
+  and where it was caught, never from its message;
   :func:`erasure.altcraft.classify_exception` turns each into a verdict.
 
 Longer than most modules: the transport, the per-request deadline, the
@@ -66,11 +67,11 @@ from erasure.altcraft import (
 )
 from erasure.errors import ConfigError
 from erasure.job import Job
+from erasure.transport import Stage, TransportFailure, Unforeseen, UnusableURL
 
 __all__ = [
     "KEEPALIVE_S",
     "AltcraftClient",
-    "UnforeseenError",
     "describe",
     "make_client",
     "send",
@@ -79,18 +80,6 @@ __all__ = [
 
 KEEPALIVE_S = 4.0  # seconds an idle connection is kept; below common server idle timeouts (5 s)
 CONNECT_SHARE = 0.9  # of api.timeout_s, for the pool wait and the connect (TLS included)
-
-
-class UnforeseenError(httpx.TransportError):
-    """An exception no layer was expected to raise, wrapped (``__cause__`` holds it).
-
-    ``type_name`` is its type's name, for the one log line; its message is
-    not kept, as it may quote anything.
-    """
-
-    def __init__(self, type_name: str) -> None:
-        super().__init__(f"unforeseen {type_name} in the HTTP client")
-        self.type_name = type_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +258,8 @@ async def send(
     """Send one delete and decode the answer, whatever its HTTP status.
 
     Takes at most ``client.timeout_s`` seconds. Raises only
-    ``httpx.TransportError`` (see the module's docstring), with a message in
-    words; cancellation passes through.
+    :class:`~erasure.transport.TransportFailure` (see the module's
+    docstring), with a message in words; cancellation passes through.
     """
     try:
         body, ctype = encode(req, token, fmt)
@@ -279,15 +268,27 @@ async def send(
         with anyio.move_on_after(client.timeout_s):
             try:
                 return await _exchange(client, body, ctype)
-            except Exception as exc:
-                if not _unsent(exc):
-                    raise
+            except _Unsent:
+                pass
             # A pooled connection was found closed before a byte left: the pool
             # has dropped it, and for the server this request never existed.
             return await _exchange(client, body, ctype)
     except Exception as exc:
         raise _explained(exc) from exc
-    raise httpx.ReadTimeout(f"no complete answer within {client.timeout_s:g} s (api.timeout_s)")
+    raise TransportFailure(
+        f"no complete answer within {client.timeout_s:g} s (api.timeout_s)",
+        Stage.ANSWER,
+        timed_out=True,
+    )
+
+
+class _Unsent(TransportFailure):
+    """aiohttp found its pooled connection closing before it wrote a byte of the request."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server closed the connection before the request was sent", Stage.HUNG_UP
+        )
 
 
 async def _exchange(client: AltcraftClient, body: bytes, ctype: str) -> Answer:
@@ -298,7 +299,15 @@ async def _exchange(client: AltcraftClient, body: bytes, ctype: str) -> Answer:
         content=body,
         extensions=client.extensions,
     )
-    response = await client.transport.handle_async_request(request)
+    try:
+        response = await client.transport.handle_async_request(request)
+    except Exception as exc:
+        # aiohttp raises ClientConnectionResetError from its writer alone, when
+        # the connection is closing or gone as the request is handed to it:
+        # before the answer, it means the request never left.
+        if isinstance(_cause(exc), aiohttp.ClientConnectionResetError):
+            raise _Unsent() from exc
+        raise
     try:
         reader = _Body(response.headers.get("content-encoding"))
         stream = response.stream
@@ -318,7 +327,7 @@ async def _exchange(client: AltcraftClient, body: bytes, ctype: str) -> Answer:
         # Judged by its status alone, such an answer would be final or end the
         # run (a 404 read as a wrong URL, a 400 as rejected), yet it may be
         # Altcraft's own answer inflated on the way: a garbled answer, transient.
-        raise httpx.DecodingError("the answer's body could not be read")
+        raise TransportFailure("the answer's body could not be read", Stage.ANSWER)
     h = response.headers
     return decode(status, h.get("content-type"), content, h.get("retry-after"))
 
@@ -376,10 +385,11 @@ class _Body:
         return bytes(self._buf) if self._usable else b""
 
 
-def _unsent(exc: BaseException) -> bool:
-    """aiohttp found its connection closing before it wrote a byte of the request."""
-    cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
-    return isinstance(cause, aiohttp.ClientConnectionResetError) and "Cannot write" in str(cause)
+def _cause(exc: BaseException) -> BaseException:
+    """What a transport's exception wraps: httpx-aiohttp maps aiohttp's coarsely, cause kept."""
+    if isinstance(exc, httpx.TransportError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
 
 
 # ---------------------------------------------------------------- errors in words
@@ -396,25 +406,14 @@ def describe(exc: BaseException) -> str:
     return str(_explained(exc))
 
 
-def _explained(exc: BaseException) -> httpx.TransportError:
-    """An httpx exception of the right kind, whose message is :func:`describe`'s line."""
-    if isinstance(exc, UnforeseenError):
+def _explained(exc: BaseException) -> TransportFailure:
+    """The :class:`TransportFailure` for an exception of any layer, in words and with its stage."""
+    if isinstance(exc, TransportFailure):
         return exc
-    cause: BaseException = exc
-    if isinstance(exc, httpx.TransportError) and exc.__cause__ is not None:
-        cause = exc.__cause__  # httpx-aiohttp's mapping is coarse; its cause says more
-    if isinstance(cause, UnforeseenError):
+    cause = _cause(exc)
+    if isinstance(cause, TransportFailure):
         return cause
-    cls, words = _kind(cause)
-    if cls is None:
-        if (
-            isinstance(exc, httpx.TransportError)
-            and not isinstance(exc, httpx.LocalProtocolError)
-            and cause is exc
-        ):
-            return exc  # already httpx's own (a MockTransport raised it): keep it
-        return UnforeseenError(type(cause).__name__)
-    return cls(words)
+    return _kind(cause) or Unforeseen(type(cause).__name__)
 
 
 _TLS_HINT = "; if a proxy or a private CA signs it, name that CA in api.ca_bundle"
@@ -432,6 +431,17 @@ def _tls_words(err: BaseException) -> str:
         return f"TLS: the server's certificate was refused ({err.verify_message})" + _TLS_HINT
     reason = getattr(err, "reason", None) or type(err).__name__
     return f"TLS: the handshake failed ({reason})"
+
+
+def _connect_stage(err: BaseException | None) -> Stage:
+    """A connect that failed: reset or cut by the peer after accept (HUNG_UP), or no peer."""
+    if isinstance(err, ssl.SSLError):
+        return Stage.CONNECT  # the handshake failed: no peer that speaks for the service
+    if isinstance(err, ConnectionResetError | BrokenPipeError) or (
+        isinstance(err, OSError) and err.errno in (errno.ECONNRESET, errno.EPIPE)
+    ):
+        return Stage.HUNG_UP
+    return Stage.CONNECT
 
 
 def _os_words(err: BaseException | None) -> str:
@@ -453,68 +463,88 @@ def _os_words(err: BaseException | None) -> str:
     return f"network error ({type(err).__name__})"
 
 
-def _kind(err: BaseException) -> tuple[type[httpx.TransportError] | None, str]:
-    """The httpx class and the words for one exception from any layer; ``None``: unforeseen."""
+def _kind(err: BaseException) -> TransportFailure | None:
+    """The failure, in words and with its stage, for one exception of any layer; ``None``:
+    unforeseen."""
+    F = TransportFailure
     # aiohttp's, most specific first
     if isinstance(err, aiohttp.ClientProxyConnectionError):
-        return httpx.ProxyError, "the proxy cannot be reached: " + _os_words(err.os_error)
+        words = "the proxy cannot be reached: " + _os_words(err.os_error)
+        return F(words, _connect_stage(err.os_error))
     if isinstance(err, aiohttp.ClientHttpProxyError):
-        return httpx.ProxyError, f"the proxy refused the tunnel (HTTP {err.status})"
+        return F(f"the proxy refused the tunnel (HTTP {err.status})", Stage.CONNECT)
     if isinstance(err, aiohttp.ClientConnectorCertificateError):
-        return httpx.ConnectError, _tls_words(err.certificate_error)
+        return F(_tls_words(err.certificate_error), Stage.CONNECT)
     if isinstance(err, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
-        os_error = getattr(err, "os_error", err)
-        return httpx.ConnectError, _tls_words(os_error)
+        return F(_tls_words(getattr(err, "os_error", err)), Stage.CONNECT)
     if isinstance(err, aiohttp.ClientConnectorDNSError):
-        return httpx.ConnectError, "DNS: the host name does not resolve"
+        return F("DNS: the host name does not resolve", Stage.CONNECT)
     if isinstance(err, aiohttp.ClientConnectorError):
-        return httpx.ConnectError, _os_words(err.os_error)
+        return F(_os_words(err.os_error), _connect_stage(err.os_error))
     if isinstance(err, aiohttp.ConnectionTimeoutError):  # connect, or the pool wait
-        return httpx.ConnectTimeout, "no connection in time (api.timeout_s)"
+        return F("no connection in time (api.timeout_s)", Stage.CONNECT, timed_out=True)
     if isinstance(err, aiohttp.ServerTimeoutError):  # SocketTimeoutError: the read
-        return httpx.ReadTimeout, "no answer in time (api.timeout_s)"
-    if _unsent(err):
-        return httpx.ConnectError, "the server closed the connection before the request was sent"
+        return F("no answer in time (api.timeout_s)", Stage.ANSWER, timed_out=True)
     if isinstance(err, aiohttp.ServerDisconnectedError):
-        return httpx.RemoteProtocolError, "the server closed the connection before answering"
+        return F("the server closed the connection before answering", Stage.ANSWER)
     if isinstance(err, aiohttp.ClientPayloadError):
-        return httpx.RemoteProtocolError, "the answer was cut short"
+        return F("the answer was cut short", Stage.ANSWER)
     if isinstance(err, aiohttp.ClientResponseError):  # the parser refused the answer
-        return httpx.RemoteProtocolError, "the answer is not valid HTTP"
+        return F("the answer is not valid HTTP", Stage.ANSWER)
     if isinstance(err, aiohttp.InvalidURL):
-        return httpx.UnsupportedProtocol, "the URL cannot be used"
+        return UnusableURL()
     if isinstance(err, aiohttp.ClientOSError):
-        return httpx.ReadError, _os_words(err)
+        return F(_os_words(err), Stage.ANSWER)
     if isinstance(err, aiohttp.ClientConnectionError):  # resets and closes of a live connection
-        return httpx.ReadError, "the connection was lost"
+        return F("the connection was lost", Stage.ANSWER)
     # httpx's own, as a MockTransport or another transport raises them
-    if isinstance(err, httpx.TransportError) and not isinstance(err, httpx.LocalProtocolError):
-        return type(err), _httpx_words(err)
+    if isinstance(err, httpx.UnsupportedProtocol):
+        return UnusableURL()
+    if isinstance(err, httpx.RequestError) and not isinstance(err, httpx.LocalProtocolError):
+        return _httpx_failure(err)
     # the standard library's, should a layer let them through
     if isinstance(err, ssl.SSLError | socket.gaierror | ConnectionRefusedError):
-        return httpx.ConnectError, _os_words(err)
+        return F(_os_words(err), Stage.CONNECT)
     if isinstance(err, TimeoutError):
-        return httpx.ReadTimeout, "no answer in time (api.timeout_s)"
+        return F("no answer in time (api.timeout_s)", Stage.ANSWER, timed_out=True)
     if isinstance(err, OSError):
-        return httpx.ReadError, _os_words(err)
-    return None, ""
+        return F(_os_words(err), Stage.ANSWER)
+    return None
 
 
-def _httpx_words(err: httpx.TransportError) -> str:
-    words = {
-        httpx.ConnectTimeout: "no connection in time (api.timeout_s)",
-        httpx.PoolTimeout: "no free connection in time (api.timeout_s)",
-        httpx.ReadTimeout: "no answer in time (api.timeout_s)",
-        httpx.WriteTimeout: "the request could not be written in time (api.timeout_s)",
-        httpx.ConnectError: "the connection could not be made",
-        httpx.ProxyError: "the proxy failed",
-        httpx.ReadError: "the connection broke while reading the answer",
-        httpx.WriteError: "the connection broke while writing the request",
-        httpx.RemoteProtocolError: "the answer is not valid HTTP or was cut short",
-        httpx.UnsupportedProtocol: "the URL cannot be used",
-        httpx.DecodingError: "the answer's body could not be read (over 1 MiB, or badly encoded)",
-    }
+# httpx's exception classes: words, the stage, and whether the budget ran out.
+# The first along the exception's MRO wins.
+_HTTPX: dict[type[httpx.RequestError], tuple[str, Stage, bool]] = {
+    httpx.ConnectTimeout: ("no connection in time (api.timeout_s)", Stage.CONNECT, True),
+    httpx.PoolTimeout: ("no free connection in time (api.timeout_s)", Stage.POOL, True),
+    httpx.ReadTimeout: ("no answer in time (api.timeout_s)", Stage.ANSWER, True),
+    httpx.WriteTimeout: (
+        "the request could not be written in time (api.timeout_s)",
+        Stage.SEND,
+        True,
+    ),
+    httpx.TimeoutException: ("no answer in time (api.timeout_s)", Stage.UNKNOWN, True),
+    httpx.ConnectError: ("the connection could not be made", Stage.CONNECT, False),
+    httpx.ProxyError: ("the proxy failed", Stage.CONNECT, False),
+    httpx.ReadError: ("the connection broke while reading the answer", Stage.ANSWER, False),
+    httpx.WriteError: ("the connection broke while writing the request", Stage.SEND, False),
+    httpx.CloseError: ("the connection broke while closing", Stage.ANSWER, False),
+    httpx.RemoteProtocolError: (
+        "the answer is not valid HTTP or was cut short",
+        Stage.ANSWER,
+        False,
+    ),
+    httpx.DecodingError: (
+        "the answer's body could not be read (over 1 MiB, or badly encoded)",
+        Stage.ANSWER,
+        False,
+    ),
+}
+
+
+def _httpx_failure(err: httpx.RequestError) -> TransportFailure:
     for cls in type(err).__mro__:
-        if cls in words:
-            return words[cls]
-    return "the network failed"
+        if cls in _HTTPX:
+            words, stage, timed_out = _HTTPX[cls]
+            return TransportFailure(words, stage, timed_out=timed_out)
+    return TransportFailure("the network failed", Stage.UNKNOWN)

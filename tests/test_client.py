@@ -12,8 +12,9 @@ import gzip
 import json
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -33,9 +34,10 @@ from erasure.altcraft import (
     classify_exception,
     encode,
 )
-from erasure.client import UnforeseenError, describe, make_client, proxy_for, send
+from erasure.client import describe, make_client, proxy_for, send
 from erasure.errors import ConfigError
 from erasure.job import Codes, Job
+from erasure.transport import NOT_SENT, Stage, TransportFailure, Unforeseen, UnusableURL
 from tests.raw_http import (
     SUCCESS,
     Certificate,
@@ -76,7 +78,7 @@ async def _verdict(job: Job) -> Any:
     async with make_client(job, TOKEN) as client:
         try:
             answer = await send(client, REQ, TOKEN, job.api.format)
-        except httpx.TransportError as exc:
+        except TransportFailure as exc:
             return classify_exception(exc)
     return classify(answer, Codes())
 
@@ -166,13 +168,13 @@ async def test_an_unforeseen_exception_is_one_transient_in_doubt_failure(
         raise exc
 
     async with make_client(make_job(), TOKEN, transport=httpx.MockTransport(handler)) as client:
-        with pytest.raises(UnforeseenError) as info:
+        with pytest.raises(Unforeseen) as info:
             await send(client, REQ, TOKEN, "json")
     name = type(exc).__name__
     assert info.value.__cause__ is exc
     words = f"unforeseen {name} in the HTTP client"
     assert classify_exception(info.value) == Retry(
-        "unforeseen", None, None, True, unforeseen=name, detail=words
+        "unforeseen", None, None, True, unforeseen=name, detail=words, stage=Stage.UNKNOWN
     )
     assert "boom" not in describe(info.value)  # the message may quote anything: not kept
 
@@ -195,6 +197,116 @@ async def test_a_pooled_connection_found_closed_before_writing_is_sent_again(
         answer = await send(client, REQ, TOKEN, "json")
     assert classify(answer, Codes()) == Erased("p1")
     assert len(calls) == 2
+
+
+# Every exception httpx may raise, as a transport raises it: the failure it becomes.
+# A class httpx adds fails test_every_httpx_request_error_has_a_stage until placed here.
+HTTPX_FAILURES: dict[type[httpx.RequestError], tuple[type[TransportFailure], Stage, bool]] = {
+    httpx.RequestError: (TransportFailure, Stage.UNKNOWN, False),
+    httpx.TransportError: (TransportFailure, Stage.UNKNOWN, False),
+    httpx.NetworkError: (TransportFailure, Stage.UNKNOWN, False),
+    httpx.ProtocolError: (TransportFailure, Stage.UNKNOWN, False),
+    httpx.TooManyRedirects: (TransportFailure, Stage.UNKNOWN, False),
+    httpx.TimeoutException: (TransportFailure, Stage.UNKNOWN, True),
+    httpx.PoolTimeout: (TransportFailure, Stage.POOL, True),
+    httpx.ConnectTimeout: (TransportFailure, Stage.CONNECT, True),
+    httpx.ConnectError: (TransportFailure, Stage.CONNECT, False),
+    httpx.ProxyError: (TransportFailure, Stage.CONNECT, False),
+    httpx.WriteTimeout: (TransportFailure, Stage.SEND, True),
+    httpx.WriteError: (TransportFailure, Stage.SEND, False),
+    httpx.ReadTimeout: (TransportFailure, Stage.ANSWER, True),
+    httpx.ReadError: (TransportFailure, Stage.ANSWER, False),
+    httpx.CloseError: (TransportFailure, Stage.ANSWER, False),
+    httpx.RemoteProtocolError: (TransportFailure, Stage.ANSWER, False),
+    httpx.DecodingError: (TransportFailure, Stage.ANSWER, False),
+    httpx.UnsupportedProtocol: (UnusableURL, Stage.CONNECT, False),
+    httpx.LocalProtocolError: (Unforeseen, Stage.UNKNOWN, False),  # a request we built wrongly
+}
+
+_KEY = SimpleNamespace(host="h", port=1, ssl=True)  # aiohttp's connection key, for its errors
+# aiohttp's exceptions, wrapped as httpx-aiohttp wraps them (coarse class, exact cause).
+AIOHTTP_FAILURES: list[tuple[BaseException, Stage, bool]] = [
+    (aiohttp.ClientConnectorError(_KEY, ConnectionRefusedError(111, "x")), Stage.CONNECT, False),
+    (aiohttp.ClientConnectorError(_KEY, ConnectionResetError(104, "x")), Stage.HUNG_UP, False),
+    (aiohttp.ClientConnectorError(_KEY, BrokenPipeError(32, "x")), Stage.HUNG_UP, False),
+    (aiohttp.ClientConnectorDNSError(_KEY, OSError(-2, "x")), Stage.CONNECT, False),
+    (aiohttp.ClientProxyConnectionError(_KEY, ConnectionRefusedError()), Stage.CONNECT, False),
+    (aiohttp.ClientProxyConnectionError(_KEY, ConnectionResetError()), Stage.HUNG_UP, False),
+    (aiohttp.ConnectionTimeoutError("x"), Stage.CONNECT, True),
+    (aiohttp.ServerTimeoutError("x"), Stage.ANSWER, True),
+    (aiohttp.ServerDisconnectedError(), Stage.ANSWER, False),
+    (aiohttp.ClientPayloadError("x"), Stage.ANSWER, False),
+    (aiohttp.ClientOSError(104, "x"), Stage.ANSWER, False),
+    (aiohttp.ClientConnectionError("x"), Stage.ANSWER, False),
+    # from aiohttp's writer before the answer: never sent (and sent again once, then given up)
+    (aiohttp.ClientConnectionResetError("x"), Stage.HUNG_UP, False),
+    (ConnectionRefusedError(111, "x"), Stage.CONNECT, False),
+    (TimeoutError(), Stage.ANSWER, True),
+    (OSError(5, "x"), Stage.ANSWER, False),
+]
+
+
+async def _failure(make_job: Callable[..., Job], exc: BaseException) -> TransportFailure:
+    """What send raises when the transport raises ``exc`` (each time)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    async with make_client(make_job(), TOKEN, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(TransportFailure) as info:
+            await send(client, REQ, TOKEN, "json")
+    return info.value
+
+
+def _subclasses(cls: type) -> set[type]:
+    found: set[type] = set(cls.__subclasses__())
+    for sub in list(found):
+        found |= _subclasses(sub)
+    return found
+
+
+@pytest.mark.anyio
+async def test_every_httpx_request_error_has_a_stage(make_job: Callable[..., Job]) -> None:
+    assert set(HTTPX_FAILURES) == _subclasses(httpx.RequestError) | {httpx.RequestError}
+    for cls, (kind, stage, timed_out) in HTTPX_FAILURES.items():
+        failure = await _failure(make_job, cls("x"))
+        assert (type(failure), failure.stage, failure.timed_out) == (kind, stage, timed_out), cls
+        assert "x" != str(failure)  # said in our words, never the exception's
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("cause", "stage", "timed_out"), AIOHTTP_FAILURES)
+async def test_aiohttp_failures_are_placed_by_class_and_place(
+    make_job: Callable[..., Job], cause: BaseException, stage: Stage, timed_out: bool
+) -> None:
+    wrapped = httpx.ConnectTimeout("coarse")
+    wrapped.__cause__ = cause
+    failure = await _failure(make_job, wrapped)
+    assert type(failure) is not Unforeseen
+    assert (failure.stage, failure.timed_out) == (stage, timed_out)
+    assert failure.maybe_reached == (stage not in NOT_SENT)
+
+
+@pytest.mark.anyio
+async def test_a_reset_while_reading_the_answer_is_in_doubt_and_not_resent(
+    make_job: Callable[..., Job],
+) -> None:
+    """The same aiohttp class after the answer began: the request left, so in doubt."""
+    calls: list[httpx.Request] = []
+
+    class Broken(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            raise httpx.ReadError("x") from aiohttp.ClientConnectionResetError("x")
+            yield b""  # pragma: no cover
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, stream=Broken())
+
+    async with make_client(make_job(), TOKEN, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(TransportFailure) as info:
+            await send(client, REQ, TOKEN, "json")
+    assert (info.value.stage, info.value.maybe_reached, len(calls)) == (Stage.ANSWER, True, 1)
 
 
 # ---------------------------------------------------------------- real sockets
@@ -296,11 +408,12 @@ async def _slow_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
 
 
 def _disconnected(words: str) -> Retry:
-    return Retry("disconnected", None, None, True, detail=words)
+    return Retry("disconnected", None, None, True, detail=words, stage=Stage.ANSWER)
 
 
 _CLOSED = "the server closed the connection before answering"
 _TIMEOUT = "no complete answer within 0.5 s (api.timeout_s)"
+_TIMED_OUT = Retry("read_timeout", None, None, True, detail=_TIMEOUT, stage=Stage.ANSWER)
 
 
 @pytest.mark.anyio
@@ -313,9 +426,9 @@ _TIMEOUT = "no complete answer within 0.5 s (api.timeout_s)"
         (_reset_after_request, _disconnected("the connection was reset by the server")),
         (_garbage, _disconnected("the answer is not valid HTTP")),
         (_cut_short, _disconnected("the answer was cut short")),
-        (_hang, Retry("read_timeout", None, None, True, detail=_TIMEOUT)),
-        (_trickle, Retry("read_timeout", None, None, True, detail=_TIMEOUT)),
-        (_slow_head, Retry("read_timeout", None, None, True, detail=_TIMEOUT)),
+        (_hang, _TIMED_OUT),
+        (_trickle, _TIMED_OUT),
+        (_slow_head, _TIMED_OUT),
     ],
     ids=lambda v: getattr(v, "__name__", ""),
 )
@@ -534,7 +647,7 @@ async def test_the_pool_holds_concurrency_connections(make_job: Callable[..., Jo
 
 
 def _connect(words: str) -> Retry:
-    return Retry("connect", None, None, False, detail=words)
+    return Retry("connect", None, None, False, detail=words, stage=Stage.CONNECT)
 
 
 @pytest.mark.anyio
@@ -625,7 +738,7 @@ async def test_a_trickle_through_a_proxy_ends_within_the_deadline_too(
     async with serve(_trickle) as srv:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{srv.port}")
         verdict = await _verdict(make_job(base_url="http://127.0.0.1:9", timeout_s=0.5))
-    assert verdict == Retry("read_timeout", None, None, True, detail=_TIMEOUT)
+    assert verdict == _TIMED_OUT
 
 
 @pytest.mark.anyio
@@ -645,9 +758,7 @@ async def test_https_proxy_and_no_proxy(
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
         monkeypatch.setenv("NO_PROXY", "example.org,.localhost")
         verdict = await _verdict(make_job(base_url="https://altcraft.invalid"))
-        assert verdict == Retry(
-            "connect", None, None, False, detail="the proxy refused the tunnel (HTTP 403)"
-        )
+        assert verdict == _connect("the proxy refused the tunnel (HTTP 403)")
         assert lines == [b"CONNECT altcraft.invalid:443 HTTP/1.1"]
         # NO_PROXY names it: straight to the server
         job = make_job(base_url=f"http://localhost:{direct.port}")

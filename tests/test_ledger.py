@@ -276,3 +276,23 @@ def test_canonical_bytes_of_an_event_with_its_kind() -> None:
     event = L.Event(L.Kind.OUTCOME, 3, key="ab", outcome="erased", error_text='a "b"\n\x01é')
     expected = json.dumps([7, "t", *event], separators=(",", ":"), ensure_ascii=False).encode()
     assert L.canonical(7, "t", event) == expected
+
+
+def test_a_write_failure_is_known_by_its_result_code_not_its_words(tmp_path: Path) -> None:
+    from erasure.ledger.store import is_write_failure
+
+    path = tmp_path / "ro.sqlite"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE t (x)")
+    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+        with pytest.raises(sqlite3.OperationalError) as readonly:
+            db.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(sqlite3.OperationalError) as syntax:
+            db.execute("INSERT INTO nowhere VALUES (1)")
+    assert is_write_failure(readonly.value)
+    assert not is_write_failure(syntax.value)
+    extended = sqlite3.OperationalError("anything at all")
+    extended.sqlite_errorcode = sqlite3.SQLITE_IOERR_WRITE  # type: ignore[attr-defined]
+    assert is_write_failure(extended)
+    worded = sqlite3.OperationalError("database or disk is full")  # words alone decide nothing
+    assert not is_write_failure(worded)

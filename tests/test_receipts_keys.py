@@ -100,9 +100,16 @@ def test_a_private_key_others_may_read_is_refused(tmp_path: Path, mode: int) -> 
 
 def test_a_read_only_owner_key_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "receipts.key"
-    keygen(path)
+    pair = keygen(path)
     path.chmod(0o400)
-    load_private_key(path)
+    key = load_private_key(path)
+    # the key loaded is the pair's: what it signs, the public key beside it accepts
+    signature = key.sign(b"receipt")
+    load_public_key(pair.public_path).verify(signature, b"receipt")
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    assert key.public_key().public_bytes(*raw) == load_public_key(pair.public_path).public_bytes(
+        *raw
+    )
 
 
 def test_missing_keys_name_the_file(tmp_path: Path) -> None:

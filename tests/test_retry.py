@@ -8,6 +8,7 @@ from erasure.altcraft import Abort, Erased, NotFound, Rejected, Retry, Verdict
 from erasure.job import Run
 from erasure.ledger import Outcome
 from erasure.run import Backoff, Decision, Finish, GaveUp, Stop, Wait, decide
+from erasure.transport import Stage
 
 POLICY = Backoff(max_attempts=3, retry_after_cap_s=60.0, base_s=1.0, cap_s=3.0)
 
@@ -54,7 +55,7 @@ TABLE: list[tuple[str, Verdict, int, bool, bool, Decision]] = [
     ("connect, at the preflight", _retry("connect"), 1, False, True, Stop("unreachable")),
     (
         "hung up at accept, at the preflight",
-        Retry("connect", None, None, False, detail="the connection was reset by the server"),
+        Retry("connect", None, None, False, detail="(any words)", stage=Stage.HUNG_UP),
         1,
         False,
         True,
@@ -62,7 +63,7 @@ TABLE: list[tuple[str, Verdict, int, bool, bool, Decision]] = [
     ),
     (
         "refused, at the preflight",
-        Retry("connect", None, None, False, detail="connection refused (nothing listens ...)"),
+        Retry("connect", None, None, False, detail="(any words)", stage=Stage.CONNECT),
         1,
         False,
         True,

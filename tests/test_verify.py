@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -54,18 +57,32 @@ def test_a_changed_event_is_named_after_the_writers_bytes_agree(tmp_path: Path) 
     assert broken.head_seq == 5
 
 
-def test_the_lookup_path_imports_no_network_code() -> None:
-    """lookup, status and verify load the CLI and the use cases: no httpx, anyio or aiohttp.
+def test_the_lookup_path_imports_no_network_code(
+    write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """lookup, status and verify, run on a real ledger: no httpx, anyio or aiohttp loaded.
 
     (lookup does load the intake: it normalises the value it is asked about
     by the intake's own rules.)
     """
+    _write(tmp_path / "ledger.sqlite", _history(random.Random(8)))
+    job = str(write_job())
     code = (
-        "import sys, erasure.cli, erasure.app, erasure.lookup, erasure.ledger.verify\n"
+        "import json, sys\n"
+        "from erasure import cli\n"
+        f"codes = [cli.main(['lookup', {job!r}, '--email', 'nobody@example.com']),\n"
+        f"         cli.main(['status', {job!r}]), cli.main(['verify', {job!r}])]\n"
         "heavy = {'httpx', 'anyio', 'aiohttp', 'erasure.run', 'structlog'}\n"
-        "print(sorted(heavy & set(sys.modules)))"
+        "print(json.dumps([codes, sorted(heavy & set(sys.modules))]))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "ERASURE_LEDGER_KEY": "k" * 32},
+    )
+    said = done.stdout.splitlines()
+    assert "ledger intact:" in done.stdout and "not in the ledger" in done.stdout, done.stderr
+    # lookup: 1 (nobody by that key), status 0, verify 0; and no network module
+    assert [[1, 0, 0], []] == json.loads(said[-1])

@@ -126,11 +126,10 @@ def _screen(
 
 def _write(source: Path, out: Path, keep: pl.Series, perms: Perms, table: Table) -> None:
     suffix = source.suffix.lower()
-    what = table.what
     try:
         with atomic_write(out, perms) as tmp:
             if suffix in (".csv", ".tsv"):
-                tmp.write_bytes(_copy_records(source, keep, utf16=what.startswith("CSV (UTF-16")))
+                tmp.write_bytes(_copy_records(source, keep, utf16=table.encoding == "UTF-16"))
             elif suffix in (".ndjson", ".jsonl"):
                 tmp.write_bytes(_copy_lines(source, keep))
             elif suffix == ".parquet":

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, TypeAlias
 
 import polars as pl
 
@@ -45,6 +45,10 @@ _CYRILLIC_WORD = re.compile(r"\w*[А-яЁё]\w*")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+# The encodings a CSV file is read in: a closed set.
+CsvEncoding: TypeAlias = Literal["UTF-8", "UTF-16", "cp1251"]
+
+
 @dataclass(frozen=True, slots=True)
 class Table:
     """A file opened lazily: its columns known, its cells not yet read."""
@@ -57,6 +61,8 @@ class Table:
     first_row: int  # row number of the first record
     lines: list[int] | None = None  # NDJSON: the line number of each record
     header_row: int | None = None  # CSV, XLSX: the header's row number (title rows above it)
+    # CSV: the text encoding it was read in (screen writes its copy in the same one)
+    encoding: CsvEncoding | None = None
 
     def collect(self, columns: list[str]) -> pl.DataFrame:
         try:
@@ -136,6 +142,7 @@ def _schema(frame: pl.LazyFrame, file: str, what: str) -> list[str]:
 def _csv(path: Path, head: bytes, wanted: set[str], header: HeaderRule | None) -> Table:
     sha256, utf8 = _digest(path, check_utf8=True)
     source: Path | bytes = path
+    encoding: CsvEncoding
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             text = path.read_bytes().decode("utf-16")
@@ -175,7 +182,16 @@ def _csv(path: Path, head: bytes, wanted: set[str], header: HeaderRule | None) -
     names = _schema(frame, path.name, what)
     if not any(n.strip() for n in names):
         raise InputUnusable(f"{path.name} has no header row")
-    return Table(path.name, sha256, frame, names, what, first_row=skip + 2, header_row=skip + 1)
+    return Table(
+        path.name,
+        sha256,
+        frame,
+        names,
+        what,
+        first_row=skip + 2,
+        header_row=skip + 1,
+        encoding=encoding,
+    )
 
 
 def _separators(tsv: bool) -> list[str]:

@@ -108,17 +108,18 @@ def meta_values(keyer: Keyer) -> dict[str, str]:
 
 
 def is_write_failure(exc: sqlite3.Error) -> bool:
+    """Whether SQLite could not write (disk full, I/O error, read-only): by its result code.
+
+    The extended codes (``SQLITE_IOERR_WRITE`` ...) carry the primary one in
+    their low byte.
+    """
     code = getattr(exc, "sqlite_errorcode", None)
-    return (
-        code
-        in (
-            sqlite3.SQLITE_FULL,
-            sqlite3.SQLITE_IOERR,
-            sqlite3.SQLITE_CANTOPEN,
-            sqlite3.SQLITE_READONLY,
-        )
-        or "disk" in str(exc).lower()
-    )
+    return code is not None and code & 0xFF in _WRITE_FAILURES
+
+
+_WRITE_FAILURES = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY}
+)
 
 
 def check_meta(found: dict[str, str], keyer: Keyer, path: Path) -> None:

@@ -33,6 +33,7 @@ from typing import Literal, TypeAlias
 from erasure.altcraft import Abort, AbortKind, Erased, NotFound, Rejected, Retry, Verdict
 from erasure.job import Run
 from erasure.ledger import Outcome
+from erasure.transport import Stage
 
 __all__ = ["Backoff", "Decision", "Finish", "GaveUp", "Stop", "Wait", "decide"]
 
@@ -149,15 +150,6 @@ def decide(
     return Wait(policy.wait_s(attempt, verdict.after_s, rand), doubt)
 
 
-# The words erasure.client.describe() gives a connection that was accepted and
-# then closed or reset before the request left (tests/test_real_servers.py
-# meets both on a real socket, so that a change of words there shows here).
-_HUNG_UP = (
-    "the connection was reset by the server",
-    "the server closed the connection before the request was sent",
-)
-
-
 def hung_up(verdict: Retry) -> bool:
     """Whether a connect failure was a hang-up after accept: the host was reached."""
-    return verdict.detail is not None and verdict.detail.endswith(_HUNG_UP)
+    return verdict.stage is Stage.HUNG_UP

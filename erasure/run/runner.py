@@ -367,7 +367,7 @@ class Runner:
             answer = await send(self.client, request, self.token, self.job.api.format)
             verdict: altcraft.Verdict = altcraft.classify(answer, self.job.api.codes)
             answered: altcraft.Answer | None = answer
-        except Exception as exc:  # send() raises httpx errors only; a bug raises anything
+        except Exception as exc:  # send() raises TransportFailure only; a bug raises anything
             verdict = altcraft.classify_exception(exc)
             answered = None
         finally:
