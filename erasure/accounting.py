@@ -214,12 +214,16 @@ class LedgerAccount:
     finished_late: int  # requests (a flag, not a part)
     unresolved: int  # unresolved invalid records
     resolved: int
+    held: int = 0  # pairs a legal hold keeps from being sent (erasure.decisions)
+    cancelled: int = 0  # pairs of cancelled requests
 
     def identities(self) -> tuple[Identity, ...]:
         return (
             Identity(
                 ("pairs", self.pairs),
-                tuple((o, getattr(self, o)) for o in _OUTCOMES),
+                tuple((o, getattr(self, o)) for o in _OUTCOMES)
+                # a person's decisions, named only when there are any
+                + tuple((o, getattr(self, o)) for o in _DECIDED if getattr(self, o)),
             ),
             Identity(
                 ("requests", self.requests),
@@ -265,6 +269,7 @@ class LedgerAccount:
 
 
 _OUTCOMES = ("erased", "not_found", "rejected", "failed", "pending")
+_DECIDED = ("held", "cancelled")
 
 
 def ledger_account(pairs: Any, requests: Any, unresolved: int, resolved: int) -> LedgerAccount:
@@ -287,6 +292,7 @@ def ledger_account(pairs: Any, requests: Any, unresolved: int, resolved: int) ->
         finished_late=0 if flags is None else int(flags.item(0, 1) or 0),
         unresolved=unresolved,
         resolved=resolved,
+        **{o: int(counts.get(o, 0)) for o in _DECIDED},
     ).check()
 
 
@@ -324,4 +330,5 @@ def ledger_account_from_summaries(
         finished_late=finished_late,
         unresolved=unresolved,
         resolved=int(totals.get("invalid", 0)) - unresolved,
+        **{o: int(totals.get(o, 0)) for o in _DECIDED},
     ).check()

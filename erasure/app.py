@@ -203,6 +203,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
         plan, input_info, data = _plan_locked(job, keyer, ledger, options)
         run_no = ledger.next_run()
         notes = invalid_events(ledger.connection, run_no, data)
+        notes += decisions.aside_events(ledger.connection, run_no, plan.aside)
         keep = data.keep
         del data  # the run needs only the plan's work (see _plan_locked)
         log.info(
@@ -466,6 +467,7 @@ class Found:
     finished_at: str | None
     key: str
     profile_id: str | None
+    decision: str | None = None  # a held or cancelled pair: the decision's reason, in words
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,6 +488,7 @@ def lookup(
     resource_id: int | None = None,
 ) -> LookupResult:
     """Was this identifier erased? ``raw`` never leaves this function but as its keys."""
+    from erasure import decisions
     from erasure import status as status_mod
     from erasure.lookup import answer, keys_for
 
@@ -493,6 +496,7 @@ def lookup(
     keys = keys_for(job, keyer, matching, raw, db_id=db_id, resource_id=resource_id)
     with _readonly(job) as db:
         rows = answer(db, keys, keyer)
+        why = decisions.reasons(db, job.ledger.path, rows.select("request_id", "key").rows())
     found = tuple(
         Found(
             request_id=row["request_id"],
@@ -501,6 +505,7 @@ def lookup(
             finished_at=row["finished_at"],
             key=row["key"],
             profile_id=row["profile_id"],
+            decision=why.get((row["request_id"], row["key"])),
         )
         for row in rows.iter_rows(named=True)
     )

@@ -96,6 +96,7 @@ def _record(job: Job, events: list[Event]) -> Path | None:
     try:
         with Ledger(job.ledger.path, keyer, perms=job.perms) as ledger:
             ledger.append(events)
+            ledger.append(decisions.sync(ledger.connection))  # the pairs it names
             return None
     except LedgerBusy:
         return put(job.ledger.path, events, job.perms)

@@ -38,12 +38,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import polars as pl
-
-from erasure.ledger.events import Event, Kind
+from erasure.ledger.events import Event, Kind, Outcome
 from erasure.ledger.state import has_decisions
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from erasure.run.plan import Plan
 
 
@@ -297,6 +297,19 @@ class Live:
         self.gate.add(found, naming)
         return events, upto
 
+    def outcomes(self, tonight: Collection[str]) -> list[Event]:
+        """:func:`sync`'s outcomes for the ledger's pairs, less those of ``tonight``'s keys.
+
+        The run settles tonight's keys itself (its gate); an outcome written
+        here for one of them could overtake the run's own answer.
+        """
+        from erasure.ledger import open_readonly
+
+        db = self._connection(open_readonly)
+        return [
+            e for e in sync(db, self.clock()) if e.kind is not Kind.OUTCOME or e.key not in tonight
+        ]
+
     def appended(self, upto: int) -> None:
         from erasure.ledger import pending
 
@@ -322,6 +335,8 @@ def set_aside(
     the ledger's pairs name a held key under. A key any held request names
     is held for every request naming it tonight.
     """
+    import polars as pl
+
     empty = pl.DataFrame(schema={"request_id": pl.String, "key": pl.String, "decision": pl.String})
     if not decisions or not pending.height:
         return empty
@@ -375,19 +390,65 @@ def plan(
     rest = items.join(
         aside.select("request_id", "key"), on=["request_id", "key"], how="anti", nulls_equal=True
     )
+    import polars as pl  # noqa: F401  (the frames' methods)
+
     counts = aside.get_column("decision").value_counts()
     by = dict(zip(counts.get_column("decision"), counts.get_column("count"), strict=True))
     return replace(
         make_plan(rest, finished, doubtful),
         held=int(by.get(Decision.HELD.value, 0)),
         cancelled=int(by.get(Decision.CANCELLED.value, 0)),
+        aside=first.pending.join(aside, on=["request_id", "key"], nulls_equal=True),
     )
+
+
+def aside_events(db: sqlite3.Connection, run: int, aside: pl.DataFrame | None) -> list[Event]:
+    """For the pairs a run set aside that the ledger does not show so yet: planned, outcome.
+
+    A pair of tonight's file that a decision names is recorded like any
+    other (so that every command counts it), its outcome ``held`` or
+    ``cancelled`` (run 0: a person's decision); a pair the ledger already
+    shows with that outcome adds nothing.
+    """
+    if aside is None or not aside.height:
+        return []
+    keys = set(aside.get_column("key").to_list())
+    where, args = _in("key", keys)
+    known = {
+        (r, k): o
+        for r, k, o in db.execute(
+            f"SELECT request_id, key, outcome FROM pair_state WHERE {where}", args
+        )
+    }
+    out: list[Event] = []
+    for row in aside.iter_rows(named=True):
+        pair = (row["request_id"], row["key"])
+        if known.get(pair, "") == row["decision"]:
+            continue
+        received = row.get("received_at")
+        if pair not in known:
+            out.append(
+                Event(
+                    Kind.PLANNED, run, key=row["key"], request_id=row["request_id"],
+                    db_id=row["db_id"], matching=row["matching"],
+                    resource_id=row["resource_id"], field_name=row["field_name"],
+                    received_at=None if received is None else received.isoformat(),
+                )
+            )  # fmt: skip
+        detail = json.dumps({"decision": row["decision"], "run": run}, sort_keys=True)
+        out.append(
+            Event(Kind.OUTCOME, 0, key=row["key"], request_id=row["request_id"],
+                  outcome=Outcome(row["decision"]), detail=detail)
+        )  # fmt: skip
+    return out
 
 
 def live(ledger: Path, work: pl.DataFrame, clock: Callable[[], datetime]) -> Live:
     """The :class:`Live` view for a run whose plan's work is ``work`` (key, request_ids)."""
 
     def naming_tonight(keys: Collection[str]) -> set[str | None]:
+        import polars as pl
+
         if not keys or not work.height:
             return set()
         wanted = pl.Series(sorted(keys), dtype=pl.String).implode()
@@ -395,3 +456,170 @@ def live(ledger: Path, work: pl.DataFrame, clock: Callable[[], datetime]) -> Liv
         return set(rids.to_list())
 
     return Live(ledger, Gate(), clock, naming_tonight)
+
+
+# ---------------------------------------------------------------- outcomes
+
+_OPEN = (None, "failed")  # outcomes a decision may replace (pending or failed)
+_DECIDED = (Outcome.HELD.value, Outcome.CANCELLED.value)
+
+
+def _in(column: str, values: Collection[str | None]) -> tuple[str, list[str]]:
+    wanted = sorted(v for v in values if v is not None)
+    return f"{column} IN ({','.join('?' * len(wanted))})", wanted
+
+
+def sync(db: sqlite3.Connection, now: datetime | None = None) -> list[Event]:
+    """The events that bring the ledger's pairs in line with the decisions standing at ``now``.
+
+    For the writer holding the lock, after the decisions are appended: a
+    ``release`` for each hold whose ``until`` has passed, then an
+    ``outcome`` (run 0) for each pair whose state differs from what the
+    decisions say: ``held`` or ``cancelled`` for an open pair they name,
+    no outcome (open again) for a held or cancelled pair they no longer
+    name. A pair with a final outcome (erased, not_found, rejected) keeps
+    it. Only the pairs of requests and keys some decision ever named are
+    read, by index.
+    """
+    if not has_decisions(db):
+        return []
+    at = now if now is not None else datetime.now(UTC)
+    events = _expired(db, at)
+    found = standing(db, at, events)
+    named = db.execute("SELECT DISTINCT request_id, key FROM decision_state").fetchall()
+    rids = {r for r, _ in named if r is not None}
+    keys = {k for _, k in named if k is not None}
+    rids |= {r for r in requests_naming(db, keys) if r is not None}
+    pairs = _pairs(db, rids, keys)
+    held_rids = set(found.held_requests) | {
+        r for r, k, _ in pairs if k in found.held_keys and r is not None
+    }
+    held_keys = set(found.held_keys) | {k for r, k, _ in pairs if r in held_rids}
+    for rid, key, outcome in pairs:
+        if outcome not in _OPEN and outcome not in _DECIDED:
+            continue  # final: a decision never changes what happened
+        want: str | None = None
+        if key in held_keys or rid in held_rids:
+            want = Outcome.HELD.value
+        elif rid is not None and rid in found.cancelled:
+            want = Outcome.CANCELLED.value
+        current = outcome if outcome in _DECIDED else None
+        if want == current:
+            continue
+        events.append(
+            Event(
+                Kind.OUTCOME,
+                0,
+                key=key,
+                request_id=rid,
+                outcome=None if want is None else Outcome(want),
+                detail=json.dumps({"decision": want or "open"}, sort_keys=True),
+            )
+        )
+    return events
+
+
+def _pairs(
+    db: sqlite3.Connection, rids: Collection[str], keys: Collection[str]
+) -> list[tuple[str | None, str, str | None]]:
+    """(request_id, key, outcome) of the pairs of ``rids``, naming ``keys``, or their keys."""
+    found: dict[tuple[str | None, str], str | None] = {}
+    if rids:
+        where, args = _in("request_id", rids)
+        for r, k, o in db.execute(
+            f"SELECT request_id, key, outcome FROM pair_state WHERE {where}", args
+        ):
+            found[(r, k)] = o
+    more = set(keys) | {k for _, k in found}
+    if more:
+        where, args = _in("key", more)
+        for r, k, o in db.execute(
+            f"SELECT request_id, key, outcome FROM pair_state WHERE {where}", args
+        ):
+            found[(r, k)] = o
+    return [(r, k, o) for (r, k), o in found.items()]
+
+
+def _expired(db: sqlite3.Connection, at: datetime) -> list[Event]:
+    """A ``release`` for each standing hold whose ``until`` is past ``at``."""
+    rows = db.execute(
+        "SELECT request_id, key, until FROM decision_state "
+        "WHERE kind = 'hold' AND ended_by IS NULL AND until IS NOT NULL AND until <= ?",
+        (iso(at),),
+    ).fetchall()
+    done: set[tuple[str | None, str | None]] = set()
+    out = []
+    for rid, key, until in rows:
+        if (rid, key) in done:
+            continue
+        done.add((rid, key))
+        out.append(
+            event(
+                Kind.RELEASE, request_id=rid, key=key, now=at, by="erasure",
+                reason=f"the hold's end ({until}) has passed", extra={"expired": True},
+            )
+        )  # fmt: skip
+    return out
+
+
+def reasons(
+    db: sqlite3.Connection,
+    ledger: Path | None,
+    pairs: Iterable[tuple[str | None, str]],
+    now: datetime | None = None,
+) -> dict[tuple[str | None, str], str]:
+    """For each (request id, key) a standing decision names: its kind and reason, in words.
+
+    A pair is named by a hold on its request or its key, by a hold on a key
+    its request names, or by its request's cancellation (the same rule as
+    :func:`sync`, holds first).
+    """
+    at = now if now is not None else datetime.now(UTC)
+    found = read(db, ledger, at) if ledger is not None else standing(db, at)
+    if not found:
+        return {}
+    by_key: dict[str, Standing] = {h.key: h for h in found.holds if h.key is not None}
+    by_request: dict[str, Standing] = {
+        h.request_id: h for h in found.holds if h.request_id is not None
+    }
+    for key, standing_hold in list(by_key.items()):
+        for rid in requests_naming(db, [key]):
+            if rid is not None:
+                by_request.setdefault(rid, standing_hold)
+    cancels = {c.request_id: c for c in found.cancels if c.request_id is not None}
+    out: dict[tuple[str | None, str], str] = {}
+    for rid, key in pairs:
+        hold: Standing | None = by_key.get(key)
+        if hold is None and rid is not None:
+            hold = by_request.get(rid)
+        if hold is not None:
+            out[(rid, key)] = f"held by {hold.who} since {hold.at}: {hold.reason}"
+        elif rid is not None and rid in cancels:
+            c = cancels[rid]
+            out[(rid, key)] = f"cancelled by {c.who} at {c.at}: {c.reason}"
+    return out
+
+
+def with_decision(db: sqlite3.Connection, rows: pl.DataFrame) -> pl.DataFrame:
+    """The report's rows with ``decision`` filled for held and cancelled pairs: kind and words."""
+    import polars as pl
+
+    decided = pl.col("outcome").is_in([Outcome.HELD.value, Outcome.CANCELLED.value])
+    pairs = rows.filter(decided).select("request_id", "key").rows()
+    if not pairs:
+        return rows
+    why = reasons(db, None, pairs)
+    words = pl.DataFrame(
+        [(r, k, w) for (r, k), w in why.items()],
+        schema={"request_id": pl.String, "key": pl.String, "_words": pl.String},
+        orient="row",
+    )
+    joined = rows.join(
+        words, on=["request_id", "key"], how="left", nulls_equal=True, maintain_order="left"
+    )
+    return joined.with_columns(
+        pl.when(decided)
+        .then(pl.coalesce("_words", "outcome"))
+        .otherwise(pl.col("decision"))
+        .alias("decision")
+    ).drop("_words")

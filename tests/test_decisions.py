@@ -72,7 +72,19 @@ def test_a_hold_on_an_email_holds_its_requests_phone_and_release_lets_the_next_r
     before = sandbox.stats()["requests"]
     assert 1 == len(_deleted(sandbox))  # user2's profile only (its phone then finds nothing)
     outcomes = _outcomes(tmp_path)
-    assert outcomes == {("T2", "email"): "erased", ("T2", "phone"): "not_found"}
+    assert outcomes == {
+        ("T1", "email"): "held",
+        ("T1", "phone"): "held",  # the request's phone too
+        ("T2", "email"): "erased",
+        ("T2", "phone"): "not_found",
+    }
+    # every command counts it the same way: status, its JSON, lookup
+    code, out, err = _cli("status", str(job), "--json")
+    assert 0 == code, err
+    info = json.loads(out)
+    assert 2 == info["held"] and 1 == info["incomplete_reasons"]["held"]
+    code, out, _ = _cli("lookup", str(job), "--phone", "+79000000001")
+    assert 1 == code and "held" in out and "litigation L-7" in out
     # the holds list shows it with who and since, by key: never the address
     code, out, _ = _cli("holds", str(job), "--json")
     listed = json.loads(out)
@@ -133,7 +145,7 @@ def test_a_hold_by_request_id_and_an_unknown_id_is_64(
     assert 0 == e2e.run(job)
     outcomes = _outcomes(tmp_path)
     assert outcomes[("T2", "email")] == "erased"
-    assert outcomes[("T1", "email")] == "pending" and outcomes[("T1", "phone")] == "pending"
+    assert outcomes[("T1", "email")] == "held" and outcomes[("T1", "phone")] == "held"
 
 
 def test_cancel_sends_none_of_its_pairs_then_or_later_and_reopen_undoes_it(
@@ -163,14 +175,29 @@ def test_cancel_sends_none_of_its_pairs_then_or_later_and_reopen_undoes_it(
     )
     assert 0 == e2e.run(job)
     assert sent == sandbox.stats()["requests"]
+    t1 = {
+        r["outcome"]
+        for r in e2e.ledger_pairs(tmp_path / "ledger.sqlite")
+        if r["request_id"] == "T1"
+    }
+    assert {"cancelled"} == t1  # the later file's new pair too
+    code, out, _ = _cli("status", str(job), "--json")
+    assert 1 == json.loads(out)["incomplete_reasons"]["cancelled"]
     # cancelling a finished request changes nothing and says so
     code, out, _ = _cli("cancel", str(job), "--request-id", "T2", "--reason", "late")
     assert 0 == code and "changes nothing" in out
     code, out, err = _cli("reopen", str(job), "--request-id", "T1", "--reason", "mistake")
     assert 0 == code, err
+    (tmp_path / "in.csv").write_text(
+        "ticket,email,phone\nT1,user1@example.com,+79000000001\nT1,user3@example.com,+79000000003\n"
+    )
     assert 0 == e2e.run(job)
-    outcomes = _outcomes(tmp_path)
-    assert outcomes[("T1", "email")] == "erased"
+    t1 = [
+        r["outcome"]
+        for r in e2e.ledger_pairs(tmp_path / "ledger.sqlite")
+        if r["request_id"] == "T1"
+    ]
+    assert 4 == len(t1) and set(t1) <= {"erased", "not_found"} and "erased" in t1
 
 
 def test_cancel_before_received_and_without_a_request_id_column(
@@ -184,7 +211,9 @@ def test_cancel_before_received_and_without_a_request_id_column(
     )
     assert 0 == code, err
     assert 0 == e2e.run(job)
-    assert all(k[0] == "T2" for k in _outcomes(tmp_path))
+    outcomes = _outcomes(tmp_path)
+    assert {outcomes[("T1", "email")], outcomes[("T1", "phone")]} == {"cancelled"}
+    assert 1 == len(_deleted(sandbox))  # user2's profile only
     nocol = e2e.job(write_job, sandbox.url, input={"request_id_column": None})
     code, _, err = _cli("cancel", str(nocol), "--request-id", "T2", "--reason", "x")
     assert 64 == code and "no request id column" in err
@@ -215,7 +244,7 @@ def test_a_hold_during_a_running_run_stops_that_identifier_within_seconds(
         runner.join(timeout=60)
     assert [0] == codes
     outcomes = {r["request_id"]: r["outcome"] for r in e2e.ledger_pairs(ledger)}
-    assert outcomes["T39"] == "pending" and outcomes["T38"] == "erased"
+    assert outcomes["T39"] == "held" and outcomes["T38"] == "erased"
     assert 1 == _count(ledger, "hold")  # the run appended the queued hold to its chain
     assert 0 == cli.main(["verify", str(job)])
     code, out, _ = _cli("holds", str(job))
@@ -255,3 +284,32 @@ def test_sweep_skips_a_held_profile(
     assert f"profile {restored[0]} reappeared" in out and "held" in out
     assert 1 == sandbox.deletes()[restored[0]]  # held: not deleted again
     assert 2 == sandbox.deletes()[restored[1]]
+
+
+def test_the_report_shows_held_and_cancelled_with_their_reasons(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(generate_count=5)
+    (tmp_path / "in.csv").write_text(
+        "ticket,email,phone\nT1,user1@example.com,\nT2,user2@example.com,\nT3,user3@example.com,\n"
+    )
+    job = _job(write_job, sandbox)
+    assert 0 == _cli("hold", str(job), "--email", "user1@example.com", "--reason", "L-7")[0]
+    assert (
+        0
+        == _cli("cancel", str(job), "--request-id", "T2", "--reason", "dup", "--before-received")[0]
+    )
+    assert 0 == e2e.run(job)
+    out = tmp_path / "report.csv"
+    assert 0 == cli.main(["report", str(job), "--out", str(out)])
+    import csv
+
+    with out.open(encoding="utf-8-sig") as f:
+        rows = {r["request_id"]: r for r in csv.DictReader(f)}
+    assert rows["T1"]["outcome"] == "held" and "L-7" in rows["T1"]["decision"]
+    assert rows["T1"]["request_reason"] == "held"
+    assert rows["T2"]["outcome"] == "cancelled" and "dup" in rows["T2"]["decision"]
+    assert rows["T2"]["request_reason"] == "cancelled"
+    assert rows["T3"]["outcome"] == "erased" and rows["T3"]["decision"] == ""
+    assert "user1" not in out.read_text(encoding="utf-8-sig")
+    assert 0 == cli.main(["verify", str(job)])

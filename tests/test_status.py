@@ -54,6 +54,8 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
         "rejected": 1,  # T2 C
         "failed": 1,  # T5 F
         "pending": 1,  # @T4 E, never sent
+        "held": 0,  # no legal hold (erasure hold)
+        "cancelled": 0,  # no request withdrawn (erasure cancel)
         "in_doubt": 1,  # T3 D: answered only after a killed run's send
         "overdue": 2,  # C finished after its deadline; E unfinished past it
         "requests": 6,
@@ -89,6 +91,8 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
             "finished_late": 1,  # T2: C finished after its deadline
             "unresolved": 0,
             "resolved": 0,
+            "held": 0,
+            "cancelled": 0,
         },
         "verdict": "3 of 6 requests are incomplete: 1 with a rejected identifier,"
         " 2 still open (pending or failed).",
@@ -171,6 +175,8 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
             "rejected": 0,
             "failed": 0,
             "pending": 0,
+            "held": 0,
+            "cancelled": 0,
             "in_doubt": 0,
             "overdue": 0,
             "requests": 0,
@@ -192,6 +198,8 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
                     "finished_late",
                     "unresolved",
                     "resolved",
+                    "held",
+                    "cancelled",
                 ],
                 0,
             )

@@ -225,6 +225,7 @@ def cmd_lookup(args: argparse.Namespace, shell: _Shell) -> int:
             f"request {row.request_id or '-'}: {row.outcome}{doubt} "
             f"at {row.finished_at or '-'} key {row.key}"
             + (f" profile {row.profile_id}" if row.profile_id else "")
+            + (f" ({row.outcome}: {row.decision})" if row.decision else "")
         )
     return 0 if result.erased else 1
 

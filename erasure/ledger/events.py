@@ -66,6 +66,10 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     # Never finished: no outcome recorded yet (not stored as an event).
     PENDING = "pending"
+    # A legal hold keeps it from being sent (erasure hold); open again when released.
+    HELD = "held"
+    # Its request was withdrawn before it finished (erasure cancel): final, never sent.
+    CANCELLED = "cancelled"
 
 
 FINAL: frozenset[Outcome] = frozenset({Outcome.ERASED, Outcome.NOT_FOUND, Outcome.REJECTED})

@@ -36,7 +36,7 @@ from pathlib import Path
 from erasure.errors import UnsafeLedger
 from erasure.files import Perms
 
-COMPANIONS = ("-wal", "-shm", "-journal", ".lock")
+COMPANIONS = ("-wal", "-shm", "-journal", ".lock", ".decisions", ".decisions-wal", ".decisions-shm")
 FOLDER_MODE = 0o700
 GROUP_FOLDER_MODE = 0o750
 

@@ -59,8 +59,9 @@ from erasure.ledger.events import COLUMNS
 # every request, the one without a request id too, and its state; 3: the partition of
 # erasure.partition, with held and cancelled pairs counted per request, and a request's
 # earliest received_at taken from its invalid records too; 4: the index of unfinished
-# pairs by their first planning, erasure.ledger.inputs)
-STATE_VERSION = "4"
+# pairs by their first planning, erasure.ledger.inputs; 5: decision_state, the totals of
+# held and cancelled pairs, and a decision's outcome leaves its key's doubt alone)
+STATE_VERSION = "5"
 
 TABLES = (
     "pair_state",
@@ -93,6 +94,8 @@ TOTALS = (
     "rejected",
     "failed",
     "pending",
+    "held",  # pairs whose last outcome is held or cancelled (erasure.decisions)
+    "cancelled",
     "invalid",
     "invalid_unresolved",
     "reappeared",
@@ -102,8 +105,7 @@ TOTALS = (
 _GUARD = "derived state changes only with the event that causes it"
 _APPEND_ONLY = "the ledger is append-only"
 
-# Added after state version 2 without a new version: a ledger that lacks it
-# gets it from :func:`add_decisions` (no earlier event can be a decision).
+# A person's decisions (erasure.decisions), one row per event.
 DECISIONS_SQL = """
 CREATE TABLE decision_state (
     seq         INTEGER PRIMARY KEY,  -- the hold, release, cancel or reopen event
@@ -342,8 +344,10 @@ CREATE TRIGGER state_withdrawn AFTER INSERT ON events WHEN NEW.kind = 'withdrawn
     ON CONFLICT (key) DO UPDATE SET unanswered = 0, last_seq = NEW.seq;
 END;
 CREATE TRIGGER state_outcome AFTER INSERT ON events WHEN NEW.kind = 'outcome' BEGIN
+    -- a person's decision (run 0: held, cancelled, or open again) says nothing of the key's
+    -- requests: its doubt stays as the run left it
     INSERT INTO key_state (key, doubt, last_seq)
-    VALUES (NEW.key, NEW.outcome IS 'failed' AND NEW.in_doubt IS 1, NEW.seq)
+    SELECT NEW.key, NEW.outcome IS 'failed' AND NEW.in_doubt IS 1, NEW.seq WHERE NEW.run != 0
     ON CONFLICT (key) DO UPDATE SET doubt = (NEW.outcome IS 'failed' AND NEW.in_doubt IS 1),
                                     unanswered = 0, last_seq = NEW.seq;
     -- an outcome always follows its pair's planning; one that does not (a hand-made
@@ -523,29 +527,8 @@ def _exists(db: sqlite3.Connection, table: str) -> bool:
 
 
 def has_decisions(db: sqlite3.Connection) -> bool:
-    """Whether the ledger keeps ``decision_state`` (a ledger of state version 2 may not yet)."""
+    """Whether the ledger keeps ``decision_state`` (one not migrated to state version 5 not yet)."""
     return _exists(db, "decision_state")
-
-
-def add_decisions(db: sqlite3.Connection) -> None:
-    """Give a ledger of this state version without ``decision_state`` the table, once.
-
-    Additive, under the writer's lock, in one transaction: the table, its
-    trigger and guards; empty, as the events say: no release before this one
-    wrote a decision.
-    """
-    if has_decisions(db):
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in statements(DECISIONS_SQL):
-            db.execute(statement)
-        for statement in statements(DECISION_TRIGGERS_SQL + _guards("decision_state")):
-            db.execute(statement)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
 def create_triggers(db: sqlite3.Connection) -> None:
@@ -709,12 +692,6 @@ def compare(live: sqlite3.Connection, scratch: str) -> str | None:
     with EXCEPT, in SQLite, so that no row becomes a Python object.
     """
     for table in TABLES:
-        if table == "decision_state" and not has_decisions(live):
-            # not added yet (erasure.ledger.state.add_decisions): the events must hold none
-            row = live.execute(f"SELECT seq FROM {scratch}.{table} LIMIT 1").fetchone()
-            if row is not None:
-                return f"derived state {table} is missing (event {row[0]} is a decision)"
-            continue
         for a, b, what in (
             (f"main.{table}", f"{scratch}.{table}", "a row the events do not explain"),
             (f"{scratch}.{table}", f"main.{table}", "a row the events imply is missing or differs"),

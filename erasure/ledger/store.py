@@ -207,14 +207,15 @@ class Ledger:
             raise
 
     def _decisions(self) -> None:
-        """Decision state for a ledger that lacks it; then append the queued decisions."""
+        """Append the decisions queued while another writer held the lock, and their outcomes.
+
+        Also ends the holds whose ``until`` has passed (erasure.decisions.sync).
+        """
+        from erasure.decisions import sync
         from erasure.ledger.pending import drain
 
-        try:
-            state.add_decisions(self._db)
-        except sqlite3.Error as exc:
-            raise LedgerWriteError(f"ledger {self.path} cannot be written: {exc}") from None
         drain(self)
+        self.append(sync(self._db))
 
     def _connect(self, max_pages: int | None) -> sqlite3.Connection:
         try:

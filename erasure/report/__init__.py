@@ -42,6 +42,7 @@ import xlsxwriter.exceptions
 
 from erasure import status as status_mod
 from erasure.after.suppressions import with_suppressed
+from erasure.decisions import with_decision
 from erasure.errors import OutputError, UsageError
 from erasure.files import atomic_write
 from erasure.job import Job
@@ -88,6 +89,7 @@ def table(
         return _table_of(db, now=now, run=run, request_id=request_id)
     rows, states, _ = status_mod.account(db, now=now)
     rows = status_mod.with_request_state(with_suppressed(db, rows), states)
+    rows = with_decision(db, rows)  # a person's decision: held or cancelled, and why
     if request_id is not None:
         rows = rows.filter(pl.col("request_id") == request_id)
     if run is not None:
@@ -121,7 +123,8 @@ def _table_of(
     # each request's state over all of it, from the kept summaries (one run's report
     # holds only some of a request's pairs)
     states = ledger_read.request_reasons(db, rows["request_id"].unique().to_list())
-    return status_mod.with_request_state(with_suppressed(db, rows), states).select(*COLUMNS)
+    rows = status_mod.with_request_state(with_suppressed(db, rows), states)
+    return with_decision(db, rows).select(*COLUMNS)
 
 
 def requests(rows: pl.DataFrame, *, now: datetime | None = None) -> pl.DataFrame:

@@ -41,6 +41,8 @@ class Plan:
     pairs: int  # (request id, key) pairs to finish: pending's height
     held: int = 0  # pairs of the input a legal hold keeps back (erasure.decisions)
     cancelled: int = 0  # pairs of the input whose request was cancelled
+    # those pairs (pending's columns and ``decision``), for the run to record; None: none
+    aside: pl.DataFrame | None = None
 
     def without_pending(self) -> Plan:
         """The same plan without the pending frame, for a run that needs only the work."""

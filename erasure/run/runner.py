@@ -161,7 +161,7 @@ class Runner:
     def _on_commit(self, events: Sequence[Event]) -> None:
         done_keys = 0
         for e in events:
-            if e.kind is Kind.OUTCOME:
+            if e.kind is Kind.OUTCOME and e.run:  # run 0: a person's decision (held_back)
                 if e.outcome is not None:
                     self.summary.outcomes[e.outcome] += 1
                 self.summary.in_doubt += e.in_doubt or 0
@@ -169,7 +169,7 @@ class Runner:
         if self._bar is not None and done_keys:
             self._bar.update(done_keys)
             self._bar.set_postfix(
-                {o.value: self.summary.outcomes[o] for o in Outcome if o != Outcome.PENDING},
+                {o.value: self.summary.outcomes[o] for o in Outcome if self.summary.outcomes[o]},
                 refresh=False,
             )
 
@@ -304,6 +304,10 @@ class Runner:
             if events:
                 try:
                     await self.writer.commit(events)
+                    # the ledger's other pairs they name (tonight's: the gate's work)
+                    keys = self._tonight_keys()
+                    more = await anyio.to_thread.run_sync(live.outcomes, keys)
+                    await self.writer.commit(more)
                 except LedgerWriteError:
                     return
                 self.log.info(
@@ -315,14 +319,31 @@ class Runner:
                 await anyio.to_thread.run_sync(live.appended, upto)
             await anyio.sleep(live.poll_s)
 
+    _keys: frozenset[str] | None = None
+
+    def _tonight_keys(self) -> frozenset[str]:
+        if self._keys is None:
+            self._keys = frozenset(self.plan.work.get_column("key").to_list())
+        return self._keys
+
     def _blocked(self, item: WorkItem) -> bool:
-        """Whether a hold or a cancellation now forbids sending ``item`` (logged once)."""
+        """Whether a hold or a cancellation now forbids sending ``item``: its pairs say so."""
         live = self.options.decisions
         why = None if live is None else live.gate.blocks(item.key, item.request_ids)
-        if why is not None:
-            self.summary.held_back += len(item.request_ids)
-            self.log.info("erasure.delete.held_back", key=item.key, decision=why.value)
-        return why is not None
+        if why is None:
+            return False
+        self.summary.held_back += len(item.request_ids)
+        self.log.info("erasure.delete.held_back", key=item.key, decision=why.value)
+        # run 0: a person's decision, not this run's answer (the key's doubt stays)
+        detail = json.dumps({"decision": why.value, "run": self.summary.run}, sort_keys=True)
+        self.writer.put(
+            [
+                Event(Kind.OUTCOME, 0, key=item.key, request_id=rid,
+                      outcome=Outcome(why.value), detail=detail)
+                for rid in item.request_ids
+            ]
+        )  # fmt: skip
+        return True
 
     async def _watch_deadline(self, deadline: float) -> None:
         await anyio.sleep(max(0.0, deadline - time.monotonic()))

@@ -73,7 +73,7 @@ class Summary:
     @property
     def pending(self) -> int:
         done = sum(self.outcomes[o] for o in (Outcome.ERASED, Outcome.NOT_FOUND, Outcome.REJECTED))
-        return self.planned_pairs - done - self.held_back  # a decision is no work left
+        return self.planned_pairs - done - self.held_back  # a person's decision is no work left
 
     @property
     def duration_s(self) -> float:
@@ -103,7 +103,12 @@ class Summary:
             "planned_pairs": self.planned_pairs,
             "planned_keys": self.planned_keys,
             "already_done": self.already_done,
-            "outcomes": {o.value: self.outcomes[o] for o in Outcome if o != Outcome.PENDING},
+            # the service's answers (a person's decisions are held_back, below)
+            "outcomes": {
+                o.value: self.outcomes[o]
+                for o in Outcome
+                if o not in (Outcome.PENDING, Outcome.HELD, Outcome.CANCELLED)
+            },
             "pending": self.pending,
             "requests": self.requests,
             "in_doubt": self.in_doubt,
