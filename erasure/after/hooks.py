@@ -1,10 +1,13 @@
 """After a run's deletes, in the same run: suppression lists, then notices.
 
 One hook for :func:`erasure.app.run` (the post-outcome queue), so that the
-runner stays the deletes' alone. It runs only when the deletes ended on
-their own (no stop, no fatal error): a stopped run resumes these steps next
-time, since each is set arithmetic over the ledger. Its failures are never
-the run's stop: they are events, counts in the summary, and exit 1 at most.
+runner stays the deletes' alone. Suppression runs only when the deletes
+ended on their own (no stop, no fatal error): a stopped run resumes it next
+time, since it is set arithmetic over the ledger. Notices are queued for
+every run that could write its ledger, and delivered only by a run that
+was not stopped (a SIGTERM never waits for a slow receiver). Neither ever
+stops the run: failures are events, counts in the summary, exit 1 at most
+for suppression, nothing for notices.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import anyio
 import polars as pl
 
 from erasure import logs
+from erasure.errors import ErasureError
 from erasure.run import Options
-from erasure.run.summary import Summary
+from erasure.run.summary import StopReason, Summary
 
 if TYPE_CHECKING:
     from erasure.job import Job
@@ -31,29 +35,60 @@ def after_run(
     keep: pl.DataFrame | None,
     options: Options,
 ) -> None:
-    """Suppress what the ledger allows (``[suppress]``); counts go into ``summary``."""
-    if summary.fatal is not None or summary.stop_reason is not None:
-        return
-    if job.suppress is not None and keep is not None:
-        from erasure.after.suppress import Keeper, pending
+    """Suppress (``[suppress]``), then queue and send notices (``[notify]``)."""
+    stopped = summary.fatal is not None or summary.stop_reason is not None
+    if not stopped and job.suppress is not None and keep is not None:
+        _suppress(job, token, ledger, summary, keep, options)
+    if job.notify is not None and summary.stop_reason is not StopReason.LEDGER:
+        try:
+            _notify(job, ledger, summary.run, deliver=not stopped)
+        except ErasureError as exc:  # a notice never changes the run's exit code
+            logs.get().warning("erasure.notice.not_sent", run=summary.run, error=str(exc))
 
-        todo = pending(ledger.connection, job.suppress, keep)
-        if todo.height:
-            keeper = Keeper(
-                job,
-                token,
-                summary.run,
-                ledger.append,
-                backoff=options.backoff,
-                transport=options.transport,
-            )
-            kept = anyio.run(keeper.keep, todo)
-            summary.suppressed += kept.added
-            summary.suppression_failed += kept.failed
-            logs.get().info(
-                "erasure.suppress.finished",
-                run=summary.run,
-                added=kept.added,
-                failed=kept.failed,
-                lists_unchecked=list(kept.check_failed),
-            )
+
+def _suppress(
+    job: Job, token: str, ledger: Ledger, summary: Summary, keep: pl.DataFrame, options: Options
+) -> None:
+    from erasure.after.suppress import Keeper, pending
+
+    assert job.suppress is not None
+    todo = pending(ledger.connection, job.suppress, keep)
+    if not todo.height:
+        return
+    keeper = Keeper(
+        job,
+        token,
+        summary.run,
+        ledger.append,
+        backoff=options.backoff,
+        transport=options.transport,
+    )
+    kept = anyio.run(keeper.keep, todo)
+    summary.suppressed += kept.added
+    summary.suppression_failed += kept.failed
+    logs.get().info(
+        "erasure.suppress.finished",
+        run=summary.run,
+        added=kept.added,
+        failed=kept.failed,
+        lists_unchecked=list(kept.check_failed),
+    )
+
+
+def _notify(job: Job, ledger: Ledger, run: int, *, deliver: bool) -> None:
+    from erasure.after import notify
+
+    assert job.notify is not None
+    db = ledger.connection
+    queued = notify.queue(db, job.notify, run, notify.touched(db, run))
+    ledger.append(queued)
+    if not deliver or not queued:
+        return
+    mine = {e.request_id for e in queued}
+    todo = [p for p in notify.undelivered(db) if p.request_id in mine]
+    deliverer = notify.Deliverer(job.notify, notify.secret(job), run, ledger.append)
+    try:
+        sent, left = deliverer.deliver_all(todo)
+    finally:
+        deliverer.close()
+    logs.get().info("erasure.notice.sent", run=run, queued=len(queued), sent=sent, left=left)

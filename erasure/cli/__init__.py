@@ -62,7 +62,7 @@ __all__ = [
 # ``register(sub)`` (adds its parsers, using :func:`_command`) and
 # ``HANDLERS: dict[str, Handler]``. Add a group by adding its module's name
 # here; `erasure --help` lists the commands in this order, sandbox last.
-GROUPS: tuple[str, ...] = ("run", "read", "after", "law", "foureyes", "maintenance")
+GROUPS: tuple[str, ...] = ("run", "read", "after", "law", "foureyes", "maintenance", "keep")
 
 
 def _groups() -> list[ModuleType]:
