@@ -289,3 +289,29 @@ def test_a_4xx_is_not_retried(receiver: Receiver) -> None:
     assert not d.deliver(_pending())
     d.close()
     assert fake.slept == [] and _statuses(events) == ["failed"]
+
+
+def test_with_receipts_a_notice_cites_the_digest_of_a_receipt_that_checks(
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    receiver: Receiver,
+) -> None:
+    import hashlib
+
+    sandbox = sandbox_factory(generate_count=10)
+    assert 0 == cli.main(["keygen", "--out", str(tmp_path / "receipts.key")])
+    (tmp_path / "in.csv").write_text("ticket,email,phone,received_at\nT1,user1@example.com,,\n")
+    job = e2e.job(
+        write_job,
+        sandbox.url,
+        input={"columns": {"email": "email", "phone": "phone"}},
+        notify={"url": receiver.url, "max_attempts": 1},
+        receipts={"signing_key_file": "receipts.key", "issuer": "ACME LLC, DPO office"},
+    )
+    assert 0 == e2e.run(job)
+    [got] = receiver.accepted
+    [file] = (tmp_path / "ledger-receipts").glob("*.json")
+    assert got["receipt_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    public = str(tmp_path / "receipts.key.pub")
+    assert 0 == cli.main(["check-receipt", str(file), "--public-key", public, "--job", str(job)])

@@ -80,7 +80,8 @@ def _notify(job: Job, ledger: Ledger, run: int, *, deliver: bool) -> None:
 
     assert job.notify is not None
     db = ledger.connection
-    queued = notify.queue(db, job.notify, run, notify.touched(db, run))
+    issuer = notify.ReceiptIssuer(job) if job.receipts is not None else None
+    queued = notify.queue(db, job.notify, run, notify.touched(db, run), issuer)
     ledger.append(queued)
     if not deliver or not queued:
         return

@@ -28,7 +28,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -112,15 +112,25 @@ def last_keys(db: sqlite3.Connection) -> dict[str, str]:
 
 
 def queue(
-    db: sqlite3.Connection, settings: Notify, run: int, request_ids: Sequence[str]
+    db: sqlite3.Connection,
+    settings: Notify,
+    run: int,
+    request_ids: Sequence[str],
+    receipt: Callable[[str, str], str | None] | None = None,
 ) -> list[Event]:
-    """The ``queued`` events of the requests whose state changed since their last notice."""
+    """The ``queued`` events of the requests whose state changed since their last notice.
+
+    ``receipt(request_id, idempotency_key)``, when given (``[receipts]`` is
+    set), issues the request's receipt and answers its SHA-256 (or None).
+    """
     known = last_keys(db)
     out: list[Event] = []
     for rid in request_ids:
         state = state_of(db, rid)
         if state is None or known.get(rid) == state.idempotency_key:
             continue
+        if receipt is not None:
+            state = replace(state, receipt_sha256=receipt(rid, state.idempotency_key))
         payload = notice_mod.body(state, settings.format, settings.url)
         detail = {
             "status": QUEUED,
@@ -156,6 +166,44 @@ def undelivered(db: sqlite3.Connection) -> list[Pending]:
         seen.add(key)
         out.append(Pending(int(seq), str(rid), key, str(d["body"]).encode()))
     return out
+
+
+RECEIPTS_PER_RUN = 50  # receipts issued for notices in one command, at most (each reads the
+# whole ledger: erasure.after.receipt.build); past it a notice's receipt_sha256 is null
+
+
+class ReceiptIssuer:
+    """Issues the receipt a notice cites: written beside the ledger, its SHA-256 in the body.
+
+    ``<ledger stem>-receipts/<sha256(request id)[:24]>-<idempotency key>.json``, signed
+    with ``[receipts]``; ``erasure check-receipt`` checks it. A receipt that cannot be
+    issued (no signing key, a broken chain) leaves the digest null: a notice never fails
+    for it.
+    """
+
+    def __init__(self, job: Job, limit: int = RECEIPTS_PER_RUN) -> None:
+        self.job = job
+        self.left = limit
+        self.folder = job.ledger.path.with_name(job.ledger.path.stem + "-receipts")
+
+    def __call__(self, request_id: str, idempotency_key: str) -> str | None:
+        import hashlib
+
+        from erasure.after import receipt
+        from erasure.errors import ErasureError
+
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        name = hashlib.sha256(request_id.encode()).hexdigest()[:24]
+        try:
+            signed = receipt.build(self.job, request_id)
+            self.folder.mkdir(mode=0o700, exist_ok=True)
+            receipt.write(signed, self.folder / f"{name}-{idempotency_key}.json", self.job.perms)
+        except ErasureError as exc:
+            logs.get().warning("erasure.notice.no_receipt", request_id=request_id, error=str(exc))
+            return None
+        return hashlib.sha256(signed.raw).hexdigest()
 
 
 # ---------------------------------------------------------------- delivering
