@@ -11,10 +11,12 @@ judged on exact instants against the deadline in force when it passed.
 
 from __future__ import annotations
 
+import bisect
 import json
 import sqlite3
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import polars as pl
@@ -168,41 +170,68 @@ def instant(shown: pl.Expr) -> pl.Expr:
 
 
 # ---------------------------------------------------------------- the kept summaries (SQL)
+#
+# A deadline depends only on the day of receipt (in the rule's timezone), and
+# rises with it. So the pairs are counted a day of receipt at a time, each a
+# range over the index on received_at with that day's deadline as a bound:
+# SQL does the work, Python computes one deadline per day. The few requests
+# with an extension are then corrected one by one. Text comparisons hold
+# because the ledger writes every instant in UTC ISO 8601 ("+00:00").
+
+_FINAL_SQL = "('erased', 'not_found', 'rejected')"
+_OPEN_SQL = "(outcome IS NULL OR outcome = 'failed')"
 
 
-class DueFunction:
-    """``erasure_due(request_id, received_at)``: the deadline in force as a UTC ISO text
-    with microseconds (the form of an event's ``at``), for SQL over the kept state."""
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
-    def __init__(self, rule: Rule, extensions: Mapping[str, list[Extension]]) -> None:
-        self.rule = rule
-        self.extensions = extensions
-        self.cache: dict[str, str] = {}
-        self.error: deadlines.CalendarGap | None = None  # SQLite would hide it: raised after
 
-    def __call__(self, request_id: str | None, received_at: str | None) -> str | None:
-        if received_at is None:
-            return None
-        exts = self.extensions.get(request_id) if request_id is not None else None
-        if exts is None and received_at in self.cache:
-            return self.cache[received_at]
-        try:
-            moment = datetime.fromisoformat(received_at)
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        try:
-            end = deadlines.deadline(moment, self.rule)
-        except deadlines.CalendarGap as exc:
-            self.error = exc
-            return None
-        if exts:
-            end = deadlines.in_force(end, exts, self.rule)
-        text = end.astimezone(UTC).isoformat(timespec="microseconds")
-        if exts is None:
-            self.cache[received_at] = text
-        return text
+@dataclass(frozen=True, slots=True)
+class _Day:
+    low: str  # the day's first instant (UTC text, as received_at is written)
+    high: str  # the next day's first instant
+    due: str  # the deadline of a request received that day (UTC text)
+    ends: datetime  # the same, as an instant
+
+
+def _days_between(first: str | None, last: str | None, rule: Rule) -> list[_Day]:
+    """Every day of receipt from ``first`` to ``last`` (received_at texts), with its deadline."""
+    if first is None or last is None:
+        return []
+    tz = rule.zone
+    day = deadlines.local_day(datetime.fromisoformat(first), rule)
+    end = deadlines.local_day(datetime.fromisoformat(last), rule)
+    found = []
+    while day <= end:
+        start = datetime.combine(day, time.min, tzinfo=tz)
+        after = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
+        ends = deadlines.deadline(start, rule)
+        # bounds as the ledger writes received_at (isoformat: no microseconds when zero),
+        # so that a request received at midnight falls on its own day
+        low, high = start.astimezone(UTC).isoformat(), after.astimezone(UTC).isoformat()
+        found.append(_Day(low, high, _utc(ends), ends))
+        day += timedelta(days=1)
+    return found
+
+
+def _cutoff(days: list[_Day], now: datetime) -> str | None:
+    """Received before this instant (text): the deadline has passed at ``now``."""
+    passed = [d for d in days if now > d.ends]
+    return passed[-1].high if passed else None
+
+
+def _late(received: str | None, finished: str | None, rule: Rule, exts: list[Extension]) -> bool:
+    if received is None or finished is None:
+        return False
+    due = deadlines.deadline(datetime.fromisoformat(received), rule)
+    return datetime.fromisoformat(finished) > deadlines.in_force(due, exts, rule)
+
+
+def _open_late(received: str | None, now: datetime, rule: Rule, exts: list[Extension]) -> bool:
+    if received is None:
+        return False
+    due = deadlines.deadline(datetime.fromisoformat(received), rule)
+    return now > deadlines.in_force(due, exts, rule)
 
 
 def plain(rule: Rule, extensions: Mapping[str, list[Extension]]) -> int | None:
@@ -212,53 +241,87 @@ def plain(rule: Rule, extensions: Mapping[str, list[Extension]]) -> int | None:
     return None
 
 
-_FINAL_SQL = "('erased', 'not_found', 'rejected')"
-
-
 def overdue_count(
     db: sqlite3.Connection, rule: Rule, extensions: Mapping[str, list[Extension]], *, now: datetime
 ) -> int:
     """Pairs past their deadline in force (finished after it, or open and past it)."""
-    days = plain(rule, extensions)
-    if days is not None:
-        return ledger_read.overdue(db, now=now, days=days)
-    due = DueFunction(rule, extensions)
-    db.create_function("erasure_due", 2, due, deterministic=True)
-    (late,) = db.execute(
-        "SELECT count(*) FROM pair_state WHERE received_at IS NOT NULL "
-        f"AND outcome IN {_FINAL_SQL} AND finished_at > erasure_due(request_id, received_at)"
+    days_ = plain(rule, extensions)
+    if days_ is not None:
+        return ledger_read.overdue(db, now=now, days=days_)
+    first, last = db.execute(
+        "SELECT min(received_at), max(received_at) FROM pair_state WHERE received_at IS NOT NULL"
     ).fetchone()
-    (open_,) = db.execute(
-        "SELECT count(*) FROM pair_state WHERE received_at IS NOT NULL "
-        "AND (outcome IS NULL OR outcome = 'failed') AND ? > erasure_due(request_id, received_at)",
-        (now.astimezone(UTC).isoformat(timespec="microseconds"),),
-    ).fetchone()
-    if due.error is not None:
-        raise due.error
-    return int(late) + int(open_)
+    days = _days_between(first, last, rule)
+    late = 0
+    for day in days:
+        (n,) = db.execute(
+            "SELECT count(*) FROM pair_state WHERE received_at >= ? AND received_at < ? "
+            f"AND outcome IN {_FINAL_SQL} AND finished_at > ?",
+            (day.low, day.high, day.due),
+        ).fetchone()
+        late += int(n)
+    cutoff = _cutoff(days, now)
+    open_ = 0
+    if cutoff is not None:
+        (open_,) = db.execute(
+            "SELECT count(*) FROM pair_state WHERE received_at IS NOT NULL "
+            f"AND {_OPEN_SQL} AND received_at < ?",
+            (cutoff,),
+        ).fetchone()
+    total = late + int(open_)
+    for request_id, exts in extensions.items():  # few: each pair judged again, as extended
+        for received, outcome, finished in db.execute(
+            "SELECT received_at, outcome, finished_at FROM pair_state WHERE request_id = ?",
+            (request_id,),
+        ):
+            if outcome in ("erased", "not_found", "rejected"):
+                total += _late(received, finished, rule, exts) - _late(received, finished, rule, [])
+            elif outcome in (None, "failed"):
+                total += _open_late(received, now, rule, exts) - _open_late(received, now, rule, [])
+    return total
 
 
 def deadline_flags(
     db: sqlite3.Connection, rule: Rule, extensions: Mapping[str, list[Extension]], *, now: datetime
 ) -> tuple[int, int]:
     """Requests open and past their deadline, and finished late, from request_state."""
-    days = plain(rule, extensions)
-    if days is not None:
-        return ledger_read.deadline_flags(db, now=now, days=days)
-    due = DueFunction(rule, extensions)
-    db.create_function("erasure_due", 2, due, deterministic=True)
-    (open_past,) = db.execute(
-        "SELECT count(*) FROM request_state "
-        "WHERE pairs - erased - not_found - rejected > 0 AND received_min IS NOT NULL "
-        "AND ? > erasure_due(request_id, received_min)",
-        (now.astimezone(UTC).isoformat(timespec="microseconds"),),
+    days_ = plain(rule, extensions)
+    if days_ is not None:
+        return ledger_read.deadline_flags(db, now=now, days=days_)
+    unfinished = "pairs - erased - not_found - rejected > 0 AND received_min IS NOT NULL"
+    finished = (
+        "pairs - erased - not_found - rejected = 0 AND pairs > 0 AND received_min IS NOT NULL"
+    )
+    first, last = db.execute(
+        "SELECT min(received_min), max(received_min) FROM request_state "
+        "WHERE received_min IS NOT NULL"
     ).fetchone()
-    (late,) = db.execute(
-        "SELECT count(*) FROM request_state "
-        "WHERE pairs - erased - not_found - rejected = 0 AND pairs > 0 "
-        "AND received_min IS NOT NULL "
-        "AND last_finished_at > erasure_due(request_id, received_min)"
-    ).fetchone()
-    if due.error is not None:
-        raise due.error
+    days = _days_between(first, last, rule)
+    cutoff = _cutoff(days, now)
+    open_past = 0
+    if cutoff is not None:
+        (open_past,) = db.execute(
+            f"SELECT count(*) FROM request_state WHERE {unfinished} AND received_min < ?",
+            (cutoff,),
+        ).fetchone()
+    # finished requests: each against its day's deadline (a day's text bounds, bisected)
+    lows = [d.low for d in days]
+    late = 0
+    for request_id, received, finished_at in db.execute(
+        f"SELECT request_id, received_min, last_finished_at FROM request_state WHERE {finished}"
+    ):
+        exts = extensions.get(request_id) if request_id is not None else None
+        if exts:
+            late += _late(received, finished_at, rule, exts)
+            continue
+        i = bisect.bisect_right(lows, received) - 1
+        late += finished_at is not None and i >= 0 and finished_at > days[i].due
+    for request_id, exts in extensions.items():  # the few extended open ones, judged again
+        row = db.execute(
+            f"SELECT received_min FROM request_state WHERE request_id = ? AND {unfinished}",
+            (request_id,),
+        ).fetchone()
+        if row is not None:
+            received = row[0]
+            open_past += _open_late(received, now, rule, exts) - _open_late(received, now, rule, [])
     return int(open_past), int(late)
