@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from erasure.errors import ErasureError, ExitCode, OutputError, UsageError
 from erasure.keys import Role
+from erasure.loops import loop_options
 from erasure.outputs import check_output
 
 # Each command imports what it needs when it runs: `lookup`, `status` and
@@ -371,15 +372,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def loop_options() -> dict[str, bool]:
-    """uvloop where it is installed: the event loop is a third of a request's CPU."""
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:  # pragma: no cover - Windows, or a trimmed install
-        return {}
-    return {"use_uvloop": True}
-
-
 # ---------------------------------------------------------------- read-only
 
 
@@ -531,7 +523,7 @@ def archive(job: Job, before: str, out: Path) -> Archived:
 
 
 # ---------------------------------------------------------------- after the delete (issue 15)
-# The modules load lazily: erasure.after.sweep uses this module's loop_options.
+# The modules load lazily: a command loads what it uses.
 
 if TYPE_CHECKING:
     from erasure.after.screen import ScreenResult

@@ -37,12 +37,12 @@ import polars as pl
 
 from erasure import decisions, logs
 from erasure import ledger as ledger_mod
-from erasure.app import loop_options
 from erasure.errors import ErasureError, ExitCode, worst
 from erasure.intake import as_text, find_column, normalize
 from erasure.job import Job, Sweep
 from erasure.keys import Keyer, Role, message_prefix
 from erasure.ledger import Event, Kind, Ledger, finality
+from erasure.loops import loop_options
 from erasure.run import Options, Plan, Runner, Summary, finish_event
 
 from .cells import Identity, Spec, finished_identities, identities, matches, normalised, open_file

@@ -21,7 +21,7 @@ def register(sub: SubParsers) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace, shell: _Shell) -> int:
-    from erasure.ledger.migrate import migrate_job
+    from erasure.migrating import migrate_job
 
     job = _load(args)
     if migrate_job(job):

@@ -1,7 +1,8 @@
 """Older ledgers: build the derived state once, under the lock, never rewriting an event.
 
 A ledger written before the derived state existed has only ``meta`` and
-``events``. When ``run`` opens one (holding the lock), :func:`migrate`
+``events``. When ``run`` (or ``erasure migrate``, :mod:`erasure.migrating`) opens one
+(holding the lock), :func:`migrate`
 replays every event into a scratch file through the state triggers (a
 progress bar on stderr while it does), computes the plain chain beside
 them, and copies the result into the ledger in one transaction: the
@@ -13,46 +14,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING
-
-from tqdm import tqdm
+from pathlib import Path
 
 from erasure.errors import LedgerWriteError
 from erasure.ledger import state
 from erasure.ledger.events import COLUMNS, canonical
 from erasure.plainchain import PLAIN_GENESIS, plain_link
 
-if TYPE_CHECKING:
-    from erasure.job import Job
-    from erasure.ledger.store import Ledger
 
+def migrate(db: sqlite3.Connection, path: Path, *, progress: bool = False) -> None:
+    """Give the ledger at ``path``, open on ``db`` for writing under its lock, this
+    release's derived state. The events are read, never written: the chain's head stays."""
+    from tqdm import tqdm  # loaded by the rare migration only, not by every ledger's opening
 
-def migrate_job(job: Job) -> bool:
-    """``erasure migrate``: open the job's ledger for writing (which migrates it); whether
-    it needed migrating. 66 when there is no ledger, 75 when a run holds it."""
-    from contextlib import closing
-
-    from erasure.errors import FileMissing
-    from erasure.keys import Role
-    from erasure.ledger.read import open_readonly
-    from erasure.ledger.store import Ledger
-
-    path = job.ledger.path
-    if not path.exists():
-        raise FileMissing(f"ledger {path} does not exist (no run has written it yet)")
-    with closing(open_readonly(path)) as db:
-        current = state.has_state(db)
-    if current:
-        return False
-    keyer = job.keyer(Role.CHAIN, command="erasure migrate")
-    with Ledger(path, keyer, perms=job.perms, progress=True):
-        pass
-    return True
-
-
-def migrate(ledger: Ledger, *, progress: bool = False) -> None:
-    """Give ``ledger`` (opened for writing, locked) this release's derived state."""
-    db = ledger.connection
     (total,) = db.execute("SELECT count(*) FROM events").fetchone()
     bar = tqdm(
         total=total, unit="ev", desc="migrating the ledger", disable=not progress, leave=False
@@ -76,7 +50,7 @@ def migrate(ledger: Ledger, *, progress: bool = False) -> None:
             bar.update(len(rows))
 
     try:
-        replay, scratch = state.with_scratch(ledger.path.parent, db if first > 1 else None, fill)
+        replay, scratch = state.with_scratch(path.parent, db if first > 1 else None, fill)
     finally:
         bar.close()
     try:
@@ -91,13 +65,12 @@ def migrate(ledger: Ledger, *, progress: bool = False) -> None:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             db.execute("ROLLBACK")
-            raise LedgerWriteError(f"ledger {ledger.path} cannot be migrated: {exc}") from None
+            raise LedgerWriteError(f"ledger {path} cannot be migrated: {exc}") from None
         finally:
             db.execute("DETACH DATABASE scratch")
     finally:
         replay.close()
         del scratch
-    ledger.head_seq, ledger.head_link, ledger.plain_head = ledger._head()
 
 
 def _archived_plain_head(db: sqlite3.Connection, first: int) -> str:

@@ -37,6 +37,7 @@ from erasure.files import OWNER_ONLY, Perms, precreate
 from erasure.keys import NORMALISATION_VERSION, Keyer, Role
 from erasure.ledger import safety, state
 from erasure.ledger.events import COLUMNS, GENESIS, SCHEMA_VERSION, Event, Kind, canonical, now_iso
+from erasure.ledger.migrate import migrate
 from erasure.plainchain import PLAIN_GENESIS, plain_link
 
 EXTENDED_INDEX = (
@@ -198,9 +199,9 @@ class Ledger:
             self._db = self._connect(max_pages)
             self.head_seq, self.head_link, self.plain_head = self._head()
             if not state.has_state(self._db):
-                from erasure.ledger.migrate import migrate
-
-                migrate(self, progress=progress)
+                migrate(self._db, path, progress=progress)
+                # the plain head is known now (plain_links); the keyed one is unchanged
+                self.head_seq, self.head_link, self.plain_head = self._head()
             self._decisions()
         except BaseException:
             self._lock.release()

@@ -29,12 +29,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from collections.abc import Callable
 
 from erasure.sandbox import admin, faults, protocol, suppress
 from erasure.sandbox.asgi import Receive, Scope, Send, drop, lifespan, read_body, respond
 from erasure.sandbox.faults import Dice, Fault, TokenBucket
-from erasure.sandbox.front import RawConnection
 from erasure.sandbox.protocol import BadRequest, Format
 from erasure.sandbox.settings import Settings, update
 from erasure.sandbox.stats import Stats
@@ -76,7 +75,10 @@ class SandboxApp:
         self.settings = Settings()
         self.bucket: TokenBucket | None = None
         self.stopping = asyncio.Event()  # set when the server shuts down: hangs end
-        self.connections: set[Any] = set()  # the server's open connections (front.py sets it)
+        # Called when connection faults are switched on (server.py wires it): the
+        # server's idle HTTP connections are closed, so clients come back through
+        # the raw front, which routes connections at accept.
+        self.on_connection_faults: Callable[[], None] = lambda: None
         self._not_found: dict[tuple[int, Format], bytes] = {}
         self.suppressions = suppress.Suppressions(token, readonly_token)  # suppress.py
         self.configure(settings or Settings())
@@ -94,12 +96,7 @@ class SandboxApp:
         self.settings = settings
         self._faults = (settings.faults_before, settings.faults_after)  # checked per request
         if settings.connection_faults and not old.connection_faults:
-            # Connections are routed at accept (front.py): close uvicorn's idle
-            # keep-alive ones, as a reload does, so that clients come back through
-            # the raw front. One answering now closes after its answer.
-            for connection in list(self.connections):
-                if not isinstance(connection, RawConnection):
-                    connection.shutdown()
+            self.on_connection_faults()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

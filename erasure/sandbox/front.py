@@ -15,8 +15,9 @@ an abort). Otherwise it hands the connection over for good, with
   bomb, trickle. Those follow the service's real answer: a found profile is
   erased.
 
-Switching a connection fault on closes uvicorn's idle keep-alive
-connections (as a reload does), so that clients reconnect through the front.
+Switching a connection fault on closes uvicorn's idle keep-alive connections
+(as a reload does; server.py wires it), so that clients reconnect through the
+front.
 It reads requests with a ``Content-Length`` body only (``Transfer-Encoding``
 is answered 411): what every Altcraft client sends.
 
@@ -84,7 +85,6 @@ class Front(asyncio.Protocol):
         self.app_state = app_state
         self.loop = _loop
         self.sandbox = cast("SandboxApp", config.app)
-        self.sandbox.connections = server_state.connections  # for SandboxApp.configure
 
     def connection_made(self, base: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, base)  # uvloop's is no subclass of asyncio's

@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 
 from erasure.sandbox.app import SandboxApp
-from erasure.sandbox.front import Front
+from erasure.sandbox.front import Front, RawConnection
 
 BACKLOG = 2048  # pending connections; wrk opens hundreds at once
 GRACEFUL_S = 3  # seconds given to answers in flight when stopping
@@ -90,9 +90,18 @@ class SandboxServer(uvicorn.Server):
         )
         super().__init__(config)
         self.sandbox = app
+        app.on_connection_faults = self._route_through_the_front
         self.on_started = on_started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+
+    def _route_through_the_front(self) -> None:
+        """Connection faults were switched on: they are chosen at accept (front.py), so
+        close uvicorn's idle keep-alive connections, as a reload does, and clients come
+        back through the raw front. One answering now closes after its answer."""
+        for connection in list(self.server_state.connections):
+            if not isinstance(connection, RawConnection):
+                connection.shutdown()
 
     def request_stop(self) -> None:
         """Stop serving; callable from any thread, returns at once."""
