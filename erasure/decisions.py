@@ -286,7 +286,8 @@ class Live:
     _db: sqlite3.Connection | None = None
 
     def poll(self) -> tuple[list[Event], int]:
-        from erasure.ledger import open_readonly, pending
+        from erasure.ledger import pending
+        from erasure.ledger.read import open_readonly
 
         events, upto = pending.take(self.ledger, self._connection(open_readonly))
         if not events:
@@ -303,7 +304,7 @@ class Live:
         The run settles tonight's keys itself (its gate); an outcome written
         here for one of them could overtake the run's own answer.
         """
-        from erasure.ledger import open_readonly
+        from erasure.ledger.read import open_readonly
 
         db = self._connection(open_readonly)
         return [
