@@ -100,20 +100,23 @@ def test_the_xlsx_extract_has_a_row_per_destroyed_profile_sweeps_included(
 ) -> None:
     out = tmp_path / "extract.xlsx"
     assert 0 == _act(job, out, "--from", _today(), "--to", _today())
-    sheet = pl.read_excel(out, infer_schema_length=0)
+    sheets = pl.read_excel(out, sheet_id=0, infer_schema_length=0)
+    assert list(sheets) == ["Уничтожено", "Уничтожать было нечего"]
+    sheet, missing = sheets["Уничтожено"], sheets["Уничтожать было нечего"]
     kinds = sheet.columns[-1]
-    destroyed = sheet.filter(pl.col(kinds) != "уничтожать было нечего")
     # six erased by the run, two again by the sweep after the restore
-    assert destroyed.height == 8
-    assert destroyed.filter(pl.col(kinds).str.contains("повторно")).height == 2
-    assert set(destroyed[sheet.columns[0]]) == {f"T{i}" for i in ERASED}
-    missing = sheet.filter(pl.col(kinds) == "уничтожать было нечего")
+    assert sheet.height == 8
+    assert sheet.filter(pl.col(kinds).str.contains("повторно")).height == 2
+    assert set(sheet[sheet.columns[0]]) == {f"T{i}" for i in ERASED}
+    assert set(sheet[kinds]) == {"уничтожено", "уничтожено повторно (после восстановления)"}
     assert sorted(missing[sheet.columns[0]].to_list()) == ["T900", "T901"]
+    assert set(missing[kinds]) == {"уничтожать было нечего"}
     assert set(sheet[sheet.columns[1]]) == {ACT["system"]}
     assert set(sheet[sheet.columns[2]]) == {"; ".join(ACT["categories"])}
     assert all(t.startswith(_today()) for t in sheet[sheet.columns[3]])
     assert sheet[sheet.columns[5]].str.contains(r"^\d+$").all()  # the ledger event
     assert sheet[sheet.columns[5]].n_unique() == sheet.height
+    _no_identifier_in(missing.write_csv())
     _no_identifier_in(sheet.write_csv())
 
 

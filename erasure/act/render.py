@@ -101,9 +101,9 @@ def _kind(content: Content, row: Row) -> str:
     ]
 
 
-def extract_rows(content: Content) -> list[list[str]]:
+def extract_rows(content: Content, rows: tuple[Row, ...] | None = None) -> list[list[str]]:
     """The extract: a row per destroyed profile (sweep re-deletes too), then those with nothing
-    found to destroy, marked so in the last column."""
+    found to destroy, marked so in the last column (``rows``: only these)."""
     f = content.fields
     categories = "; ".join(f.categories)
     return [
@@ -116,7 +116,7 @@ def extract_rows(content: Content) -> list[list[str]]:
             str(r.seq),
             _kind(content, r),
         ]
-        for r in (*content.destroyed, *content.nothing_found)
+        for r in ((*content.destroyed, *content.nothing_found) if rows is None else rows)
     ]
 
 
@@ -210,21 +210,26 @@ def write_csv(content: Content, out: Path) -> None:
 
 
 def write_xlsx(content: Content, out: Path) -> None:
-    """One sheet, its title above the header; every cell written as text."""
+    """The destroyed profiles on the first sheet; those with nothing found to destroy on a
+    sheet of their own (never among the destroyed). Every cell written as text."""
     import xlsxwriter
 
+    w = _w(content)
     book = xlsxwriter.Workbook(str(out), {"strings_to_formulas": False, "strings_to_urls": False})
     try:
-        sheet = book.add_worksheet("extract")
         bold = book.add_format({"bold": True, "text_wrap": True})
-        names = header(content)
-        for col, name in enumerate(names):
-            sheet.write_string(0, col, name, bold)
-            sheet.set_column(col, col, 28)
-        for i, row in enumerate(extract_rows(content), start=1):
-            for col, value in enumerate(row):
-                sheet.write_string(i, col, neutralise(value))
-        sheet.freeze_panes(1, 0)
+        sheets = [(w["sheet_destroyed"], content.destroyed)]
+        if content.nothing_found:
+            sheets.append((w["sheet_nothing_found"], content.nothing_found))
+        for name, rows in sheets:
+            sheet = book.add_worksheet(name)
+            for col, title in enumerate(header(content)):
+                sheet.write_string(0, col, title, bold)
+                sheet.set_column(col, col, 28)
+            for i, row in enumerate(extract_rows(content, rows), start=1):
+                for col, value in enumerate(row):
+                    sheet.write_string(i, col, neutralise(value))
+            sheet.freeze_panes(1, 0)
     finally:
         book.close()
 

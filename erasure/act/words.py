@@ -60,6 +60,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "kind_erased": "уничтожено",
         "kind_sweep": "уничтожено повторно (после восстановления)",
         "kind_not_found": "уничтожать было нечего",
+        "sheet_destroyed": "Уничтожено",
+        "sheet_nothing_found": "Уничтожать было нечего",
     },
     "en": {
         "title": "Act of destruction of personal data",
@@ -105,5 +107,7 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "kind_erased": "destroyed",
         "kind_sweep": "destroyed again (after a restore)",
         "kind_not_found": "nothing found to destroy",
+        "sheet_destroyed": "Destroyed",
+        "sheet_nothing_found": "Nothing found to destroy",
     },
 }
