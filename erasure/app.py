@@ -186,7 +186,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
 
     from erasure import carry, decisions, logs
     from erasure import ledger as ledger_mod
-    from erasure.after.hooks import after_run
+    from erasure.after.hooks import after_run, before_run
     from erasure.ledger import Ledger
     from erasure.run import Runner, finish_event
 
@@ -220,6 +220,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
             invalid=input_info["invalid"],
         )
         live = decisions.live(ledger.path, plan.work, _now)
+        checked = before_run(job, token, keep, options.runner)  # [suppress]: the lists
         runner = Runner(
             job,
             plan,
@@ -234,7 +235,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
             summary = anyio.run(runner.execute, backend_options=loop_options())
         finally:
             live.close()
-        after_run(job, token, ledger, summary, keep, options.runner)  # erasure.after.hooks
+        after_run(job, token, ledger, summary, keep, options.runner, checked)  # after/hooks
         carry.after_run(summary, input_info)  # open elsewhere: exit 1; stopped: files to keep
         code = summary.exit_code()
         try:

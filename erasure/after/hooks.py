@@ -23,8 +23,35 @@ from erasure.run import Options
 from erasure.run.summary import StopReason, Summary
 
 if TYPE_CHECKING:
+    from erasure.after.suppress import Checked
     from erasure.job import Job
     from erasure.ledger import Ledger
+
+
+def before_run(
+    job: Job, token: str, keep: pl.DataFrame | None, options: Options
+) -> dict[int, Checked] | None:
+    """The preflight of ``[suppress]``: each list checked before any delete.
+
+    A failed check stops nothing (the deletes go on); the additions to that
+    list then end ``check_failed`` and the run exits 1. None when there is
+    nothing to check (``[suppress]`` off, ``[run] preflight = false``, or no
+    email or phone in tonight's input: the additions check then).
+    """
+    if job.suppress is None or keep is None or not keep.height or not job.run.preflight:
+        return None
+    from erasure.after.suppress import Keeper
+
+    keeper = Keeper(job, token, 0, _nowhere, transport=options.transport)
+    checked = anyio.run(keeper.check_all)
+    for list_id, answer in checked.items():
+        if not answer.ok:
+            logs.get().error("erasure.suppress.check_failed", list=list_id, reason=answer.reason)
+    return checked
+
+
+def _nowhere(events: object) -> None:
+    raise AssertionError("a check records nothing")  # pragma: no cover
 
 
 def after_run(
@@ -34,11 +61,12 @@ def after_run(
     summary: Summary,
     keep: pl.DataFrame | None,
     options: Options,
+    checked: dict[int, Checked] | None = None,
 ) -> None:
     """Suppress (``[suppress]``), then queue and send notices (``[notify]``)."""
     stopped = summary.fatal is not None or summary.stop_reason is not None
     if not stopped and job.suppress is not None and keep is not None:
-        _suppress(job, token, ledger, summary, keep, options)
+        _suppress(job, token, ledger, summary, keep, options, checked)
     if job.notify is not None and summary.stop_reason is not StopReason.LEDGER:
         try:
             _notify(job, ledger, summary.run, deliver=not stopped)
@@ -47,7 +75,13 @@ def after_run(
 
 
 def _suppress(
-    job: Job, token: str, ledger: Ledger, summary: Summary, keep: pl.DataFrame, options: Options
+    job: Job,
+    token: str,
+    ledger: Ledger,
+    summary: Summary,
+    keep: pl.DataFrame,
+    options: Options,
+    checked: dict[int, Checked] | None,
 ) -> None:
     from erasure.after.suppress import Keeper, pending
 
@@ -63,7 +97,7 @@ def _suppress(
         backoff=options.backoff,
         transport=options.transport,
     )
-    kept = anyio.run(keeper.keep, todo)
+    kept = anyio.run(keeper.keep, todo, checked)
     summary.suppressed += kept.added
     summary.suppression_failed += kept.failed
     logs.get().info(

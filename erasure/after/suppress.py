@@ -12,9 +12,10 @@ leaves the keys without an ``added`` event, and the next run on the same
 input adds them (Altcraft answers a value added twice as ``total_duplicated``,
 so a batch sent twice keeps the list as it was). Never a ``*_remove`` call.
 
-Before the first addition to a list, the list is checked (``email_check``
-for the email list, ``phone_check`` for the phone list, on an address that
-cannot exist). A failure, a token without the suppression right included,
+The run's preflight checks each list before any delete
+(:func:`erasure.after.hooks.before_run`: ``email_check`` for the email
+list, ``phone_check`` for the phone list, on an address that cannot
+exist); without a preflight, the list is checked before its first addition. A failure, a token without the suppression right included,
 never stops or undoes a delete and is never exit 77: it is an event with
 status ``failed`` (or ``check_failed``), counted in the run's summary, and
 makes the run's exit code 1; the next run tries again.
@@ -139,6 +140,9 @@ class _Answer:
     body: dict[str, Any] | None = None
 
 
+Checked = _Answer  # a list's check: ``ok``, and its ``reason`` when not
+
+
 class Keeper:
     """The suppression step of one run: check each list, then add in batches."""
 
@@ -163,8 +167,23 @@ class Keeper:
         self.limiter = RateLimiter(job.run.ceiling_per_s)
         self.log = logs.get().bind(run=run)
 
-    async def keep(self, todo: pl.DataFrame) -> Kept:
-        """Add ``todo``'s values to their lists; record every addition."""
+    async def check_all(self) -> dict[int, Checked]:
+        """Check each configured list (the run's preflight, before any delete)."""
+        found: dict[int, Checked] = {}
+        async with self._client() as client:
+            for matching in ("email", "phone"):
+                list_id = list_of(self.settings, matching)
+                if list_id is not None:
+                    found[list_id] = await self._check(client, matching, list_id)
+        return found
+
+    async def keep(
+        self, todo: pl.DataFrame, checked_before: dict[int, Checked] | None = None
+    ) -> Kept:
+        """Add ``todo``'s values to their lists; record every addition.
+
+        A list ``checked_before`` (by :meth:`check_all`) is not checked again.
+        """
         added = failed = 0
         bad: list[int] = []
         async with self._client() as client:
@@ -173,7 +192,9 @@ class Keeper:
                 list_id = list_of(self.settings, matching)
                 if not rows.height or list_id is None:
                     continue
-                checked = await self._check(client, matching, list_id)
+                checked = (checked_before or {}).get(list_id)
+                if checked is None:
+                    checked = await self._check(client, matching, list_id)
                 if not checked.ok:
                     bad.append(list_id)
                     failed += rows.height
