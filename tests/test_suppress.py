@@ -233,3 +233,17 @@ def test_the_report_says_which_list_keeps_the_address(
     assert said[("T0", "email", "erased")] == "kept on suppression list 7"
     assert said[("T0", "phone", "erased")] == ""  # no phone list in this job
     assert said[("A0", "email", "not_found")] == ""  # include_not_found is off
+
+
+def test_the_after_delete_events_are_read_by_index_not_by_scanning_the_ledger(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(generate_count=1100)
+    _people(tmp_path / "in.csv", 2)
+    assert 0 == e2e.run_with(_job(write_job, sandbox.url, email_list_id=7), FAST)
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+        for kind in ("suppression", "notice"):
+            plan = db.execute(
+                f"EXPLAIN QUERY PLAN SELECT key FROM events WHERE kind = '{kind}'"
+            ).fetchall()
+            assert f"USING INDEX events_{kind}" in plan[0][3]

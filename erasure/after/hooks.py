@@ -12,6 +12,7 @@ for suppression, nothing for notices.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 import anyio
@@ -65,6 +66,13 @@ def after_run(
 ) -> None:
     """Suppress (``[suppress]``), then queue and send notices (``[notify]``)."""
     stopped = summary.fatal is not None or summary.stop_reason is not None
+    if summary.stop_reason is not StopReason.LEDGER and (job.suppress or job.notify):
+        from erasure.after.suppressions import ensure_indexes
+
+        try:
+            ensure_indexes(ledger.connection)
+        except sqlite3.Error as exc:  # a full disk: the scans still work without them
+            logs.get().warning("erasure.after.no_index", error=str(exc))
     if not stopped and job.suppress is not None and keep is not None:
         _suppress(job, token, ledger, summary, keep, options, checked)
     if job.notify is not None and summary.stop_reason is not StopReason.LEDGER:

@@ -35,6 +35,7 @@ import httpx
 from erasure import logs
 from erasure.after import notice as notice_mod
 from erasure.after.keep import Notify
+from erasure.after.suppressions import ensure_indexes
 from erasure.errors import SecretMissing
 from erasure.files import read_secret
 from erasure.job import Job
@@ -105,8 +106,8 @@ def last_keys(db: sqlite3.Connection) -> dict[str, str]:
     """Per request id, the idempotency key of its last queued notice."""
     rows = db.execute(
         "SELECT request_id, json_extract(detail, '$.idempotency_key') FROM events "
-        "WHERE kind = ? AND json_extract(detail, '$.status') = ? ORDER BY seq",
-        (Kind.NOTICE.value, QUEUED),
+        "WHERE kind = 'notice' AND json_extract(detail, '$.status') = ? ORDER BY seq",
+        (QUEUED,),
     )
     return {str(r): str(k) for r, k in rows}
 
@@ -147,16 +148,16 @@ def undelivered(db: sqlite3.Connection) -> list[Pending]:
         str(k)
         for (k,) in db.execute(
             "SELECT json_extract(detail, '$.idempotency_key') FROM events "
-            "WHERE kind = ? AND json_extract(detail, '$.status') = ?",
-            (Kind.NOTICE.value, DELIVERED),
+            "WHERE kind = 'notice' AND json_extract(detail, '$.status') = ?",
+            (DELIVERED,),
         )
     }
     out: list[Pending] = []
     seen: set[str] = set()
     rows = db.execute(
-        "SELECT seq, request_id, detail FROM events WHERE kind = ? "
+        "SELECT seq, request_id, detail FROM events WHERE kind = 'notice' "
         "AND json_extract(detail, '$.status') = ? ORDER BY seq",
-        (Kind.NOTICE.value, QUEUED),
+        (QUEUED,),
     )
     for seq, rid, detail in rows:
         d = json.loads(detail)
@@ -360,6 +361,7 @@ def send_undelivered(
     key = secret(job)
     keyer = job.keyer(Role.CHAIN, command="erasure notify")
     with Ledger(job.ledger.path, keyer, perms=job.perms) as ledger:
+        ensure_indexes(ledger.connection)
         todo = undelivered(ledger.connection)
         deliverer = Deliverer(
             job.notify, key, 0, ledger.append, clock=clock, sleep=sleep, transport=transport

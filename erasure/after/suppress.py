@@ -15,10 +15,11 @@ so a batch sent twice keeps the list as it was). Never a ``*_remove`` call.
 The run's preflight checks each list before any delete
 (:func:`erasure.after.hooks.before_run`: ``email_check`` for the email
 list, ``phone_check`` for the phone list, on an address that cannot
-exist); without a preflight, the list is checked before its first addition. A failure, a token without the suppression right included,
-never stops or undoes a delete and is never exit 77: it is an event with
-status ``failed`` (or ``check_failed``), counted in the run's summary, and
-makes the run's exit code 1; the next run tries again.
+exist); without a preflight, the list is checked before its first addition.
+A failure, a token without the suppression right included, never stops or
+undoes a delete and is never exit 77: it is an event with status
+``failed`` (or ``check_failed``), counted in the run's summary, and makes
+the run's exit code 1; the next run tries again.
 
 The calls, as Altcraft documents them (developer guide, "Suppression list
 actions"; the sandbox serves the same, erasure/sandbox/suppress.py)::
@@ -118,8 +119,8 @@ def pending(db: sqlite3.Connection, s: Suppress, found: pl.DataFrame) -> pl.Data
         (key, int(lst))
         for key, lst in db.execute(
             "SELECT key, json_extract(detail, '$.list') FROM events "
-            "WHERE kind = ? AND json_extract(detail, '$.status') = ?",
-            (Kind.SUPPRESSION.value, Status.ADDED.value),
+            "WHERE kind = 'suppression' AND json_extract(detail, '$.status') = ?",
+            (Status.ADDED.value,),
         )
     }
     keep = [(k, list_of(s, m)) not in added for k, m in ready.select("key", "matching").iter_rows()]

@@ -11,7 +11,22 @@ import sqlite3
 
 import polars as pl
 
-from erasure.ledger import Kind
+# Partial indexes on the events of the steps after the delete, so that a run, a report
+# or erasure notify reads those events without scanning the ledger's history. Not
+# part of any chain; made by the first run (or erasure notify) that needs them,
+# under the ledger's lock (ensure_indexes). The queries name the kind as a literal,
+# which is what lets SQLite use a partial index.
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS events_suppression ON events(seq) WHERE kind = 'suppression'",
+    "CREATE INDEX IF NOT EXISTS events_notice ON events(seq) WHERE kind = 'notice'",
+)
+
+
+def ensure_indexes(db: sqlite3.Connection) -> None:
+    """Make :data:`INDEXES` (the writer's connection, under the ledger's lock)."""
+    for sql in INDEXES:
+        db.execute(sql)
+    db.commit()
 
 
 class Status(enum.StrEnum):
@@ -30,13 +45,12 @@ def suppressed_by_key(db: sqlite3.Connection) -> pl.DataFrame:
 
     "kept on suppression list 7" once an addition is recorded; "not on
     suppression list 7 (http_500): the next run tries again" while only
-    failures are. Reads the ``suppression`` events (a scan of the events:
-    no derived state keeps them yet).
+    failures are. Reads the ``suppression`` events, by :data:`INDEXES` where
+    a run has made them (else a scan of the events).
     """
     rows = db.execute(
         "SELECT key, json_extract(detail, '$.list'), json_extract(detail, '$.status'),"
-        " json_extract(detail, '$.reason') FROM events WHERE kind = ? ORDER BY seq",
-        (Kind.SUPPRESSION.value,),
+        " json_extract(detail, '$.reason') FROM events WHERE kind = 'suppression' ORDER BY seq",
     ).fetchall()
     words: dict[str, str] = {}
     for key, list_id, status, reason in rows:
