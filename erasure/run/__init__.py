@@ -12,9 +12,10 @@ The public face of the package is what this module exports.
 """
 
 from erasure.run.hopper import Hopper, WorkItem
+from erasure.run.options import RECORD_ON_STOP_MAX, Options
 from erasure.run.plan import Plan, make_plan
 from erasure.run.retry import Backoff, Decision, Finish, GaveUp, Stop, Wait, decide
-from erasure.run.runner import RECORD_ON_STOP_MAX, Options, Runner
+from erasure.run.runner import Runner
 from erasure.run.summary import StopReason, Summary, finish_event
 from erasure.run.writer import WRITER_BATCH, Writer
 

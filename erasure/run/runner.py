@@ -39,12 +39,10 @@ import json
 import random
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import anyio
-import httpx
 
 from erasure import altcraft, logs
 from erasure.altcraft import DeleteRequest, Retry
@@ -56,6 +54,7 @@ from erasure.ledger import Event, Kind, Outcome
 from erasure.ratelimit import RateLimiter, signal_of
 from erasure.run import events as events_mod
 from erasure.run.hopper import Hopper, WorkItem
+from erasure.run.options import Options
 from erasure.run.plan import Plan
 from erasure.run.preflight import abort_error, preflight
 from erasure.run.retry import Backoff, Finish, Stop, Wait, decide
@@ -64,37 +63,11 @@ from erasure.run.writer import WRITER_BATCH, Appender, Writer
 
 E = TypeVar("E", bound=BaseException)
 
-RECORD_ON_STOP_MAX = 50_000  # unreached keys recorded as planned on a stop, at most
 # Unforeseen exceptions in a row (no other answer between them) that stop the
 # run with 70: one is a transient failure of one identifier; twenty in a row is
 # a bug that every retry will meet again.
 UNFORESEEN_LIMIT = 20
 FIRST_CHUNK = 16  # keys in the feeder's first commit: the first requests leave sooner
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """How to run, beyond the job file."""
-
-    deadline: float | None = None  # time.monotonic() at which to stop cleanly, seconds
-    progress: bool = False  # draw a tqdm bar on stderr
-    install_signal_handlers: bool = True
-    backoff: Backoff | None = None  # the retry policy; None: Backoff.for_run(job.run)
-    record_on_stop_max: int = RECORD_ON_STOP_MAX  # unreached keys recorded on a stop, at most
-    command: str = "run"  # the command whose run this is; another is named in run_started
-    first_events: tuple[Event, ...] = ()  # committed with run_started (sweep: reappeared)
-    heartbeat_s: float = 10.0  # a progress log line at least this often, seconds
-    # Makes the run's pacer; None: the job's [run] rate on the real clock. The
-    # fault matrix injects one on a virtual clock: it tests outcomes, and
-    # pacing is tested on its own (tests/test_ratelimit.py).
-    pacer: Callable[[], RateLimiter] | None = None
-    # The HTTP transport; None: the production one (client.make_client). Tests
-    # inject an httpx.MockTransport here (through app.run too), the seam
-    # production uses; the one way to give a run a transport.
-    transport: httpx.AsyncBaseTransport | None = None
-    # Holds and cancellations given while the run runs (erasure.decisions.Live): the
-    # run appends what was queued and stops sending what they name. None: none.
-    decisions: Any = None
 
 
 class Runner:
