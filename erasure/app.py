@@ -23,7 +23,6 @@ the input, the plan, the read-only ledger).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from erasure.errors import ErasureError, ExitCode, OutputError, UsageError
+from erasure.invalid_records import InputFacts, invalid_events
 from erasure.keys import Role
 from erasure.loops import loop_options
 from erasure.outputs import check_output
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from erasure.intake import Intake
     from erasure.job import Job, Matching
     from erasure.keys import Keyer
-    from erasure.ledger import ChainCheck, Event, Ledger
+    from erasure.ledger import ChainCheck, Ledger
     from erasure.ledger.archive import Archived
     from erasure.run import Options, Plan, Summary
 
@@ -250,7 +250,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
 
 def _plan_locked(
     job: Job, keyer: Keyer, ledger: Ledger, options: RunOptions
-) -> tuple[Plan, dict[str, Any], _InputFacts]:
+) -> tuple[Plan, dict[str, Any], InputFacts]:
     """The run's plan (work only), the input's record and facts, with the ledger locked."""
     from erasure import carry, decisions
 
@@ -268,7 +268,7 @@ def _plan_locked(
     }
     from erasure.after.suppress import candidates
 
-    facts = _InputFacts(
+    facts = InputFacts(
         data.sha256, data.invalid.drop("value"), data.usable, candidates(job, data.items)
     )
     # The run needs only the plan's work frame: the intake's items and the
@@ -276,96 +276,6 @@ def _plan_locked(
     # and values (see erasure.run.plan); the rest, such as the row numbers,
     # is freed.
     return plan.without_pending(), input_info, facts
-
-
-@dataclass(frozen=True, slots=True)
-class _InputFacts:
-    """What the run records of its input beside the plan: never a raw value."""
-
-    sha256: str
-    invalid: pl.DataFrame  # intake.INVALID_SCHEMA less ``value``
-    usable: pl.DataFrame  # (request_id, column) that held a usable value
-    # [suppress] only: the input's email/phone keys and values, in memory, never written
-    keep: pl.DataFrame | None = None
-
-
-def invalid_events(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list[Event]:
-    """The run's ``invalid`` and ``resolved`` events (shared-events.md).
-
-    ``invalid``: one per record of this input not yet written for the same
-    (input sha256, row, column), so that a resumed run on the same file adds
-    none. ``resolved``: per (request id, column) of this input that held a
-    usable value where an earlier input's record was unresolved; a record
-    without a column (no_identifier) is resolved by any usable identifier.
-    """
-    from erasure.ledger import Event, Kind
-    from erasure.ledger import read as ledger_read
-
-    seen = ledger_read.invalid_seen(db, facts.sha256)
-    out: list[Event] = []
-    for rec in facts.invalid.iter_rows(named=True):
-        if (rec["row"], rec["column"]) in seen:
-            continue
-        detail = {
-            "input": facts.sha256,
-            "row": rec["row"],
-            "column": rec["column"],
-            "reason": rec["reason"],
-            "words": rec["words"],
-        }
-        out.append(
-            Event(
-                Kind.INVALID,
-                run,
-                request_id=rec["request_id"],
-                db_id=rec["db_id"],
-                detail=json.dumps(detail, sort_keys=True, ensure_ascii=False),
-            )
-        )
-    out += _resolved(db, run, facts)
-    return out
-
-
-def _resolved(db: sqlite3.Connection, run: int, facts: _InputFacts) -> list[Event]:
-    import polars as pl
-
-    from erasure import status as status_mod
-    from erasure.ledger import Event, Kind
-
-    if not facts.usable.height:
-        return []
-    found = status_mod.invalid_records(db)
-    open_ = found.filter(
-        ~pl.col("resolved") & pl.col("request_id").is_not_null() & (pl.col("input") != facts.sha256)
-    )
-    if not open_.height:
-        return []
-    usable = facts.usable
-    by_column = open_.join(usable, on=["request_id", "column"], how="inner", suffix="_right")
-    any_id = open_.filter(pl.col("column").is_null()).join(
-        usable.group_by("request_id").agg(pl.col("row").min()),
-        on="request_id",
-        how="inner",
-        suffix="_right",
-    )
-    resolved = pl.concat([by_column, any_id.select(by_column.columns)], how="vertical_relaxed")
-    out: list[Event] = []
-    for (rid, column), group in resolved.group_by(["request_id", "column"], maintain_order=True):
-        detail = {
-            "column": column,
-            "input": facts.sha256,
-            "row": int(group.get_column("row_right").min()),  # type: ignore[arg-type]
-            "resolves": sorted(int(s) for s in group.get_column("seq")),
-        }
-        out.append(
-            Event(
-                Kind.RESOLVED,
-                run,
-                request_id=str(rid),
-                detail=json.dumps(detail, sort_keys=True, ensure_ascii=False),
-            )
-        )
-    return out
 
 
 def _now() -> datetime:
