@@ -291,6 +291,9 @@ def _readonly(job: Job) -> Iterator[sqlite3.Connection]:
     from erasure import ledger as ledger_mod
 
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
+        # one snapshot for every read of the command: a run appending
+        # meanwhile never makes its counts disagree with each other
+        db.execute("BEGIN")
         yield db
 
 

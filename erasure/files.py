@@ -222,6 +222,19 @@ def read_secret_bytes(
     return raw
 
 
+def refuse_writable_by_others(path: Path, label: str, mode: int) -> None:
+    """Refuse (:class:`ConfigError`, 78) a file the group or others may write.
+
+    A job file says where the token goes (``base_url``, ``ca_bundle``):
+    whoever may edit it receives the token.
+    """
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{label} {path} may be written by others (mode {stat.S_IMODE(mode):04o}): "
+            f"whoever edits it could send the token elsewhere; fix it with `chmod go-w {path}`"
+        )
+
+
 def _refuse_open_to_others(path: Path, label: str, mode: int, perms: Perms) -> None:
     too_open = stat.S_IRWXO if perms.gid is not None else stat.S_IRWXG | stat.S_IRWXO
     if mode & too_open:
@@ -229,6 +242,11 @@ def _refuse_open_to_others(path: Path, label: str, mode: int, perms: Perms) -> N
         raise SecretMissing(
             f"{label} {path} may be read by others (mode {mode:04o}): "
             f"a secret must be readable by its owner only; fix it with `{fix}`"
+        )
+    if mode & (stat.S_IWGRP | stat.S_IXGRP):  # a group's key: read, never written
+        raise SecretMissing(
+            f"{label} {path} may be written by the group (mode {mode:04o}): "
+            f"fix it with `chmod 640 {path}`"
         )
 
 
@@ -264,3 +282,37 @@ def open_regular(path: Path, label: str) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def readonly_uri(path: Path) -> str:
+    """The URI of a read-only SQLite connection to the ledger at ``path``.
+
+    A reader who is not the ledger's owner (a ``[ledger] group`` member)
+    never lets SQLite create a ``-wal`` or ``-shm``: they would be the
+    member's and stop the owner's next run. A WAL ledger with no ``-wal``
+    (no writer has it open) is opened ``immutable`` then; see
+    :mod:`erasure.ledger.safety`. Here, not in the ledger package, so that
+    the job module can use it without loading polars.
+    """
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    try:
+        owner = os.stat(path).st_uid
+    except OSError:
+        return uri  # the caller says what is wrong
+    if owner == os.geteuid() or Path(str(path) + "-wal").exists():
+        return uri
+    if _wal_header(path):
+        # no writer has it open: nothing changes under the reader, and an
+        # immutable connection creates no -shm (which would be this user's)
+        return uri + "&immutable=1"
+    return uri
+
+
+def _wal_header(path: Path) -> bool:
+    """Whether the database header says WAL mode (file format versions 2)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    return len(head) == 20 and head[18] == 2 and head[19] == 2

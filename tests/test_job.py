@@ -208,17 +208,24 @@ def test_a_secret_file_others_may_read_is_refused(
     read()
 
 
-def test_with_a_group_a_secret_may_be_0640_but_not_world_readable(
+def test_with_a_group_the_ledger_key_may_be_0640_but_not_world_readable(
     write_job: Callable[..., Path], tmp_path: Path
 ) -> None:
+    # only the ledger key may be the group's: the token stays 0600 (the contract, #19)
     group = grp.getgrgid(os.getegid()).gr_name
-    path = secret_file(tmp_path / "tok", "s3cret", 0o640)
-    job = job_mod.load(write_job(api={"token_file": "tok"}, ledger={"group": group}))
+    path = secret_file(tmp_path / "key", "s3cret-ledger-key-0123456789", 0o640)
+    job = job_mod.load(write_job(ledger={"group": group, "key_file": "key"}))
     assert (0o640, group) == (job.perms.mode, job.perms.group)
-    assert "s3cret" == job.token()
+    assert b"s3cret-ledger-key-0123456789" == job.ledger_key()
     path.chmod(0o644)
     with pytest.raises(SecretMissing, match="may be read by others"):
+        job.ledger_key()
+    token = secret_file(tmp_path / "tok", "s3cret", 0o640)
+    job = job_mod.load(write_job(api={"token_file": "tok"}, ledger={"group": group}))
+    with pytest.raises(SecretMissing, match="may be read by others"):
         job.token()
+    token.chmod(0o600)
+    assert "s3cret" == job.token()
 
 
 def test_no_group_means_owner_only(write_job: Callable[..., Path]) -> None:

@@ -52,7 +52,7 @@ from typing import Any, Self
 
 from erasure import keys
 from erasure.errors import ConfigError, FileMissing, SecretMissing
-from erasure.files import Perms, read_secret
+from erasure.files import OWNER_ONLY, Perms, read_secret, readonly_uri, refuse_writable_by_others
 from erasure.job.act import Act
 from erasure.job.keep import Notify, Suppress
 from erasure.job.schema import Given, internal, read, table
@@ -201,7 +201,9 @@ class Job:
         environ: Mapping[str, str] | None,
     ) -> str:
         if file is not None:
-            return read_secret(file, f"{section} {what} file", self.perms)
+            # only the ledger key may be the group's (0640): a member must never read the token
+            perms = self.perms if section == "ledger" else OWNER_ONLY
+            return read_secret(file, f"{section} {what} file", perms)
         environ = os.environ if environ is None else environ
         assert env is not None
         value = environ.get(env, "")
@@ -254,7 +256,7 @@ def ledger_derivation(path: Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        db = sqlite3.connect(readonly_uri(path), uri=True)  # a group member creates nothing
     except sqlite3.Error:
         return None
     try:
@@ -280,7 +282,9 @@ def load(path: str | os.PathLike[str]) -> Job:
     """Read and check the job file at ``path``."""
     p = Path(path).expanduser().absolute()
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as f:
+            refuse_writable_by_others(p, "job file", os.fstat(f.fileno()).st_mode)
+            raw = f.read()
     except FileNotFoundError:
         raise FileMissing(f"job file {p} does not exist") from None
     except IsADirectoryError:

@@ -37,6 +37,7 @@ from erasure.ledger.state import has_state
 
 def open_readonly(path: Path) -> sqlite3.Connection:
     """Open the ledger for reading only; safe while a run writes."""
+    from erasure.files import readonly_uri
     from erasure.ledger.safety import check_readable
 
     check_readable(path)  # never through a symbolic link (78)
@@ -45,9 +46,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     db: sqlite3.Connection | None = None
     try:
         # a reader may be handed to one worker thread (never used by two at once)
-        db = sqlite3.connect(
-            f"{path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False
-        )
+        db = sqlite3.connect(readonly_uri(path), uri=True, check_same_thread=False)
         db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
     except sqlite3.Error as exc:
         if db is not None:

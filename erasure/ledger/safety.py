@@ -24,6 +24,16 @@ member reads files its owner made.
 Folders the tool creates for a ledger are ``0700`` (``0750`` with
 ``[ledger] group``, given to the group), whatever the umask:
 :func:`make_folders`.
+
+A group member reads without leaving anything behind
+(:func:`erasure.files.readonly_uri`):
+while a run holds the ledger its ``-wal`` and ``-shm`` exist (the owner's,
+``0640``) and SQLite reads them read-only; between runs a group ledger is
+left in rollback mode by its writer (:func:`leave_for_readers`), which a
+read-only connection reads without creating a file. A reader who is not the
+ledger's owner never lets SQLite create a ``-wal`` or ``-shm`` (in a
+group-writable folder they would be the member's, and stop the owner's next
+run): a WAL ledger with no ``-wal`` is then opened ``immutable``.
 """
 
 from __future__ import annotations
@@ -147,3 +157,20 @@ def make_folders(folder: Path, perms: Perms) -> None:
         if perms.gid is not None:
             os.chown(made, -1, perms.gid)
         os.chmod(made, mode)
+
+
+def leave_for_readers(db: sqlite3.Connection, perms: Perms) -> None:
+    """Before the writer closes a group's ledger: rollback mode, so members read it as it is.
+
+    A read-only connection to a WAL ledger whose ``-wal`` is gone must create
+    a ``-shm``, which a member cannot (or must not) do. In rollback mode it
+    creates nothing. The next writer turns WAL on again. Best effort: a
+    reader holding the ledger at this moment keeps it in WAL mode, which
+    :func:`erasure.files.readonly_uri` copes with.
+    """
+    if perms.gid is None:
+        return
+    try:
+        db.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.Error:
+        pass

@@ -317,6 +317,7 @@ class Ledger:
 
     def close(self) -> None:
         try:
+            safety.leave_for_readers(self._db, self._perms)  # a group's members read it after
             self._db.close()
         finally:
             self._lock.release()
