@@ -19,7 +19,7 @@ import anyio
 import polars as pl
 
 from erasure import logs
-from erasure.errors import ErasureError
+from erasure.errors import ErasureError, StateDisagrees
 from erasure.run import Options
 from erasure.run.summary import StopReason, Summary
 
@@ -74,7 +74,11 @@ def after_run(
         except sqlite3.Error as exc:  # a full disk: the scans still work without them
             logs.get().warning("erasure.after.no_index", error=str(exc))
     if not stopped and job.suppress is not None and keep is not None:
-        _suppress(job, token, ledger, summary, keep, options, checked)
+        try:
+            _suppress(job, token, ledger, summary, keep, options, checked)
+        except StateDisagrees as exc:  # the ledger's state is not to be trusted: 78
+            summary.fatal = exc
+            return
     if job.notify is not None and summary.stop_reason is not StopReason.LEDGER:
         try:
             _notify(job, ledger, summary.run, deliver=not stopped)

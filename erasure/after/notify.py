@@ -39,7 +39,7 @@ from erasure.after.suppressions import ensure_indexes
 from erasure.errors import SecretMissing
 from erasure.files import read_secret
 from erasure.job import Job
-from erasure.ledger import Event, Kind
+from erasure.ledger import Event, Kind, finality
 
 QUEUED = "queued"
 DELIVERED = "delivered"
@@ -79,6 +79,8 @@ def state_of(db: sqlite3.Connection, request_id: str) -> notice_mod.State | None
     rows = report.table(db, request_id=request_id)
     if not rows.height:
         return None
+    # what a notice calls final is borne out by the events (78 if not)
+    finality.check_keys(db, rows.get_column("key").drop_nulls().to_list())
     found = report.requests(rows).row(0, named=True)
     status, reasons = notice_mod.reasons_of(found["why"])
     names = ("identifiers", "erased", "not_found", "rejected", "failed", "pending")

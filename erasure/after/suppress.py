@@ -60,7 +60,7 @@ from erasure import logs
 from erasure.after.keep import Suppress
 from erasure.after.suppressions import Status
 from erasure.job import Job
-from erasure.ledger import Event, Kind, Outcome
+from erasure.ledger import Event, Kind, Outcome, finality
 from erasure.ratelimit import RateLimiter
 from erasure.run.retry import Backoff
 
@@ -104,7 +104,11 @@ def list_of(s: Suppress, matching: str) -> int | None:
 
 
 def pending(db: sqlite3.Connection, s: Suppress, found: pl.DataFrame) -> pl.DataFrame:
-    """``found`` less what the ledger does not allow yet or already added (see the module)."""
+    """``found`` less what the ledger does not allow yet or already added (see the module).
+
+    Raises :class:`~erasure.errors.StateDisagrees` (78) when an outcome the
+    derived state cites for them is not borne out by the events.
+    """
     from erasure.ledger import read as ledger_read
 
     if not found.height:
@@ -124,7 +128,10 @@ def pending(db: sqlite3.Connection, s: Suppress, found: pl.DataFrame) -> pl.Data
         )
     }
     keep = [(k, list_of(s, m)) not in added for k, m in ready.select("key", "matching").iter_rows()]
-    return ready.filter(pl.Series(keep, dtype=pl.Boolean))
+    todo = ready.filter(pl.Series(keep, dtype=pl.Boolean))
+    # an address goes on a list only for an erasure its events bear out (78 if not)
+    finality.check_keys(db, todo.get_column("key").to_list())
+    return todo
 
 
 # ---------------------------------------------------------------- the calls
