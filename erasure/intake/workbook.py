@@ -27,6 +27,7 @@ Cost: about 2.5 µs a cell on this machine, five times the read itself
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import IO, Any
 from xml.parsers import expat
@@ -82,6 +83,8 @@ def check(path: Any, name: str) -> Extent:
         raise InputUnusable(f"{name} cannot be read as an XLSX workbook") from None
     except (EOFError, zipfile.LargeZipFile, NotImplementedError):  # truncated, zip64, a codec
         raise InputUnusable(f"{name} cannot be read as an XLSX workbook") from None
+    except zlib.error:  # a damaged deflate stream (found by tests/hostile's property tests)
+        raise InputUnusable(f"{name} cannot be read as an XLSX workbook: it is damaged") from None
 
 
 def _check(archive: zipfile.ZipFile) -> Extent:
