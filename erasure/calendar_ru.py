@@ -1,11 +1,16 @@
 """The Russian production calendar (производственный календарь), as data.
 
-Only the years verified against the Government's decree on moving days off
-for that year, and against the Labour Code's article 112 (the non-working
-holidays, and the rule that a holiday falling on a day off moves to the
-next working day, except the 1-8 January block). A year that is not here
-is not guessed: :mod:`erasure.deadlines` refuses a working-day deadline
-that needs it. Add a year only after reading its decree, and cite it.
+Only the years whose days off are known from the Government's decree on
+moving days off for that year (cited below with the transfers it makes) and
+the Labour Code's article 112 (the non-working holidays, and the rule that a
+holiday falling on a day off moves to the next working day, except the 1-8
+January block). How they were checked: the transfers as each decree lists
+them, and the year's total of working days (2024: 248, 2025: 247, 2026: 247,
+as published with the production calendars), which tests/test_deadlines.py
+recomputes; the decree texts themselves were not at hand when this was
+written, so an operator should compare this file with them once. A year that
+is not here is not guessed: :mod:`erasure.deadlines` refuses a working-day
+deadline that needs it. Add a year only after reading its decree, and cite it.
 
 For each year: ``days_off`` are the weekdays (Monday to Friday) that are not
 working days (holidays, and days off moved onto a weekday); ``working`` are
