@@ -135,7 +135,7 @@ def _plan_from_ledger(job: Job, keyer: Keyer, items: pl.DataFrame, retry_rejecte
     """The plan against the ledger as it is, read-only; without a ledger, everything."""
     import polars as pl
 
-    from erasure import decisions
+    from erasure import holdback
     from erasure import ledger as ledger_mod
     from erasure.ledger import read as ledger_read
     from erasure.run import make_plan
@@ -151,7 +151,7 @@ def _plan_from_ledger(job: Job, keyer: Keyer, items: pl.DataFrame, retry_rejecte
         finished, doubtful = ledger_read.tonight(
             db, items.get_column("key"), retry_rejected=retry_rejected
         )
-        return decisions.plan(items, finished, doubtful, db, job.ledger.path, _now())
+        return holdback.plan(items, finished, doubtful, db, job.ledger.path, _now())
 
 
 # ---------------------------------------------------------------- run
@@ -164,6 +164,7 @@ class RunOptions:
     input: InputOptions = field(default_factory=InputOptions)
     retry_rejected: bool = False
     runner: Options = field(default_factory=_default_runner_options)
+    plan: Path | None = None  # --plan APPROVED: the approved plan ([approval], erasure.approval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +185,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
     """
     import anyio
 
-    from erasure import carry, decisions, logs
+    from erasure import carry, holdback, logs
     from erasure import ledger as ledger_mod
     from erasure.after.hooks import after_run, before_run
     from erasure.ledger import Ledger
@@ -202,9 +203,10 @@ def run(job: Job, options: RunOptions) -> RunResult:
         progress=options.runner.progress,
     ) as ledger:
         plan, input_info, data = _plan_locked(job, keyer, ledger, options)
+        _four_eyes(job, ledger, options, plan, input_info)  # 78 before anything is sent
         run_no = ledger.next_run()
         notes = invalid_events(ledger.connection, run_no, data)
-        notes += decisions.aside_events(ledger.connection, run_no, plan.aside)
+        notes += holdback.aside_events(ledger.connection, run_no, plan.aside)
         keep = data.keep
         del data  # the run needs only the plan's work (see _plan_locked)
         log.info(
@@ -219,7 +221,7 @@ def run(job: Job, options: RunOptions) -> RunResult:
             in_doubt=plan.in_doubt,
             invalid=input_info["invalid"],
         )
-        live = decisions.live(ledger.path, plan.work, _now)
+        live = holdback.live(ledger.path, plan.work, _now)
         checked = before_run(job, token, keep, options.runner)  # [suppress]: the lists
         runner = Runner(
             job,
@@ -252,12 +254,12 @@ def _plan_locked(
     job: Job, keyer: Keyer, ledger: Ledger, options: RunOptions
 ) -> tuple[Plan, dict[str, Any], InputFacts]:
     """The run's plan (work only), the input's record and facts, with the ledger locked."""
-    from erasure import carry, decisions
+    from erasure import carry, holdback
 
     data, _ = _read_input(job, keyer, options.input)
     # tonight's pairs and earlier input files' open ones, against the ledger (erasure.carry)
     t = carry.tonight(ledger.connection, job, keyer, data, retry_rejected=options.retry_rejected)
-    plan = decisions.plan(t.items, t.finished, t.doubtful, ledger.connection, ledger.path, _now())
+    plan = holdback.plan(t.items, t.finished, t.doubtful, ledger.connection, ledger.path, _now())
     input_info: dict[str, Any] = {
         "path": str(data.path.absolute()),
         "sha256": data.sha256,
@@ -276,6 +278,21 @@ def _plan_locked(
     # and values (see erasure.run.plan); the rest, such as the row numbers,
     # is freed.
     return plan.without_pending(), input_info, facts
+
+
+def _four_eyes(
+    job: Job, ledger: Ledger, options: RunOptions, plan: Plan, input_info: dict[str, Any]
+) -> None:
+    """``[approval]``: refuse (78) unless the approved plan covers tonight; record it."""
+    from erasure import approval, planning
+
+    tonight = planning.tonight_of_work(
+        "run",
+        planning.run_flags(options.retry_rejected),
+        planning.inputs_of(Path(input_info["path"]).name, input_info["sha256"], input_info),
+        plan.work,
+    )
+    ledger.append(approval.check(job, ledger.connection, options.plan, tonight))
 
 
 def _now() -> datetime:
@@ -504,6 +521,7 @@ def sweep(
     dry_run: bool = False,
     include_identifier_matches: bool = False,
     options: Options | None = None,
+    plan: Path | None = None,
 ) -> SweepResult:
     """Find profiles that came back after a finished erasure; record and delete them."""
     from erasure.after import sweep as sweep_mod
@@ -514,4 +532,5 @@ def sweep(
         dry_run=dry_run,
         include_identifier_matches=include_identifier_matches,
         options=options,
+        approved_plan=plan,
     )

@@ -135,13 +135,31 @@ def open_elsewhere(db: sqlite3.Connection) -> tuple[list[Elsewhere], list[InputF
     Safe to delete: still at their recorded path, unchanged, every pair final.
     """
     missing, done = [], []
+    held = _held_inputs(db)
     for f in inputs.input_files(db, _left(db, None, None)):
         state = inputs.file_state(f.path, f.sha256)
         if f.open and state is not FileState.PRESENT:
             missing.append(Elsewhere(f, state))
-        elif not f.open and state is FileState.PRESENT:
+        elif not f.open and state is FileState.PRESENT and f.sha256 not in held:
             done.append(f)
     return missing, done
+
+
+def _held_inputs(db: sqlite3.Connection) -> set[str]:
+    """The input files that brought a held pair: kept, since a release sends it from there.
+
+    Read only when the ledger holds a held pair at all (its kept total).
+    """
+    from erasure.ledger import read as ledger_read
+
+    if not ledger_read.fast(db) or not ledger_read.totals(db).get("held", 0):
+        return set()
+    rows = db.execute(
+        "SELECT DISTINCT json_extract(r.started, '$.input.sha256') FROM pair_state p "
+        "JOIN events e ON e.seq = p.first_planned "
+        "JOIN run_state r ON r.run = e.run AND r.command = 'run' WHERE p.outcome = 'held'"
+    ).fetchall()
+    return {str(r[0]) for r in rows if r[0] is not None}
 
 
 def carry_over(db: sqlite3.Connection, job: Job, keyer: Keyer, tonight: Intake) -> Carried:

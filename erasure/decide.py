@@ -28,12 +28,18 @@ from erasure.ledger.events import Event, Kind
 
 _EMAIL = re.compile(r"[^\s<>@,;:\"']+@[^\s<>@,;:\"']+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"\+?\d[\d\s()\-.]{5,}\d")
+PHONE_DIGITS = 9  # a run of at least this many digits is masked as a phone; a date has 8
 REASON_MAX = 500  # characters of a reason kept
 
 
 def scrub_reason(text: str) -> str:
     """The reason with anything shaped like an email or a phone number replaced; trimmed."""
-    cleaned = _PHONE.sub("<phone>", _EMAIL.sub("<email>", text.strip()))
+
+    def phone(match: re.Match[str]) -> str:
+        digits = sum(c.isdigit() for c in match.group(0))
+        return "<phone>" if digits >= PHONE_DIGITS else match.group(0)
+
+    cleaned = _PHONE.sub(phone, _EMAIL.sub("<email>", text.strip()))
     if not cleaned:
         raise UsageError("--reason is empty: say why, in words")
     return cleaned[:REASON_MAX]

@@ -18,6 +18,11 @@ erased profiles come back with their ids), ``sweep`` finds them in an
 export and erases them again, ``screen`` cleans a new import file of the
 people already erased, and one request's receipt is signed and checked
 (with the ledger, and without any secret).
+
+Last, four eyes (issue 23), on a ledger of its own so that the main one stays
+free of an approval policy: three new people ask to be erased; a legal hold
+stops one of them; the planner writes a signed plan, a second person (the
+DPO's key) approves it, and the run sends exactly the approved deletes.
 """
 
 from __future__ import annotations
@@ -142,6 +147,7 @@ def main() -> int:
         erasure("report", str(job_path), "--out", str(OUT / "report.csv"), env=env)
         erasure("verify", str(job_path), env=env)
         after_the_delete(url, job_path, env)
+        four_eyes(url, job_path, env)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
@@ -229,6 +235,54 @@ def after_the_delete(url: str, job_path: Path, env: dict[str, str]) -> None:
     extract = OUT / "act-extract.xlsx"
     erasure("act", str(job_path), "--from", today, "--to", today, "--out", str(extract), env=env)
     print(f"act: {act} (and .html), extract: {extract}")
+
+
+FOUR_EYES = """
+[approval]
+required = true
+signing_key_file = "{planner}"
+approvers = ["{dpo}.pub"]
+needed = 1
+expires = "24h"
+"""
+
+
+def four_eyes(url: str, job_path: Path, env: dict[str, str]) -> None:
+    """A hold, a plan, an approval, and the run the approval allows."""
+    print("\n# four eyes: a legal hold, a signed plan, a second person's approval, the run")
+    people = [("FE-1", "anna.four@example.org"), ("FE-2", "boris.four@example.org"),
+              ("FE-3", "vera.four@example.org")]  # fmt: skip
+    for _, email in people:
+        _admin(url, "/__sandbox/import", {"email": email})
+    requests = OUT / "four-eyes-requests.csv"
+    today = date.today().isoformat()
+    requests.write_text(
+        "ticket,received_at,email,phone,crm_id\n"
+        + "".join(f"{t},{today},{e},,\n" for t, e in people),
+        encoding="utf-8",
+    )
+    for name in ("planner", "dpo"):
+        erasure("keygen", "--out", str(OUT / f"{name}.key"), env=env)
+    job = job_path.read_text(encoding="utf-8")
+    job = job.replace("../demo-out/ledger.sqlite", "four-eyes.sqlite")
+    job += FOUR_EYES.format(planner=OUT / "planner.key", dpo=OUT / "dpo.key")
+    four = OUT / "four-eyes.toml"
+    four.write_text(job, encoding="utf-8")
+    plan, approved = OUT / "tonight.plan.html", OUT / "tonight.approved.json"
+    inp = ("--input", str(requests))
+    erasure("run", str(four), *inp, env=env)  # refused: 78, no approved plan
+    subprocess.run(
+        [sys.executable, "-m", "erasure", "hold", str(four), "--email", "-",
+         "--reason", "litigation L-7: counsel's letter of 2026-12-01"],
+        input=people[1][1] + "\n", text=True, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    print("$ erasure hold ... --email - (the address read from standard input)")
+    erasure("holds", str(four), env=env)
+    erasure("plan", str(four), *inp, "--out", str(plan), env=env)
+    erasure("approve", str(plan), "--key", str(OUT / "dpo.key"), "--out", str(approved), env=env)
+    erasure("run", str(four), *inp, "--plan", str(approved), "--log-format", "console", env=env)
+    erasure("status", str(four), env=env)
+    print(f"plan: {plan} (open it in a browser), approved: {approved}")
 
 
 if __name__ == "__main__":

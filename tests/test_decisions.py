@@ -50,6 +50,12 @@ def _job(write_job: Callable[..., Path], sandbox: Sandbox) -> Path:
     return e2e.job(write_job, sandbox.url, input={"columns": {"email": "email", "phone": "phone"}})
 
 
+def _erased(outcomes: dict[tuple[str, str], str], rid: str) -> None:
+    """The request's email and phone name one profile: one erased it, the other found none."""
+    mine = {outcomes[(rid, "email")], outcomes[(rid, "phone")]}
+    assert mine == {"erased", "not_found"}, mine
+
+
 def _outcomes(tmp_path: Path) -> dict[tuple[str, str], str]:
     return {
         (r["request_id"], r["matching"]): r["outcome"]
@@ -72,12 +78,8 @@ def test_a_hold_on_an_email_holds_its_requests_phone_and_release_lets_the_next_r
     before = sandbox.stats()["requests"]
     assert 1 == len(_deleted(sandbox))  # user2's profile only (its phone then finds nothing)
     outcomes = _outcomes(tmp_path)
-    assert outcomes == {
-        ("T1", "email"): "held",
-        ("T1", "phone"): "held",  # the request's phone too
-        ("T2", "email"): "erased",
-        ("T2", "phone"): "not_found",
-    }
+    assert outcomes[("T1", "email")] == outcomes[("T1", "phone")] == "held"  # its phone too
+    _erased(outcomes, "T2")
     # every command counts it the same way: status, its JSON, lookup
     code, out, err = _cli("status", str(job), "--json")
     assert 0 == code, err
@@ -99,7 +101,7 @@ def test_a_hold_on_an_email_holds_its_requests_phone_and_release_lets_the_next_r
     assert 0 == code, err
     assert 0 == e2e.run(job)
     outcomes = _outcomes(tmp_path)
-    assert outcomes[("T1", "email")] == "erased" and outcomes[("T1", "phone")] == "not_found"
+    _erased(outcomes, "T1")
 
 
 def test_a_hold_whose_end_date_passed_no_longer_holds(
@@ -119,7 +121,7 @@ def test_a_hold_whose_end_date_passed_no_longer_holds(
         now=two_days_ago,
     )
     assert 0 == e2e.run(job_path)
-    assert _outcomes(tmp_path)[("T1", "email")] == "erased"
+    _erased(_outcomes(tmp_path), "T1")
 
 
 def test_a_hold_by_request_id_and_an_unknown_id_is_64(
@@ -144,7 +146,7 @@ def test_a_hold_by_request_id_and_an_unknown_id_is_64(
     assert 0 == code, err
     assert 0 == e2e.run(job)
     outcomes = _outcomes(tmp_path)
-    assert outcomes[("T2", "email")] == "erased"
+    _erased(outcomes, "T2")
     assert outcomes[("T1", "email")] == "held" and outcomes[("T1", "phone")] == "held"
 
 
@@ -165,9 +167,7 @@ def test_cancel_sends_none_of_its_pairs_then_or_later_and_reopen_undoes_it(
     code, out, err = _cli("cancel", str(job), "--request-id", "T1", "--reason", "withdrawn")
     assert 0 == code, err
     assert 0 == e2e.run(job)
-    assert {("T2", "email"): "erased", ("T2", "phone"): "not_found"} == {
-        k: v for k, v in _outcomes(tmp_path).items() if k[0] == "T2"
-    }
+    _erased(_outcomes(tmp_path), "T2")
     sent = sandbox.stats()["requests"]
     # a later file naming T1 again sends none of it either
     (tmp_path / "in.csv").write_text(
@@ -313,3 +313,23 @@ def test_the_report_shows_held_and_cancelled_with_their_reasons(
     assert rows["T3"]["outcome"] == "erased" and rows["T3"]["decision"] == ""
     assert "user1" not in out.read_text(encoding="utf-8-sig")
     assert 0 == cli.main(["verify", str(job)])
+
+
+def test_a_file_with_held_pairs_is_not_safe_to_delete(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A release sends the held pair from the file that brought it: status keeps it."""
+    sandbox = sandbox_factory(generate_count=5)
+    _two_tickets(tmp_path)
+    job = _job(write_job, sandbox)
+    assert 0 == _cli("hold", str(job), "--email", "user1@example.com", "--reason", "L-7")[0]
+    assert 0 == e2e.run(job)
+    out = _cli("status", str(job), "--json")[1]
+    assert [] == json.loads(out)["safe_to_delete"]
+    assert 0 == _cli("release", str(job), "--email", "user1@example.com", "--reason", "done")[0]
+    (tmp_path / "other.csv").write_text("ticket,email,phone\nT3,user3@example.com,\n")
+    assert 0 == e2e.run(job, "--input", str(tmp_path / "other.csv"))  # carries T1 over
+    outcomes = _outcomes(tmp_path)
+    _erased(outcomes, "T1")
+    out = _cli("status", str(job), "--json")[1]
+    assert {"in.csv", "other.csv"} == {f["file"] for f in json.loads(out)["safe_to_delete"]}

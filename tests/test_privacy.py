@@ -26,6 +26,7 @@ import pytest
 import xlsxwriter
 
 from erasure import cli
+from erasure.receipts import keygen
 from tests import e2e
 from tests.sandbox_fixture import SandboxProcess
 
@@ -126,8 +127,16 @@ def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
         "--seed",
         "11",
     ) as sb:
+        # four eyes: a planner's and an approver's key (plans and approvals are searched too)
+        secrets = tmp_path.parent / f"{tmp_path.name}-keys"
+        secrets.mkdir(mode=0o700)
+        planner, dpo = (keygen(secrets / f"{n}.key").private_path for n in ("planner", "dpo"))
         job = e2e.job(
-            write_job, sb.url, api={"timeout_s": 2}, run={"max_attempts": 10, "rate_per_s": 300}
+            write_job,
+            sb.url,
+            api={"timeout_s": 2},
+            run={"max_attempts": 10, "rate_per_s": 300},
+            approval={"signing_key_file": str(planner), "approvers": [f"{dpo}.pub"]},
         )
         run = _erasure(
             "run", str(job), "--no-progress", "--log-format", "json", "--rejects", str(rejects)
@@ -136,6 +145,34 @@ def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
     assert rejects.exists()
     rejects.unlink()
     outputs = [run.stdout.decode(), run.stderr.decode()]
+    # a person's decisions, a plan and its approval: keys and words only
+    for args in (
+        [
+            "hold",
+            str(job),
+            "--email",
+            "user3@example.com",
+            "--reason",
+            "asked by user3@example.com",
+        ],
+        ["hold", str(job), "--phone", "8 (900) 004-00-00", "--reason", "call +79000040000"],
+        ["cancel", str(job), "--request-id", "T5", "--reason", "withdrawn"],
+        ["holds", str(job), "--json"],
+        ["holds", str(job)],
+        ["plan", str(job), "--out", str(tmp_path / "plan.json")],
+        ["plan", str(job), "--out", str(tmp_path / "plan.html")],
+        [
+            "approve",
+            str(tmp_path / "plan.json"),
+            "--key",
+            str(dpo),
+            "--out",
+            str(tmp_path / "ok.json"),
+        ],
+    ):
+        code, said = _in_process(capsys, *args)
+        assert 0 == code, said
+        outputs.append(said)
     # the read-only commands in this process: the run above is the real process
     for fmt in ("csv", "xlsx", "parquet", "html"):
         code, said = _in_process(capsys, "report", str(job), "--out", str(tmp_path / f"r.{fmt}"))
@@ -151,7 +188,15 @@ def test_no_identifier_or_token_in_logs_ledger_reports_or_output(
     # every file the tool wrote: all but the input and the job file
     written = sorted(p for p in tmp_path.iterdir() if p.name not in ("in.csv", "job.toml"))
     names = {p.name for p in written}
-    assert {"ledger.sqlite", "r.csv", "r.xlsx", "r.parquet", "r.html"} <= names
+    assert {
+        "ledger.sqlite",
+        "r.csv",
+        "r.xlsx",
+        "r.parquet",
+        "r.html",
+        "plan.html",
+        "ok.json",
+    } <= names
     outputs += [_readable(p) for p in written if p.is_file()]
     blob = "\n".join(outputs).casefold()
     assert "ghost0@example.com" not in blob  # the sandbox echoed it: the ledger keyed it

@@ -35,7 +35,7 @@ from typing import Any
 import anyio
 import polars as pl
 
-from erasure import decisions, logs
+from erasure import decisions, holdback, logs
 from erasure import ledger as ledger_mod
 from erasure.errors import ErasureError, ExitCode, worst
 from erasure.intake import as_text, find_column, normalize
@@ -218,6 +218,7 @@ def sweep(
     dry_run: bool = False,
     include_identifier_matches: bool = False,
     options: Options | None = None,
+    approved_plan: Path | None = None,
 ) -> SweepResult:
     """Find the profiles that came back; unless ``dry_run``, record and delete them."""
     _settings(job)
@@ -247,6 +248,9 @@ def sweep(
             _event(run_no, m, settings.database()) for m in found.matches if not m.listed_before
         ]
         plan = _plan(found.matches, settings.database())
+        _four_eyes(
+            job, ledger, approved_plan, plan, export, found.sha256, include_identifier_matches
+        )
         info = {"path": str(export), "sha256": found.sha256, "rows": found.rows, "rejected": 0}
         opts = options or Options()
         opts = replace(opts, command="sweep", first_events=tuple(events))
@@ -254,7 +258,7 @@ def sweep(
             "erasure.sweep.started", run=run_no, rows=found.rows, matches=len(found.matches),
             to_delete=plan.to_send,
         )  # fmt: skip
-        live = decisions.live(ledger.path, plan.work, lambda: datetime.now(UTC))
+        live = holdback.live(ledger.path, plan.work, lambda: datetime.now(UTC))
         runner = Runner(
             job, plan, ledger, run_no, token, replace(opts, decisions=live), input_info=info
         )
@@ -279,13 +283,34 @@ def _held(db: sqlite3.Connection, ledger: Path, found: list[Match]) -> list[Matc
     standing = decisions.read(db, ledger, datetime.now(UTC))
     if not standing.holds:
         return found
-    gate = decisions.Gate.of(standing, decisions.requests_naming(db, standing.held_keys))
+    gate = holdback.Gate.of(standing, decisions.requests_naming(db, standing.held_keys))
     return [
         replace(m, decision=Decision.HELD)
         if gate.blocks(m.key, [m.request_id]) or gate.blocks(m.delete_key, [m.request_id])
         else m
         for m in found
     ]
+
+
+def _four_eyes(
+    job: Job,
+    ledger: Ledger,
+    approved: Path | None,
+    plan: Plan,
+    export: Path,
+    sha256: str,
+    include_identifier_matches: bool,
+) -> None:
+    """``[approval]``: refuse (78) unless the approved plan covers these deletes; record it."""
+    from erasure import approval, planning
+
+    tonight = planning.tonight_of_work(
+        "sweep",
+        planning.sweep_flags(include_identifier_matches),
+        [(export.name, sha256)],
+        plan.work,
+    )
+    ledger.append(approval.check(job, ledger.connection, approved, tonight))
 
 
 def _code(summary: Summary, found: list[Match]) -> ExitCode:

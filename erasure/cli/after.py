@@ -82,6 +82,12 @@ def register(sub: SubParsers) -> None:
         action="store_true",
         help="delete profiles that only share an identifier with an erased request too",
     )
+    p.add_argument(
+        "--plan",
+        type=Path,
+        metavar="APPROVED",
+        help="the approved plan of this sweep ([approval]: erasure plan --sweep, erasure approve)",
+    )
     _output_arguments(p)
 
 
@@ -184,6 +190,7 @@ def cmd_sweep(args: argparse.Namespace, shell: _Shell) -> int:
         dry_run=args.dry_run,
         include_identifier_matches=args.include_identifier_matches,
         options=Options(progress=progress),
+        plan=args.plan,
     )
     summary = result.summary
     if summary is not None and summary.fatal is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from erasure.cli.base import _command, _load, _Parser, _Shell
@@ -23,6 +24,8 @@ _EXAMPLES = {
     "holds": "erasure holds jobs/demo.toml --json",
     "cancel": 'erasure cancel jobs/demo.toml --request-id T-1042 --reason "withdrawn by phone"',
     "reopen": 'erasure reopen jobs/demo.toml --request-id T-1042 --reason "cancelled by mistake"',
+    "plan": "erasure plan jobs/demo.toml --out tonight.plan.json",
+    "approve": "erasure approve tonight.plan.json --key secrets/dpo.key --out approved.json",
 }
 
 
@@ -116,6 +119,80 @@ def register(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     _selector_arguments(p, request_only=True)
     _reason(p)
+    _register_plans(sub)
+
+
+def _register_plans(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = _command(
+        sub,
+        "plan",
+        "What a run (or with --sweep, a sweep) would send, for a second person to approve: "
+        "counts, request ids, inputs' SHA-256, base_url, db ids, settings and ledger "
+        "fingerprints, an expiry and the pairs; never an identifier. Signed with [approval] "
+        "signing_key_file; .json, or .html to read.",
+        _EXAMPLES["plan"],
+        with_job=True,
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="PLAN", help="plan.json or .html")
+    p.add_argument("--input", type=Path, help="the input file (overrides [input] path)")
+    p.add_argument("--sweep", type=Path, metavar="EXPORT", help="plan a sweep of this export")
+    p.add_argument("--retry-rejected", action="store_true", help="plan run --retry-rejected")
+    p.add_argument(
+        "--include-identifier-matches",
+        action="store_true",
+        help="plan sweep --include-identifier-matches",
+    )
+
+    p = _command(
+        sub,
+        "approve",
+        "Show a plan in words and add an approver's Ed25519 signature (refused with the "
+        "planner's key). Exit 0 written, 78 a plan or key that may not sign.",
+        _EXAMPLES["approve"],
+        with_job=False,
+    )
+    p.add_argument("plan", type=Path, metavar="PLAN", help="the plan (.json or .html)")
+    p.add_argument("--key", type=Path, required=True, metavar="PATH", help="your private key")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="APPROVED", help="the approved plan (.json)"
+    )
+
+
+def cmd_plan(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import approval, planning
+    from erasure.outputs import check_output
+
+    job = _load(args)
+    check_output(args.out, job, inputs=[args.input, args.sweep])
+    if args.sweep is None and args.include_identifier_matches:
+        shell.fail("--include-identifier-matches plans a sweep: give --sweep EXPORT", 64)
+        return 64
+    document = planning.make(
+        job,
+        input_path=args.input,
+        export=args.sweep,
+        retry_rejected=args.retry_rejected,
+        include_identifier_matches=args.include_identifier_matches,
+    )
+    approval.write(document, args.out, job.perms)
+    shell.print(*approval.words(document["plan"]))
+    shell.print(f"plan: {args.out} (signed by the planner; now erasure approve it)")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace, shell: _Shell) -> int:
+    from erasure import approval
+    from erasure.files import OWNER_ONLY
+    from erasure.outputs import check_output
+
+    check_output(args.out, None, inputs=[args.plan, args.key])
+    done = approval.approve(args.plan, args.key)
+    shell.print(*done.words)
+    approval.write(done.document, args.out, OWNER_ONLY)
+    shell.print(
+        f"approved by sha256:{done.approver} ({done.approvals} approver signatures): {args.out}"
+    )
+    return 0
 
 
 def _selector(args: argparse.Namespace, shell: _Shell) -> Selector:
@@ -220,4 +297,6 @@ HANDLERS = {
     "holds": cmd_holds,
     "cancel": cmd_cancel,
     "reopen": cmd_reopen,
+    "plan": cmd_plan,
+    "approve": cmd_approve,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from erasure.cli.base import (
@@ -50,6 +51,12 @@ def register(sub: SubParsers) -> None:
         "--retry-rejected",
         action="store_true",
         help="send again the identifiers whose last outcome was rejected",
+    )
+    p.add_argument(
+        "--plan",
+        type=Path,
+        metavar="APPROVED",
+        help="the approved plan ([approval]: erasure plan, then erasure approve)",
     )
     p.add_argument(
         "--max-duration",
@@ -125,6 +132,7 @@ def cmd_run(args: argparse.Namespace, shell: _Shell) -> int:
         input=_input_options(args),
         retry_rejected=args.retry_rejected,
         runner=Options(deadline=deadline, progress=progress),
+        plan=args.plan,
     )
     result = app.run(job, options)
     summary, code = result.summary, result.exit_code

@@ -54,6 +54,7 @@ from erasure import keys
 from erasure.errors import ConfigError, FileMissing, SecretMissing
 from erasure.files import OWNER_ONLY, Perms, read_secret, readonly_uri, refuse_writable_by_others
 from erasure.job.act import Act
+from erasure.job.approval import Approval
 from erasure.job.keep import Notify, Suppress
 from erasure.job.schema import Given, internal, read, table
 from erasure.job.sections import (
@@ -85,6 +86,7 @@ __all__ = [
     "Act",
     "Api",
     "ApiFormat",
+    "Approval",
     "Codes",
     "Columns",
     "CustomColumn",
@@ -130,6 +132,11 @@ class Job:
     )
     act: Act | None = table(
         None, "optional: the destruction act's fields, needed by erasure act", commands=("act",)
+    )
+    approval: Approval | None = table(
+        None,
+        "optional: four eyes before a run or sweep (erasure plan, erasure approve)",
+        commands=("plan", "approve", "run", "sweep"),
     )
     path: Path = internal(Path())  # the job file itself
 

@@ -413,10 +413,11 @@ def deadline_days(db: sqlite3.Connection) -> int:
 
 
 def last_run_pending(db: sqlite3.Connection, run: int) -> int:
-    """Pairs planned by ``run`` without a final outcome, plus those it did not record."""
+    """Pairs planned by ``run`` without a final outcome or a decision, plus those unrecorded."""
     (left,) = db.execute(
         "SELECT count(*) FROM pair_runs r JOIN pair_state p ON p.pair = r.pair "
-        "WHERE r.run = ? AND coalesce(p.outcome, '') NOT IN ('erased', 'not_found', 'rejected')",
+        "WHERE r.run = ? AND coalesce(p.outcome, '') "
+        "NOT IN ('erased', 'not_found', 'rejected', 'held', 'cancelled')",  # decided: no work
         (run,),
     ).fetchone()
     row = db.execute("SELECT finished FROM run_state WHERE run = ?", (run,)).fetchone()

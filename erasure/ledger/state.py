@@ -105,11 +105,12 @@ TOTALS = (
 _GUARD = "derived state changes only with the event that causes it"
 _APPEND_ONLY = "the ledger is append-only"
 
-# A person's decisions (erasure.decisions), one row per event.
+# A person's decisions (erasure.decisions), one row per event; and the [approval]
+# policies recorded (erasure.approval), so that a run finds the last one by index.
 DECISIONS_SQL = """
 CREATE TABLE decision_state (
     seq         INTEGER PRIMARY KEY,  -- the hold, release, cancel or reopen event
-    kind        TEXT NOT NULL,
+    kind        TEXT NOT NULL,        -- hold | release | cancel | reopen | policy
     request_id  TEXT,                 -- the selector: a request ...
     key         TEXT,                 -- ... or an identifier's key
     decision_id TEXT,                 -- the decision's own id (a queued one is appended once)
@@ -284,7 +285,7 @@ _FINAL = "('erased', 'not_found', 'rejected')"
 # selector, then is a row of its own.
 DECISION_TRIGGERS_SQL = f"""
 CREATE TRIGGER state_decision AFTER INSERT ON events
-WHEN NEW.kind IN ('hold', 'release', 'cancel', 'reopen') BEGIN
+WHEN NEW.kind IN ('hold', 'release', 'cancel', 'reopen', 'policy') BEGIN
     UPDATE decision_state SET ended_by = NEW.seq, last_seq = NEW.seq
     WHERE ended_by IS NULL
       AND kind = CASE NEW.kind WHEN 'release' THEN 'hold' WHEN 'reopen' THEN 'cancel' END

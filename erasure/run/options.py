@@ -38,6 +38,6 @@ class Options:
     # inject an httpx.MockTransport here (through app.run too), the seam
     # production uses; the one way to give a run a transport.
     transport: httpx.AsyncBaseTransport | None = None
-    # Holds and cancellations given while the run runs (erasure.decisions.Live): the
+    # Holds and cancellations given while the run runs (erasure.holdback.Live): the
     # run appends what was queued and stops sending what they name. None: none.
     decisions: Any = None

@@ -1,0 +1,126 @@
+"""``erasure plan``: what tonight's run (or sweep) would send, as the plan a second person signs.
+
+The plan's document, its signatures and the check a run makes are
+:mod:`erasure.approval`; this module computes *what* is planned, the same
+way the command itself will: tonight's input with the earlier files' open
+pairs (erasure.carry), less what the ledger finished and what a person's
+decision keeps back (erasure.decisions); or a sweep's deletes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from erasure.approval import Tonight, _planner_key, body, sign_plan
+from erasure.errors import ConfigError
+from erasure.job import Job
+
+# ---------------------------------------------------------------- tonight, for plan and run
+
+
+def tonight_of_work(
+    command: str,
+    flags: Sequence[str],
+    inputs: Sequence[tuple[str, str]],
+    work: Any,
+    words_: Sequence[str] = (),
+    counts: dict[str, Any] | None = None,
+) -> Tonight:
+    """From a plan's work frame (key, db_id, request_ids): the pairs it would send."""
+    pairs: list[tuple[str | None, str]] = []
+    db_ids: set[int] = set()
+    if work.height:
+        for key, db_id, rids in work.select("key", "db_id", "request_ids").iter_rows():
+            db_ids.add(int(db_id))
+            pairs.extend((rid, key) for rid in rids)
+    return Tonight(
+        command, tuple(sorted(flags)), tuple(inputs), tuple(sorted(db_ids)), tuple(pairs),
+        tuple(words_), counts or {},
+    )  # fmt: skip
+
+
+def run_flags(retry_rejected: bool) -> tuple[str, ...]:
+    return ("--retry-rejected",) if retry_rejected else ()
+
+
+def sweep_flags(include_identifier_matches: bool) -> tuple[str, ...]:
+    return ("--include-identifier-matches",) if include_identifier_matches else ()
+
+
+def make(
+    job: Job,
+    *,
+    input_path: Path | None = None,
+    export: Path | None = None,
+    retry_rejected: bool = False,
+    include_identifier_matches: bool = False,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """``erasure plan``: what a run (or, with ``export``, a sweep) would send, signed."""
+    from contextlib import closing
+
+    from erasure import app
+    from erasure import ledger as ledger_mod
+    from erasure.keys import Role
+
+    if job.approval is None:
+        raise ConfigError(
+            "job file has no [approval] section: set signing_key_file (the planner's key), "
+            "approvers and needed"
+        )
+    _planner_key(job)  # 78 now, before any work, when it cannot sign
+    at = now if now is not None else datetime.now(UTC)
+    keyer = job.keyer(Role.IDENTIFIER, command="erasure plan")
+    if export is not None:
+        from erasure.after import sweep as sweep_mod
+
+        with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
+            found = sweep_mod.find(
+                job, keyer, db, export, include_identifier=include_identifier_matches
+            )
+            matches = sweep_mod._held(db, job.ledger.path, found.matches)
+            work = sweep_mod._plan(matches, job.sweep.database()).work
+            by = {d: sum(1 for m in matches if m.decision == d) for d in sweep_mod.Decision}
+            lines = [
+                f"profiles in export {found.rows}",
+                f"reappeared {len(matches)} = "
+                + " + ".join(f"{d.value} {n}" for d, n in by.items()),
+            ]
+            tonight = tonight_of_work(
+                "sweep", sweep_flags(include_identifier_matches),
+                [(export.name, found.sha256)], work, lines,
+                {"rows": found.rows, "reappeared": len(matches),
+                 **{d.value: n for d, n in by.items()}},
+            )  # fmt: skip
+            return sign_plan(job, body(job, tonight, db, at))
+    data, _ = app._read_input(job, keyer, app.InputOptions(input=input_path))
+    if not job.ledger.path.exists():
+        plan = app._plan_from_ledger(job, keyer, data.items, retry_rejected)
+        tonight = tonight_of_work(
+            "run", run_flags(retry_rejected), [(data.path.name, data.sha256)], plan.work,
+            app.account_of(data, plan).lines(), app.account_of(data, plan).as_dict(),
+        )  # fmt: skip
+        return sign_plan(job, body(job, tonight, None, at))
+    from dataclasses import replace
+
+    from erasure import carry, holdback
+
+    with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
+        ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
+        t = carry.tonight(db, job, keyer, data, retry_rejected=retry_rejected)
+        plan = holdback.plan(t.items, t.finished, t.doubtful, db, job.ledger.path, at)
+        account = app.account_of(data, replace(plan, pairs=plan.pairs - t.extra))
+        tonight = tonight_of_work(
+            "run", run_flags(retry_rejected), inputs_of(data.path.name, data.sha256, t.info),
+            plan.work, account.lines(), account.as_dict(),
+        )  # fmt: skip
+        return sign_plan(job, body(job, tonight, db, at))
+
+
+def inputs_of(name: str, sha256: str, info: dict[str, Any]) -> list[tuple[str, str]]:
+    """Tonight's input and the earlier files whose open pairs it carries (erasure.carry)."""
+    carried = [(Path(str(c["path"])).name, str(c["sha256"])) for c in info.get("carried", [])]
+    return [(name, sha256), *carried]
