@@ -155,10 +155,19 @@ def proxy_for(url: httpx.URL) -> httpx.Proxy | None:
         return None
     if "://" not in chosen:
         chosen = "http://" + chosen
+    # never the URL itself in the message: a proxy URL may carry a password
+    unusable = ConfigError(
+        f"the proxy in the environment ({url.scheme.upper()}_PROXY or ALL_PROXY) is not a "
+        "usable proxy URL such as http://proxy.example:3128: fix or unset it"
+    )
     try:
-        return httpx.Proxy(chosen)
-    except ValueError as exc:
-        raise ConfigError(f"the proxy in the environment cannot be used: {exc}") from None
+        proxy = httpx.Proxy(chosen)
+        port = proxy.url.port
+    except (ValueError, httpx.InvalidURL):
+        raise unusable from None
+    if not proxy.url.host or (port is not None and not 0 < port < 65536):
+        raise unusable
+    return proxy
 
 
 def _bypassed(url: httpx.URL, proxies: dict[str, str]) -> bool:

@@ -128,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser(with_sandbox=bool(argv) and argv[0] == "sandbox").parse_args(argv)
         handler: Handler = handlers()[args.command]
-        return handler(args, shell)
+        code = handler(args, shell)
+        shell.flush()  # a full stdout (`status > /dev/full`) is 74, not a failure at exit
+        return code
     except ErasureError as exc:
         shell.fail(str(exc), exc.exit_code)
         return int(exc.exit_code)

@@ -9,14 +9,18 @@ own package's ``__init__``.
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import re
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO, TypeAlias
 
-from erasure.errors import ExitCode
+from erasure.errors import ExitCode, OutputError
+from erasure.terminal import visible
 
 if TYPE_CHECKING:
     from erasure.job import Job
@@ -134,8 +138,28 @@ class _Shell:
         self.json_errors = False  # `run` under --log-format json: every stderr line is JSON
 
     def print(self, *lines: str) -> None:
-        for line in lines:
-            print(line, file=self.out)
+        """Each line on stdout, its control characters escaped (text from files reaches it)."""
+        try:
+            for line in lines:
+                print(visible(line), file=self.out)
+        except OSError as exc:
+            self._lost(exc)
+
+    def flush(self) -> None:
+        """Push stdout out now, so that a full disk or a closed pipe is an exit code (74)."""
+        try:
+            self.out.flush()
+        except OSError as exc:
+            self._lost(exc)
+
+    def _lost(self, exc: OSError) -> NoReturn:
+        # Python flushes stdout once more at exit: aim it at /dev/null first, so
+        # that the one line on stderr stays the only word about it
+        with suppress(OSError, ValueError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.out.fileno())
+            os.close(devnull)
+        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
     def fail(self, message: str, code: int) -> None:
         """The one line on stderr that says why the command failed."""
@@ -150,7 +174,7 @@ class _Shell:
                 }
             )
         else:
-            line = f"erasure: error: {message}"
+            line = f"erasure: error: {visible(message)}"
         print(line, file=self.err)
 
 

@@ -273,11 +273,31 @@ def _range(value: object) -> tuple[float, float]:
     return low, high
 
 
+# The most each switch may be set to: a sandbox told to wait 1e308 ms could
+# not be stopped, one told to inflate a 1e12-byte bomb would exhaust memory.
+MAXIMA: dict[str, float] = {
+    "latency_ms": 600_000.0,  # milliseconds: ten minutes
+    "latency_jitter_ms": 600_000.0,
+    "idle_close_ms": 600_000.0,
+    "hang_s": 86_400.0,  # seconds: a day
+    "trickle_s": 3_600.0,
+    "retry_after": 86_400.0,
+    "rate_limit": 1_000_000.0,  # requests per second
+    "rate_burst": 1_000_000.0,
+    "oversize_bytes": 256 * 1024**2,  # bytes
+    "gzip_bomb_bytes": 1024**3,
+    "tariff_limit_after": 1_000_000_000,  # profiles
+}
+
+
 def _coerce(name: str, kind: Kind, value: object) -> object:
     try:
         result = _COERCE[kind](value)
     except (TypeError, ValueError) as exc:
         raise SettingError(name, str(exc)) from None
+    most = MAXIMA.get(name)
+    if most is not None and isinstance(result, int | float) and result > most:
+        raise SettingError(name, f"expected at most {most:,.0f}")
     return result
 
 
