@@ -15,12 +15,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Bounded kill and soak tests; the whole suite stays under 10 minutes here.
+# Four workers on two cores: the suite mostly waits on sockets and child processes.
+TEST_WORKERS ?= 4
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # The same suite with the long kill and soak tests at full size.
 test-long: $(STAMP)
-	ERASURE_TEST_LONG=1 $(PY) -m pytest -q --timeout=1800
+	ERASURE_TEST_LONG=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --timeout=1800
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check erasure tests bench scripts

@@ -7,6 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No hypothesis deadline: how long one example took is no property of the code
+# (the house does not assert speed), and on a busy machine it fails at random.
+settings.register_profile("erasure", deadline=None)
+settings.load_profile("erasure")
 
 LEDGER_KEY = "test-ledger-key-0123456789abcdef"
 TOKEN = "sandbox-token"  # the sandbox's documented default delete token
