@@ -13,6 +13,8 @@ The hierarchy::
     │   └── ExtraMissing                  a command needs an optional extra not installed
     ├── LedgerWriteError              74  the ledger could not be written (disk full, I/O error)
     ├── OutputError                   74  a rejects file or report could not be written
+    ├── LedgerUnreadable              74  the ledger could not be read now (memory, an I/O
+    │                                     error): the machine failed, not the file
     ├── InternalError                 70  an exception the tool did not foresee (a bug); the
     │                                     run stopped cleanly, everything recorded stays
     ├── TryAgainLater                 75  stopped with work left; run again to resume
@@ -179,3 +181,7 @@ class UnsafeLedger(ConfigError):
 class StateDisagrees(ConfigError):
     """The ledger's derived state cites an outcome its events do not bear out (78): run
     ``erasure verify`` (erasure.ledger.finality)."""
+
+
+class LedgerUnreadable(ErasureError):
+    exit_code = ExitCode.IOERR

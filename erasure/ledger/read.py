@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from erasure import partition
-from erasure.errors import FileMissing, LedgerMismatch
+from erasure.errors import FileMissing, LedgerMismatch, LedgerUnreadable
 from erasure.ledger.events import Kind, Outcome
 from erasure.ledger.state import has_state
 
@@ -48,6 +48,10 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         # a reader may be handed to one worker thread (never used by two at once)
         db = sqlite3.connect(readonly_uri(path), uri=True, check_same_thread=False)
         db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
+    except MemoryError:  # SQLite's NOMEM, as Python raises it
+        if db is not None:
+            db.close()
+        raise LedgerUnreadable(f"ledger {path} cannot be read now: {_MACHINE[sqlite3.SQLITE_NOMEM]}") from None
     except sqlite3.Error as exc:
         if db is not None:
             db.close()
@@ -58,8 +62,28 @@ def open_readonly(path: Path) -> sqlite3.Connection:
                 f"ledger {path} holds nothing yet (a first run is creating it, or "
                 "stopped before it wrote anything)"
             ) from None
+        why = _unreadable(exc)
+        if why is not None:  # the machine failed, not the file: never "not a ledger"
+            raise LedgerUnreadable(f"ledger {path} cannot be read now: {why}") from None
         raise LedgerMismatch(f"ledger {path} is not an erasure ledger: {exc}") from None
     return db
+
+
+# SQLite's primary result codes that say the machine failed the read (memory, the
+# disk, the permission to open), not that the file is something else
+_MACHINE = {
+    sqlite3.SQLITE_NOMEM: "out of memory; free some and run again",
+    sqlite3.SQLITE_IOERR: "an I/O error (a disk error, or a file-size limit); run again",
+    sqlite3.SQLITE_FULL: "the disk is full; free space and run again",
+    sqlite3.SQLITE_CANTOPEN: "it cannot be opened (permissions?)",
+}
+
+
+def _unreadable(exc: sqlite3.Error) -> str | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    return _MACHINE.get(code & 0xFF)
 
 
 def read_meta(db: sqlite3.Connection) -> dict[str, str]:

@@ -153,19 +153,20 @@ class _Walk:
                                 "link: it or an earlier event was changed, inserted or moved",
                                 self.checked,
                                 seq - 1,
-                                stored,
+                                link,  # the head is the last event intact: seq - 1's link
                             )
-                    link = computed
                     if kept:
-                        plain = sha256(plain + data).digest()
-                        if plain.hex() != stored_plain:
+                        following = sha256(plain + data).digest()
+                        if following.hex() != stored_plain:
                             raise _Broken(
                                 f"event {seq} does not match its plain chain link "
                                 "(plain_links was changed, or lacks the event)",
                                 self.checked,
                                 seq - 1,
-                                link,
+                                link,  # seq - 1's, not this event's
                             )
+                        plain = following
+                    link = computed
                     if seq == 1 and self.meta is not None:
                         _check_created(data, self.meta, link)
                     self.checked += 1
