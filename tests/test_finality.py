@@ -29,9 +29,7 @@ def _forge(ledger: Path, request_id: str, key: str, cite: str = "outcome") -> No
     """What issue 21 did by hand: a pair_state row saying 'erased', citing a real event."""
     with closing(sqlite3.connect(ledger)) as db:
         (last,) = db.execute("SELECT max(seq) FROM events").fetchone()
-        (seq,) = db.execute(
-            f"SELECT max(seq) FROM events WHERE kind = '{cite}'"
-        ).fetchone()
+        (seq,) = db.execute(f"SELECT max(seq) FROM events WHERE kind = '{cite}'").fetchone()
         db.execute(
             "INSERT INTO pair_state (request_id, key, db_id, matching, first_planned, "
             "last_planned_run, outcome, outcome_seq, final_outcome, final_seq, last_seq) "

@@ -51,7 +51,9 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     except MemoryError:  # SQLite's NOMEM, as Python raises it
         if db is not None:
             db.close()
-        raise LedgerUnreadable(f"ledger {path} cannot be read now: {_MACHINE[sqlite3.SQLITE_NOMEM]}") from None
+        raise LedgerUnreadable(
+            f"ledger {path} cannot be read now: {_MACHINE[sqlite3.SQLITE_NOMEM]}"
+        ) from None
     except sqlite3.Error as exc:
         if db is not None:
             db.close()
