@@ -489,21 +489,28 @@ def keygen(out: Path, ledger_key: Path | None = None) -> KeygenResult:
     return KeygenResult(pair.private_path, pair.public_path, pair.fingerprint, ledger_key)
 
 
-def receipt(job: Job, request_id: str, out: Path) -> SignedReceipt:
-    """Sign one request's receipt (the chain checked first) and write it; the SignedReceipt."""
+def receipt(
+    job: Job, request_id: str, out: Path, *, archives: tuple[Path, ...] = ()
+) -> SignedReceipt:
+    """Sign one request's receipt (the chain checked first) and write it; the SignedReceipt.
+
+    ``archives``: the archive files holding the ledger's earlier events.
+    """
     from erasure.after import receipt as receipt_mod
 
     check_output(out, job)
-    signed = receipt_mod.build(job, request_id)
+    signed = receipt_mod.build(job, request_id, archives=archives)
     receipt_mod.write(signed, out, job.perms)
     return signed
 
 
-def check_receipt(path: Path, public_key: Path, job: Job | None = None) -> CheckResult:
-    """Check a receipt's signature and, with ``job``, its ledger; a CheckResult."""
+def check_receipt(
+    path: Path, public_key: Path, job: Job | None = None, *, archives: tuple[Path, ...] = ()
+) -> CheckResult:
+    """Check a receipt's signature and, with ``job``, its ledger (and ``archives``)."""
     from erasure.after import receipt as receipt_mod
 
-    return receipt_mod.check_file(path, public_key, job)
+    return receipt_mod.check_file(path, public_key, job, archives=archives)
 
 
 def screen(job: Job, source: Path, out: Path) -> ScreenResult:

@@ -11,7 +11,8 @@ Nothing here reads or writes a raw identifier.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import sqlite3
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -90,29 +91,37 @@ def signing_key(job: Job) -> Ed25519PrivateKey:
     return private_key_from_pem(pem.encode(), f"variable {settings.signing_key_env}")
 
 
-def build(job: Job, request_id: str, *, issued_at: str | None = None) -> SignedReceipt:
+def build(
+    job: Job,
+    request_id: str,
+    *,
+    issued_at: str | None = None,
+    archives: Sequence[Path] = (),
+) -> SignedReceipt:
     """The signed receipt of ``request_id``; the chain is checked before anything is signed.
 
-    Raises :class:`LedgerMismatch` (78) for a broken chain, :class:`UsageError`
-    (64) for a request id the ledger never heard of.
+    ``archives`` are the archive files holding the ledger's earlier events
+    (``erasure archive``): a request whose events were archived is answered
+    from them. Raises :class:`LedgerMismatch` (78) for a broken chain,
+    :class:`UsageError` (64) for a request id the ledger never heard of.
     """
     if job.receipts is None:
         signing_key(job)  # raises, naming the missing section
     assert job.receipts is not None
     key = signing_key(job)
     keyer = job.keyer(Role.CHAIN, command="erasure receipt")
-    verdict = ledger_mod.verify(job.ledger.path, keyer)
+    verdict = ledger_mod.verify(job.ledger.path, keyer, archives=archives)
     if not verdict.ok:
         raise LedgerMismatch(
             f"ledger {job.ledger.path} is broken ({verdict.problem}); no receipt is signed "
             "from a broken ledger: run erasure verify"
         )
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
-        events = list(ledger_events(db, up_to=verdict.head_seq))
+        events = chain_events(db, archives, up_to=verdict.head_seq)
         rule = deadline_table.rule_of(db)
     found = claims_of(events, request_id, rule)
     if not found.claims and not found.invalid:
-        raise UsageError(f"the ledger has no request {request_id!r}")
+        raise UsageError(f"the ledger has no request {request_id!r}" + _archived_hint(events))
     last = events[-1]
     heads = ChainHeads(
         format_head(verdict.head_seq, verdict.head_link),
@@ -230,7 +239,9 @@ def write(signed: SignedReceipt, out: Path, perms: Perms) -> Path:
     return out
 
 
-def check_file(receipt: Path, public_key: Path, job: Job | None = None) -> CheckResult:
+def check_file(
+    receipt: Path, public_key: Path, job: Job | None = None, *, archives: Sequence[Path] = ()
+) -> CheckResult:
     """Check a receipt file (``.json`` or ``.html``); with ``job``, against its ledger.
 
     Needs no secret: the ledger is read read-only and its plain chain
@@ -245,4 +256,38 @@ def check_file(receipt: Path, public_key: Path, job: Job | None = None) -> Check
     if job is None:
         return check(raw, key)
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
-        return check(raw, key, ledger_events(db))
+        events = chain_events(db, archives)
+    if events and events[0].seq != 1:
+        raise UsageError(
+            f"the ledger {job.ledger.path} starts at event {events[0].seq}: its earlier "
+            "events are in an archive; name it with --archive PATH"
+        )
+    return check(raw, key, events)
+
+
+def chain_events(
+    db: sqlite3.Connection, archives: Sequence[Path], *, up_to: int | None = None
+) -> list[LedgerEvent]:
+    """The chain's events oldest first: the archives' (before the ledger's first), then its own.
+
+    The archives may be given in any order; each is read read-only. The
+    checks that follow (the plain chain recomputed from the first event)
+    find an archive that is not this ledger's, or one missing.
+    """
+    (first,) = db.execute("SELECT min(seq) FROM events").fetchone()
+    first = int(first or 1)
+    earlier: dict[int, LedgerEvent] = {}
+    for path in archives:
+        with closing(ledger_mod.open_readonly(path)) as archived:
+            for event in ledger_events(archived):
+                if event.seq < first:
+                    earlier.setdefault(event.seq, event)
+    return [earlier[seq] for seq in sorted(earlier)] + list(ledger_events(db, up_to=up_to))
+
+
+def _archived_hint(events: list[LedgerEvent]) -> str:
+    if events and events[0].seq != 1:
+        return (
+            f" (its events 1 to {events[0].seq - 1} are in an archive: name it with --archive PATH)"
+        )
+    return ""

@@ -46,6 +46,7 @@ def register(sub: SubParsers) -> None:
     )
     p.add_argument("--request-id", required=True, metavar="ID", help="the request (DSR ticket)")
     p.add_argument("--out", type=Path, required=True, metavar="PATH", help="receipt.json or .html")
+    _archive_argument(p)
 
     p = _command(
         sub,
@@ -54,6 +55,7 @@ def register(sub: SubParsers) -> None:
         "head say what it says. Needs no secret. Exit 0 valid, 1 not valid, 65 not a receipt.",
     )
     p.add_argument("receipt", type=Path, metavar="RECEIPT", help="the .json or .html receipt")
+    _archive_argument(p)
     p.add_argument(
         "--public-key", type=Path, required=True, metavar="PATH", help="the signer's PATH.pub"
     )
@@ -143,7 +145,7 @@ def cmd_receipt(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import app
     from erasure.receipts import verdict
 
-    signed = app.receipt(_load(args), args.request_id, args.out)
+    signed = app.receipt(_load(args), args.request_id, args.out, archives=tuple(args.archive))
     shell.print(
         f"receipt: {args.out}",
         verdict(signed.receipt),
@@ -157,7 +159,7 @@ def cmd_check_receipt(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import job as job_mod
 
     job = job_mod.load(args.job) if args.job is not None else None
-    result = app.check_receipt(args.receipt, args.public_key, job)
+    result = app.check_receipt(args.receipt, args.public_key, job, archives=tuple(args.archive))
     shell.print(result.message)
     return 0 if result.valid else 1
 
@@ -233,3 +235,15 @@ HANDLERS: dict[str, Handler] = {
     "screen": cmd_screen,
     "sweep": cmd_sweep,
 }
+
+
+def _archive_argument(parser: argparse.ArgumentParser) -> None:
+    """``--archive PATH`` (repeatable): the archive files the ledger's chain runs through."""
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an archive file (erasure archive) holding the ledger's earlier events (repeatable)",
+    )
