@@ -247,3 +247,25 @@ def test_the_after_delete_events_are_read_by_index_not_by_scanning_the_ledger(
                 f"EXPLAIN QUERY PLAN SELECT key FROM events WHERE kind = '{kind}'"
             ).fetchall()
             assert f"USING INDEX events_{kind}" in plan[0][3]
+
+
+def test_the_sandbox_command_line_makes_lists_and_suppression_faults() -> None:
+    with SandboxProcess(
+        "--generate", "1", "--suppression-lists", "3", "--suppress-fail-5xx", "1"
+    ) as sb:
+        assert {"3", "7", "8"} == set(_lists(sb.url)["lists"])
+        answer = httpx.post(
+            sb.url + "/api/v1.1/suppresses/emails_add",
+            json={"id": 3, "emails": ["a@example.com"]},
+            headers={"Authorization": f"Bearer {sb.token}"},
+        )
+        assert (500, 500) == (answer.status_code, answer.json()["error"])
+        assert _lists(sb.url)["lists"]["3"]["emails"] == {}
+    bad = subprocess.run(
+        [sys.executable, "-m", "erasure.sandbox", "--port", "0", "--suppress-hang", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert 64 == bad.returncode and "--suppress-hang: expected 0 to 1" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -19,6 +19,7 @@ from typing import Any
 from uvicorn.config import LOGGING_CONFIG
 
 from erasure.errors import InputUnusable, UsageError
+from erasure.sandbox import suppress
 from erasure.sandbox.app import DEFAULT_READONLY_TOKEN, DEFAULT_TOKEN, SandboxApp
 from erasure.sandbox.server import SandboxServer, bind, is_loopback, url_of
 from erasure.sandbox.settings import SWITCHES, SettingError, Settings, update
@@ -95,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             switches.add_argument(option, action="store_true", default=None, help=help)
         else:
             switches.add_argument(option, metavar=metavar, help=help)
+    suppress.add_arguments(parser)  # suppression lists and their faults (suppress.py)
     parser.add_argument(
         "--stats-file", type=Path, metavar="PATH", help="write the stats as JSON here on stop"
     )
@@ -136,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         settings=settings,
         seed=args.seed,
     )
+    try:
+        suppress.configure_from(app.suppressions, args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:

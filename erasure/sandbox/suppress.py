@@ -33,6 +33,7 @@ without the suppression right).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import random
@@ -226,3 +227,49 @@ def _ok(**fields: Any) -> bytes:
 
 def _error(code: int, text: str) -> bytes:
     return json.dumps({"error": code, "error_text": text}).encode()
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``erasure sandbox``'s suppression options (also ``POST /__sandbox/suppress``)."""
+    group = parser.add_argument_group("suppression lists (also POST /__sandbox/suppress)")
+    group.add_argument(
+        "--suppression-lists",
+        metavar="IDS",
+        help="comma-separated list ids that exist besides 7 and 8 (e.g. 1,2)",
+    )
+    for name, what in (
+        ("fail_429", "answer 429 (Retry-After: 0)"),
+        ("fail_5xx", "answer 500 with an Altcraft body"),
+        ("hang", "answer nothing for --suppress-hang-s seconds, then drop"),
+    ):
+        group.add_argument(
+            "--suppress-" + name.replace("_", "-"),
+            metavar="P",
+            type=float,
+            help=f"probability that a suppression call is made to {what}",
+        )
+    group.add_argument("--suppress-hang-s", metavar="S", type=float, help="a hang's length (30)")
+    group.add_argument(
+        "--suppress-deny-token",
+        action="store_true",
+        default=None,
+        help="answer 403 to the delete token: a token without the suppression right",
+    )
+
+
+def configure_from(suppressions: Suppressions, args: argparse.Namespace) -> None:
+    """Apply :func:`add_arguments`' options; a bad one is :class:`ValueError`."""
+    changes: dict[str, Any] = {}
+    if args.suppression_lists:
+        changes["lists"] = [int(i) for i in str(args.suppression_lists).split(",") if i.strip()]
+    for name in ("fail_429", "fail_5xx", "hang", "hang_s", "deny_token"):
+        value = getattr(args, "suppress_" + name, None)
+        if value is not None:
+            changes[name] = value
+    for name in ("fail_429", "fail_5xx", "hang"):
+        if not 0 <= changes.get(name, 0) <= 1:
+            raise ValueError(f"--suppress-{name.replace('_', '-')}: expected 0 to 1")
+    suppressions.configure(changes)
