@@ -315,3 +315,25 @@ def test_with_receipts_a_notice_cites_the_digest_of_a_receipt_that_checks(
     assert got["receipt_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
     public = str(tmp_path / "receipts.key.pub")
     assert 0 == cli.main(["check-receipt", str(file), "--public-key", public, "--job", str(job)])
+
+
+def test_without_the_secret_the_run_still_finishes_and_notify_says_which_is_missing(
+    sandbox_factory: Callable[..., Sandbox],
+    write_job: Callable[..., Path],
+    tmp_path: Path,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("ERASURE_NOTIFY_SECRET")
+    sandbox = sandbox_factory(generate_count=10)
+    (tmp_path / "in.csv").write_text("ticket,email,phone,received_at\nT1,user1@example.com,,\n")
+    job = _job(write_job, sandbox.url, receiver.url)
+    assert 0 == e2e.run(job)  # queued, not sent: the run's exit code is its deletes'
+    assert receiver.accepted == []
+    capsys.readouterr()
+    assert 78 == cli.main(["notify", str(job)])
+    assert "ERASURE_NOTIFY_SECRET" in capsys.readouterr().err
+    monkeypatch.setenv("ERASURE_NOTIFY_SECRET", SECRET)
+    assert 0 == cli.main(["notify", str(job)])
+    assert [n["request_id"] for n in receiver.accepted] == ["T1"]
