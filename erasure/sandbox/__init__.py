@@ -10,6 +10,7 @@ what it received (``GET /__sandbox/stats``). Modules:
 - ``faults``: seeded dice, the rate limit, faulty answers;
 - ``stats``: the counters;
 - ``front``: connection faults below HTTP (hang-ups, odd answers) on the socket;
+- ``wire``: HTTP/1.1 heads and answers byte by byte, RST and FIN, for the front;
 - ``admin``: export, restore a backup, re-import;
 - ``exporting``: :func:`export` writes a running sandbox's export to a file;
 - ``asgi``: reading a body, answering, dropping a connection;

@@ -21,19 +21,14 @@ front.
 It reads requests with a ``Content-Length`` body only (``Transfer-Encoding``
 is answered 411): what every Altcraft client sends.
 
-Longer than most modules: a small HTTP/1.1 server for faulted
-connections, whose framing and the faults it plays are one state machine.
+The byte-level HTTP/1.1 helpers (heads, answers, RST and FIN) are
+:mod:`erasure.sandbox.wire`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import struct
 import time
-import zlib
-from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
@@ -42,6 +37,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from erasure.sandbox.asgi import Headers, Message
 from erasure.sandbox.faults import PROXY_PAGES, ConnectionFault
 from erasure.sandbox.protocol import MAX_BODY
+from erasure.sandbox.wire import gzip_bomb, half_close, head_bytes, parse_head, reset, write_answer
 
 if TYPE_CHECKING:
     from uvicorn.config import Config
@@ -51,23 +47,6 @@ if TYPE_CHECKING:
 
 DELETE_PATH = b"/api/v1.1/profiles/delete"
 MAX_HEAD = 64 * 1024  # bytes of a request's line and headers
-LINGER_S = 2.0  # seconds a half-closed connection is drained before it is closed
-REASONS = {
-    200: b"OK",
-    400: b"Bad Request",
-    401: b"Unauthorized",
-    402: b"Payment Required",
-    403: b"Forbidden",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    411: b"Length Required",
-    413: b"Content Too Large",
-    429: b"Too Many Requests",
-    431: b"Request Header Fields Too Large",
-    500: b"Internal Server Error",
-    502: b"Bad Gateway",
-    503: b"Service Unavailable",
-}
 
 
 class Front(asyncio.Protocol):
@@ -111,34 +90,6 @@ class Front(asyncio.Protocol):
             )
         transport.set_protocol(inner)
         inner.connection_made(transport)
-
-
-def reset(transport: asyncio.Transport) -> None:
-    """Close with RST: SO_LINGER on with a zero timeout, then abort."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError, AttributeError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
-class _Drain(asyncio.Protocol):
-    """Throws away what the peer still sends, and closes at its EOF."""
-
-    def eof_received(self) -> bool | None:
-        return None  # the transport closes
-
-
-def half_close(transport: asyncio.Transport) -> None:
-    """Close with FIN while draining what arrives, so that the kernel sends no RST.
-
-    Closing a socket whose unread data is still queued sends RST on Linux;
-    nginx's "lingering close" reads and drops it for a while instead.
-    """
-    transport.set_protocol(_Drain())
-    if transport.can_write_eof():
-        transport.write_eof()
-    asyncio.get_running_loop().call_later(LINGER_S, transport.close)
 
 
 class RawConnection(asyncio.Protocol):
@@ -256,22 +207,22 @@ class RawConnection(asyncio.Protocol):
 
     async def _request(self, transport: asyncio.Transport, head: bytes) -> bool:
         """Serve one request; whether the connection stays open."""
-        request = _parse(head)
+        request = parse_head(head)
         if request is None:
-            _write(transport, 400, [], b"")
+            write_answer(transport, 400, [], b"")
             transport.close()
             return False
         method, target, headers, close = request
         length = 0
         for name, value in headers:
             if name == b"transfer-encoding":
-                _write(transport, 411, [], b"")
+                write_answer(transport, 411, [], b"")
                 half_close(transport)
                 return False
             if name == b"content-length":
                 length = int(value) if value.strip().isdigit() else -1
         if not 0 <= length <= MAX_BODY:
-            _write(transport, 413 if length > 0 else 400, [], b"")
+            write_answer(transport, 413 if length > 0 else 400, [], b"")
             half_close(transport)
             return False
         path, _, query = target.partition(b"?")
@@ -282,7 +233,7 @@ class RawConnection(asyncio.Protocol):
             app.stats.answered(ConnectionFault.EARLY_503.value)
             app.stats.fire(ConnectionFault.EARLY_503.value)
             page = PROXY_PAGES[503]
-            _write(transport, 503, [(b"content-type", b"text/html")], page, close=True)
+            write_answer(transport, 503, [(b"content-type", b"text/html")], page, close=True)
             half_close(transport)  # the body stays unread, as a proxy in trouble leaves it
             return False
         body = await self._body(length)
@@ -295,7 +246,7 @@ class RawConnection(asyncio.Protocol):
         status, answer_headers, answer_body = answer
         odd = app.dice.odd_answer(settings) if is_delete else None
         if odd is None:
-            _write(transport, status, answer_headers, answer_body, close=close)
+            write_answer(transport, status, answer_headers, answer_body, close=close)
         else:
             app.stats.fire(odd.value)
             await self._odd(transport, odd, status, answer_headers, answer_body, close)
@@ -338,13 +289,13 @@ class RawConnection(asyncio.Protocol):
         settings = self.app.settings
         if odd is ConnectionFault.OVERSIZE:
             padding = max(0, settings.oversize_bytes - len(body))
-            _write(transport, status, headers, body + b" " * padding, close=close)
+            write_answer(transport, status, headers, body + b" " * padding, close=close)
         elif odd is ConnectionFault.GZIP_BOMB:
             bomb = gzip_bomb(body, settings.gzip_bomb_bytes)
             headers = [*headers, (b"content-encoding", b"gzip")]
-            _write(transport, status, headers, bomb, close=close)
+            write_answer(transport, status, headers, bomb, close=close)
         elif odd is ConnectionFault.TRICKLE:
-            data = _head_bytes(status, headers, len(body), close) + body
+            data = head_bytes(status, headers, len(body), close) + body
             pause_s = settings.trickle_s / len(data)
             for i in range(len(data)):
                 if transport.is_closing():
@@ -352,9 +303,9 @@ class RawConnection(asyncio.Protocol):
                 transport.write(data[i : i + 1])
                 await asyncio.sleep(pause_s)
         elif odd is ConnectionFault.OBS_FOLD:
-            transport.write(_head_bytes(status, headers, len(body), close, fold=True) + body)
+            transport.write(head_bytes(status, headers, len(body), close, fold=True) + body)
         else:
-            transport.write(_head_bytes(status, headers, len(body), close, eol=b"\n") + body)
+            transport.write(head_bytes(status, headers, len(body), close, eol=b"\n") + body)
 
 
 class _Cycle:
@@ -387,78 +338,3 @@ class _Cycle:
             ]
         elif message["type"] == "http.response.body":
             self.body.append(message.get("body", b""))
-
-
-def _parse(head: bytes) -> tuple[bytes, bytes, Headers, bool] | None:
-    """(method, target, lower-cased headers, close after the answer), or None."""
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-        return None
-    headers: Headers = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip():
-            return None
-        headers.append((name.lower(), value.strip()))
-    connection = b",".join(v for n, v in headers if n == b"connection").lower()
-    close = parts[2] == b"HTTP/1.0" or b"close" in connection
-    return parts[0], parts[1], headers, close
-
-
-def _head_bytes(
-    status: int,
-    headers: Headers,
-    length: int,
-    close: bool,
-    *,
-    eol: bytes = b"\r\n",
-    fold: bool = False,
-) -> bytes:
-    """The status line and headers of an answer (folded, or with other line ends)."""
-    lines = [b"HTTP/1.1 %d %s" % (status, REASONS.get(status, b"Unknown"))]
-    for name, value in headers:
-        if fold and name == b"content-type":
-            # obs-fold: the value goes on, after a line break, on a line starting with
-            # white space; unfolded it reads "type; charset=utf-8" as before.
-            media = value.split(b";", 1)[0]
-            lines.append(name + b": " + media + b";\r\n charset=utf-8")
-        else:
-            lines.append(name + b": " + value)
-    if fold:
-        lines.append(b"cache-control: no-store,\r\n\tno-cache")
-    lines.append(b"content-length: %d" % length)
-    if close:
-        lines.append(b"connection: close")
-    return eol.join(lines) + eol + eol
-
-
-def _write(
-    transport: asyncio.Transport,
-    status: int,
-    headers: Headers,
-    body: bytes,
-    *,
-    close: bool = False,
-) -> None:
-    transport.write(_head_bytes(status, headers, len(body), close) + body)
-
-
-@cache
-def _bomb_start(size: int) -> tuple[Any, bytes]:
-    """A gzip compressor fed ``size`` spaces, and what it wrote; computed once per size.
-
-    About 0.3 s for 100 MiB, paid at the first bomb.
-    """
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
-    chunk = b" " * (1 << 20)
-    out = [compressor.compress(chunk) for _ in range(size >> 20)]
-    out.append(compressor.compress(b" " * (size & ((1 << 20) - 1))))
-    return compressor, b"".join(out)
-
-
-def gzip_bomb(answer: bytes, size: int) -> bytes:
-    """gzip of ``size`` spaces then ``answer``: valid JSON or XML once inflated."""
-    start, prefix = _bomb_start(size)
-    compressor = start.copy()  # the shared start stays untouched
-    return prefix + bytes(compressor.compress(answer)) + bytes(compressor.flush())
