@@ -284,7 +284,8 @@ def _four_eyes(
     job: Job, ledger: Ledger, options: RunOptions, plan: Plan, input_info: dict[str, Any]
 ) -> None:
     """``[approval]``: refuse (78) unless the approved plan covers tonight; record it."""
-    from erasure import approval, planning
+    from erasure import approval
+    from erasure import tonight as planning
 
     tonight = planning.tonight_of_work(
         "run",

@@ -12,14 +12,11 @@ so that the two halves of the differential test read together.
 from __future__ import annotations
 
 import enum
-import fcntl
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -29,6 +26,7 @@ from erasure import ledger as ledger_mod
 from erasure.accounting import LedgerAccount, ledger_account, ledger_account_from_summaries
 from erasure.ledger import Outcome
 from erasure.ledger import read as ledger_read
+from erasure.ledger.lockprobe import running as running  # re-exported: app.status reads it here
 
 # Three plain scans, one per kind; the grouping is polars' (in parallel, in
 # memory). The same grouping in SQL (GROUP BY over text keys, a join on key)
@@ -537,26 +535,6 @@ def runs(db: sqlite3.Connection) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def running(ledger_path: Path) -> bool:
-    """Whether a run holds the ledger's lock now (a shared lock is refused while it does)."""
-    lock = Path(str(ledger_path) + ".lock")
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 def _in_flight(db: sqlite3.Connection, run: int) -> set[str]:

@@ -302,7 +302,8 @@ def _four_eyes(
     include_identifier_matches: bool,
 ) -> None:
     """``[approval]``: refuse (78) unless the approved plan covers these deletes; record it."""
-    from erasure import approval, planning
+    from erasure import approval
+    from erasure import tonight as planning
 
     tonight = planning.tonight_of_work(
         "sweep",

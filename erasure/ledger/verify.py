@@ -36,6 +36,7 @@ from erasure.errors import LedgerMismatch
 from erasure.keys import Keyer
 from erasure.ledger import state
 from erasure.ledger.events import COLUMNS, DETAIL, GENESIS, Kind, canonical
+from erasure.ledger.lockprobe import running
 from erasure.ledger.read import open_readonly, read_meta
 from erasure.ledger.store import check_meta
 from erasure.plainchain import PLAIN_GENESIS
@@ -216,8 +217,6 @@ def verify(
     is checked. ``archives`` are archive files to check as the start of the
     chain. ``derived=False`` skips the replay of the derived state.
     """
-    from erasure.status import running
-
     with closing(open_readonly(path)) as db:
         meta = read_meta(db)
         check_meta(meta, keyer, path)
