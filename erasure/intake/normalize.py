@@ -209,7 +209,24 @@ def _script(c: str) -> str:
 
 
 def _show(c: str) -> str:
-    return f"«{c}»" if c.isprintable() else f"U+{ord(c):04X}"
+    """The kind of character ``c`` is, in words: never the character itself (it is the cell's).
+
+    ASCII punctuation is named ("the comma character"): it says what to fix
+    and tells nothing of the person; a letter or digit is only its kind.
+    """
+    if c == " ":
+        return "a space"
+    if c.isspace():
+        return "a blank character"
+    if not c.isprintable():
+        return "a control or invisible character"
+    if c.isascii() and not c.isalnum():
+        return f"the {unicodedata.name(c, 'punctuation').lower()} character"
+    if c.isalpha():
+        return "a letter" if c.isascii() else "a letter outside ASCII"
+    if c.isdigit():
+        return "a digit" if c.isascii() else "a digit outside ASCII"
+    return "a symbol outside ASCII"
 
 
 _PARSE_REASONS = {
