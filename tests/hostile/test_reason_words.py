@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from erasure.intake.normalize import Invalid, email, phone
 
+# characters the fixed wording holds itself ("such as Cyrillic а for Latin a?")
+_OWN_WORDS = {"\u0430"}
 _CELLS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 
 
@@ -28,7 +30,7 @@ def test_email_words_never_hold_a_character_of_the_cell(local: str, domain: str)
     if words is None:
         return
     assert "«" not in words and "»" not in words
-    for c in set(raw):
+    for c in set(raw) - _OWN_WORDS:
         if not c.isascii():
             assert c not in words, (raw, words)
 
@@ -40,11 +42,11 @@ def test_phone_words_never_hold_a_character_of_the_cell(raw: str) -> None:
     if words is None:
         return
     assert "«" not in words and "»" not in words
-    for c in set(raw):
+    for c in set(raw) - _OWN_WORDS:
         if not c.isascii():
             assert c not in words, (raw, words)
 
 
 def test_the_kind_of_character_is_said_instead() -> None:
-    assert "a letter outside ASCII" in (_words(email, "iv\u00e4n@mail.ru") or "")
+    assert "a symbol outside ASCII" in (_words(email, "\u00a7@mail.ru") or "")
     assert "the comma character" in (_words(email, "ivan,petr@mail.ru") or "")
