@@ -269,3 +269,34 @@ def test_the_sandbox_command_line_makes_lists_and_suppression_faults() -> None:
     )
     assert 64 == bad.returncode and "--suppress-hang: expected 0 to 1" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_act_says_the_addresses_are_kept_on_the_list(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    from erasure import cli
+
+    sandbox = sandbox_factory(generate_count=1100)
+    _people(tmp_path / "in.csv", 3)
+    act = {
+        "operator": "ACME LLC, 1 Main St",
+        "processor": "Altcraft LLC, on the operator's instructions",
+        "system": "Altcraft Platform",
+        "categories": ["email address"],
+        "commission": ["I. Ivanov, DPO"],
+        "language": "en",
+    }
+    job = e2e.job(
+        write_job,
+        sandbox.url,
+        input={"columns": {"email": "email", "phone": "phone"}},
+        suppress={"email_list_id": 7},
+        act=act,
+    )
+    assert 0 == e2e.run_with(job, FAST)
+    page = tmp_path / "act.html"
+    assert 0 == cli.main(["act", str(job), "--out", str(page), "--run", "1"])
+    text = page.read_text(encoding="utf-8")
+    assert "Kept on an Altcraft suppression list" in text
+    assert "the addresses (phones) of 3 destroyed profiles are kept on suppression list 7" in text
+    assert "@example.com" not in text

@@ -10,6 +10,7 @@ row names its request id, its time and its ledger event.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -88,6 +89,8 @@ class Content:
     nothing_found: tuple[Row, ...]
     head: str  # the keyed chain's head, SEQ:LINK (as erasure verify prints it)
     plain_head: str | None  # the plain SHA-256 chain's head, when the ledger keeps it
+    # (list id, addresses) of [suppress]: the destroyed profiles' addresses kept on a list
+    suppressed: tuple[tuple[int, int], ...] = ()
 
     @property
     def subjects(self) -> tuple[str | None, ...]:
@@ -161,6 +164,7 @@ def read(db: sqlite3.Connection, job: Job, where: Scope, *, now: datetime) -> Co
             destroyed.append(Row(int(seq), int(run), request_id, moment, kind))
         elif run not in sweeps:
             missing.append(Row(int(seq), int(run), request_id, moment, "not_found"))
+    suppressed = _suppressed(db, [r.seq for r in (*destroyed, *missing)])
     if not destroyed and not missing:
         raise UsageError(f"nothing was destroyed or found missing in {described}: no act written")
     head = ledger_read.head(db)
@@ -175,7 +179,25 @@ def read(db: sqlite3.Connection, job: Job, where: Scope, *, now: datetime) -> Co
         nothing_found=tuple(missing),
         head=format_head(*head),
         plain_head=format_head(*plain) if plain else None,
+        suppressed=suppressed,
     )
+
+
+def _suppressed(db: sqlite3.Connection, seqs: list[int]) -> tuple[tuple[int, int], ...]:
+    """Per suppression list, how many of these outcomes' keys it keeps (erasure.after.suppress).
+
+    The act must say so: the address itself is kept at Altcraft, not destroyed.
+    """
+    if not seqs:
+        return ()
+    rows = db.execute(
+        "SELECT json_extract(detail, '$.list'), count(DISTINCT key) FROM events "
+        "WHERE kind = 'suppression' AND json_extract(detail, '$.status') = 'added' "
+        "AND key IN (SELECT key FROM events WHERE seq IN (SELECT value FROM json_each(?))) "
+        "GROUP BY 1 ORDER BY 1",
+        (json.dumps(seqs),),
+    ).fetchall()
+    return tuple((int(lst), int(n)) for lst, n in rows)
 
 
 def shown(moment: datetime) -> str:

@@ -89,6 +89,8 @@ def act_items(content: Content) -> list[Item]:
             {_request(content, r.request_id) for r in content.nothing_found}, key=_natural
         )
         items.append((w["nothing_found"], (w["nothing_found_text"], missing)))
+    for list_id, n in content.suppressed:  # [suppress]: kept, not destroyed (erasure.after)
+        items.append((w["suppressed"], w["suppressed_text"].format(count=n, list=list_id)))
     items.append((w["ledger"], content.head))
     if content.plain_head:
         items.append((w["plain"], content.plain_head))

@@ -40,6 +40,9 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "nothing_found": "Уничтожать было нечего (профиль не найден в системе)",
         "nothing_found_text": "по этим запросам сервис сообщил, что профиля нет; они не "
         "включены в число уничтоженных",
+        "suppressed": "Сохранено в стоп-листе Altcraft",
+        "suppressed_text": "адреса (телефоны) {count} уничтоженных профилей сохранены в "
+        "стоп-листе № {list} ([suppress]), чтобы им больше не направлялись рассылки",
         "ledger": "Журнал erasure: вершина цепочки (SEQ:LINK)",
         "plain": "Вершина открытой цепочки SHA-256",
         "commission": "Лица, уничтожившие персональные данные (комиссия)",
@@ -89,6 +92,9 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "nothing_found": "Nothing found to destroy (no such profile in the system)",
         "nothing_found_text": "for these requests the service answered that there was no "
         "profile; they are not counted as destroyed",
+        "suppressed": "Kept on an Altcraft suppression list",
+        "suppressed_text": "the addresses (phones) of {count} destroyed profiles are kept on "
+        "suppression list {list} ([suppress]), so that nothing is sent to them again",
         "ledger": "erasure ledger: chain head (SEQ:LINK)",
         "plain": "Plain SHA-256 chain head",
         "commission": "Persons who destroyed the personal data (commission)",
