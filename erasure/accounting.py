@@ -53,6 +53,7 @@ WORDS: Mapping[str, str] = {
     **{f"reason_{r.value}": words for r, words in partition.WORDS.items()},
     "open_past_deadline": "open and past the deadline",
     "finished_late": "finished late",
+    "deadline_unknown": "deadline unknown (every received date unusable)",
     "unresolved": "unresolved invalid records",
     "resolved": "resolved invalid records",
 }
@@ -212,6 +213,8 @@ class LedgerAccount:
     incomplete_reasons: Mapping[str, int]  # reason -> requests, every reason, in order
     open_past_deadline: int  # requests (a flag, not a part)
     finished_late: int  # requests (a flag, not a part)
+    # requests whose received dates were all unusable: no deadline can be computed (exit 1)
+    deadline_unknown: int
     unresolved: int  # unresolved invalid records
     resolved: int
     held: int = 0  # pairs a legal hold keeps from being sent (erasure.decisions)
@@ -246,7 +249,8 @@ class LedgerAccount:
         return [
             *(i.text() for i in self.identities()),
             f"{WORDS['open_past_deadline']}: {self.open_past_deadline} requests; "
-            f"{WORDS['finished_late']}: {self.finished_late} requests",
+            f"{WORDS['finished_late']}: {self.finished_late} requests; "
+            f"{WORDS['deadline_unknown']}: {self.deadline_unknown} requests",
             f"{WORDS['unresolved']}: {self.unresolved} ({WORDS['resolved']}: {self.resolved})",
         ]
 
@@ -290,6 +294,7 @@ def ledger_account(pairs: Any, requests: Any, unresolved: int, resolved: int) ->
         incomplete_reasons={r.value: int(why.get(r.value, 0)) for r in partition.REASONS},
         open_past_deadline=0 if flags is None else int(flags.item(0, 0) or 0),
         finished_late=0 if flags is None else int(flags.item(0, 1) or 0),
+        deadline_unknown=int(requests["deadline_unknown"].sum()) if requests.height else 0,
         unresolved=unresolved,
         resolved=resolved,
         **{o: int(counts.get(o, 0)) for o in _DECIDED},
@@ -328,6 +333,7 @@ def ledger_account_from_summaries(
         incomplete_reasons={r.value: why[r.value] for r in partition.REASONS},
         open_past_deadline=open_past_deadline,
         finished_late=finished_late,
+        deadline_unknown=int(totals.get("deadline_unknown", 0)),
         unresolved=unresolved,
         resolved=int(totals.get("invalid", 0)) - unresolved,
         **{o: int(totals.get(o, 0)) for o in _DECIDED},

@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from erasure import deadlines
+from erasure import deadlines, partition
 from erasure.deadlines import Extension, Rule
 from erasure.ledger import read as ledger_read
 
@@ -288,7 +288,7 @@ def deadline_flags(
     days_ = plain(rule, extensions)
     if days_ is not None:
         return ledger_read.deadline_flags(db, now=now, days=days_)
-    unfinished = "pairs - erased - not_found - rejected > 0 AND received_min IS NOT NULL"
+    unfinished = f"{partition.UNFINISHED_SQL} AND received_min IS NOT NULL"
     finished = (
         "pairs - erased - not_found - rejected = 0 AND pairs > 0 AND received_min IS NOT NULL"
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import polars as pl
@@ -63,11 +63,18 @@ def invalid_events(db: sqlite3.Connection, run: int, facts: InputFacts) -> list[
                 run,
                 request_id=rec["request_id"],
                 db_id=rec["db_id"],
+                # its request's earliest usable received_at (erasure.intake.received): a
+                # request with no usable identifier keeps its deadline through this
+                received_at=_iso(rec.get("received_at")),
                 detail=json.dumps(detail, sort_keys=True, ensure_ascii=False),
             )
         )
     out += _resolved(db, run, facts)
     return out
+
+
+def _iso(moment: Any) -> str | None:
+    return None if moment is None else str(moment.isoformat())
 
 
 def _resolved(db: sqlite3.Connection, run: int, facts: InputFacts) -> list[Event]:

@@ -27,11 +27,14 @@ if TYPE_CHECKING:  # polars is imported where the polars form is asked for: the 
 __all__ = [
     "COMPLETE",
     "COUNTS",
+    "DATE_REASON",
     "REASONS",
     "RULES",
+    "UNFINISHED_SQL",
     "WORDS",
     "Reason",
     "Rule",
+    "deadline_unknown_sql",
     "polars",
     "reason_of",
     "sql",
@@ -108,6 +111,24 @@ RULES: tuple[Rule, ...] = (
     Rule(Reason.OPEN, Test(("pairs",), ">", ("erased", "not_found"))),
 )
 assert tuple(r.reason for r in RULES) == REASONS, "one rule per reason, in the enum's order"
+
+# An unusable received date is an invalid record (the intake's ``received_at_invalid``),
+# but never the partition's ``invalid``: the erasure does not depend on it. A request
+# whose received dates are all unusable has an unknown deadline instead, reported beside
+# the partition (exit 1), never making an erased request incomplete.
+DATE_REASON = "received_at_invalid"
+
+
+# SQL over request_state: a request not finished, whose deadline can pass while open:
+# a pair without a final outcome, or no usable identifier at all (nothing was ever sent)
+UNFINISHED_SQL = (
+    "(pairs - erased - not_found - rejected > 0 OR (pairs = 0 AND invalid_unresolved > 0))"
+)
+
+
+def deadline_unknown_sql(row: str) -> str:
+    """SQL: whether the request_state row ``row`` has only unusable received dates."""
+    return f"({row}.dates_unresolved > 0 AND {row}.received_min IS NULL)"
 
 
 # ---------------------------------------------------------------- generated forms

@@ -68,7 +68,7 @@ _SENT_SCHEMA = {"key": pl.String, "run": pl.Int64, "at": pl.String}
 _INVALID_SQL = """
     SELECT seq, run, request_id, db_id, json_extract(detail, '$.input'),
            json_extract(detail, '$.row'), json_extract(detail, '$.column'),
-           json_extract(detail, '$.reason'), json_extract(detail, '$.words'), at
+           json_extract(detail, '$.reason'), json_extract(detail, '$.words'), at, received_at
     FROM events WHERE kind = 'invalid' ORDER BY seq
 """
 # the kept invalid records' columns, less what the event scan derives afterwards
@@ -197,15 +197,34 @@ def _with_deadline(
     return out.select(*REPORT_COLUMNS, *_DEADLINE_EXTRA)
 
 
-def invalid_records(db: sqlite3.Connection) -> pl.DataFrame:
-    """Every ``invalid`` event, oldest first, with ``resolved`` (a later input fixed it)."""
+def invalid_records(db: sqlite3.Connection, *, now: datetime | None = None) -> pl.DataFrame:
+    """Every ``invalid`` event, oldest first, with ``resolved`` (a later input fixed it).
+
+    Also ``received_at`` (parsed) and ``deadline``: its request's, as its pairs have them.
+    """
     if ledger_read.fast(db):  # kept in invalid_state: archived records too
-        return ledger_read.invalid_records(db)
+        return dated(db, ledger_read.invalid_records(db), now)
     found = ledger_mod.frame(db, _INVALID_SQL, _INVALID_SCHEMA)
     done = [int(seq) for (seq,) in db.execute(_RESOLVED_SQL)]
-    return found.with_columns(
+    found = found.with_columns(
         resolved=pl.col("seq").is_in(pl.Series(done, dtype=pl.Int64).implode())
     )
+    return dated(db, found, now)
+
+
+def dated(db: sqlite3.Connection, found: pl.DataFrame, now: datetime | None) -> pl.DataFrame:
+    """Invalid records with their request's received_at parsed and its deadline."""
+    found = found.with_columns(pl.col("received_at").str.to_datetime(time_zone="UTC", strict=False))
+    if not found.get_column("received_at").is_not_null().any():
+        return found.with_columns(pl.lit(None, pl.String).alias("deadline"))
+    dated = deadline_table.with_deadlines(
+        found.with_columns(pl.lit(None, pl.String).alias("finished_at")),
+        deadline_table.rule_of(db),
+        deadline_table.extensions_of(db),
+        now=now or datetime.now(UTC),
+        finished=pl.lit(False),
+    )
+    return found.with_columns(dated.get_column("deadline"))
 
 
 INVALID_COLUMNS = ("row", "column", "reason")  # the report's columns for invalid records
@@ -230,6 +249,9 @@ def report_rows(
         pl.lit(None, pl.String).alias("matching"),
         pl.lit("invalid").alias("outcome"),
         *INVALID_COLUMNS,
+        # the request's received date and deadline (a request with no usable identifier
+        # has one too); an invalid row is never itself overdue
+        *(c for c in ("received_at", "deadline") if c in open_.columns),
         order=pl.col("seq"),
     )
     good = pairs_.with_columns(
@@ -422,12 +444,17 @@ def request_states(
     # cancelled, until erasure hold and cancel record them)
     named = [o.value for o in Outcome]
     named += [c for c in ("held", "cancelled") if c not in named]
+    # an unusable received date is an invalid record, never the partition's invalid
+    date = outcome.eq("invalid") & pl.col("reason").eq(partition.DATE_REASON).fill_null(False)
     out = rows.group_by("request_id", maintain_order=True).agg(
         pair.sum().cast(pl.Int64).alias("identifiers"),
         *(outcome.eq(name).sum().cast(pl.Int64).alias(name) for name in named),
         outcome.eq("invalid").sum().cast(pl.Int64).alias("invalid"),
+        (outcome.eq("invalid") & ~date).sum().cast(pl.Int64).alias("_invalid"),
+        (date.any() & pl.col("deadline").is_null().all()).alias("deadline_unknown"),
         pl.col("in_doubt").fill_null(False).sum().cast(pl.Int64).alias("in_doubt"),
-        (final | ~pair).all().alias("all_final"),
+        # a request with no identifier is never finished (it has nothing to finish)
+        ((final | ~pair).all() & pair.any()).alias("all_final"),
         (done | ~pair).all().alias("all_done"),
         pl.col("deadline").min().alias("deadline"),
         pl.col("finished_at").filter(pair).max().alias("finished_at"),
@@ -438,7 +465,7 @@ def request_states(
         out.select(
             pl.col("identifiers").alias("pairs"),
             *(c for c in partition.COUNTS if c not in ("pairs", "invalid_unresolved")),
-            pl.col("invalid").alias("invalid_unresolved"),
+            pl.col("_invalid").alias("invalid_unresolved"),
         )
         .select(why)
         .to_series()
@@ -456,7 +483,12 @@ def request_states(
         (has_deadline & pl.col("all_final") & (pl.col("identifiers") > 0) & (finished_moment > due))
         .fill_null(False)
         .alias("finished_late"),
-    ).drop("all_final", "all_done", *(c for c in named if c not in (o.value for o in Outcome)))
+    ).drop(
+        "all_final",
+        "all_done",
+        "_invalid",
+        *(c for c in named if c not in (o.value for o in Outcome)),
+    )
 
 
 @contextmanager
@@ -611,6 +643,7 @@ def _status(
         "overdue": int(table["overdue"].fill_null(False).sum()),
         "requests": acc.requests,
         "incomplete_reasons": dict(acc.incomplete_reasons),
+        "deadline_unknown": acc.deadline_unknown,
         "accounting": acc.as_dict(),
         "verdict": acc.verdict,
         # a ledger not yet migrated keeps no index of open pairs: the next run migrates it
@@ -651,6 +684,7 @@ def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> 
         "overdue": deadline_table.overdue_count(db, rule, extended, now=now),
         "requests": acc.requests,
         "incomplete_reasons": dict(acc.incomplete_reasons),
+        "deadline_unknown": acc.deadline_unknown,
         "accounting": acc.as_dict(),
         "verdict": acc.verdict,
         **_inputs(db),

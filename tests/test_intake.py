@@ -326,6 +326,7 @@ def _records(values: list[str | None]) -> pl.DataFrame:
             "value": values,
             "request_id": ["T-1", "T-2"][: len(values)],
             "db_id": [1, 1][: len(values)],
+            "received_at": [None, None][: len(values)],
         },
         schema=intake.INVALID_SCHEMA,
     )

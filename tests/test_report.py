@@ -370,6 +370,7 @@ def test_html_numbers_equal_status_and_the_page_is_self_contained(
         "reason_open": 2,
         "open_past_deadline": 1,
         "finished_late": 1,
+        "deadline_unknown": 0,
         "unresolved": 0,
     }
     assert "3 of 6 requests are incomplete" in page

@@ -68,6 +68,7 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
             "invalid": 0,
             "open": 2,  # T4 (pending), T5 (failed)
         },
+        "deadline_unknown": 0,
         "accounting": {
             "pairs": 8,
             "erased": 3,
@@ -89,6 +90,7 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
             },
             "open_past_deadline": 1,  # T4: E is unfinished past its deadline
             "finished_late": 1,  # T2: C finished after its deadline
+            "deadline_unknown": 0,
             "unresolved": 0,
             "resolved": 0,
             "held": 0,
@@ -182,6 +184,7 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
             "requests": 0,
             "invalid": 0,
             "incomplete_reasons": dict.fromkeys(partition.REASONS, 0),
+            "deadline_unknown": 0,
             "accounting": dict.fromkeys(
                 [
                     "pairs",
@@ -196,6 +199,7 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
                     "incomplete",
                     "open_past_deadline",
                     "finished_late",
+                    "deadline_unknown",
                     "unresolved",
                     "resolved",
                     "held",

@@ -166,8 +166,9 @@ def claims_of(
             if isinstance(to, str):
                 at = datetime.fromisoformat(f["at"])
                 extended.append(deadlines.Extension(at, date.fromisoformat(to)))
+        if kind in (Kind.PLANNED, Kind.INVALID):  # its rows' earliest usable date, any row
+            received = _earliest(received, f.get("received_at"))
         if kind == Kind.PLANNED and isinstance(key, str):
-            received = received or f.get("received_at")
             before = claims.get(key)
             if before is None or before.outcome not in _DONE:
                 # planned (again): not final until an outcome says so
@@ -207,6 +208,13 @@ def claims_of(
         final,
         tuple(invalid.values()),
     )
+
+
+def _earliest(kept: str | None, seen: str | None) -> str | None:
+    """The earlier of two received_at instants (ISO 8601), either possibly missing."""
+    if seen is None or kept is None:
+        return kept or seen
+    return seen if datetime.fromisoformat(seen) < datetime.fromisoformat(kept) else kept
 
 
 def _deadline(

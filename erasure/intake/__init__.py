@@ -35,6 +35,7 @@ from .assemble import build
 from .cells import as_text
 from .layout import find_column, header_rule, map_columns, wanted_columns
 from .readers import FORMATS, Table, read_table
+from .received import conflicts_logged
 from .shapes import (
     INVALID_SCHEMA,
     ITEMS_SCHEMA,
@@ -80,7 +81,7 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
         return opendsr.read(job, keyer, source)
     table = read_table(source, wanted_columns(job.input), header_rule(job.input))
     layout = map_columns(job.input, table.names, source.name)
-    items, invalid, counts, usable = build(table, layout, job.input, keyer)
+    items, invalid, counts, usable, dates = build(table, layout, job.input, keyer)
     return Intake(
         path=source,
         sha256=table.sha256,
@@ -89,4 +90,5 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
         counts=counts,
         usable=usable,
         header_row=table.header_row,
+        received=conflicts_logged(dates),
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from erasure.intake import normalize
+from erasure.intake import normalize, received
 from erasure.intake.cells import as_text, moments, positive_ints
 from erasure.intake.layout import Layout, shown
 from erasure.intake.readers import Table
@@ -49,18 +49,24 @@ class _Cells:
 
 def build(
     table: Table, layout: Layout, inp: Input, keyer: Keyer
-) -> tuple[pl.DataFrame, pl.DataFrame, Counts, pl.DataFrame]:
-    """Items, invalid records, counts and usable columns of the file.
+) -> tuple[pl.DataFrame, pl.DataFrame, Counts, pl.DataFrame, pl.DataFrame | None]:
+    """Items, invalid records, counts, usable columns and received dates of the file.
 
-    The file is read here so that its cells can go early.
+    The file is read here so that its cells can go early. The received dates
+    are each request's earliest usable one (:mod:`erasure.intake.received`),
+    None without a received_at column.
     """
     frame = table.collect(layout.columns)
     rows = _row_frame(frame, table, layout, inp)
     cells = _cells(frame, rows, table, layout, inp)
     blank = _blank(frame, layout)
+    dates = received.earliest(rows) if layout.received_at is not None else None
     n = frame.height
     del frame  # every raw cell: the rejected ones' text is in cells.rejected
-    invalid = _invalid(rows, cells, layout, blank)
+    undated = received.undated(rows, dates) & ~blank if dates is not None else None
+    invalid = _invalid(rows, cells, layout, blank, undated)
+    if dates is not None:
+        invalid = received.apply(invalid, dates)
     requests = (
         int(rows.lazy().select(pl.col("request_id").drop_nulls().n_unique()).collect().item())
         if layout.request_id is not None
@@ -80,6 +86,8 @@ def build(
     items = items.lazy().select(ITEMS_SCHEMA.names()).collect()
     if items.schema != ITEMS_SCHEMA:
         items = items.cast(ITEMS_SCHEMA)
+    if dates is not None:  # each request's pairs carry its earliest usable received_at
+        items = received.apply(items, dates)
     # items are distinct per (request id, key): without request ids, per key
     keys = int(_firsts(items, ["key"]).sum()) if "request_id" in varying else items.height
     no_identifier = int(invalid.get_column("reason").eq(Reason.NO_IDENTIFIER.value).sum())
@@ -97,7 +105,7 @@ def build(
         invalid=invalid.height,
         requests=requests,
     )
-    return items, invalid, counts, usable
+    return items, invalid, counts, usable, dates
 
 
 def _usable(rows: pl.DataFrame, cells: _Cells, layout: Layout) -> pl.DataFrame:
@@ -241,7 +249,13 @@ _DATE_WORDS = (
 )
 
 
-def _invalid(rows: pl.DataFrame, cells: _Cells, layout: Layout, blank: pl.Series) -> pl.DataFrame:
+def _invalid(
+    rows: pl.DataFrame,
+    cells: _Cells,
+    layout: Layout,
+    blank: pl.Series,
+    undated: pl.Series | None = None,
+) -> pl.DataFrame:
     """The invalid records, by row: bad cells, bad row values, bad dates, rows without identifier.
 
     ``words`` name the user's own header and the fix, never the cell.
@@ -269,7 +283,10 @@ def _invalid(rows: pl.DataFrame, cells: _Cells, layout: Layout, blank: pl.Series
     for what, column, having, order, code in checks:
         if column is None:
             continue
-        bad = pl.col(f"{what}_reason").is_not_null() & cells.seen.get_column(having)
+        seen = cells.seen.get_column(having)
+        if code is Reason.RECEIVED_AT_INVALID and undated is not None:
+            seen = seen | undated  # its request has no usable date: a deadline unknown
+        bad = pl.col(f"{what}_reason").is_not_null() & seen
         words = _DATE_WORDS if code is Reason.RECEIVED_AT_INVALID else None
         parts.append(
             rows.filter(bad).select(
@@ -302,7 +319,7 @@ def _invalid(rows: pl.DataFrame, cells: _Cells, layout: Layout, blank: pl.Series
         "… ({} characters)", pl.col("value").str.len_chars()
     )
     found = pl.concat(parts).sort("row", "order", maintain_order=True)
-    shared = rows.select("row", "request_id", "db_id")
+    shared = rows.select("row", "request_id", "db_id", "received_at")
     found = found.join(shared, on="row", how="left", maintain_order="left")
     return found.select(
         "row",
@@ -312,6 +329,7 @@ def _invalid(rows: pl.DataFrame, cells: _Cells, layout: Layout, blank: pl.Series
         pl.when(long).then(shortened).otherwise("value").alias("value"),
         "request_id",
         "db_id",
+        "received_at",
     ).cast(INVALID_SCHEMA)
 
 

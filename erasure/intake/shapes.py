@@ -31,6 +31,9 @@ INVALID_SCHEMA = pl.Schema(
         ("value", pl.String()),  # the raw cell: for a --rejects file only, never the ledger
         ("request_id", pl.String()),
         ("db_id", pl.Int64()),
+        # the request's earliest usable received_at (erasure.intake.received): a request
+        # with no usable identifier keeps its deadline through its invalid records
+        ("received_at", pl.Datetime("us", "UTC")),
     ]
 )
 USABLE_SCHEMA = pl.Schema(
@@ -100,3 +103,6 @@ class Intake:
     # what resolves an earlier input's invalid record (no request id column: empty)
     usable: pl.DataFrame  # USABLE_SCHEMA
     header_row: int | None = None  # CSV, XLSX: the header's row number (title rows above it)
+    # per request id: its earliest usable received_at and how many distinct ones its rows
+    # gave (erasure.intake.received.RECEIVED_SCHEMA); None: no received_at column
+    received: pl.DataFrame | None = None

@@ -535,7 +535,7 @@ def deadline_flags(db: sqlite3.Connection, *, now: datetime, days: int) -> tuple
     """
     (open_past,) = db.execute(
         "SELECT count(*) FROM request_state "
-        "WHERE pairs - erased - not_found - rejected > 0 AND received_min IS NOT NULL "
+        f"WHERE {partition.UNFINISHED_SQL} AND received_min IS NOT NULL "
         "AND ? > date(received_min, ?)",
         (now.date().isoformat(), f"+{days} days"),
     ).fetchone()
@@ -560,6 +560,7 @@ INVALID_SCHEMA = {
     "reason": pl.String,
     "words": pl.String,
     "at": pl.String,
+    "received_at": pl.String,  # its request's earliest usable received_at (ISO 8601)
     "resolved": pl.Boolean,
 }
 
@@ -581,7 +582,7 @@ def invalid_records(
         where.append("resolved_by IS NULL")
     found = frame(
         db,
-        "SELECT seq, run, request_id, db_id, input, row, col, reason, words, at, "
+        "SELECT seq, run, request_id, db_id, input, row, col, reason, words, at, received_at, "
         f"resolved_by IS NOT NULL FROM invalid_state WHERE {' AND '.join(where)} ORDER BY seq",
         {**INVALID_SCHEMA, "resolved": pl.Int64},  # SQLite's 0/1
         params,

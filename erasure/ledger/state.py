@@ -60,8 +60,10 @@ from erasure.ledger.events import COLUMNS
 # erasure.partition, with held and cancelled pairs counted per request, and a request's
 # earliest received_at taken from its invalid records too; 4: the index of unfinished
 # pairs by their first planning, erasure.ledger.inputs; 5: decision_state, the totals of
-# held and cancelled pairs, and a decision's outcome leaves its key's doubt alone)
-STATE_VERSION = "5"
+# held and cancelled pairs, and a decision's outcome leaves its key's doubt alone; 6:
+# unusable received dates apart from the partition's invalid records, and a request's
+# unknown deadline)
+STATE_VERSION = "6"
 
 TABLES = (
     "pair_state",
@@ -99,6 +101,8 @@ TOTALS = (
     "invalid",
     "invalid_unresolved",
     "reappeared",
+    # requests whose received dates were all unusable (erasure.partition.deadline_unknown)
+    "deadline_unknown",
     # requests: each counted under its state, erasure.partition's (complete or its reason)
     *(f"requests_{state}" for state in (partition.COMPLETE, *partition.REASONS)),
 )
@@ -204,7 +208,8 @@ CREATE TABLE request_state (
     received_min       TEXT,              -- the earliest received_at of its pairs and its
                                           -- invalid records (rows with no usable identifier)
     invalid            INTEGER NOT NULL DEFAULT 0,
-    invalid_unresolved INTEGER NOT NULL DEFAULT 0,
+    invalid_unresolved INTEGER NOT NULL DEFAULT 0,  -- .. but unusable received dates
+    dates_unresolved   INTEGER NOT NULL DEFAULT 0,  -- unresolved received_at_invalid records
     reappeared         INTEGER NOT NULL DEFAULT 0,
     last_seq           INTEGER NOT NULL
 ) STRICT;
@@ -215,7 +220,9 @@ CREATE UNIQUE INDEX request_state_anonymous ON request_state(1) WHERE request_id
 -- days from their earliest received_at to their last outcome (a range over this;
 -- "pairs - ... = 0", not "... = pairs", which the planner would not match to the index)
 CREATE INDEX request_state_unfinished ON request_state(received_min)
-WHERE pairs - erased - not_found - rejected > 0 AND received_min IS NOT NULL;
+WHERE """
+    + partition.UNFINISHED_SQL
+    + """ AND received_min IS NOT NULL;
 CREATE INDEX request_state_late
 ON request_state(julianday(date(last_finished_at)) - julianday(date(received_min)))
 WHERE pairs - erased - not_found - rejected = 0 AND pairs > 0 AND received_min IS NOT NULL;
@@ -230,6 +237,7 @@ CREATE TABLE invalid_state (
     reason      TEXT,
     words       TEXT,                 -- plain words that never quote the cell
     at          TEXT NOT NULL,        -- the event's time
+    received_at TEXT,                 -- its request's earliest usable received_at
     resolved_by INTEGER,              -- the 'resolved' event, if any
     last_seq    INTEGER NOT NULL
 ) STRICT;
@@ -280,6 +288,8 @@ def why(row: str) -> str:
 
 
 _FINAL = "('erased', 'not_found', 'rejected')"
+# an invalid record that counts in the partition: any but an unusable received date
+_NOT_DATE = f"(NEW.reason IS NOT '{partition.DATE_REASON}')"
 
 # A decision's row; a release (reopen) ends the open holds (cancellations) of the same
 # selector, then is a row of its own.
@@ -387,10 +397,10 @@ CREATE TRIGGER state_invalid AFTER INSERT ON events WHEN NEW.kind = 'invalid' BE
                              last_seq = NEW.seq
     WHERE request_id IS NEW.request_id AND NEW.received_at IS NOT NULL;
     INSERT INTO invalid_state (seq, run, request_id, db_id, input, row, col, reason, words, at,
-                               last_seq)
+                               received_at, last_seq)
     VALUES (NEW.seq, NEW.run, NEW.request_id, NEW.db_id, {_json("$.input")},
             {_json("$.row")}, {_json("$.column")}, {_json("$.reason")}, {_json("$.words")},
-            NEW.at, NEW.seq);
+            NEW.at, NEW.received_at, NEW.seq);
 END;
 CREATE TRIGGER state_resolved AFTER INSERT ON events WHEN NEW.kind = 'resolved' BEGIN
     UPDATE invalid_state SET resolved_by = NEW.seq, last_seq = NEW.seq
@@ -451,7 +461,9 @@ END;
 CREATE TRIGGER invalid_state_added AFTER INSERT ON invalid_state BEGIN
     UPDATE totals SET value = value + 1, last_seq = NEW.last_seq
     WHERE name IN ('invalid', 'invalid_unresolved');
-    UPDATE request_state SET invalid = invalid + 1, invalid_unresolved = invalid_unresolved + 1,
+    UPDATE request_state SET invalid = invalid + 1,
+                             invalid_unresolved = invalid_unresolved + {_NOT_DATE},
+                             dates_unresolved = dates_unresolved + NOT {_NOT_DATE},
                              last_seq = NEW.last_seq
     WHERE request_id IS NEW.request_id;
 END;
@@ -459,9 +471,18 @@ CREATE TRIGGER invalid_state_resolved AFTER UPDATE OF resolved_by ON invalid_sta
 WHEN OLD.resolved_by IS NULL AND NEW.resolved_by IS NOT NULL BEGIN
     UPDATE totals SET value = value - 1, last_seq = NEW.last_seq
     WHERE name = 'invalid_unresolved';
-    UPDATE request_state SET invalid_unresolved = invalid_unresolved - 1,
+    UPDATE request_state SET invalid_unresolved = invalid_unresolved - {_NOT_DATE},
+                             dates_unresolved = dates_unresolved - NOT {_NOT_DATE},
                              last_seq = NEW.last_seq
     WHERE request_id IS NEW.request_id;
+END;
+CREATE TRIGGER request_state_deadline_unknown AFTER UPDATE ON request_state
+WHEN {partition.deadline_unknown_sql("OLD")} IS NOT {partition.deadline_unknown_sql("NEW")}
+BEGIN
+    UPDATE totals SET value = value + (CASE WHEN {partition.deadline_unknown_sql("NEW")}
+                                           THEN 1 ELSE -1 END),
+                      last_seq = NEW.last_seq
+    WHERE name = 'deadline_unknown';
 END;
 CREATE TRIGGER request_state_why AFTER UPDATE ON request_state
 WHEN {why("OLD")} IS NOT {why("NEW")} BEGIN

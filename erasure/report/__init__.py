@@ -109,7 +109,9 @@ def _table_of(
     pairs = status_mod.pairs(db, now=now, run=run, request_id=request_id)
     if run is not None and request_id is not None:
         pairs = pairs.filter(pl.col("request_id") == request_id)
-    invalid = ledger_read.invalid_records(db, request_id=request_id, unresolved=True)
+    invalid = status_mod.dated(
+        db, ledger_read.invalid_records(db, request_id=request_id, unresolved=True), now
+    )
     if run is not None:
         invalid = invalid.clear()
     totals = ledger_read.totals(db)

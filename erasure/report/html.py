@@ -189,7 +189,9 @@ def render(
         )
         + ". "
         f"{_count('open_past_deadline', acc['open_past_deadline'])} open and past the deadline; "
-        f"{_count('finished_late', acc['finished_late'])} finished late.</p>",
+        f"{_count('finished_late', acc['finished_late'])} finished late; "
+        f"{_count('deadline_unknown', acc.get('deadline_unknown', 0))} with no deadline "
+        "(every received date unusable).</p>",
         f"<p>{_count('total', counts['total'])} (request, identifier) pairs = "
         + " + ".join(f"{_count(n, counts[n])} {e(n.replace('_', ' '))}" for n, _, _ in OUTCOMES)
         + f"; {_count('invalid', counts['invalid'])} unresolved invalid records.</p>",
