@@ -142,15 +142,17 @@ def test_the_messy_file_walk(write_job: Callable[..., Path], tmp_path: Path) -> 
         info = _status(job)
         acc = info["accounting"]
         assert (acc["pairs"], acc["erased"], acc["requests"]) == (121, 121, 124)
-        # B1, B2 and B4 have no usable identifier at all; B3 an unresolved invalid record
-        assert (acc["complete"], acc["incomplete"]) == (120, 4)
+        # B1, B2 and B4 have no usable identifier at all; B3 is erased, its only received
+        # date unusable: complete, its deadline unknown
+        assert (acc["complete"], acc["incomplete"]) == (121, 3)
+        assert info["deadline_unknown"] == acc["deadline_unknown"] == 1
         assert acc["incomplete_reasons"] == info["incomplete_reasons"]
         assert acc["incomplete_reasons"] == {
             "no_identifier": 3,
             "held": 0,
             "cancelled": 0,
             "rejected": 0,
-            "invalid": 1,
+            "invalid": 0,
             "open": 0,
         }
         assert sb.stats(per_profile=False)["erased_profiles"] == N + 1  # each once
@@ -176,7 +178,7 @@ def test_the_messy_file_walk(write_job: Callable[..., Path], tmp_path: Path) -> 
         assert set(xlsx["request_id"].to_list()) == tickets
         page = (tmp_path / "report.html").read_text(encoding="utf-8")
         assert all(f">{t}<" in page for t in tickets)
-        assert "4 of 124 requests are incomplete" in page
+        assert "3 of 124 requests are incomplete" in page
         one = _erasure("status", str(job), "--request-id", "B2")
         assert "invalid: row 124 column Телефон: excel_scientific" in one.stdout
         _no_raw(tmp_path, but=rejects)
