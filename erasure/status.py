@@ -24,7 +24,7 @@ import polars as pl
 from erasure import deadline_table, partition
 from erasure import ledger as ledger_mod
 from erasure.accounting import LedgerAccount, ledger_account, ledger_account_from_summaries
-from erasure.ledger import Outcome
+from erasure.ledger import Outcome, sweeps
 from erasure.ledger import read as ledger_read
 from erasure.ledger.lockprobe import running as running  # re-exported: app.status reads it here
 
@@ -644,6 +644,7 @@ def _status(
         "requests": acc.requests,
         "incomplete_reasons": dict(acc.incomplete_reasons),
         "deadline_unknown": acc.deadline_unknown,
+        "sweep_deletes": sweeps.counts(db),  # a sweep's deletes, apart from the pairs
         "accounting": acc.as_dict(),
         "verdict": acc.verdict,
         # a ledger not yet migrated keeps no index of open pairs: the next run migrates it
@@ -685,6 +686,7 @@ def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> 
         "requests": acc.requests,
         "incomplete_reasons": dict(acc.incomplete_reasons),
         "deadline_unknown": acc.deadline_unknown,
+        "sweep_deletes": sweeps.counts(db),  # a sweep's deletes, apart from the pairs
         "accounting": acc.as_dict(),
         "verdict": acc.verdict,
         **_inputs(db),

@@ -69,6 +69,7 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
             "open": 2,  # T4 (pending), T5 (failed)
         },
         "deadline_unknown": 0,
+        "sweep_deletes": {"deletes": 0, "erased": 0, "not_found": 0, "open": 0},
         "accounting": {
             "pairs": 8,
             "erased": 3,
@@ -185,6 +186,7 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
             "invalid": 0,
             "incomplete_reasons": dict.fromkeys(partition.REASONS, 0),
             "deadline_unknown": 0,
+            "sweep_deletes": {"deletes": 0, "erased": 0, "not_found": 0, "open": 0},
             "accounting": dict.fromkeys(
                 [
                     "pairs",

@@ -30,9 +30,12 @@ __all__ = ["Identity", "Spec", "finished_identities", "normalised", "open_file",
 
 # The last outcome of each (request id, key) pair, and the identity its plan gave the key.
 _FINISHED_SQL = """
-    WITH last AS (
+    WITH sweeps AS (  -- a sweep's deletes are no input's pairs (erasure.after.sweep)
+        SELECT run FROM events
+        WHERE kind = 'run_started' AND json_extract(detail, '$.command') = 'sweep'
+    ), last AS (
         SELECT request_id, key, max(seq) AS seq FROM events
-        WHERE kind = 'outcome' GROUP BY request_id, key
+        WHERE kind = 'outcome' AND run NOT IN sweeps GROUP BY request_id, key
     ), ident AS (
         SELECT key, min(seq) AS seq FROM events WHERE kind = 'planned' GROUP BY key
     )

@@ -41,7 +41,7 @@ from erasure.errors import ErasureError, ExitCode, worst
 from erasure.intake import as_text, find_column, normalize
 from erasure.job import Job, Sweep
 from erasure.keys import Keyer, Role, message_prefix
-from erasure.ledger import Event, Kind, Ledger, finality
+from erasure.ledger import Event, Kind, Ledger, finality, sweeps
 from erasure.loops import loop_options
 from erasure.run import Options, Plan, Runner, Summary, finish_event
 
@@ -97,6 +97,9 @@ class SweepResult:
     exit_code: ExitCode
     summary: Summary | None = None  # the deletes' run (None: dry run)
     unusable: int = 0  # rows without a profile id
+    # a finished sweep of the same export (its run), not repeated without --again: nothing sent
+    already: int | None = None
+    resumed: int = 0  # deletes an earlier sweep of this export finished: not sent again
 
     @property
     def deleted(self) -> int:
@@ -219,8 +222,15 @@ def sweep(
     include_identifier_matches: bool = False,
     options: Options | None = None,
     approved_plan: Path | None = None,
+    again: bool = False,
 ) -> SweepResult:
-    """Find the profiles that came back; unless ``dry_run``, record and delete them."""
+    """Find the profiles that came back; unless ``dry_run``, record and delete them.
+
+    Per export (its SHA-256, erasure.ledger.sweeps): an unfinished sweep of it
+    resumes, sending only the deletes without a final outcome and recording no
+    match twice; a finished one is not repeated unless ``again`` (a second
+    restore produced the same export).
+    """
     _settings(job)
     if dry_run:
         keyer = job.keyer(Role.IDENTIFIER, command="erasure sweep --dry-run")
@@ -242,12 +252,31 @@ def sweep(
         with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
             found = find(job, keyer, db, export, include_identifier=include_identifier_matches)
             found.matches[:] = _held(db, job.ledger.path, found.matches)
+            earlier = sweeps.of_export(db, found.sha256)
+        if again:  # a new restore: every delete again, every match recorded again
+            earlier = sweeps.ExportSweeps((), None, frozenset(), frozenset())
+        left = [m for m in found.matches if m.decision is Decision.DELETED]
+        if earlier.finished_run is not None and all(m.delete_key in earlier.final for m in left):
+            logs.get().warning(
+                "erasure.sweep.already_swept", run=earlier.finished_run, sha256=found.sha256[:12],
+                message="this export was swept whole already; pass --again if a second restore "
+                "produced the same export",
+            )  # fmt: skip
+            code = ExitCode.REJECTED if found.matches else ExitCode.OK
+            return SweepResult(
+                export, found.rows, tuple(found.matches), False, code, None, found.unusable,
+                already=earlier.finished_run,
+            )  # fmt: skip
         run_no = ledger.next_run()
         settings = _settings(job)
         events = [
-            _event(run_no, m, settings.database()) for m in found.matches if not m.listed_before
+            _event(run_no, m, settings.database())
+            for m in found.matches
+            if not m.listed_before
+            and (m.profile_id, m.request_id, m.decision.value) not in earlier.recorded
         ]
-        plan = _plan(found.matches, settings.database())
+        todo = [m for m in found.matches if m.delete_key not in earlier.final]
+        plan = _plan(todo, settings.database())
         _four_eyes(
             job, ledger, approved_plan, plan, export, found.sha256, include_identifier_matches
         )
@@ -274,8 +303,9 @@ def sweep(
                 summary.fatal = exc
             code = _code(summary, found.matches)
     return SweepResult(
-        export, found.rows, tuple(found.matches), False, code, summary, found.unusable
-    )
+        export, found.rows, tuple(found.matches), False, code, summary, found.unusable,
+        resumed=len({m.delete_key for m in found.matches if m.delete_key in earlier.final}),
+    )  # fmt: skip
 
 
 def _held(db: sqlite3.Connection, ledger: Path, found: list[Match]) -> list[Match]:
@@ -397,9 +427,11 @@ _REAPPEARED_SQL = """
     FROM events r
     LEFT JOIN events f ON f.seq = json_extract(r.detail, '$.first_erased_seq')
     LEFT JOIN events o ON o.seq = (
-        SELECT max(seq) FROM events WHERE kind = 'outcome' AND run = r.run
+        -- its delete's outcome in that sweep or one resuming it: erased once erased
+        SELECT seq FROM events WHERE kind = 'outcome' AND run >= r.run
         AND key = json_extract(r.detail, '$.delete_key')
-        AND request_id IS r.request_id)
+        AND request_id IS r.request_id
+        ORDER BY outcome = 'erased' DESC, seq DESC LIMIT 1)
     WHERE r.kind = 'reappeared'
     ORDER BY r.seq
 """

@@ -90,6 +90,11 @@ def register(sub: SubParsers) -> None:
         metavar="APPROVED",
         help="the approved plan of this sweep ([approval]: erasure plan --sweep, erasure approve)",
     )
+    p.add_argument(
+        "--again",
+        action="store_true",
+        help="sweep an export a finished sweep already read (a second restore made the same)",
+    )
     _output_arguments(p)
 
 
@@ -179,21 +184,29 @@ def cmd_screen(args: argparse.Namespace, shell: _Shell) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, shell: _Shell) -> int:
-    from erasure import app, logs
+    from erasure import logs
     from erasure.run import Options
 
     fmt = logs.choose_format(args.log_format)
     logs.configure(fmt)
     shell.json_errors = fmt == "json"
     progress = not args.no_progress and fmt == "console" and shell.err.isatty()
-    result = app.sweep(
+    from erasure.after.sweep import sweep
+
+    result = sweep(
         _load(args),
         args.export,
         dry_run=args.dry_run,
         include_identifier_matches=args.include_identifier_matches,
         options=Options(progress=progress),
-        plan=args.plan,
+        approved_plan=args.plan,
+        again=args.again,
     )
+    if result.already is not None:
+        shell.print(
+            f"this export was swept whole by run {result.already}: nothing sent; pass --again "
+            "if a second restore produced the same export"
+        )
     summary = result.summary
     if summary is not None and summary.fatal is not None:
         shell.fail(str(summary.fatal), result.exit_code)

@@ -105,6 +105,12 @@ def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
         f"in doubt: {info['in_doubt']} pairs",
         f"invalid: {info['invalid']} unresolved invalid records",
     )
+    swept = info.get("sweep_deletes") or {}
+    if swept.get("deletes"):
+        shell.print(
+            f"sweep deletes (apart from the pairs): {swept['deletes']} = erased "
+            f"{swept['erased']} + not found {swept['not_found']} + open {swept['open']}"
+        )
     for gone in info.get("open_elsewhere", []):
         shell.print(
             f"open elsewhere: {gone['open']} pairs of {gone['file']} (sha256 "

@@ -62,8 +62,8 @@ from erasure.ledger.events import COLUMNS
 # pairs by their first planning, erasure.ledger.inputs; 5: decision_state, the totals of
 # held and cancelled pairs, and a decision's outcome leaves its key's doubt alone; 6:
 # unusable received dates apart from the partition's invalid records, and a request's
-# unknown deadline)
-STATE_VERSION = "6"
+# unknown deadline; 7: a sweep's deletes in sweep_state, apart from the input's pairs)
+STATE_VERSION = "7"
 
 TABLES = (
     "pair_state",
@@ -75,6 +75,7 @@ TABLES = (
     "totals",
     "archives",
     "decision_state",
+    "sweep_state",
 )
 # Each table's primary key: the order in which tables are compared and hashed.
 ORDER = {
@@ -87,6 +88,7 @@ ORDER = {
     "totals": "name",
     "archives": "seq",
     "decision_state": "seq",
+    "sweep_state": "export, key",
 }
 TOTALS = (
     "pairs",
@@ -265,6 +267,18 @@ CREATE TABLE archives (
     detail   TEXT NOT NULL,
     last_seq INTEGER NOT NULL
 ) STRICT;
+-- a sweep's deletes (erasure.after.sweep), apart from the input's pairs: one row per
+-- export (its SHA-256) and delete key; a later not_found never rewrites an erased
+CREATE TABLE sweep_state (
+    export        TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    first_run     INTEGER NOT NULL,
+    outcome       TEXT,               -- the last outcome (NULL: none yet)
+    final_outcome TEXT,               -- erased once erased; else the last not_found
+    final_seq     INTEGER,
+    last_seq      INTEGER NOT NULL,
+    PRIMARY KEY (export, key)
+) STRICT, WITHOUT ROWID;
 """
     + DECISIONS_SQL
 )
@@ -288,6 +302,9 @@ def why(row: str) -> str:
 
 
 _FINAL = "('erased', 'not_found', 'rejected')"
+# an event of a sweep's run (erasure.after.sweep), and the export that run read
+_SWEEP_RUN = "EXISTS (SELECT 1 FROM run_state WHERE run = NEW.run AND command = 'sweep')"
+_EXPORT = "(SELECT json_extract(started, '$.input.sha256') FROM run_state WHERE run = NEW.run)"
 # an invalid record that counts in the partition: any but an unusable received date
 _NOT_DATE = f"(NEW.reason IS NOT '{partition.DATE_REASON}')"
 
@@ -323,7 +340,8 @@ END;"""
 
 TRIGGERS_SQL = (
     f"""
-CREATE TRIGGER state_planned AFTER INSERT ON events WHEN NEW.kind = 'planned' BEGIN
+CREATE TRIGGER state_planned AFTER INSERT ON events
+WHEN NEW.kind = 'planned' AND NOT {_SWEEP_RUN} BEGIN
     INSERT INTO pair_state (request_id, key, db_id, matching, resource_id, field_name,
                             received_at, first_planned, last_planned_run, last_seq)
     SELECT NEW.request_id, NEW.key, NEW.db_id, NEW.matching, NEW.resource_id, NEW.field_name,
@@ -362,12 +380,13 @@ CREATE TRIGGER state_outcome AFTER INSERT ON events WHEN NEW.kind = 'outcome' BE
     ON CONFLICT (key) DO UPDATE SET doubt = (NEW.outcome IS 'failed' AND NEW.in_doubt IS 1),
                                     unanswered = 0, last_seq = NEW.seq;
     -- an outcome always follows its pair's planning; one that does not (a hand-made
-    -- ledger) still finishes its pair, as the events alone would say
+    -- ledger) still finishes its pair, as the events alone would say; a sweep's delete
+    -- is no pair of an input (sweep_state)
     INSERT INTO pair_state (request_id, key, db_id, matching, resource_id, field_name,
                             received_at, first_planned, last_planned_run, last_seq)
     SELECT NEW.request_id, NEW.key, NEW.db_id, NEW.matching, NEW.resource_id, NEW.field_name,
            NEW.received_at, NEW.seq, NEW.run, NEW.seq
-    WHERE NOT EXISTS (SELECT 1 FROM pair_state WHERE {_PAIR});
+    WHERE NOT EXISTS (SELECT 1 FROM pair_state WHERE {_PAIR}) AND NOT {_SWEEP_RUN};
     UPDATE pair_state SET
         outcome = NEW.outcome, in_doubt = NEW.in_doubt, profile_id = NEW.profile_id,
         error_code = NEW.error_code, error_text = NEW.error_text,
@@ -376,7 +395,27 @@ CREATE TRIGGER state_outcome AFTER INSERT ON events WHEN NEW.kind = 'outcome' BE
                              ELSE final_outcome END,
         final_seq = CASE WHEN NEW.outcome IN {_FINAL} THEN NEW.seq ELSE final_seq END,
         last_seq = NEW.seq
-    WHERE {_PAIR};
+    WHERE {_PAIR} AND NOT {_SWEEP_RUN};
+END;
+CREATE TRIGGER state_sweep_planned AFTER INSERT ON events
+WHEN NEW.kind = 'planned' AND {_SWEEP_RUN} BEGIN
+    INSERT OR IGNORE INTO sweep_state (export, key, first_run, last_seq)
+    VALUES ({_EXPORT}, NEW.key, NEW.run, NEW.seq);
+END;
+CREATE TRIGGER state_sweep_outcome AFTER INSERT ON events
+WHEN NEW.kind = 'outcome' AND {_SWEEP_RUN} BEGIN
+    INSERT OR IGNORE INTO sweep_state (export, key, first_run, last_seq)
+    VALUES ({_EXPORT}, NEW.key, NEW.run, NEW.seq);
+    UPDATE sweep_state SET
+        outcome = NEW.outcome,
+        final_outcome = CASE WHEN final_outcome IS 'erased' THEN final_outcome
+                             WHEN NEW.outcome IN ('erased', 'not_found') THEN NEW.outcome
+                             ELSE final_outcome END,
+        final_seq = CASE WHEN final_outcome IS 'erased' THEN final_seq
+                         WHEN NEW.outcome IN ('erased', 'not_found') THEN NEW.seq
+                         ELSE final_seq END,
+        last_seq = NEW.seq
+    WHERE export = {_EXPORT} AND key = NEW.key;
 END;
 CREATE TRIGGER state_run_started AFTER INSERT ON events WHEN NEW.kind = 'run_started' BEGIN
     INSERT OR IGNORE INTO run_state (run, first_seq, command, started_at, started, last_seq)
