@@ -275,6 +275,6 @@ def tonight(
     keys = carried.merged(data.items)[0].get_column("key")
     finished, doubtful = ledger_read.tonight(db, keys, retry_rejected=retry_rejected)
     # what the run will skip as final: the events must bear it out (78 if not)
-    finality.check_keys(db, finished.get_column("key").unique().to_list(), keyer)
+    finality.check_keys(db, finished.get_column("key").unique().to_list(), keyer, final_only=True)
     items, extra = carried.merged(data.items, finished)
     return Tonight(items, extra, carried.info(), finished, doubtful)

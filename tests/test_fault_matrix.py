@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from erasure import ledger as ledger_mod
+from erasure import partition
 from erasure import status as status_mod
 from erasure.keys import Keyer
 from erasure.ratelimit import RateLimiter, Recovering
@@ -186,6 +187,13 @@ def test_fault_combination_ends_in_final_outcomes(
         _, _, account = status_mod.account(db)
     assert all(i.holds for i in account.identities()), account.lines()
     assert (account.pairs, account.requests, account.complete) == (N, N, N)
+    # the partition (issue 21): every reason, in its order, counted the same from the kept
+    # summaries as from every row
+    with closing(ledger_mod.open_readonly(ledger)) as db:
+        kept = status_mod.status(db)
+    assert list(account.incomplete_reasons) == [r.value for r in partition.REASONS]
+    assert kept["incomplete_reasons"] == dict(account.incomplete_reasons)
+    assert sum(account.incomplete_reasons.values()) == account.incomplete == 0
 
     # each switch of the scenario fired
     fired = stats["fired"]

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from erasure import app, intake, job
+from erasure import app, intake, job, partition, status
 from erasure.errors import ErasureError
 from erasure.keys import Keyer
 from erasure.run import make_plan
@@ -89,9 +89,37 @@ def test_corpus(case: dict[str, Any], tmp_path: Path, write_job: Callable[..., P
     account = app.account_of(result, plan)
     assert all(i.holds for i in account.identities())
     assert account.to_send == counts["pairs"] and account.invalid == len(invalid)
+    _partition_holds(result)
     # the words never quote a cell
     for words, value in result.invalid.select("words", "value").iter_rows():
         assert value is None or len(value.strip()) < 3 or value.strip() not in words
+
+
+def _partition_holds(result: intake.Intake) -> None:
+    """The partition's identity for the file as a first run would leave it (nothing sent).
+
+    Every request is counted once: no usable identifier (its every cell unusable) before
+    anything else; an unusable received date is never the partition's ``invalid``.
+    """
+    pairs = result.items.select(
+        "request_id", pl.lit("pending").alias("outcome"), pl.lit(None, pl.String).alias("reason")
+    )
+    bad = result.invalid.select("request_id", pl.lit("invalid").alias("outcome"), "reason")
+    rows = pl.concat([pairs, bad]).with_columns(
+        pl.lit(False).alias("in_doubt"),
+        pl.lit(None, pl.String).alias("deadline"),
+        pl.lit(None, pl.String).alias("finished_at"),
+    )
+    states = status.request_states(rows)
+    why = dict(states.group_by("why").len().iter_rows())
+    assert sum(why.values()) == states.height  # one state each
+    assert set(why) <= {partition.COMPLETE, *partition.REASONS}
+    named = set(pairs.get_column("request_id").drop_nulls())
+    for rid, state in states.select("request_id", "why").iter_rows():
+        if rid is not None and rid not in named:
+            assert state == "no_identifier", (rid, state)
+        elif rid is not None:
+            assert state in ("open", "invalid"), (rid, state)
 
 
 def _job_file(folder: Path, settings: dict[str, object]) -> Path:

@@ -48,20 +48,25 @@ def _cited(what: str, seq: str, outcome: str) -> str:
     """
 
 
-# each pair's last outcome (what lookup answers) and last final one (what resume skips)
-_CITED = (
-    _cited("outcome", "outcome_seq", "outcome")
-    + " UNION ALL "
-    + _cited("final outcome", "final_seq", "final_outcome")
-)
+# each pair's last final outcome (what resume skips), and its last outcome (what lookup
+# answers)
+_FINAL_ONLY = _cited("final outcome", "final_seq", "final_outcome")
+_CITED = _cited("outcome", "outcome_seq", "outcome") + " UNION ALL " + _FINAL_ONLY
 
 
-def check_keys(db: sqlite3.Connection, keys: Iterable[str], keyer: Keyer | None = None) -> int:
+def check_keys(
+    db: sqlite3.Connection,
+    keys: Iterable[str],
+    keyer: Keyer | None = None,
+    *,
+    final_only: bool = False,
+) -> int:
     """Check every outcome ``pair_state`` cites for pairs with one of ``keys``; the count.
 
     Raises :class:`StateDisagrees` (78) at the first that the events do not
     bear out. ``keyer``: the ledger key, when the command holds it (the keyed
-    link is then checked; else the plain SHA-256 one).
+    link is then checked; else the plain SHA-256 one). ``final_only``: only
+    the final outcomes (what a run skips), not the last ones (what lookup says).
     """
     chain = keyer.chain if keyer is not None and Role.CHAIN in keyer.roles else None
     wanted = sorted(set(keys))
@@ -69,7 +74,7 @@ def check_keys(db: sqlite3.Connection, keys: Iterable[str], keyer: Keyer | None 
     checked = 0
     for start in range(0, len(wanted), _CHUNK):
         chunk = json.dumps(wanted[start : start + _CHUNK])
-        for row in db.execute(_CITED, (chunk,)):
+        for row in db.execute(_FINAL_ONLY if final_only else _CITED, (chunk,)):
             _check(db, row, first, chain)
             checked += 1
     return checked
