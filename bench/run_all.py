@@ -54,6 +54,7 @@ SCRIPTS: dict[str, tuple[str, list[str], bool, str]] = {
     "resume": ("resume.py", [], True, "resume start-up with a 1M-event ledger"),
     "memory": ("memory.py", [], True, "peak RSS planning 10M identifiers"),
     "history": ("history.py", [], False, "the ledger over the years: 300k and 3M events"),
+    "carry": ("carry.py", [], False, "a run's start with 10,000 carried-over open pairs"),
     "screen": ("screen.py", [], False, "erasure screen of 1,000,000 CSV rows"),
     "xlsx_guard": ("xlsx_guard.py", [], False, "bounding an XLSX of 500,000 rows before reading"),
 }

@@ -194,6 +194,45 @@ def test_the_messy_file_walk(write_job: Callable[..., Path], tmp_path: Path) -> 
         after = _status(job)
         assert after["invalid"] == 3 and after["accounting"]["resolved"] == 1
 
+        # a night stopped with another file's work left; then a night of yet another file
+        # while the stopped night's file is gone: named, exit 1, never 0; then it is back
+        other = tmp_path / "c.csv"
+        other.write_bytes(
+            ("Тикет;Почта;Телефон;Получено\r\n" + "".join(
+                f"C{i};nobody{i}@example.org;;01.05.2024\r\n" for i in range(20)
+            )).encode("cp1251")
+        )  # fmt: skip
+        # no answer comes: only the time budget ends the night (no preflight to hang on)
+        text = job.read_text(encoding="utf-8")
+        job.write_text(text.replace("[run]\n", "[run]\npreflight = false\n", 1), "utf-8")
+        sb.configure(hang=1.0)
+        stopped = _erasure(
+            "run", str(job), "--no-progress", "--input", str(other), "--max-duration", "1s"
+        )
+        assert 75 == stopped.returncode, stopped.stderr
+        assert "keep_input" in stopped.stderr and "c.csv" in stopped.stderr
+        sb.configure(hang=0.0)
+        kept = other.read_bytes()
+        other.unlink()
+        late = tmp_path / "d.csv"
+        late.write_bytes(
+            "Тикет;Почта;Телефон;Получено\r\nD1;late@example.org;;01.05.2024\r\n".encode(
+                "cp1251"
+            )
+        )
+        named = _erasure("run", str(job), "--no-progress", "--input", str(late))
+        assert 1 == named.returncode, named.stderr
+        assert "c.csv" in named.stderr and "open_elsewhere" in named.stderr
+        gone = _status(job)
+        assert [(f["file"], f["open"]) for f in gone["open_elsewhere"]] == [("c.csv", 20)]
+        assert gone["pending"] == 20 and gone["accounting"]["incomplete_reasons"]["open"] == 20
+        other.write_bytes(kept)
+        back = _erasure("run", str(job), "--no-progress", "--input", str(late))
+        assert 0 == back.returncode, back.stderr
+        done = _status(job)
+        assert done["open_elsewhere"] == [] and done["pending"] == 0
+        assert done["accounting"]["incomplete_reasons"]["open"] == 0
+
 
 def test_an_identity_that_does_not_hold_says_so() -> None:
     good = Identity(("rows", 3), (("with_identifier", 2), ("blank", 1)))
