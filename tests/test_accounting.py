@@ -216,9 +216,7 @@ def test_the_messy_file_walk(write_job: Callable[..., Path], tmp_path: Path) -> 
         other.unlink()
         late = tmp_path / "d.csv"
         late.write_bytes(
-            "Тикет;Почта;Телефон;Получено\r\nD1;late@example.org;;01.05.2024\r\n".encode(
-                "cp1251"
-            )
+            "Тикет;Почта;Телефон;Получено\r\nD1;late@example.org;;01.05.2024\r\n".encode("cp1251")
         )
         named = _erasure("run", str(job), "--no-progress", "--input", str(late))
         assert 1 == named.returncode, named.stderr
