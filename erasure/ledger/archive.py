@@ -61,9 +61,13 @@ def archive(ledger: Ledger, before: str, out: Path, perms: Perms) -> Archived:
         raise OutputError(f"the archive {out} exists already: choose a new file")
     db = ledger.connection
     first = int(db.execute("SELECT min(seq) FROM events").fetchone()[0])
-    last_run, head_seq = _archivable(db, cutoff.isoformat())
+    _clear_leftovers(ledger.path, out)  # a killed archive's scratch files (the lock is ours)
+    last_run, head_seq = _archivable(db, cutoff.isoformat(), first)
     if last_run is None:
-        raise UsageError(f"no run of the ledger {ledger.path} ended before {cutoff}")
+        since = " since its last archive" if first > 1 else ""
+        raise UsageError(
+            f"no run of the ledger {ledger.path} ended before {cutoff}{since}: nothing to archive"
+        )
     try:
         new, record, kept = _prepare(ledger, cutoff, out, perms, first, last_run, head_seq)
     except (OSError, sqlite3.Error) as exc:
@@ -117,7 +121,10 @@ def _prepare(
     # 1. the state the archived events leave, by replay (from the base, if archived before)
     base = db if first > 1 else None
     replay, scratch = state.with_scratch(
-        ledger.path.parent, base, lambda r: r.add_all(db, first - 1, head_seq)
+        ledger.path.parent,
+        base,
+        lambda r: r.add_all(db, first - 1, head_seq),
+        prefix=scratch_prefix(ledger.path),
     )
     try:
         state_sha = state.state_hash(scratch)
@@ -154,13 +161,17 @@ def _first_run_label(record: dict[str, Any]) -> int:
     return int(record["archive"]["runs"][0])
 
 
-def _archivable(db: sqlite3.Connection, cutoff: str) -> tuple[int | None, int]:
+def _archivable(db: sqlite3.Connection, cutoff: str, first: int = 1) -> tuple[int | None, int]:
     """The last run of the longest prefix of runs that ended before ``cutoff``, and its last seq.
 
     A run ends at its run_finished, or (killed) when the next one started.
+    Only runs still in the ledger count (``first``: its first event): the
+    runs an earlier archive took are not archived again.
     """
     runs = db.execute(
-        "SELECT run, first_seq, started_at, finished_at FROM run_state ORDER BY run"
+        "SELECT run, first_seq, started_at, finished_at FROM run_state WHERE first_seq >= ? "
+        "ORDER BY run",
+        (first,),
     ).fetchall()
     last: int | None = None
     for i, (_run, _first, _started, finished) in enumerate(runs):
@@ -321,3 +332,22 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _clear_leftovers(ledger: Path, out: Path) -> None:
+    """Remove what a killed archive of this ledger left: its new ledger and archive in the making.
+
+    Called with the ledger's lock held, so no other archive of it is running.
+    The replay scratch files are named after the ledger (:func:`scratch_prefix`).
+    """
+    names = [f".{ledger.name}.archiving", f".{out.name}.writing"]
+    for name in names:
+        for end in ("", "-wal", "-shm", "-journal"):
+            (ledger.parent / f"{name}{end}").unlink(missing_ok=True)
+    for leftover in ledger.parent.glob(f"{scratch_prefix(ledger)}*"):
+        leftover.unlink(missing_ok=True)
+
+
+def scratch_prefix(ledger: Path) -> str:
+    """The name every replay scratch file of ``ledger`` begins with (hidden, beside it)."""
+    return f".{ledger.name}.replay-"

@@ -789,14 +789,18 @@ def state_hash(db: sqlite3.Connection, prefix: str = "") -> str:
 
 
 def with_scratch(
-    folder: Path | None, base: sqlite3.Connection | None, fill: Callable[[Replay], None]
+    folder: Path | None,
+    base: sqlite3.Connection | None,
+    fill: Callable[[Replay], None],
+    *,
+    prefix: str = ".erasure-replay-",
 ) -> tuple[Replay, sqlite3.Connection]:
     """A :class:`Replay` in ``folder`` (None: the temporary folder), filled by ``fill``.
 
     The caller closes it (which deletes the file). The file is created
     owner-only: it holds the ledger's keys and request ids.
     """
-    fd, name = tempfile.mkstemp(prefix=".erasure-replay-", suffix=".sqlite", dir=folder)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".sqlite", dir=folder)
     os.close(fd)
     replay = Replay(Path(name), base)
     try:
