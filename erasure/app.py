@@ -203,8 +203,8 @@ def run(job: Job, options: RunOptions) -> RunResult:
         progress=options.runner.progress,
     ) as ledger:
         plan, input_info, data = _plan_locked(job, keyer, ledger, options)
-        _four_eyes(job, ledger, options, plan, input_info)  # 78 before anything is sent
         run_no = ledger.next_run()
+        _four_eyes(job, ledger, options, plan, input_info, run_no)  # 78 before anything is sent
         notes = invalid_events(ledger.connection, run_no, data)
         notes += holdback.aside_events(ledger.connection, run_no, plan.aside)
         keep = data.keep
@@ -281,7 +281,12 @@ def _plan_locked(
 
 
 def _four_eyes(
-    job: Job, ledger: Ledger, options: RunOptions, plan: Plan, input_info: dict[str, Any]
+    job: Job,
+    ledger: Ledger,
+    options: RunOptions,
+    plan: Plan,
+    input_info: dict[str, Any],
+    run: int,
 ) -> None:
     """``[approval]``: refuse (78) unless the approved plan covers tonight; record it."""
     from erasure import approval
@@ -293,7 +298,7 @@ def _four_eyes(
         planning.inputs_of(Path(input_info["path"]).name, input_info["sha256"], input_info),
         plan.work,
     )
-    ledger.append(approval.check(job, ledger.connection, options.plan, tonight))
+    ledger.append(approval.check(job, ledger.connection, options.plan, tonight, run=run))
 
 
 def _now() -> datetime:

@@ -356,6 +356,8 @@ def check(
     plan_path: Path | None,
     tonight: Tonight,
     now: datetime | None = None,
+    *,
+    run: int | None = None,
 ) -> list[Event]:
     """Refuse (78, naming what differs) unless tonight may send; the events to record.
 
@@ -416,6 +418,7 @@ def check(
                         if s.get("role") == "approver"
                     ],
                     "pairs": len(tonight.pairs),
+                    "run": run,  # the run it approves (reports name its pairs "approved")
                 },
                 sort_keys=True,
             ),

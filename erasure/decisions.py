@@ -372,9 +372,11 @@ def reasons(
 
 
 def with_decision(db: sqlite3.Connection, rows: pl.DataFrame) -> pl.DataFrame:
-    """The report's rows with ``decision`` filled for held and cancelled pairs: kind and words."""
+    """The report's rows with ``decision`` filled: held and cancelled pairs (kind and words),
+    and pairs a run sent under an approved plan (who approved it)."""
     import polars as pl
 
+    rows = _with_approved(db, rows)
     decided = pl.col("outcome").is_in([Outcome.HELD.value, Outcome.CANCELLED.value])
     pairs = rows.filter(decided).select("request_id", "key").rows()
     if not pairs:
@@ -394,3 +396,45 @@ def with_decision(db: sqlite3.Connection, rows: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.col("decision"))
         .alias("decision")
     ).drop("_words")
+
+
+def approvals(db: sqlite3.Connection) -> dict[int, str]:
+    """Run number -> who approved it, in words: the runs sent under an approved plan."""
+    if not has_decisions(db):
+        return {}
+    out: dict[int, str] = {}
+    for (detail,) in db.execute(
+        "SELECT e.detail FROM decision_state d JOIN events e ON e.seq = d.seq "
+        "WHERE d.kind = 'approval' ORDER BY d.seq"
+    ):
+        d = json.loads(detail or "{}")
+        if isinstance(d.get("run"), int):
+            by = ", ".join(f"sha256:{str(a)[:16]}" for a in d.get("approvers") or [])
+            out[d["run"]] = f"approved by {by} (plan sha256:{str(d.get('plan_sha256'))[:16]})"
+    return out
+
+
+def _with_approved(db: sqlite3.Connection, rows: pl.DataFrame) -> pl.DataFrame:
+    """``decision`` of the pairs the latest approved run planned: who approved it."""
+    import polars as pl
+
+    runs = approvals(db)
+    if not runs or not rows.height:
+        return rows
+    marks = ",".join("?" * len(runs))
+    found = db.execute(
+        "SELECT p.request_id, p.key, max(r.run) FROM pair_runs r JOIN pair_state p "
+        f"ON p.pair = r.pair WHERE r.run IN ({marks}) GROUP BY p.pair",
+        sorted(runs),
+    ).fetchall()
+    words = pl.DataFrame(
+        [(r, k, runs[n]) for r, k, n in found],
+        schema={"request_id": pl.String, "key": pl.String, "_approved": pl.String},
+        orient="row",
+    )
+    joined = rows.join(
+        words, on=["request_id", "key"], how="left", nulls_equal=True, maintain_order="left"
+    )
+    return joined.with_columns(pl.coalesce("decision", "_approved").alias("decision")).drop(
+        "_approved"
+    )

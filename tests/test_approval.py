@@ -8,6 +8,7 @@ approved run resumes under the same approval.
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 from collections.abc import Callable
@@ -108,6 +109,14 @@ def test_an_approved_plan_runs_and_sends_exactly_its_pairs(
     kinds = [e["kind"] for e in e2e.events(tmp_path / "ledger.sqlite")]
     assert "policy" in kinds and "approval" in kinds
     assert 0 == cli.main(["verify", str(job)])
+    # the report names the approval beside every pair it covered
+    report = tmp_path / "report.csv"
+    assert 0 == cli.main(["report", str(job), "--out", str(report)])
+    with report.open(encoding="utf-8-sig") as f:
+        decisions = {row["decision"] for row in csv.DictReader(f)}
+    dpo = json.loads(approved.read_text())["signatures"][1]["public_key_sha256"]
+    assert 1 == len(decisions)
+    assert decisions.pop().startswith(f"approved by sha256:{dpo[:16]} (plan sha256:")
 
 
 def test_a_required_approval_missing_is_refused(setup: tuple[Sandbox, Path, Path]) -> None:

@@ -278,8 +278,9 @@ def sweep(
         todo = [m for m in found.matches if m.delete_key not in earlier.final]
         plan = _plan(todo, settings.database())
         _four_eyes(
-            job, ledger, approved_plan, plan, export, found.sha256, include_identifier_matches
-        )
+            job, ledger, approved_plan, plan, (export, found.sha256),
+            include_identifier_matches, run_no,
+        )  # fmt: skip
         info = {"path": str(export), "sha256": found.sha256, "rows": found.rows, "rejected": 0}
         opts = options or Options()
         opts = replace(opts, command="sweep", first_events=tuple(events))
@@ -327,9 +328,9 @@ def _four_eyes(
     ledger: Ledger,
     approved: Path | None,
     plan: Plan,
-    export: Path,
-    sha256: str,
+    export: tuple[Path, str],
     include_identifier_matches: bool,
+    run: int,
 ) -> None:
     """``[approval]``: refuse (78) unless the approved plan covers these deletes; record it."""
     from erasure import approval
@@ -338,10 +339,10 @@ def _four_eyes(
     tonight = planning.tonight_of_work(
         "sweep",
         planning.sweep_flags(include_identifier_matches),
-        [(export.name, sha256)],
+        [(export[0].name, export[1])],
         plan.work,
     )
-    ledger.append(approval.check(job, ledger.connection, approved, tonight))
+    ledger.append(approval.check(job, ledger.connection, approved, tonight, run=run))
 
 
 def _code(summary: Summary, found: list[Match]) -> ExitCode:

@@ -62,8 +62,9 @@ from erasure.ledger.events import COLUMNS
 # pairs by their first planning, erasure.ledger.inputs; 5: decision_state, the totals of
 # held and cancelled pairs, and a decision's outcome leaves its key's doubt alone; 6:
 # unusable received dates apart from the partition's invalid records, and a request's
-# unknown deadline; 7: a sweep's deletes in sweep_state, apart from the input's pairs)
-STATE_VERSION = "7"
+# unknown deadline; 7: a sweep's deletes in sweep_state, apart from the input's pairs; 8:
+# approvals in decision_state)
+STATE_VERSION = "8"
 
 TABLES = (
     "pair_state",
@@ -112,11 +113,11 @@ _GUARD = "derived state changes only with the event that causes it"
 _APPEND_ONLY = "the ledger is append-only"
 
 # A person's decisions (erasure.decisions), one row per event; and the [approval]
-# policies recorded (erasure.approval), so that a run finds the last one by index.
+# policies and approvals recorded (erasure.approval), so that they are found by index.
 DECISIONS_SQL = """
 CREATE TABLE decision_state (
     seq         INTEGER PRIMARY KEY,  -- the hold, release, cancel or reopen event
-    kind        TEXT NOT NULL,        -- hold | release | cancel | reopen | policy
+    kind        TEXT NOT NULL,        -- hold | release | cancel | reopen | policy | approval
     request_id  TEXT,                 -- the selector: a request ...
     key         TEXT,                 -- ... or an identifier's key
     decision_id TEXT,                 -- the decision's own id (a queued one is appended once)
@@ -312,7 +313,7 @@ _NOT_DATE = f"(NEW.reason IS NOT '{partition.DATE_REASON}')"
 # selector, then is a row of its own.
 DECISION_TRIGGERS_SQL = f"""
 CREATE TRIGGER state_decision AFTER INSERT ON events
-WHEN NEW.kind IN ('hold', 'release', 'cancel', 'reopen', 'policy') BEGIN
+WHEN NEW.kind IN ('hold', 'release', 'cancel', 'reopen', 'policy', 'approval') BEGIN
     UPDATE decision_state SET ended_by = NEW.seq, last_seq = NEW.seq
     WHERE ended_by IS NULL
       AND kind = CASE NEW.kind WHEN 'release' THEN 'hold' WHEN 'reopen' THEN 'cancel' END
