@@ -322,13 +322,13 @@ _NO_REAPPEARED = pl.DataFrame()  # no profile came back: nothing to read
 
 
 def reappeared_records(db: sqlite3.Connection) -> pl.DataFrame:
-    """Every ``reappeared`` event (:func:`erasure.after.sweep.reappeared`), oldest first.
+    """Every ``reappeared`` event (:func:`erasure.ledger.reappeared.reappeared`), oldest first.
 
     Plus ``first_erased_key``: the key of the outcome that first erased the
     profile (for a match by profile id, the event's own key is the profile
     id's, so the request's original identifier is found through this one).
     """
-    from erasure.after.sweep import reappeared  # the sweep owns the event's shape
+    from erasure.ledger.reappeared import reappeared
 
     found = reappeared(db)
     firsts = ledger_mod.frame(

@@ -8,6 +8,8 @@ an email); a sweep erases the two again and lists the third for a decision.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -138,3 +140,28 @@ def test_a_decided_identifier_match_is_erased_again(
         profiles = reappeared_profiles(reappeared_records(db))
     assert profiles["now"].to_list() == ["erased_again"] * 3
     assert profiles.filter(pl.col("match") == "identifier")["request_id"].to_list() == ["T3"]
+
+
+def test_status_and_report_on_a_swept_ledger_load_no_network_code(
+    write_job: Callable[..., Path], sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The read-only commands read the sweep's events from ledger/, not the sweep itself.
+
+    The sweep module loads the run, httpx and aiohttp (100 modules, 0.3 s):
+    status and report of a ledger with reappeared profiles must not.
+    """
+    job = str(_swept(write_job, sandbox, tmp_path))
+    out = str(tmp_path / "r.html")
+    code = (
+        "import json, sys\n"
+        "from erasure import cli\n"
+        f"codes = [cli.main(['status', {job!r}]), cli.main(['status', {job!r}, '--json']),\n"
+        f"         cli.main(['report', {job!r}, '--out', {out!r}])]\n"
+        "heavy = {'httpx', 'anyio', 'aiohttp', 'erasure.run', 'erasure.after.sweep'}\n"
+        "print(json.dumps([codes, sorted(heavy & set(sys.modules))]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "reappeared: 3 profiles came back" in done.stdout, done.stderr
+    assert [[0, 0, 0], []] == json.loads(done.stdout.splitlines()[-1])

@@ -7,7 +7,7 @@
     receipt.check_file(path, public_key, job) -> CheckResult   erasure check-receipt
     screen.screen(job, input, out) -> ScreenResult    erasure screen
     sweep.sweep(job, export, ...) -> SweepResult      erasure sweep
-    sweep.reappeared(db) -> polars frame              for status and reports
+    ledger.reappeared.reappeared(db) -> polars frame  for status and reports (no network code)
 
 Modules import polars and the ledger; :mod:`erasure.cli` loads them only
 for the commands that need them.
