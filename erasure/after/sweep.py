@@ -417,6 +417,3 @@ _WORK_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "received_ats": pl.List(pl.Datetime("us", "UTC")),
     "in_doubt": pl.Boolean,
 }
-
-
-# ---------------------------------------------------------------- reading
