@@ -16,7 +16,7 @@ import re
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from erasure import decisions
@@ -45,20 +45,21 @@ def scrub_reason(text: str) -> str:
     return cleaned[:REASON_MAX]
 
 
-def until_of(text: str | None, now: datetime) -> datetime | None:
-    """``--until``: a date (held through the end of that day, UTC) or an ISO 8601 instant."""
+def until_of(text: str | None, now: datetime, zone: tzinfo = UTC) -> datetime | None:
+    """``--until``: a date (held through the end of that day in ``zone``, the job's
+    ``[input] timezone``) or an ISO 8601 instant (read in ``zone`` without an offset)."""
     if text is None:
         return None
     try:
         if len(text.strip()) == 10:
             day = date.fromisoformat(text.strip())
-            return datetime.combine(day + timedelta(days=1), time(), UTC)
+            return datetime.combine(day + timedelta(days=1), time(), zone)
         instant = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(
             f"--until {text!r} is not a date (YYYY-MM-DD) or an ISO 8601 instant"
         ) from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    return instant if instant.tzinfo else instant.replace(tzinfo=zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ def hold(
     """A legal hold on a request, or on every request naming an identifier."""
     at = _now(now)
     words = scrub_reason(reason)
-    end = until_of(until, at)
+    end = until_of(until, at, job.input.deadline.zone)
     if end is not None and end <= at:
         raise UsageError(f"--until {until} has passed already: a hold must end in the future")
     naming: list[str] = []

@@ -333,3 +333,17 @@ def test_a_file_with_held_pairs_is_not_safe_to_delete(
     _erased(outcomes, "T1")
     out = _cli("status", str(job), "--json")[1]
     assert {"in.csv", "other.csv"} == {f["file"] for f in json.loads(out)["safe_to_delete"]}
+
+
+def test_the_run_says_how_many_pairs_a_decision_held_back(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(generate_count=5)
+    _two_tickets(tmp_path)
+    job = _job(write_job, sandbox)
+    assert 0 == _cli("hold", str(job), "--email", "user1@example.com", "--reason", "L-7")[0]
+    code, out, err = _cli("run", str(job), "--no-progress", "--log-format", "console")
+    assert 0 == code, err
+    assert "held back by a person's decision (a hold or a cancellation): 2 pairs" in out
+    code, out, _ = _cli("validate", str(job))
+    assert "held (a legal hold) 2" in out

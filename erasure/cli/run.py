@@ -160,6 +160,14 @@ def _print_summary(shell: _Shell, summary: Summary, code: int, job: Job) -> None
         f"{summary.duration_s:.1f} s ({rate:.0f}/s)",
         *(
             [
+                f"held back by a person's decision (a hold or a cancellation): "
+                f"{summary.set_aside + summary.held_back} pairs, never sent (erasure holds)"
+            ]
+            if summary.set_aside + summary.held_back
+            else []
+        ),
+        *(
+            [
                 f"suppression lists: {summary.suppressed} added, {summary.suppression_failed}"
                 " failed (the next run tries them again)"
             ]
@@ -174,7 +182,7 @@ def _print_summary(shell: _Shell, summary: Summary, code: int, job: Job) -> None
 
 def _not_reached(summary: Summary) -> int:
     """Pairs of the plan with no outcome in this run: the rest of ``planned_pairs``."""
-    return summary.planned_pairs - sum(summary.outcomes.values())
+    return summary.planned_pairs - sum(summary.outcomes.values()) - summary.held_back
 
 
 HANDLERS: dict[str, Handler] = {"validate": cmd_validate, "run": cmd_run}

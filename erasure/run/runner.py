@@ -103,6 +103,7 @@ class Runner:
             already_done=plan.already_done,
             already_rejected=plan.already_rejected,
             invalid=int((input_info or {}).get("invalid", 0)),
+            set_aside=plan.held + plan.cancelled,
         )
         if options.pacer is not None:
             self.limiter = options.pacer()

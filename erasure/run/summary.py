@@ -67,6 +67,7 @@ class Summary:
     suppressed: int = 0  # values added to a suppression list this run ([suppress])
     suppression_failed: int = 0  # values whose addition failed: exit 1, never a stop
     held_back: int = 0  # pairs a hold or cancellation given during the run kept from being sent
+    set_aside: int = 0  # pairs of the input a decision kept out of the plan (not planned_pairs)
     # open pairs of earlier input files gone or changed (erasure.carry): a person must act
     open_elsewhere: int = 0
 
@@ -123,6 +124,7 @@ class Summary:
             "preflight": self.preflight,
             "error": None if self.fatal is None else str(self.fatal),
             **({"held_back": self.held_back} if self.held_back else {}),
+            **({"set_aside": self.set_aside} if self.set_aside else {}),
         }
 
 
