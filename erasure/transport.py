@@ -1,7 +1,7 @@
 """What can go wrong between erasure and the service, as types (pure: no network code).
 
 :func:`erasure.client.send` raises nothing but a :class:`TransportFailure`
-when a request gets no usable answer; :func:`erasure.altcraft.classify_exception`
+when a request gets no usable answer; :func:`erasure.verdicts.classify_exception`
 and :func:`erasure.run.retry.decide` decide from its class and its fields,
 never from its message (which is one line in words, for people)::
 
@@ -22,7 +22,7 @@ import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from erasure.altcraft import RetryReason
+    from erasure.verdicts import RetryReason
 
 __all__ = ["NOT_SENT", "Stage", "TransportFailure", "Unforeseen", "UnusableURL"]
 
