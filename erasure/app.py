@@ -100,6 +100,7 @@ def validate(job: Job, options: InputOptions, *, retry_rejected: bool = False) -
         plan.in_doubt,
         rejects,
         header_row=data.header_row,
+        repairs=data.repair_counts(),
     )
 
 
@@ -257,6 +258,7 @@ def _plan_locked(
     from erasure import carry, holdback
 
     data, _ = _read_input(job, keyer, options.input)
+    _log_repairs(data)
     # tonight's pairs and earlier input files' open ones, against the ledger (erasure.carry)
     t = carry.tonight(ledger.connection, job, keyer, data, retry_rejected=options.retry_rejected)
     plan = holdback.plan(t.items, t.finished, t.doubtful, ledger.connection, ledger.path, _now())
@@ -278,6 +280,20 @@ def _plan_locked(
     # and values (see erasure.run.plan); the rest, such as the row numbers,
     # is freed.
     return plan.without_pending(), input_info, facts
+
+
+def _log_repairs(data: Intake) -> None:
+    """One event per kind of repair and column: the rows, never a value."""
+    import polars as pl
+
+    from erasure import logs
+    from erasure.intake.layout import shown
+
+    by = data.repairs.group_by("kind", "column", maintain_order=True).agg(pl.col("row"))
+    for kind, column, rows in by.iter_rows():
+        logs.get().info(
+            "erasure.input.repaired", kind=kind, column=shown(column), count=len(rows), rows=rows
+        )
 
 
 def _four_eyes(

@@ -48,7 +48,10 @@ from collections.abc import Iterable
 
 from erasure.errors import ConfigError
 
-NORMALISATION_VERSION = "n1"  # erasure.intake.normalize rules
+NORMALISATION_VERSION = "n2"  # erasure.intake.normalize and .repair rules
+# Every normalisation whose ledgers this release reads and extends: n2 only turned
+# cells n1 refused into valid ones (erasure.intake.repair), so no n1 key differs.
+NORMALISATIONS = ("n1", "n2")
 DERIVATION_VERSION = "d2"  # the derivation of new ledgers (see the module's docstring)
 DERIVATIONS = ("d1", "d2")  # every derivation this release can compute, oldest first
 # The layout of the keyed message, the first field of every message: it has

@@ -81,6 +81,9 @@ def _print_checked(shell: _Shell, checked: Checked) -> None:
     a = checked.account
     where = f" (header on row {checked.header_row})" if checked.header_row else ""
     shell.print(f"input: {checked.input}{where}", *a.lines())
+    if checked.repairs:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in checked.repairs.items())
+        shell.print(f"repaired cells (read as valid): {kinds}")
     if checked.in_doubt:
         shell.print(f"in doubt (sent again): {checked.in_doubt}")
     listed = checked.invalid.head(INVALID_LISTED)

@@ -81,7 +81,7 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
         return opendsr.read(job, keyer, source)
     table = read_table(source, wanted_columns(job.input), header_rule(job.input))
     layout = map_columns(job.input, table.names, source.name)
-    items, invalid, counts, usable, dates = build(table, layout, job.input, keyer)
+    items, invalid, counts, usable, dates, repairs = build(table, layout, job.input, keyer)
     return Intake(
         path=source,
         sha256=table.sha256,
@@ -91,4 +91,5 @@ def read(job: Job, keyer: Keyer, path: Path | None = None) -> Intake:
         usable=usable,
         header_row=table.header_row,
         received=conflicts_logged(dates),
+        repairs=repairs,
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from erasure.intake import normalize, received
+from erasure.intake import normalize, received, repair
 from erasure.intake.cells import as_text, moments, positive_ints
 from erasure.intake.layout import Layout, shown
 from erasure.intake.readers import Table
@@ -16,6 +16,7 @@ from erasure.intake.shapes import (
     INVALID_SCHEMA,
     ITEMS_SCHEMA,
     REJECT_VALUE_MAX,
+    REPAIRS_SCHEMA,
     USABLE_SCHEMA,
     Counts,
     Reason,
@@ -45,12 +46,13 @@ class _Cells:
     rejected: pl.DataFrame  # invalid cells of those rows: row, column, shown, code, raw, reason
     count: int  # non-empty cells, in any row
     seen: pl.DataFrame  # per input row: ``cell`` (it has a non-empty one), ``valid`` (a valid one)
+    repairs: pl.DataFrame  # REPAIRS_SCHEMA: cells read after a repair (erasure.intake.repair)
 
 
 def build(
     table: Table, layout: Layout, inp: Input, keyer: Keyer
-) -> tuple[pl.DataFrame, pl.DataFrame, Counts, pl.DataFrame, pl.DataFrame | None]:
-    """Items, invalid records, counts, usable columns and received dates of the file.
+) -> tuple[pl.DataFrame, pl.DataFrame, Counts, pl.DataFrame, pl.DataFrame | None, pl.DataFrame]:
+    """Items, invalid records, counts, usable columns, received dates and repaired cells.
 
     The file is read here so that its cells can go early. The received dates
     are each request's earliest usable one (:mod:`erasure.intake.received`),
@@ -76,6 +78,7 @@ def build(
     del rows
     valid, identifiers = cells.valid.height, cells.count
     invalid_cells = cells.rejected.height
+    repairs = cells.repairs
     varying = layout.varying
     # a filter that keeps every row copies nothing (unique would copy them all)
     items = cells.valid.filter(_firsts(cells.valid, [*varying, "value"]))
@@ -105,7 +108,7 @@ def build(
         invalid=invalid.height,
         requests=requests,
     )
-    return items, invalid, counts, usable, dates
+    return items, invalid, counts, usable, dates, repairs
 
 
 def _usable(rows: pl.DataFrame, cells: _Cells, layout: Layout) -> pl.DataFrame:
@@ -185,29 +188,36 @@ def _cells(
     row_bad = pl.col("db_id_reason").is_not_null() | pl.col("resource_id_reason").is_not_null()
     valid: list[pl.DataFrame] = []
     rejected: list[pl.DataFrame] = []
+    repairs: list[pl.DataFrame] = [pl.DataFrame(schema=REPAIRS_SCHEMA)]
     seen = rows.select(cell=pl.lit(False), valid=pl.lit(False))
     count = 0
+    split = False
     for order, spec in enumerate(layout.specs):
         text, is_int = as_text(frame.get_column(spec.column), table.file)
-        if spec.matching == "email":
-            found = normalize.emails(text)
-        elif spec.matching == "phone":
-            found = normalize.phones(text, inp.phone_region)
-        else:
-            found = normalize.texts(text)
+        found = _read_cells(text, spec.matching, inp)
         cells = pl.concat([rows, found, text.rename("raw").to_frame()], how="horizontal")
         flags = cells.select(
             cell=pl.col("value").is_not_null() | pl.col("reason").is_not_null(),
             valid=pl.col("value").is_not_null() & ~row_bad,
             rejected=pl.col("reason").is_not_null() & ~row_bad,
         )
-        count += int(flags.get_column("cell").sum())
+        # a cell split into several addresses holds that many identifiers
+        extra = cells.get_column("extra").list.len().fill_null(0)
+        count += int(flags.get_column("cell").sum()) + int(extra.sum())
         seen = seen.select(pl.col(c) | flags.get_column(c) for c in ("cell", "valid"))
         with_resource = spec.matching in ("email", "phone")
+        mine = cells.filter(flags.get_column("valid"))
+        if int(mine.get_column("extra").list.len().fill_null(0).sum()):
+            split = True
+            more = mine.select(*_SHARED, value="extra").drop_nulls("value").explode("value")
+            mine = pl.concat([mine.select(*_SHARED, "value"), more])
+        repairs.append(
+            cells.filter(pl.col("repair").is_not_null() & pl.col("value").is_not_null())
+            .select("row", column=pl.lit(spec.column), kind=pl.col("repair").str.split(","))
+            .explode("kind")
+        )
         valid.append(
-            cells.select(*_SHARED, "value")
-            .filter(flags.get_column("valid"))
-            .with_columns(
+            mine.select(*_SHARED, "value").with_columns(
                 order=pl.lit(order, pl.Int32),
                 matching=pl.lit(spec.matching),
                 field_name=pl.lit(spec.field_name, pl.String),
@@ -216,19 +226,33 @@ def _cells(
             )
         )
         rejected.append(
-            cells.select("row", "raw", "reason")
+            cells.select("row", "raw", "reason", "code")
             .filter(flags.get_column("rejected"))
             .with_columns(
                 column=pl.lit(spec.column),
                 shown=pl.lit(shown(spec.column)),
-                code=pl.lit(_CELL_REASONS[spec.matching].value),
+                code=pl.col("code").fill_null(pl.lit(_CELL_REASONS[spec.matching].value)),
                 order=pl.lit(order + 10, pl.Int32),
             )
         )
     every = pl.concat(valid)
-    if len(valid) > 1:
+    if len(valid) > 1 or split:
         every = every.sort("row", "order", maintain_order=True)
-    return _Cells(every, pl.concat(rejected), count, seen)
+    found = pl.concat(repairs).cast(REPAIRS_SCHEMA).sort("row", maintain_order=True)
+    return _Cells(every, pl.concat(rejected), count, seen, found)
+
+
+def _read_cells(text: pl.Series, matching: str, inp: Input) -> pl.DataFrame:
+    """``value``, ``reason``, ``code``, ``repair``, ``extra`` (:data:`repair.CELL_SCHEMA`)."""
+    if matching == "email":
+        return repair.emails(text, split=inp.split_addresses)
+    if matching == "phone":
+        return repair.phones(text, inp.phone_region)
+    return normalize.texts(text).with_columns(
+        code=pl.lit(None, pl.String),
+        repair=pl.lit(None, pl.String),
+        extra=pl.lit(None, pl.List(pl.String)),
+    )
 
 
 _CELL_REASONS = {

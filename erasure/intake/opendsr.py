@@ -103,7 +103,7 @@ def read(job: Job, keyer: Keyer, path: Path) -> Intake:
     rows, notes = _rows(requests)
     frame = pl.DataFrame(rows, schema=dict.fromkeys(COLUMNS, pl.String), orient="row")
     table = Table(path.name, sha256, frame.lazy(), list(COLUMNS), "OpenDSR JSON", first_row=1)
-    items, invalid, counts, usable, dates = build(table, LAYOUT, job.input, keyer)
+    items, invalid, counts, usable, dates, _ = build(table, LAYOUT, job.input, keyer)
     # counts.no_identifier stays: those rows have no identifier cell, whatever the reason
     return Intake(path, sha256, items, _noted(invalid, notes), counts, usable, received=dates)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -39,6 +39,13 @@ INVALID_SCHEMA = pl.Schema(
 USABLE_SCHEMA = pl.Schema(
     [("request_id", pl.String()), ("column", pl.String()), ("row", pl.Int64())]
 )
+REPAIRS_SCHEMA = pl.Schema(
+    [
+        ("row", pl.Int64()),  # as a spreadsheet numbers it
+        ("column", pl.String()),  # the user's own header
+        ("kind", pl.String()),  # erasure.intake.repair.Repair: mailto, display_name, ...
+    ]
+)
 REJECTS_COLUMNS = ("row", "column", "value", "reason", "words")  # a --rejects file's columns
 REJECT_VALUE_MAX = 200  # characters of a rejected cell kept in the rejects file
 
@@ -63,6 +70,9 @@ class Reason(enum.StrEnum):
     NOT_AN_ERASURE = "not_an_erasure"
     # OpenDSR: an identity given as a hash (sha256, md5, sha1): Altcraft needs the address.
     HASHED_IDENTITY = "hashed_identity"
+    # An email cell naming two or more different addresses (the second may be a CC or a
+    # relative who never asked); [input] split_addresses = true erases each instead.
+    SEVERAL_ADDRESSES = "several_addresses"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +116,10 @@ class Intake:
     # per request id: its earliest usable received_at and how many distinct ones its rows
     # gave (erasure.intake.received.RECEIVED_SCHEMA); None: no received_at column
     received: pl.DataFrame | None = None
+    # REPAIRS_SCHEMA: cells read after a repair whose intent is certain, one row per kind
+    repairs: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REPAIRS_SCHEMA))
+
+    def repair_counts(self) -> dict[str, int]:
+        """Repaired cells by kind, the kinds in order of their first row."""
+        counts = self.repairs.group_by("kind", maintain_order=True).len()
+        return dict(counts.iter_rows())
