@@ -535,12 +535,17 @@ def check_receipt(
     return receipt_mod.check_file(path, public_key, job, archives=archives)
 
 
-def screen(job: Job, source: Path, out: Path) -> ScreenResult:
-    """Copy ``source`` to ``out`` less the rows naming a finished erasure; a ScreenResult."""
+def screen(
+    job: Job, source: Path, out: Path, columns: Mapping[str, str] | None = None
+) -> ScreenResult:
+    """Copy ``source`` to ``out`` less the rows naming a finished erasure; a ScreenResult.
+
+    ``columns`` (kind -> header, from ``--column``) wins over ``[screen] columns``.
+    """
     from erasure.after import screen as screen_mod
 
     check_output(out, job, inputs=[source])
-    return screen_mod.screen(job, source, out)
+    return screen_mod.screen(job, source, out, columns)
 
 
 def sweep(

@@ -90,13 +90,71 @@ def test_csv_records_split_on_line_ends_outside_quotes() -> None:
     assert csv_records(data) == [b"a,b\n", b'"x\ny",1\n', b'"say ""hi""",2\n', b"last,3"]
 
 
-def test_mapped_columns_the_import_lacks_are_left_out(
-    write_job: Callable[..., Path], sandbox: Sandbox, tmp_path: Path
+def test_a_column_the_job_names_and_the_import_lacks_is_65(
+    write_job: Callable[..., Path],
+    sandbox: Sandbox,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """[screen] columns are all needed: a file without one is never copied as clean."""
     (tmp_path / "in.csv").write_text("ticket,email,phone\nT5,user5@example.com,\n")
-    job = e2e.job(write_job, sandbox.url, input={"columns": {"email": "email", "phone": "phone"}})
+    job = e2e.job(write_job, sandbox.url, screen={"columns": {"email": "email", "phone": "phone"}})
     assert 0 == e2e.run(job)
     source = tmp_path / "import.csv"
     source.write_text("email,source\nuser5@example.com,crm\nuser6@example.com,crm\n")
-    assert 0 == _screen(job, source, tmp_path / "clean.csv")
-    assert (tmp_path / "clean.csv").read_text() == "email,source\nuser6@example.com,crm\n"
+    capsys.readouterr()
+    assert 65 == _screen(job, source, tmp_path / "clean.csv")
+    err = capsys.readouterr().err
+    assert "names 'email' and 'phone', the columns screen looked for" in err
+    assert not (tmp_path / "clean.csv").exists()
+
+
+def test_a_plain_import_needs_no_screen_section(
+    job: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """email,phone in any case, under a title row; the repairs of the intake apply."""
+    source = tmp_path / "import.csv"
+    source.write_text(
+        "CRM import, 2026-12-04\n"
+        "EMAIL,Phone,name\n"
+        "mailto:user1@example.com,,a\n"
+        '"User Two <user2@example.com>",,b\n'
+        '"user9@example.com, user3@example.com",,c\n'
+        "user9@example.com,,d\n"
+        "not an address,,e\n"
+        ",12,f\n"
+    )
+    out = tmp_path / "clean.csv"
+    capsys.readouterr()
+    assert 1 == _screen(job, source, out)
+    assert out.read_text() == (
+        "CRM import, 2026-12-04\nEMAIL,Phone,name\nuser9@example.com,,d\nnot an address,,e\n,12,f\n"
+    )
+    said = capsys.readouterr().out
+    assert "kept: 3" in said and "screened: 3" in said
+    assert "unchecked: 2 (kept: cells that could not be read as an identifier, rows 7, 8)" in said
+
+
+def test_columns_from_the_command_line_or_the_job(
+    write_job: Callable[..., Path],
+    sandbox: Sandbox,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    e2e.emails_csv(tmp_path / "in.csv", [4])
+    job = e2e.job(write_job, sandbox.url)
+    assert 0 == e2e.run(job)
+    source = tmp_path / "import.csv"
+    source.write_text("E-mail,Имя\nuser4@example.com,a\nuser8@example.com,b\n")
+    capsys.readouterr()
+    assert 65 == _screen(job, source, tmp_path / "none.csv")
+    err = capsys.readouterr().err
+    assert "names email, phone or profile_id (any case), the columns screen looked for" in err
+    args = ["screen", str(job), "--input", str(source), "--out", str(tmp_path / "a.csv")]
+    assert 0 == cli.main([*args, "--column", "email=E-mail"])
+    assert (tmp_path / "a.csv").read_text() == "E-mail,Имя\nuser8@example.com,b\n"
+    assert 64 == cli.main([*args, "--column", "mail=E-mail"])
+    assert 64 == cli.main([*args, "--column", "email"])
+    configured = e2e.job(write_job, sandbox.url, screen={"columns": {"email": "E-mail"}})
+    assert 0 == _screen(configured, source, tmp_path / "b.csv")
+    assert (tmp_path / "b.csv").read_text() == "E-mail,Имя\nuser8@example.com,b\n"

@@ -5,9 +5,17 @@ normalised and keyed as the intake keys it, under every (db_id,
 resource_id, field) combination that finished requests used; a row any of
 whose keys belongs to a finished pair (last outcome ``erased`` or
 ``not_found``) is screened out. A cell that cannot be normalised cannot be
-checked: its row is kept and counted as ``unchecked`` (exit 1). The job's
-``[input.columns]`` mapping is used; mapped columns the file lacks are left
-out, so that an import file need carry only the ones it has. Kept rows
+checked: its row is kept and counted as ``unchecked`` (exit 1), and its row
+number listed. Columns are mapped as the intake maps them: ``--column
+email=E-mail`` (each kind given), else ``[screen] columns``, else the
+default names ``email``, ``phone``, ``profile_id`` in any case, the header
+being the first of the first 20 rows naming one of them. A file where no
+row names them, or that lacks a column the job or command names, is 65
+naming the columns looked for: a file whose columns match nothing is never
+copied as clean. Cells are read with the intake's repairs
+(:mod:`erasure.intake.repair`): ``mailto:`` and display names are checked as
+the address they hold, and a cell of several addresses is screened out when
+any of them was erased. Kept rows
 are copied in the input's own format; CSV, TSV and NDJSON records are
 copied byte for byte (the original lines), so that row order and every
 untouched cell stay exactly as they were. Nothing screened is written
@@ -18,7 +26,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -29,12 +37,15 @@ import polars as pl
 from erasure import ledger as ledger_mod
 from erasure.errors import InputUnusable, OutputError, UsageError
 from erasure.files import Perms, atomic_write, open_new, open_regular
+from erasure.intake import as_text, normalize, read_table, repair
+from erasure.intake.header import SEARCH_ROWS, HeaderRule, fold
+from erasure.intake.layout import DEFAULT_NAMES
 from erasure.intake.readers import Table
-from erasure.job import Job
+from erasure.job import Columns, Job
 from erasure.keys import Keyer, Role
 from erasure.ledger import finality
 
-from .cells import finished_identities, identities, matches, normalised, open_file
+from .cells import Spec, finished_identities, identities, matches, specs_of
 
 __all__ = ["ScreenResult", "csv_records", "screen"]
 
@@ -49,10 +60,18 @@ class ScreenResult:
     kept: int
     screened: int
     unchecked: int  # kept rows with a cell that could not be normalised, so not checked
+    unchecked_rows: tuple[int, ...] = ()  # their row numbers, as a spreadsheet numbers them
 
 
-def screen(job: Job, source: Path, out: Path) -> ScreenResult:
-    """Copy ``source`` to ``out`` less the rows naming a finished erasure."""
+def screen(
+    job: Job, source: Path, out: Path, columns: Mapping[str, str] | None = None
+) -> ScreenResult:
+    """Copy ``source`` to ``out`` less the rows naming a finished erasure.
+
+    ``columns`` maps a kind (``email``, ``phone``, ``profile_id``) to the
+    file's header, as ``--column`` gives it; it wins over ``[screen] columns``.
+    """
+    mapped = screen_columns(job, columns)
     if out.suffix.lower() != source.suffix.lower():
         raise UsageError(f"--out {out.name} must have the input's suffix ({source.suffix})")
     if out.absolute() == source.absolute():
@@ -66,7 +85,7 @@ def screen(job: Job, source: Path, out: Path) -> ScreenResult:
         # keys with another's rows (an erased person kept, an innocent dropped).
         with _snapshot(source, out) as copy:
             check = partial(finality.check_keys, db, keyer=keyer)
-            return _screen(job, keyer, finished, source, copy, out, check)
+            return _screen(job, keyer, finished, source, copy, out, check, mapped)
 
 
 @contextmanager
@@ -93,6 +112,43 @@ def _snapshot(source: Path, out: Path) -> Iterator[Path]:
 _COPY_CHUNK = 1 << 20  # bytes
 
 
+def screen_columns(job: Job, given: Mapping[str, str] | None) -> Columns:
+    """The columns ``screen`` reads: ``--column``, else ``[screen] columns``, else the defaults."""
+    if given:
+        unknown = sorted(set(given) - {"email", "phone", "profile_id"})
+        if unknown:
+            raise UsageError(
+                f"--column {unknown[0]}=...: the kind must be email, phone or profile_id"
+            )
+        return Columns(
+            email=given.get("email"),
+            phone=given.get("phone"),
+            profile_id=given.get("profile_id"),
+            explicit=True,
+        )
+    return job.screen.columns
+
+
+def _open(path: Path, columns: Columns) -> tuple[Table, list[Spec]]:
+    """The import file and its identifier columns; 65 naming what was looked for when absent."""
+    names = [n for n in (columns.email, columns.phone, columns.profile_id) if n]
+    names += [c.column for c in columns.custom]
+    if columns.explicit:
+        rule = HeaderRule(frozenset(fold(n) for n in names))
+        looked = " and ".join(repr(n) for n in names)
+    else:
+        rule = HeaderRule(frozenset(), frozenset(DEFAULT_NAMES))
+        looked = "email, phone or profile_id (any case)"
+    table = read_table(path, rule.wanted, rule)
+    if not rule.named_by(table.names):
+        raise InputUnusable(
+            f"{table.file}: no row among its first {SEARCH_ROWS} names {looked}, the columns "
+            "screen looked for; name yours with --column email=HEADER (or phone=, "
+            "profile_id=) or [screen] columns"
+        )
+    return table, specs_of(columns, table.names, table.file)
+
+
 def _screen(
     job: Job,
     keyer: Keyer,
@@ -101,8 +157,9 @@ def _screen(
     copy: Path,
     out: Path,
     check: Callable[[set[str]], object],
+    columns: Columns,
 ) -> ScreenResult:
-    table, specs = open_file(copy, job.input.columns, partial=True)
+    table, specs = _open(copy, columns)
     frame = table.collect(list(dict.fromkeys(s.column for s in specs)))
     combos = identities(finished)
     wanted = set(finished.get_column("key").to_list())
@@ -110,18 +167,38 @@ def _screen(
     unusable = pl.repeat(False, frame.height, eager=True)
     used: set[str] = set()  # keys whose finished erasure screens a row
     for spec in specs:
-        cells = normalised(frame.get_column(spec.column), spec, table.file, job.input.phone_region)
-        hits = matches(cells.get_column("value"), spec, combos, keyer, wanted)
+        cells = _cells(frame.get_column(spec.column), spec, table.file, job.input.phone_region)
+        # each address of a cell that holds several: the row goes when any was erased
+        named = pl.concat(
+            [cells.select("i", value="value"), cells.select("i", value="extra").explode("value")]
+        ).drop_nulls("value")
+        hits = matches(named.get_column("value"), spec, combos, keyer, wanted)
         used.update(hits.get_column("key").to_list())
-        hit = cells.get_column("value").is_in(hits.get_column("value").implode())
-        screened = screened | hit.fill_null(False)  # an empty cell names no one
+        rows = named.filter(pl.col("value").is_in(hits.get_column("value").implode()))
+        hit = pl.Series(range(frame.height)).is_in(rows.get_column("i").implode())
+        screened = screened | hit
         unusable = unusable | cells.get_column("reason").is_not_null()
     check(used)  # those erasures, borne out by the events (erasure.ledger.finality: 78)
     keep = ~screened
     kept = int(keep.sum())
-    unchecked = int((keep & unusable).sum())
+    left = keep & unusable
+    numbers = table.row_numbers(frame.height).filter(left).to_list()
     _write(copy, out, keep, job.perms, table)
-    return ScreenResult(source, out, frame.height, kept, frame.height - kept, unchecked)
+    return ScreenResult(
+        source, out, frame.height, kept, frame.height - kept, len(numbers), tuple(numbers)
+    )
+
+
+def _cells(raw: pl.Series, spec: Spec, file: str, phone_region: str) -> pl.DataFrame:
+    """``i`` (the row), ``value``, ``reason`` and ``extra``, read as the intake reads them."""
+    text, _ = as_text(raw, file)
+    if spec.matching == "email":
+        found = repair.emails(text, split=True)
+    elif spec.matching == "phone":
+        found = repair.phones(text, phone_region)
+    else:
+        found = normalize.texts(text).with_columns(extra=pl.lit(None, pl.List(pl.String)))
+    return found.select("value", "reason", "extra").with_row_index("i")
 
 
 def _write(source: Path, out: Path, keep: pl.Series, perms: Perms, table: Table) -> None:
@@ -129,7 +206,9 @@ def _write(source: Path, out: Path, keep: pl.Series, perms: Perms, table: Table)
     try:
         with atomic_write(out, perms) as tmp:
             if suffix in (".csv", ".tsv"):
-                tmp.write_bytes(_copy_records(source, keep, utf16=table.encoding == "UTF-16"))
+                utf16 = table.encoding == "UTF-16"
+                header = table.header_row or 1
+                tmp.write_bytes(_copy_records(source, keep, utf16=utf16, header=header))
             elif suffix in (".ndjson", ".jsonl"):
                 tmp.write_bytes(_copy_lines(source, keep))
             elif suffix == ".parquet":
@@ -172,7 +251,7 @@ def _lines(data: bytes) -> list[bytes]:
     return out
 
 
-def _copy_records(source: Path, keep: pl.Series, *, utf16: bool) -> bytes:
+def _copy_records(source: Path, keep: pl.Series, *, utf16: bool, header: int = 1) -> bytes:
     data = source.read_bytes()
     if utf16:  # records are found in the text, then written back in the file's own encoding
         encoding = "utf-16-le" if data.startswith(b"\xff\xfe") else "utf-16-be"
@@ -182,14 +261,16 @@ def _copy_records(source: Path, keep: pl.Series, *, utf16: bool) -> bytes:
     else:
         records = csv_records(data)
         head = b""
-    body = records[1:]
+    skip = header - 1  # title rows above the header: copied as they are
+    body = records[skip + 1 :]
     if len(body) != keep.len():
         raise InputUnusable(
             f"{source.name}: its records could not be told apart line by line "
             f"({len(body)} found, {keep.len()} read); nothing was written"
         )
     flags = keep.to_list()
-    return head + records[0] + b"".join(r for r, k in zip(body, flags, strict=True) if k)
+    top = b"".join(records[: skip + 1])
+    return head + top + b"".join(r for r, k in zip(body, flags, strict=True) if k)
 
 
 def _text_records(text: str) -> list[str]:

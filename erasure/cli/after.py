@@ -69,6 +69,14 @@ def register(sub: SubParsers) -> None:
     )
     p.add_argument("--input", type=Path, required=True, metavar="PATH", help="the file to import")
     p.add_argument("--out", type=Path, required=True, metavar="PATH", help="the screened copy")
+    p.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="KIND=HEADER",
+        help="an identifier column of the file: email=E-mail, phone=Телефон, profile_id=ID "
+        "(repeat for each; default: [screen] columns, else email, phone, profile_id in any case)",
+    )
 
     p = _command(
         sub,
@@ -172,15 +180,33 @@ def cmd_check_receipt(args: argparse.Namespace, shell: _Shell) -> int:
 def cmd_screen(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import app
 
-    result = app.screen(_load(args), args.input, args.out)
+    columns: dict[str, str] = {}
+    for given in args.column:
+        kind, sep, header = given.partition("=")
+        if not sep or not header.strip():
+            raise UsageError(f"--column {given!r}: write it as KIND=HEADER, such as email=E-mail")
+        columns[kind.strip()] = header.strip()
+    result = app.screen(_load(args), args.input, args.out, columns)
+    rows = result.unchecked_rows
+    listed = ", ".join(str(r) for r in rows[:UNCHECKED_LISTED])
+    more = f" and {len(rows) - UNCHECKED_LISTED} more" if len(rows) > UNCHECKED_LISTED else ""
     shell.print(
         f"kept: {result.kept}",
         f"screened: {result.screened}",
         f"unchecked: {result.unchecked}"
-        + (" (kept: cells that could not be normalised)" if result.unchecked else ""),
+        + (
+            " (kept: cells that could not be read as an identifier, "
+            + ("rows " if len(rows) > 1 else "row ")
+            + f"{listed}{more})"
+            if result.unchecked
+            else ""
+        ),
         f"out: {result.out}",
     )
     return 1 if result.unchecked else 0
+
+
+UNCHECKED_LISTED = 50  # row numbers of unchecked rows printed by screen
 
 
 def cmd_sweep(args: argparse.Namespace, shell: _Shell) -> int:

@@ -43,8 +43,9 @@ class Repair(enum.StrEnum):
 
 SEVERAL_ADDRESSES = "several_addresses"  # the invalid record's reason code
 
-# Something shaped like an address: no spaces, brackets, quotes or separators around the @.
-_ADDRESS_LIKE = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+")
+# What separates the addresses of a cell: spaces, brackets, quotes and list separators.
+_BETWEEN = re.compile(r"[\s<>\"',;:()\[\]]+")
+CELL_MAX = 4096  # characters: a longer cell is not repaired (it is no list of addresses)
 _QUOTED = re.compile(r"^([\"'«“])(.+)([\"'»”])$", re.S)
 _BRACKETED = re.compile(r"^<([^<>]+)>$")
 _NAMED = re.compile(r"^(.+?)\s*<([^<>]+)>$", re.S)
@@ -69,6 +70,8 @@ def email_cell(raw: str, *, split: bool = False) -> Cell:
         if exc.reason == "empty":
             return Cell()
         first = exc.reason
+    if len(raw) > CELL_MAX:
+        return Cell(reason=first)
     value = normalize.clean(raw)
     repairs: list[Repair] = []
     if value[:7].lower() == "mailto:":
@@ -110,8 +113,9 @@ def _kinds(repairs: list[Repair]) -> tuple[Repair, ...]:
 def _distinct_addresses(value: str) -> list[str]:
     """The address-shaped parts of a cell, once each (ignoring case)."""
     seen: dict[str, str] = {}
-    for part in _ADDRESS_LIKE.findall(value):
-        seen.setdefault(part.rstrip(".").casefold(), part)
+    for part in _BETWEEN.split(value):  # linear: no pattern that can backtrack
+        if "@" in part.strip("@"):
+            seen.setdefault(part.rstrip(".").casefold(), part)
     return list(seen.values())
 
 
