@@ -312,13 +312,28 @@ def _pairs(
 
 
 def _expired(db: sqlite3.Connection, at: datetime) -> list[Event]:
-    """A ``release`` for each standing hold whose ``until`` is past ``at``."""
+    """A ``release`` for each selector whose standing holds have all passed their ``until``.
+
+    A release ends every hold of its selector: one whose other hold still
+    stands (no end, or a later one) is left alone; its passed hold holds
+    nothing all the same (:func:`standing` reads ``until``).
+    """
+    now = iso(at)
     rows = db.execute(
         "SELECT request_id, key, until FROM decision_state "
         "WHERE kind = 'hold' AND ended_by IS NULL AND until IS NOT NULL AND until <= ?",
-        (iso(at),),
+        (now,),
     ).fetchall()
-    done: set[tuple[str | None, str | None]] = set()
+    if not rows:
+        return []
+    done: set[tuple[str | None, str | None]] = {
+        (rid, key)
+        for rid, key in db.execute(
+            "SELECT request_id, key FROM decision_state WHERE kind = 'hold' "
+            "AND ended_by IS NULL AND (until IS NULL OR until > ?)",
+            (now,),
+        )
+    }
     out = []
     for rid, key, until in rows:
         if (rid, key) in done:

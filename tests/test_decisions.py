@@ -347,3 +347,22 @@ def test_the_run_says_how_many_pairs_a_decision_held_back(
     assert "held back by a person's decision (a hold or a cancellation): 2 pairs" in out
     code, out, _ = _cli("validate", str(job))
     assert "held (a legal hold) 2" in out
+
+
+def test_a_passed_hold_does_not_end_another_hold_on_the_same_identifier(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(generate_count=5)
+    _two_tickets(tmp_path)
+    job_path = _job(write_job, sandbox)
+    job = job_mod.load(job_path)
+    person = decide.Selector(matching="email", raw="user1@example.com")
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    decide.hold(job, person, "a first claim", two_days_ago.date().isoformat(), now=two_days_ago)
+    decide.hold(job, person, "a second claim, open-ended")
+    assert 0 == e2e.run(job_path)
+    outcomes = _outcomes(tmp_path)
+    assert outcomes[("T1", "email")] == outcomes[("T1", "phone")] == "held"
+    out = _cli("holds", str(job_path), "--json")[1]
+    assert ["a second claim, open-ended"] == [h["reason"] for h in json.loads(out)["holds"]]
+    assert 0 == cli.main(["verify", str(job_path)])
