@@ -17,12 +17,14 @@ the ledger's history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from erasure.errors import ErasureError
 from erasure.ledger import finality, inputs
 from erasure.ledger.inputs import FileState, InputFile
 
@@ -136,8 +138,11 @@ def open_elsewhere(db: sqlite3.Connection) -> tuple[list[Elsewhere], list[InputF
     """
     missing, done = [], []
     held = _held_inputs(db)
+    named = _named_by_last_run(db)  # files there but unreadable with its job: it said so
     for f in inputs.input_files(db, _left(db, None, None)):
         state = inputs.file_state(f.path, f.sha256)
+        if f.open and state is FileState.PRESENT and f.sha256 in named:
+            state = FileState.CHANGED
         if f.open and state is not FileState.PRESENT:
             missing.append(Elsewhere(f, state))
         elif not f.open and state is FileState.PRESENT and f.sha256 not in held:
@@ -162,6 +167,19 @@ def _held_inputs(db: sqlite3.Connection) -> set[str]:
     return {str(r[0]) for r in rows if r[0] is not None}
 
 
+def _named_by_last_run(db: sqlite3.Connection) -> set[str]:
+    """SHA-256 of the earlier files the last run named as open elsewhere."""
+    row = db.execute(
+        "SELECT json_extract(started, '$.input.open_elsewhere') FROM run_state "
+        "WHERE command = 'run' ORDER BY run DESC LIMIT 1"
+    ).fetchone()
+    try:
+        found = json.loads(row[0]) if row and row[0] else []
+    except ValueError:
+        return set()
+    return {str(m.get("sha256")) for m in found if isinstance(m, dict)}
+
+
 def carry_over(db: sqlite3.Connection, job: Job, keyer: Keyer, tonight: Intake) -> Carried:
     """Tonight's carried-over pairs: earlier files read again, or named when they cannot be."""
     from erasure import intake
@@ -177,10 +195,17 @@ def carry_over(db: sqlite3.Connection, job: Job, keyer: Keyer, tonight: Intake) 
         if state is not FileState.PRESENT:
             missing.append(Elsewhere(f, state))
             continue
-        earlier = intake.read(job, keyer, Path(f.path)).items
+        try:
+            earlier = intake.read(job, keyer, Path(f.path)).items
+        except ErasureError:  # this job cannot read it (its columns changed, say)
+            missing.append(Elsewhere(f, FileState.CHANGED))
+            continue
         if not f.unplanned:  # every pair of it is in the ledger: only the open ones
             mine = left.filter(pl.col("sha256") == f.sha256).select(_PAIR)
             earlier = earlier.join(mine, on=_PAIR, how="semi", nulls_equal=True)
+            if earlier.height < mine.height:  # read with this job, it names them no more
+                residue = replace(f, open=mine.height - earlier.height)
+                missing.append(Elsewhere(residue, FileState.CHANGED))
         elif tonight.items.height:
             earlier = earlier.join(
                 tonight.items.select(_PAIR), on=_PAIR, how="anti", nulls_equal=True

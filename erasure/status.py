@@ -688,8 +688,8 @@ def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> 
         "deadline_unknown": acc.deadline_unknown,
         "sweep_deletes": sweeps.counts(db),  # a sweep's deletes, apart from the pairs
         "accounting": acc.as_dict(),
-        "verdict": acc.verdict,
-        **_inputs(db),
+        **(inputs := _inputs(db)),
+        "verdict": acc.verdict + _elsewhere_words(inputs["open_elsewhere"]),
         "running": run_now,
         "last_run": last,
         "last_run_pending": ledger_read.last_run_pending(db, last["run"]) if last else None,
@@ -704,7 +704,16 @@ def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> 
     }
 
 
-def _inputs(db: sqlite3.Connection) -> dict[str, list[dict[str, object]]]:
+def _elsewhere_words(missing: list[dict[str, Any]]) -> str:
+    """The verdict's words for open pairs whose input file is gone or changed (none: "")."""
+    if not missing:
+        return ""
+    n = sum(int(m["open"]) for m in missing)
+    files = ", ".join(str(m["file"]) for m in missing)
+    return f" {n} pairs of earlier input files are still open and their files gone: {files}."
+
+
+def _inputs(db: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
     """Earlier input files: open pairs whose file is gone or changed, and files safe to delete."""
     from erasure.carry import open_elsewhere
 

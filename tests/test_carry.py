@@ -77,6 +77,7 @@ def test_a_gone_file_s_open_pairs_are_named_and_exit_1_until_it_comes_back(
         {"file": "a.csv", "path": str(a), "sha256": sha, "open": 30, "state": "gone"}
     ]
     assert info["pending"] == 30
+    assert "still open and their files gone: a.csv" in info["verdict"]
     capsys.readouterr()
     assert 0 == cli.main(["status", str(job)])
     assert "a.csv" in capsys.readouterr().out
@@ -120,3 +121,18 @@ def test_a_stop_that_never_planned_part_of_its_file_keeps_the_file_open(
     info = _status(job, capsys)
     [gone] = info["open_elsewhere"]
     assert (gone["file"], gone["open"]) == ("a.csv", 40)
+
+
+def test_an_earlier_file_this_job_can_no_longer_read_is_named(
+    setup: tuple[Sandbox, Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same bytes, but the job now maps another column: its open pairs are named."""
+    sandbox, job, a, b = setup
+    _stopped_night(sandbox, job, a, capsys)
+    b.write_text("ticket,mail\nT55,user55@example.com\n", encoding="utf-8")
+    text = job.read_text(encoding="utf-8")
+    job.write_text(text.replace("[input]\n", '[input]\ncolumns = { email = "mail" }\n', 1))
+    assert 1 == e2e.run(job, "--input", str(b))
+    info = _status(job, capsys)
+    [named] = info["open_elsewhere"]
+    assert (named["file"], named["open"]) == ("a.csv", 40)
