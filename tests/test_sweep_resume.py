@@ -61,6 +61,9 @@ def test_a_finished_sweep_is_not_repeated_and_the_pairs_stay_as_they_were(
     out = tmp_path / "r.csv"
     assert 0 == cli.main(["report", str(job), "--out", str(out)])
     assert "not_found" not in out.read_text(encoding="utf-8")
+    page = tmp_path / "r.html"
+    assert 0 == cli.main(["report", str(job), "--out", str(page)])
+    assert 'data-count="sweep_deletes"' in page.read_text(encoding="utf-8")
 
 
 def test_an_unfinished_sweep_resumes_with_only_what_is_left(

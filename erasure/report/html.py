@@ -192,6 +192,16 @@ def render(
         f"{_count('finished_late', acc['finished_late'])} finished late; "
         f"{_count('deadline_unknown', acc.get('deadline_unknown', 0))} with no deadline "
         "(every received date unusable).</p>",
+        *(
+            [
+                f"<p>Sweep deletes, apart from the pairs: {_count('sweep_deletes', sd['deletes'])}"
+                f" = {_count('sweep_erased', sd['erased'])} erased + "
+                f"{_count('sweep_not_found', sd['not_found'])} not found + "
+                f"{_count('sweep_open', sd['open'])} open.</p>"
+            ]
+            if (sd := counts.get("sweep_deletes") or {}).get("deletes")
+            else []
+        ),
         f"<p>{_count('total', counts['total'])} (request, identifier) pairs = "
         + " + ".join(f"{_count(n, counts[n])} {e(n.replace('_', ' '))}" for n, _, _ in OUTCOMES)
         + f"; {_count('invalid', counts['invalid'])} unresolved invalid records.</p>",
