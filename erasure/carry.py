@@ -18,6 +18,7 @@ the ledger's history.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -294,12 +295,23 @@ def tonight(
     The ledger is asked about these keys only: a join against its derived
     state, not a read of its history.
     """
+    from erasure import logs
     from erasure.ledger import read as ledger_read
 
     carried = for_run(db, job, keyer, data)
     keys = carried.merged(data.items)[0].get_column("key")
     finished, doubtful = ledger_read.tonight(db, keys, retry_rejected=retry_rejected)
-    # what the run will skip as final: the events must bear it out (78 if not)
-    finality.check_keys(db, finished.get_column("key").unique().to_list(), keyer, final_only=True)
+    # what the run will skip as final: the events must bear it out (78 if not); timed, and
+    # logged just before the run's start (bench/carry.py measures it on its own)
+    skipped = finished.get_column("key").unique().to_list()
+    t0 = time.perf_counter()
+    cited = finality.check_keys(db, skipped, keyer, final_only=True)
+    if skipped:  # (a first run of a file skips nothing)
+        logs.get().info(
+            "erasure.run.final_checked",
+            keys=len(skipped),
+            events=cited,
+            seconds=round(time.perf_counter() - t0, 3),
+        )
     items, extra = carried.merged(data.items, finished)
     return Tonight(items, extra, carried.info(), finished, doubtful)

@@ -89,6 +89,8 @@ def test_a_gone_file_s_open_pairs_are_named_and_exit_1_until_it_comes_back(
     a.write_bytes(blob)  # the same file again: re-read, carried over, finished
     assert 0 == e2e.run(job, "--input", str(b))
     err = capsys.readouterr().err
+    checked = [json.loads(x) for x in err.splitlines() if "final_checked" in x]
+    assert [(c["keys"], c["events"]) for c in checked] == [(20, 20)]  # b's, all final
     carried = [json.loads(x) for x in err.splitlines() if "carried_over" in x]
     assert [(c["file"], c["open"]) for c in carried] == [("a.csv", 30)]
     info = _status(job, capsys)
