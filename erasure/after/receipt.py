@@ -186,7 +186,8 @@ def claims_of(
             claims[key] = replace(
                 claims[key],
                 seq=seq,
-                outcome=Outcome(f["outcome"]),
+                # none: a person's decision ended (a release, a reopen): open again
+                outcome=Outcome.PENDING if f["outcome"] is None else Outcome(f["outcome"]),
                 in_doubt=bool(f.get("in_doubt")),
                 profile_id=f.get("profile_id"),
                 at=f["at"],

@@ -193,7 +193,8 @@ def _against_ledger(
             if kind == _OUTCOME and isinstance(key, str):
                 before = now.get(key)
                 try:
-                    outcome = Outcome(str(fields.get("outcome")))
+                    said = fields.get("outcome")  # none: a decision ended, open again
+                    outcome = Outcome.PENDING if said is None else Outcome(str(said))
                 except ValueError:
                     continue  # an outcome this version does not know changes nothing it can judge
                 if before is None or before.outcome != outcome:
