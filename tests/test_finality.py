@@ -87,3 +87,14 @@ def test_a_citation_of_another_kind_of_event_is_refused(
     _forge(job.ledger.path, "T1b", key, cite="planned")
     with closing(L.open_readonly(job.ledger.path)) as db, pytest.raises(StateDisagrees):
         finality.check_keys(db, [key], keyer)
+
+
+def test_a_ledger_not_yet_migrated_is_read_from_its_events(
+    done: tuple[Sandbox, Path, job_mod.Job],
+) -> None:
+    """No derived state to cite anything: the check has nothing to do (and no error)."""
+    from tests.test_ledger_state import _strip_state
+
+    _, path, job = done
+    _strip_state(job.ledger.path)
+    assert 0 == cli.main(["lookup", str(path), "--email", "user1@example.com"])
