@@ -28,6 +28,7 @@ from typing import Any
 
 from erasure.errors import LedgerWriteError, OutputError, UsageError
 from erasure.files import Perms, precreate
+from erasure.ledger import replay as replay_mod
 from erasure.ledger import state
 from erasure.ledger.events import COLUMNS, GENESIS, Event, Kind
 from erasure.ledger.read import read_meta
@@ -120,14 +121,14 @@ def _prepare(
     prev_link, prev_plain = _before(db, first)
     # 1. the state the archived events leave, by replay (from the base, if archived before)
     base = db if first > 1 else None
-    replay, scratch = state.with_scratch(
+    replay, scratch = replay_mod.with_scratch(
         ledger.path.parent,
         base,
         lambda r: r.add_all(db, first - 1, head_seq),
         prefix=scratch_prefix(ledger.path),
     )
     try:
-        state_sha = state.state_hash(scratch)
+        state_sha = replay_mod.state_hash(scratch)
         head_link, plain_head = _link_at(db, head_seq)
         # 2. the archive file: written, synced, checked, before anything is replaced
         _write_archive(db, scratch, out, perms, first, head_seq)
@@ -255,7 +256,7 @@ def _write_archive(
             arch.executemany("INSERT INTO meta VALUES (?, ?)", db.execute("SELECT * FROM meta"))
             _copy_events(db, arch, first - 1, head_seq)
             for table in state.TABLES:
-                state.copy_rows(scratch, table, arch, table)
+                replay_mod.copy_rows(scratch, table, arch, table)
             for table in ("events", "meta", "plain_links", *state.TABLES):
                 arch.execute(
                     f"CREATE TRIGGER {table}_sealed BEFORE INSERT ON {table} "
@@ -292,8 +293,8 @@ def _write_live(
             live.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
             for table in state.TABLES:
                 live.execute(f"CREATE TABLE base_{table} AS SELECT * FROM {table} WHERE 0")
-                state.copy_rows(scratch, table, live, f"base_{table}")
-                state.copy_rows(scratch, table, live, table)
+                replay_mod.copy_rows(scratch, table, live, f"base_{table}")
+                replay_mod.copy_rows(scratch, table, live, table)
                 live.execute(
                     f"CREATE TRIGGER base_{table}_no_update BEFORE UPDATE ON base_{table} "
                     "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END"

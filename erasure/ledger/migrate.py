@@ -19,6 +19,7 @@ from pathlib import Path
 from erasure.errors import LedgerWriteError
 from erasure.ledger import state
 from erasure.ledger.events import COLUMNS, canonical
+from erasure.ledger.replay import Replay, with_scratch
 from erasure.plainchain import PLAIN_GENESIS, plain_link
 
 
@@ -37,7 +38,7 @@ def migrate(db: sqlite3.Connection, path: Path, *, progress: bool = False) -> No
     first = db.execute("SELECT min(seq) FROM events").fetchone()[0] or 1
     start_plain = PLAIN_GENESIS if first == 1 else _archived_plain_head(db, first)
 
-    def fill(replay: state.Replay) -> None:
+    def fill(replay: Replay) -> None:
         plain = start_plain
         cursor = db.execute(f"SELECT {', '.join(COLUMNS)} FROM events ORDER BY seq")
         while rows := cursor.fetchmany(10_000):
@@ -50,7 +51,7 @@ def migrate(db: sqlite3.Connection, path: Path, *, progress: bool = False) -> No
             bar.update(len(rows))
 
     try:
-        replay, scratch = state.with_scratch(path.parent, db if first > 1 else None, fill)
+        replay, scratch = with_scratch(path.parent, db if first > 1 else None, fill)
     finally:
         bar.close()
     try:

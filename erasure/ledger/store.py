@@ -38,6 +38,7 @@ from erasure.keys import NORMALISATION_VERSION, NORMALISATIONS, Keyer, Role
 from erasure.ledger import safety, state
 from erasure.ledger.events import COLUMNS, GENESIS, SCHEMA_VERSION, Event, Kind, canonical, now_iso
 from erasure.ledger.migrate import migrate
+from erasure.ledger.sqlscript import statements
 from erasure.plainchain import PLAIN_GENESIS, plain_link
 
 EXTENDED_INDEX = (
@@ -368,7 +369,7 @@ def insert(
 
 def create_schema(db: sqlite3.Connection) -> None:
     """The events' schema (meta, events, their triggers, the runs view), in a transaction."""
-    for statement in state.statements(_SCHEMA):
+    for statement in statements(_SCHEMA):
         db.execute(statement)
 
 

@@ -2,7 +2,7 @@
 
 The full check streams the events once, oldest first: each row is
 recomputed into both chains and replayed into a scratch copy of the
-derived state (erasure.ledger.state.Replay), which is then compared with
+derived state (erasure.ledger.replay.Replay), which is then compared with
 the ledger's own, table by table, inside SQLite. ``--from SEQ:LINK``
 checks only the events after a head printed earlier (both chains), so a
 nightly check costs what the night wrote.
@@ -34,6 +34,7 @@ import orjson
 
 from erasure.errors import LedgerMismatch
 from erasure.keys import Keyer
+from erasure.ledger import replay as replay_mod
 from erasure.ledger import state
 from erasure.ledger.events import COLUMNS, DETAIL, GENESIS, Kind, canonical
 from erasure.ledger.lockprobe import running
@@ -336,7 +337,7 @@ def _check_archive(
                 high,
                 walk.link,
             )
-        if state.state_hash(db) != record["state_sha256"]:
+        if replay_mod.state_hash(db) != record["state_sha256"]:
             raise _Broken(
                 f"the archive {archive_path}'s state does not match its record's hash",
                 walk.checked,
@@ -394,7 +395,7 @@ def _full(
         started = time.perf_counter()
         if first > 1:
             record = next(r for r in records if r["archive"]["head_seq"] == first - 1)
-            if state.state_hash(db, "base_") != record["state_sha256"]:
+            if replay_mod.state_hash(db, "base_") != record["state_sha256"]:
                 raise _Broken(
                     "the archived pairs' state kept in the ledger does not match the archive "
                     "record's hash",
@@ -437,7 +438,7 @@ def _replay_and_compare(db: sqlite3.Connection, path: Path, *, archived: bool) -
             _replay(scratch, path, archived)
         db.execute("ATTACH DATABASE ? AS scratch", (str(scratch_path),))
         try:
-            return state.compare(db, "scratch")
+            return replay_mod.compare(db, "scratch")
         finally:
             db.execute("DETACH DATABASE scratch")
     finally:
@@ -456,7 +457,7 @@ def _replay(scratch: sqlite3.Connection, path: Path, archived: bool) -> None:
     scratch.execute(f"CREATE TABLE main.events (seq INTEGER PRIMARY KEY, {', '.join(COLUMNS[1:])})")
     state.create(scratch, with_triggers=False)
     if archived:  # start from the state the archived events left
-        state.load_base(scratch, "ledger", scratch)
+        replay_mod.load_base(scratch, "ledger", scratch)
     state.create_triggers(scratch)
     low, high = scratch.execute("SELECT min(seq) - 1, max(seq) FROM ledger.events").fetchone()
     insert = (
