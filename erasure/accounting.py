@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from erasure import partition
+from erasure.wording import count
 
 # One name per number, the same in every command and report.
 WORDS: Mapping[str, str] = {
@@ -248,9 +249,9 @@ class LedgerAccount:
         """``status``'s arithmetic, in the words every report uses."""
         return [
             *(i.text() for i in self.identities()),
-            f"{WORDS['open_past_deadline']}: {self.open_past_deadline} requests; "
-            f"{WORDS['finished_late']}: {self.finished_late} requests; "
-            f"{WORDS['deadline_unknown']}: {self.deadline_unknown} requests",
+            f"{WORDS['open_past_deadline']}: {count(self.open_past_deadline, 'request')}; "
+            f"{WORDS['finished_late']}: {count(self.finished_late, 'request')}; "
+            f"{WORDS['deadline_unknown']}: {count(self.deadline_unknown, 'request')}",
             f"{WORDS['unresolved']}: {self.unresolved} ({WORDS['resolved']}: {self.resolved})",
         ]
 

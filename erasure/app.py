@@ -360,14 +360,18 @@ def account_lines(account: Mapping[str, Any]) -> list[str]:
 
 
 def request_status(job: Job, request_id: str) -> list[dict[str, Any]]:
-    """One request's report rows (identifiers and unresolved invalid records); [] if unknown."""
-    import polars as pl
+    """One request's report rows (identifiers and unresolved invalid records).
 
-    from erasure import status as status_mod
+    Raises :class:`UnknownRequest` (64) for a request id the ledger has never seen.
+    """
+    from erasure import report as report_mod
+    from erasure.errors import UnknownRequest
 
-    with _readonly(job) as db:
-        rows, _, _ = status_mod.account(db)
-    return rows.filter(pl.col("request_id") == request_id).to_dicts()
+    with _readonly(job) as db:  # the report's rows: the request's verdict and deadline too
+        found = report_mod.table(db, now=_now(), run=None, request_id=request_id).to_dicts()
+    if not found:
+        raise UnknownRequest(request_id)
+    return found
 
 
 def report(job: Job, out: Path, *, run: int | None = None, request_id: str | None = None) -> Path:

@@ -21,10 +21,12 @@ from pathlib import Path
 
 from erasure import decisions
 from erasure.decisions import Decisions
-from erasure.errors import FileMissing, LedgerBusy, UsageError
+from erasure.errors import FileMissing, LedgerBusy, UnknownRequest, UsageError
 from erasure.job import Job, Matching
 from erasure.keys import Role
 from erasure.ledger.events import Event, Kind
+
+_BEFORE_RECEIVED = " (--before-received cancels one that has not arrived yet)"
 
 _EMAIL = re.compile(r"[^\s<>@,;:\"']+@[^\s<>@,;:\"']+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"\+?\d[\d\s()\-.]{5,}\d")
@@ -118,7 +120,7 @@ def _readonly(job: Job, request_id: str | None = None) -> sqlite3.Connection:
     except FileMissing:
         if request_id is None:
             raise
-        raise UsageError(f"request {request_id!r}: the ledger has never seen this id") from None
+        raise UnknownRequest(request_id) from None
     keyer = job.keyer(Role.CHAIN, command="a decision")
     ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
     return db
@@ -128,7 +130,7 @@ def _resolve(job: Job, db: sqlite3.Connection, sel: Selector) -> tuple[list[str]
     """The selector's keys and the requests the ledger knows naming it (64 when unknown)."""
     if sel.request_id is not None:
         if not decisions.known_request(db, sel.request_id):
-            raise UsageError(f"request {sel.request_id!r}: the ledger has never seen this id")
+            raise UnknownRequest(sel.request_id)
         return [], [sel.request_id]
     keys = _keys(job, sel)
     naming = sorted(r for r in decisions.requests_naming(db, keys) if r is not None)
@@ -229,19 +231,13 @@ def cancel(
         db = _readonly(job)
     except FileMissing:
         if not before_received:
-            raise UsageError(
-                f"request {request_id!r}: the ledger has never seen this id "
-                "(--before-received cancels one that has not arrived yet)"
-            ) from None
+            raise UnknownRequest(request_id, _BEFORE_RECEIVED) from None
         db = None
     if db is not None:
         with closing(db):
             known = decisions.known_request(db, request_id)
             if not known and not before_received:
-                raise UsageError(
-                    f"request {request_id!r}: the ledger has never seen this id "
-                    "(--before-received cancels one that has not arrived yet)"
-                )
+                raise UnknownRequest(request_id, _BEFORE_RECEIVED)
             standing = decisions.read(db, job.ledger.path, at)
             if request_id in standing.cancelled:
                 note = f"request {request_id} is cancelled already: nothing changed"

@@ -107,6 +107,14 @@ class UsageError(ErasureError):
     exit_code = ExitCode.USAGE
 
 
+class UnknownRequest(UsageError):
+    """A request id the ledger has never seen: 64, in the same words in every command."""
+
+    def __init__(self, request_id: str, hint: str = "") -> None:
+        super().__init__(f"the ledger has never seen request {request_id!r}{hint}")
+        self.request_id = request_id
+
+
 class InputUnusable(ErasureError):
     exit_code = ExitCode.DATAERR
 

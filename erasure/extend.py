@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from erasure import deadline_table, deadlines
-from erasure.errors import ConfigError, UsageError
+from erasure.errors import ConfigError, UnknownRequest, UsageError
 from erasure.job import Job
 from erasure.keys import Role
 from erasure.ledger import Event, Kind, Ledger
@@ -97,7 +97,7 @@ def extend(
             raise UsageError("--informed-at is in the future: record when the person was told")
         known, received = _received(db, request_id)
         if not known:
-            raise UsageError(f"the ledger has never seen request id {request_id!r}")
+            raise UnknownRequest(request_id)
         if received is None:
             raise ConfigError(
                 f"request {request_id!r} has no received date, so no deadline to extend"

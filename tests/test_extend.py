@@ -157,7 +157,7 @@ def test_extend_refuses_after_the_deadline_without_extension_and_for_unknown_ids
     assert 78 == cli.main([*base, "--request-id", "LATE"])
     assert "has passed" in capsys.readouterr().err
     assert 64 == cli.main([*base, "--request-id", "NEVER"])
-    assert "never seen request id 'NEVER'" in capsys.readouterr().err
+    assert "the ledger has never seen request 'NEVER'" in capsys.readouterr().err
     assert 64 == cli.main([*base[:-2], "--by", "a while", "--request-id", "LATE"])
     capsys.readouterr()
     with closing(L.open_readonly(tmp_path / "ledger.sqlite")) as db:

@@ -342,15 +342,16 @@ def test_write_rejects_is_private_and_inert(tmp_path: Path) -> None:
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
     with path.open(encoding="utf-8-sig", newline="") as f:
         assert list(csv.reader(f)) == [
-            ["row", "column", "value", "reason", "words"],
+            ["row", "request_id", "column", "reason", "value", "words"],
             [
                 "2",
+                "T-1",
                 "email",
-                '\'=HYPERLINK("http://x")',
                 "email_invalid",
+                '\'=HYPERLINK("http://x")',
                 "column 'email' not an email address: no @",
             ],
-            ["3", "phone", "'+7 916", "phone_invalid", "'-"],
+            ["3", "T-2", "phone", "phone_invalid", "'+7 916", "'-"],
         ]
 
 
@@ -375,7 +376,9 @@ def test_write_rejects_new_file_never_readable_by_others(tmp_path: Path) -> None
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "r.csv").stat().st_mode) == 0o600
-    assert (tmp_path / "r.csv").read_text(encoding="utf-8-sig") == "row,column,value,reason,words\n"
+    assert (tmp_path / "r.csv").read_text(
+        encoding="utf-8-sig"
+    ) == "row,request_id,column,reason,value,words\n"
 
 
 @pytest.mark.parametrize(

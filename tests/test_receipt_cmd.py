@@ -141,7 +141,7 @@ def test_receipt_refusals(
     assert 64 == cli.main(
         ["receipt", str(job), "--request-id", "T9", "--out", str(tmp_path / "x.json")]
     )
-    assert "no request 'T9'" in capsys.readouterr().err
+    assert "the ledger has never seen request 'T9'" in capsys.readouterr().err
     assert 64 == cli.main(
         ["receipt", str(job), "--request-id", "T0", "--out", str(tmp_path / "x.pdf")]
     )

@@ -229,6 +229,15 @@ def test_xlsx_has_summary_identifiers_requests_and_runs(
     ):
         assert str(counts[name]) == summary[name], name
     assert str(counts["chain_head"]["link"]) == summary["chain_head_link"]
+    acc = counts["accounting"]
+    assert (str(acc["complete"]), str(acc["incomplete"]), str(counts["invalid"])) == (
+        summary["requests complete"],
+        summary["requests incomplete"],
+        summary["invalid records unresolved"],
+    )
+    assert acc["complete"] + acc["incomplete"] == acc["requests"]
+    for reason, n in acc["incomplete_reasons"].items():
+        assert str(n) == summary[f"incomplete: {reason}"]
     runs = sheets["Runs"]
     assert runs["run"].to_list() == [1, 2]
     assert runs["exit_code"].to_list() == [None, 1]

@@ -319,7 +319,7 @@ def test_status_while_a_run_is_going(
         assert info["accounting"]["in_doubt"] == 0
         assert 0 == cli.main(["status", str(job)])
         out = capsys.readouterr().out
-        assert f"running: run 1 since {info['running']['since']}, 3 requests in flight" in out
+        assert f"running: run 1 since {info['running']['since']}, 3 deletes in flight" in out
         assert "in doubt: 0 pairs" in out and "finished never" not in out
     finally:
         sandbox.configure(hang=0.0)  # the hangs end (closed after hang_s); the retries answer

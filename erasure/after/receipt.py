@@ -28,6 +28,7 @@ from erasure.errors import (
     LedgerMismatch,
     OutputError,
     SecretMissing,
+    UnknownRequest,
     UsageError,
 )
 from erasure.files import Perms, atomic_write, open_regular
@@ -121,7 +122,7 @@ def build(
         rule = deadline_table.rule_of(db)
     found = claims_of(events, request_id, rule)
     if not found.claims and not found.invalid:
-        raise UsageError(f"the ledger has no request {request_id!r}" + _archived_hint(events))
+        raise UnknownRequest(request_id, _archived_hint(events))
     last = events[-1]
     heads = ChainHeads(
         format_head(verdict.head_seq, verdict.head_link),

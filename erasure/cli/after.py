@@ -247,7 +247,11 @@ def cmd_sweep(args: argparse.Namespace, shell: _Shell) -> int:
         f"profiles in export: {result.rows}",
         f"reappeared: {len(result.matches)} ({by_pid} by profile id, "
         f"{len(result.matches) - by_pid} by identifier only)",
-        f"deleted again: {result.deleted}" + (" (dry run: nothing sent)" if result.dry_run else ""),
+        (
+            f"to delete again: {result.deleted} (dry run: nothing sent)"
+            if result.dry_run
+            else f"deleted again: {result.deleted}"
+        ),
         f"waiting for a decision: {result.waiting}",
     )
     if summary is not None:

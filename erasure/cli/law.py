@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from erasure.cli.base import Handler, SubParsers, _command, _load, _Shell
+from erasure.wording import count
 
 
 def register(sub: SubParsers) -> None:
@@ -71,7 +72,8 @@ def cmd_act(args: argparse.Namespace, shell: _Shell) -> int:
     again = f", {done.sweeps} of them again after a restore" if done.sweeps else ""
     shell.print(
         f"{done.kind}: {done.out}",
-        f"destroyed: {done.destroyed} profiles of {done.subjects} requests{again}",
+        f"destroyed: {count(done.destroyed, 'profile')} of {count(done.subjects, 'request')}"
+        f"{again}",
         f"nothing found to destroy: {done.nothing_found}",
         f"ledger chain head: {done.head}",
     )

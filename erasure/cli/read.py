@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from erasure.cli.base import Handler, SubParsers, _command, _load, _print_notices, _Shell
+from erasure.wording import count
 
 if TYPE_CHECKING:
     from erasure.job import Matching
@@ -132,7 +133,8 @@ def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
     last = info["last_run"]
     if now:
         shell.print(
-            f"running: run {now['run']} since {now['since']}, {now['in_flight']} requests in flight"
+            f"running: run {now['run']} since {now['since']}, "
+            f"{count(now['in_flight'], 'delete')} in flight"
         )
     elif last:
         finished = last["finished_at"] or "never (it was killed: run again to resume)"
@@ -144,13 +146,20 @@ def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
 
 
 def _print_request(shell: _Shell, rows: list[dict[str, object]], as_json: bool) -> int:
-    """One request's identifiers and invalid records; exit 1 when the ledger never heard of it."""
+    """One request's verdict, reasons and deadline, then its identifiers and invalid records.
+
+    A request id the ledger has never seen is 64 before this (UnknownRequest).
+    """
     if as_json:
         shell.print(json.dumps(rows, default=str, sort_keys=True))
-        return 0 if rows else 1
-    if not rows:
-        shell.print("no such request in the ledger")
-        return 1
+        return 0
+    first = rows[0]
+    status, reason = first.get("request_status"), first.get("request_reason")
+    shell.print(
+        f"request {first['request_id']}: {status or '-'}"
+        + (f" (reason: {reason})" if reason else ""),
+        _deadline(first),
+    )
     for row in rows:
         if row["outcome"] == "invalid":
             shell.print(f"invalid: row {row['row']} column {row['column'] or '-'}: {row['reason']}")
@@ -164,6 +173,17 @@ def _print_request(shell: _Shell, rows: list[dict[str, object]], as_json: bool) 
             f" at {row['finished_at'] or '-'}"
         )
     return 0
+
+
+def _deadline(row: dict[str, object]) -> str:
+    """The request's deadline in words: the instant, whether it passed, an extension."""
+    deadline = row.get("deadline")
+    if not deadline:
+        return "deadline: unknown (no received date)"
+    said = f"deadline: {deadline}"
+    if row.get("original_deadline"):
+        said += f" (extended from {row['original_deadline']})"
+    return said + (" - overdue" if row.get("overdue") else "")
 
 
 def cmd_report(args: argparse.Namespace, shell: _Shell) -> int:

@@ -20,6 +20,7 @@ from erasure.cli.base import (
     seconds_until,
 )
 from erasure.errors import MEANINGS
+from erasure.wording import count
 
 if TYPE_CHECKING:
     from erasure import app
@@ -159,7 +160,7 @@ def _print_summary(shell: _Shell, summary: Summary, code: int, job: Job) -> None
         f"run {summary.run}: erased {o['erased']}, not found {o['not_found']}, "
         f"rejected {o['rejected']}, failed {o['failed']}, not reached {_not_reached(summary)}"
         f" of {summary.planned_pairs} pairs to send (in doubt {summary.in_doubt});"
-        f" invalid records in the input {summary.invalid}; {summary.requests} requests in "
+        f" invalid records in the input {summary.invalid}; {count(summary.requests, 'delete')} in "
         f"{summary.duration_s:.1f} s ({rate:.0f}/s)",
         *(
             [

@@ -46,7 +46,9 @@ REPAIRS_SCHEMA = pl.Schema(
         ("kind", pl.String()),  # erasure.intake.repair.Repair: mailto, display_name, ...
     ]
 )
-REJECTS_COLUMNS = ("row", "column", "value", "reason", "words")  # a --rejects file's columns
+# a --rejects file's columns: where, the ticket, the header, why (a code), the raw cell,
+# and the words that say what to fix
+REJECTS_COLUMNS = ("row", "request_id", "column", "reason", "value", "words")
 REJECT_VALUE_MAX = 200  # characters of a rejected cell kept in the rejects file
 
 

@@ -43,7 +43,7 @@ import xlsxwriter.exceptions
 from erasure import status as status_mod
 from erasure.after.suppressions import with_suppressed
 from erasure.decisions import with_decision
-from erasure.errors import OutputError, UsageError
+from erasure.errors import OutputError, UnknownRequest, UsageError
 from erasure.files import atomic_write
 from erasure.job import Job
 from erasure.ledger import Outcome
@@ -201,6 +201,8 @@ def write(
         check_output(spill_path(out), job, flag="--out (its every-row file)")
     now = now or datetime.now(UTC)
     rows = table(db, now=now, run=run, request_id=request_id)
+    if request_id is not None and not rows.height:
+        raise UnknownRequest(request_id)
     limit = report_html.ALL_ROWS_MAX if html_rows_max is None else html_rows_max
     context = _Context(db=db, job=job, now=now, out=out, html_rows_max=limit)
     try:
@@ -400,6 +402,16 @@ def _summary(counts: dict[str, Any], job: Job, now: datetime) -> list[tuple[str,
         ("in_doubt", counts["in_doubt"]),
         ("overdue", counts["overdue"]),
         ("requests", counts["requests"]),
+    ]
+    acc = counts.get("accounting") or {}
+    items += [
+        ("requests complete", acc.get("complete")),
+        ("requests incomplete", acc.get("incomplete")),
+        *(
+            (f"incomplete: {reason}", n)
+            for reason, n in (acc.get("incomplete_reasons") or {}).items()
+        ),
+        ("invalid records unresolved", counts.get("invalid")),
         ("runs", counts["runs"]),
         ("chain_head_seq", head.get("seq")),
         ("chain_head_link", head.get("link")),

@@ -56,7 +56,7 @@ def _column(absent: str) -> Callable[[Any], str]:
 def _rate(value: Any) -> str:
     if value == "auto":
         return "found automatically from the service's answers (never above the maximum)"
-    return f"at most {_n(float(value))} requests per second"
+    return f"at most {_n(float(value))} deletes per second"
 
 
 _SAY: dict[str, tuple[str, Callable[[Any], str]]] = {
@@ -123,11 +123,11 @@ _SAY: dict[str, tuple[str, Callable[[Any], str]]] = {
             else "an invalid record (several_addresses): a second address may be someone else's"
         ),
     ),
-    "concurrency": ("Requests at a time", lambda v: f"at most {v}"),
+    "concurrency": ("Deletes at a time", lambda v: f"at most {v}"),
     "rate_per_s": ("Rate", _rate),
     "max_rate_per_s": (
         "Highest rate",
-        lambda v: f"{_n(float(v))} requests per second" if v is not None else "not set",
+        lambda v: f"{_n(float(v))} deletes per second" if v is not None else "not set",
     ),
     "max_attempts": ("Attempts", lambda v: f"at most {v} per identifier per run"),
     "retry_after_cap_s": (

@@ -60,6 +60,7 @@ from erasure.run.preflight import abort_error, preflight
 from erasure.run.retry import Backoff, Finish, Stop, Wait, decide
 from erasure.run.summary import StopReason, Summary
 from erasure.run.writer import WRITER_BATCH, Appender, Writer
+from erasure.wording import count
 
 E = TypeVar("E", bound=BaseException)
 
@@ -250,7 +251,7 @@ class Runner:
                         "erasure.run.interrupted",
                         in_flight=self._in_flight,
                         wait_s=wait_s,
-                        message=f"{self._in_flight} requests in flight: waiting up to"
+                        message=f"{count(self._in_flight, 'delete')} in flight: waiting up to"
                         f" {wait_s:g} s for their answers; Ctrl-C again stops now"
                         " (they stay in doubt, and the next run settles them)",
                     )
