@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from hypothesis import settings
 
 # No hypothesis deadline: how long one example took is no property of the code
@@ -29,6 +30,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if long:
         config.hook.pytest_deselected(items=long)
         items[:] = [item for item in items if item.get_closest_marker("long") is None]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Each test ends with structlog's defaults again.
+
+    A test that ran a command configured structlog to print to the stderr it
+    had then, a capture that closes with the test: a later test's command in
+    the same process (under pytest-xdist, any test of the worker) would write
+    its log lines to a closed file.
+    """
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(autouse=True)
