@@ -32,14 +32,14 @@ def test_a_file_replaced_while_screen_runs_never_mixes_two_versions(
     source.write_text(first)
     replacement = finished.folder / "replacement.tmp"
     replacement.write_text(second)
-    real_open = screen_mod.open_file
+    real_open = screen_mod.read_table
 
     def open_then_replace(*args: Any, **kwargs: Any) -> Any:
         opened = real_open(*args, **kwargs)
         os.replace(replacement, source)  # another process saves a new version now
         return opened
 
-    monkeypatch.setattr(screen_mod, "open_file", open_then_replace)
+    monkeypatch.setattr(screen_mod, "read_table", open_then_replace)
     out = finished.folder / f"clean{suffix}"
     code = cli.main(["screen", str(finished.job), "--input", str(source), "--out", str(out)])
     text = out.read_text()
