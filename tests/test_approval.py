@@ -294,3 +294,13 @@ def test_a_sweep_needs_its_own_approved_plan(
     )
     assert 1 == code, err  # profiles came back: a person looks
     assert all(sandbox.deletes()[pid] == 2 for pid in restored)
+
+
+def test_plan_prints_the_plan_on_stdout_and_logs_only_on_stderr(
+    setup: tuple[Sandbox, Path, Path], tmp_path: Path
+) -> None:
+    _, job, _ = setup
+    code, out, err = _cli("plan", str(job), "--out", str(tmp_path / "again.json"))
+    assert 0 == code, err
+    assert not any(line.startswith("{") for line in out.splitlines())  # no log line
+    assert out.splitlines()[-1].startswith("plan: ")

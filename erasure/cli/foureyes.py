@@ -159,9 +159,11 @@ def _register_plans(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def cmd_plan(args: argparse.Namespace, shell: _Shell) -> int:
-    from erasure import approval, planning
+    from erasure import approval, logs, planning
     from erasure.outputs import check_output
 
+    # planning reads the input as a run does, and logs as it does: on stderr, never stdout
+    logs.configure(logs.choose_format(None, shell.err), stream=shell.err)
     job = _load(args)
     check_output(args.out, job, inputs=[args.input, args.sweep])
     if args.sweep is None and args.include_identifier_matches:
