@@ -80,12 +80,12 @@ def _iso(moment: Any) -> str | None:
 def _resolved(db: sqlite3.Connection, run: int, facts: InputFacts) -> list[Event]:
     import polars as pl
 
-    from erasure import status as status_mod
+    from erasure import pair_rows
     from erasure.ledger import Event, Kind
 
     if not facts.usable.height:
         return []
-    found = status_mod.invalid_records(db)
+    found = pair_rows.invalid_records(db)
     open_ = found.filter(
         ~pl.col("resolved") & pl.col("request_id").is_not_null() & (pl.col("input") != facts.sha256)
     )

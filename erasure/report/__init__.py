@@ -40,6 +40,7 @@ import polars as pl
 import xlsxwriter
 import xlsxwriter.exceptions
 
+from erasure import pair_rows
 from erasure import status as status_mod
 from erasure.after.suppressions import with_suppressed
 from erasure.decisions import with_decision
@@ -57,11 +58,11 @@ SHEET_ROWS = 1_048_576  # rows per worksheet, the header included (Excel's limit
 DEADLINE_COLUMNS = ("deadline", "overdue")
 # every report's columns, in the contract's order
 COLUMNS = (
-    *status_mod.REPORT_COLUMNS,
-    *status_mod.INVALID_COLUMNS,
+    *pair_rows.REPORT_COLUMNS,
+    *pair_rows.INVALID_COLUMNS,
     *DEADLINE_COLUMNS,
-    status_mod.REAPPEARED_COLUMN,
-    *status_mod.REQUEST_COLUMNS,
+    pair_rows.REAPPEARED_COLUMN,
+    *pair_rows.REQUEST_COLUMNS,
 )
 _DONE = (Outcome.ERASED.value, Outcome.NOT_FOUND.value)
 _TIMESTAMPS = ("first_attempt_at", "finished_at")
@@ -88,12 +89,12 @@ def table(
     if (run is not None or request_id is not None) and ledger_read.fast(db):
         return _table_of(db, now=now, run=run, request_id=request_id)
     rows, states, _ = status_mod.account(db, now=now)
-    rows = status_mod.with_request_state(with_suppressed(db, rows), states)
+    rows = pair_rows.with_request_state(with_suppressed(db, rows), states)
     rows = with_decision(db, rows)  # a person's decision: held or cancelled, and why
     if request_id is not None:
         rows = rows.filter(pl.col("request_id") == request_id)
     if run is not None:
-        planned = status_mod.pairs(db, now=now, run=run).select("request_id", "key")
+        planned = pair_rows.pairs(db, now=now, run=run).select("request_id", "key")
         rows = rows.join(planned, on=["request_id", "key"], how="semi", nulls_equal=True)
     return rows.select(*COLUMNS)
 
@@ -106,17 +107,17 @@ def _table_of(
     A run's report holds the pairs it planned (no invalid record: those have
     no key to plan); a request's, its pairs and unresolved invalid records.
     """
-    pairs = status_mod.pairs(db, now=now, run=run, request_id=request_id)
+    pairs = pair_rows.pairs(db, now=now, run=run, request_id=request_id)
     if run is not None and request_id is not None:
         pairs = pairs.filter(pl.col("request_id") == request_id)
-    invalid = status_mod.dated(
+    invalid = pair_rows.dated(
         db, ledger_read.invalid_records(db, request_id=request_id, unresolved=True), now
     )
     if run is not None:
         invalid = invalid.clear()
     totals = ledger_read.totals(db)
-    came_back = status_mod.reappeared_records(db) if totals.get("reappeared", 0) else None
-    rows = status_mod.report_rows(pairs, invalid, came_back)
+    came_back = pair_rows.reappeared_records(db) if totals.get("reappeared", 0) else None
+    rows = pair_rows.report_rows(pairs, invalid, came_back)
     if run is not None:  # requests in the order they first appear in the whole ledger
         first = ledger_read.request_order(db, rows["request_id"].unique().to_list())
         rows = rows.join(first, on="request_id", how="left", nulls_equal=True).sort(
@@ -125,7 +126,7 @@ def _table_of(
     # each request's state over all of it, from the kept summaries (one run's report
     # holds only some of a request's pairs)
     states = ledger_read.request_reasons(db, rows["request_id"].unique().to_list())
-    rows = status_mod.with_request_state(with_suppressed(db, rows), states)
+    rows = pair_rows.with_request_state(with_suppressed(db, rows), states)
     return with_decision(db, rows).select(*COLUMNS)
 
 
@@ -261,7 +262,7 @@ def _write_html(path: Path, rows: pl.DataFrame, context: _Context) -> None:
         counts=status_mod.status(db, now=now),
         runs=status_mod.runs(db),
         settings=job.settings(),
-        reappeared=status_mod.reappeared_profiles(status_mod.reappeared_records(db)),
+        reappeared=pair_rows.reappeared_profiles(pair_rows.reappeared_records(db)),
         ledger_path=job.ledger.path,
         job_path=job.path,
         generated_at=now,
@@ -289,7 +290,7 @@ def _write_xlsx(path: Path, rows: pl.DataFrame, context: _Context) -> None:
         _sheets(book, "Summary", header, ["item", "value"], summary, [36, 90], _ANY)
         _frame_sheets(book, "Identifiers", header, _moments(rows), moment)
         _frame_sheets(book, "Requests", header, _moments(requests(rows, now=now)), moment)
-        came_back = status_mod.reappeared_profiles(status_mod.reappeared_records(db))
+        came_back = pair_rows.reappeared_profiles(pair_rows.reappeared_records(db))
         _frame_sheets(book, "Reappeared", header, _moments(came_back), moment)
         _frame_sheets(book, "Runs", header, _moments(_runs_frame(status_mod.runs(db))), moment)
     finally:
