@@ -129,7 +129,7 @@ def screen_columns(job: Job, given: Mapping[str, str] | None) -> Columns:
     return job.screen.columns
 
 
-def _open(path: Path, columns: Columns) -> tuple[Table, list[Spec]]:
+def open_file(path: Path, columns: Columns) -> tuple[Table, list[Spec]]:
     """The import file and its identifier columns; 65 naming what was looked for when absent."""
     names = [n for n in (columns.email, columns.phone, columns.profile_id) if n]
     names += [c.column for c in columns.custom]
@@ -159,7 +159,7 @@ def _screen(
     check: Callable[[set[str]], object],
     columns: Columns,
 ) -> ScreenResult:
-    table, specs = _open(copy, columns)
+    table, specs = open_file(copy, columns)
     frame = table.collect(list(dict.fromkeys(s.column for s in specs)))
     combos = identities(finished)
     wanted = set(finished.get_column("key").to_list())

@@ -234,8 +234,8 @@ class Input:
     )
     header_row: int | None = key(
         None,
-        "the header's row number (1 = the first); default: the first of the first 20 rows "
-        "that names every mapped column",
+        "CSV, TSV, XLSX: the header's row number (1 = the first); default: the first of "
+        "the first 20 rows that names every mapped column",
         check=positive,
         shown="found",
     )
