@@ -29,10 +29,19 @@ def test_a_held_requests_receipt_says_held_and_checks(
     document = json.loads(out.read_bytes())["receipt"]
     assert document["status"] == "incomplete"
     assert [c["outcome"] for c in document["identifiers"]] == ["held"]
+    assert "L-7" in document["identifiers"][0]["decision"]  # who, since and why
     assert "held" in json.dumps(document["reasons"])
     assert "user1@example.com" not in out.read_text()
     pub = str(key) + ".pub"
     assert 0 == cli.main(["check-receipt", str(out), "--public-key", pub, "--job", str(job)])
+    page = tmp_path / "T1.html"
+    assert 0 == cli.main(["receipt", str(job), "--request-id", "T1", "--out", str(page)])
+    assert "L-7" in page.read_text()
+    assert 0 == cli.main(["check-receipt", str(page), "--public-key", pub, "--job", str(job)])
+    # a receipt with nothing decided keeps its earlier shape: no decision member
+    other = tmp_path / "T2.json"
+    assert 0 == cli.main(["receipt", str(job), "--request-id", "T2", "--out", str(other)])
+    assert "decision" not in json.loads(other.read_bytes())["receipt"]["identifiers"][0]
 
 
 def test_a_released_requests_receipt_is_pending_then_a_later_one_complete(

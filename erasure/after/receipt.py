@@ -120,7 +120,7 @@ def build(
     with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
         events = chain_events(db, archives, up_to=verdict.head_seq)
         rule = deadline_table.rule_of(db)
-    found = claims_of(events, request_id, rule)
+        found = with_decisions(db, claims_of(events, request_id, rule), request_id)
     if not found.claims and not found.invalid:
         raise UnknownRequest(request_id, _archived_hint(events))
     last = events[-1]
@@ -138,6 +138,21 @@ def build(
         renderer=RENDERER,  # the page a check draws again and compares
     )
     return sign(receipt, key)
+
+
+def with_decisions(db: sqlite3.Connection, found: RequestEvents, request_id: str) -> RequestEvents:
+    """The held and cancelled claims with the decision in words (erasure.decisions)."""
+    from erasure.decisions import reasons
+
+    decided = [c for c in found.claims if c.outcome in (Outcome.HELD, Outcome.CANCELLED)]
+    if not decided:
+        return found
+    words = reasons(db, None, [(request_id, c.key) for c in decided])
+    claims = tuple(
+        replace(c, decision=words.get((request_id, c.key))) if c in decided else c
+        for c in found.claims
+    )
+    return replace(found, claims=claims)
 
 
 def claims_of(

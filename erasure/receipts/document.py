@@ -172,6 +172,9 @@ class Claim:
     at: str | None = None  # UTC ISO 8601: when the outcome was recorded
     resource_id: int | None = None
     field_name: str | None = None  # custom matching only: the Altcraft field's name
+    # held or cancelled: the person's decision in words (who, since, why); written only
+    # then, so that every other receipt keeps its earlier shape
+    decision: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +255,7 @@ class Receipt:
                     "in_doubt": c.in_doubt,
                     "profile_id": c.profile_id,
                     "at": c.at,
+                    **({"decision": c.decision} if c.decision is not None else {}),
                 }
                 for c in self.identifiers
             ],

@@ -160,6 +160,7 @@ def render(signed: SignedReceipt) -> str:
         f"<td>{c.db_id}{'' if c.resource_id is None else f' / resource {c.resource_id}'}</td>"
         f"<td>{e(_OUTCOME_WORDS.get(c.outcome.value, c.outcome.value))}"
         f"{'; in doubt: an earlier request may have reached the service' if c.in_doubt else ''}"
+        f"{'; ' + e(c.decision) if c.decision else ''}"
         f"</td><td class=mono>{e(c.profile_id or '')}</td><td class=mono>{e(c.at or '')}</td>"
         f"<td class=mono>{e(c.key)}</td><td>{c.seq}</td></tr>"
         for c in r.identifiers

@@ -134,6 +134,7 @@ def parse_document(document: Mapping[str, Any]) -> Receipt:
                 at=c.opt("at", str),
                 resource_id=c.opt("resource_id", int),
                 field_name=c.opt("field_name", str),
+                decision=c.absent_or("decision", str),
             )
         )
         c.done()
