@@ -206,13 +206,15 @@ def _cells(
         count += int(flags.get_column("cell").sum()) + int(extra.sum())
         seen = seen.select(pl.col(c) | flags.get_column(c) for c in ("cell", "valid"))
         with_resource = spec.matching in ("email", "phone")
-        mine = cells.filter(flags.get_column("valid"))
+        # the columns kept, then the rows: a filter of every column would copy the raw cells
+        mine = cells.select(*_SHARED, "value", "extra").filter(flags.get_column("valid"))
         if int(mine.get_column("extra").list.len().fill_null(0).sum()):
             split = True
             more = mine.select(*_SHARED, value="extra").drop_nulls("value").explode("value")
             mine = pl.concat([mine.select(*_SHARED, "value"), more])
         repairs.append(
-            cells.filter(pl.col("repair").is_not_null() & pl.col("value").is_not_null())
+            cells.select("row", "repair", "value")
+            .filter(pl.col("repair").is_not_null() & pl.col("value").is_not_null())
             .select("row", column=pl.lit(spec.column), kind=pl.col("repair").str.split(","))
             .explode("kind")
         )
