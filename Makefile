@@ -15,15 +15,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Bounded kill and soak tests; the whole suite stays under 10 minutes here.
-# Four workers on two cores: the suite mostly waits on sockets and child processes.
-TEST_WORKERS ?= 4
+# Six workers on two cores: the suite mostly waits on sockets and child processes.
+# worksteal: an idle worker takes queued tests from a busy one (a few take 20 s).
+TEST_WORKERS ?= 6
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # The same suite with the long kill and soak tests at full size.
 test-long: $(STAMP)
-	ERASURE_TEST_LONG=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --timeout=1800
+	ERASURE_TEST_LONG=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --timeout=1800
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check erasure tests bench scripts
