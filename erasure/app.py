@@ -272,8 +272,9 @@ def _plan_locked(
     }
     from erasure.after.suppress import candidates
 
+    # the suppression candidates: tonight's identifiers and those carried from earlier files
     facts = InputFacts(
-        data.sha256, data.invalid.drop("value"), data.usable, candidates(job, data.items)
+        data.sha256, data.invalid.drop("value"), data.usable, candidates(job, t.items)
     )
     # The run needs only the plan's work frame: the intake's items and the
     # pending pairs go when this returns. The work often shares their keys
