@@ -34,9 +34,13 @@ def rule_of_settings(settings: Mapping[str, Any] | None) -> Rule:
     """The rule a run's recorded settings name (``deadline_days`` for older runs; 30 days)."""
     s = settings or {}
     if s.get("deadline") is not None:
+        name = str(s["deadline"])
         return deadlines.rule(
-            str(s["deadline"]),
-            extension_max=s.get("extension_max"),
+            name,
+            # a preset's own limit (runs of 2026-12-04's main also recorded it beside the name)
+            extension_max=None
+            if name.strip().lower() in deadlines.PRESETS
+            else s.get("extension_max"),
             timezone=s.get("timezone"),
             calendar=s.get("calendar"),
         )

@@ -149,7 +149,10 @@ class Rule:
         """What a run records of the rule (so that reports read the rule the run used)."""
         return {
             "deadline": self.name,
-            "extension_max": None if self.extension_max is None else str(self.extension_max),
+            # a preset brings its own limit: recorded only for a rule that is not one
+            "extension_max": (
+                None if self.preset or self.extension_max is None else str(self.extension_max)
+            ),
             "timezone": self.timezone,
             "calendar": self.calendar,
         }

@@ -237,3 +237,41 @@ def test_the_deadline_in_force_ignores_an_extension_recorded_after_it_passed() -
     assert deadlines.in_force(original, [second, timely], rule) == deadlines.end_of(
         date(2026, 4, 28), rule
     )
+
+
+@pytest.mark.parametrize("preset", sorted(deadlines.PRESETS))
+def test_a_preset_recorded_by_a_run_reads_back(preset: str) -> None:
+    """What a run records of a preset rule is read back as that preset by status and
+    report (a recorded limit beside a preset's name, as runs of an earlier build wrote
+    it, is the preset's own)."""
+    from erasure import deadline_table
+
+    rule = deadlines.rule(preset, timezone="Europe/Moscow")
+    assert deadline_table.rule_of_settings(rule.settings()) == rule
+    older = {**rule.settings(), "extension_max": str(rule.extension_max)}
+    assert deadline_table.rule_of_settings(older) == rule
+
+
+def test_status_and_report_of_a_gdpr_job(
+    sandbox: object, write_job: object, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    from erasure import cli
+    from tests import e2e
+
+    tmp = Path(str(tmp_path))
+    (tmp / "in.csv").write_text("ticket,email,received_at\nT1,user1@example.com,2026-11-30\n")
+    job = e2e.job(
+        write_job,
+        sandbox.url,  # type: ignore[attr-defined]
+        input={
+            "received_at_column": "received_at",
+            "deadline": "gdpr",
+            "timezone": "Europe/Moscow",
+        },
+    )
+    assert e2e.run(job) == 0
+    assert cli.main(["status", str(job)]) == 0
+    assert cli.main(["report", str(job), "--out", str(tmp / "r.csv")]) == 0
+    assert "2026-12-30T23:59:59+03:00" in (tmp / "r.csv").read_text(encoding="utf-8-sig")

@@ -164,8 +164,9 @@ def _print_summary(shell: _Shell, summary: Summary, code: int, job: Job) -> None
         f"{summary.duration_s:.1f} s ({rate:.0f}/s)",
         *(
             [
-                f"held back by a person's decision (a hold or a cancellation): "
-                f"{summary.set_aside + summary.held_back} pairs, never sent (erasure holds)"
+                "held back by a person's decision (a hold or a cancellation): "
+                + count(summary.set_aside + summary.held_back, "pair")
+                + ", never sent (erasure holds)"
             ]
             if summary.set_aside + summary.held_back
             else []
