@@ -323,3 +323,34 @@ def test_people_carried_from_an_earlier_file_are_listed_too(
     assert len(carried) > 1
     assert set(lists["7"]["emails"]) >= carried
     assert set(lists["8"]["phones"]) >= phones - gone
+
+
+def test_a_receipt_says_which_list_keeps_the_address(
+    sandbox_factory: Callable[..., Sandbox], write_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The signed receipt says "the address is kept on suppression list N" (JSON and page),
+    and check-receipt finds it valid, against the ledger too."""
+    from erasure import cli
+    from erasure.receipts.html import extract_json
+
+    sandbox = sandbox_factory(generate_count=1100)
+    _people(tmp_path / "in.csv", 4)
+    job = _job(write_job, sandbox.url, email_list_id=7)
+    text = job.read_text() + '[receipts]\nsigning_key_file = "r.key"\nissuer = "Test DPO"\n'
+    job.write_text(text, encoding="utf-8")
+    assert 0 == cli.main(["keygen", "--out", str(tmp_path / "r.key")])
+    assert 0 == e2e.run(job)
+    for name in ("T0.json", "T0.html", "T1.json"):
+        out = tmp_path / name
+        assert 0 == cli.main(["receipt", str(job), "--request-id", name[:2], "--out", str(out)])
+        pub = str(tmp_path / "r.key.pub")
+        assert 0 == cli.main(["check-receipt", str(out), "--public-key", pub, "--job", str(job)])
+    t0 = json.loads(extract_json((tmp_path / "T0.html").read_bytes()))
+    said = {c["matching"]: c.get("suppressed") for c in t0["receipt"]["identifiers"]}
+    # T0 has an email (list 7) and a phone (no phone list): only the email is kept
+    assert said == {"email": "the address is kept on suppression list 7", "phone": None}
+    assert "Kept from coming back" in (tmp_path / "T0.html").read_text(encoding="utf-8")
+    t1 = json.loads((tmp_path / "T1.json").read_text(encoding="utf-8"))
+    assert [c.get("suppressed") for c in t1["receipt"]["identifiers"]] == [
+        "the address is kept on suppression list 7"
+    ]

@@ -121,6 +121,7 @@ def build(
         events = chain_events(db, archives, up_to=verdict.head_seq)
         rule = deadline_table.rule_of(db)
         found = with_decisions(db, claims_of(events, request_id, rule), request_id)
+        found = with_suppressed(db, found)
     if not found.claims and not found.invalid:
         raise UnknownRequest(request_id, _archived_hint(events))
     last = events[-1]
@@ -150,6 +151,22 @@ def with_decisions(db: sqlite3.Connection, found: RequestEvents, request_id: str
     words = reasons(db, None, [(request_id, c.key) for c in decided])
     claims = tuple(
         replace(c, decision=words.get((request_id, c.key))) if c in decided else c
+        for c in found.claims
+    )
+    return replace(found, claims=claims)
+
+
+def with_suppressed(db: sqlite3.Connection, found: RequestEvents) -> RequestEvents:
+    """The claims whose address a ``[suppress]`` list keeps, saying which list."""
+    from erasure.after.suppressions import suppressed_by_key
+
+    if db.execute("SELECT 1 FROM events WHERE kind = 'suppression' LIMIT 1").fetchone() is None:
+        return found
+    said = dict(suppressed_by_key(db).iter_rows())
+    claims = tuple(
+        replace(c, suppressed=f"the address is {said[c.key]}")
+        if said.get(c.key, "").startswith("kept on suppression list")
+        else c
         for c in found.claims
     )
     return replace(found, claims=claims)

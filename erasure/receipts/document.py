@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 FORMAT = "erasure-receipt/1"  # names the document's shape; a new shape gets a new number
-RENDERER = "receipt-html/1"  # the page renderer new receipts name (erasure.receipts.html)
+RENDERER = "receipt-html/2"  # the page renderer new receipts name (erasure.receipts.html)
 _PREFIX = b'{"receipt":'
 MATCHING = frozenset({"email", "phone", "profile_id", "custom"})
 
@@ -175,6 +175,9 @@ class Claim:
     # held or cancelled: the person's decision in words (who, since, why); written only
     # then, so that every other receipt keeps its earlier shape
     decision: str | None = None
+    # [suppress]: "the address is kept on suppression list N" once it is; written only
+    # then, so that every other receipt keeps its earlier shape
+    suppressed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +259,7 @@ class Receipt:
                     "profile_id": c.profile_id,
                     "at": c.at,
                     **({"decision": c.decision} if c.decision is not None else {}),
+                    **({"suppressed": c.suppressed} if c.suppressed is not None else {}),
                 }
                 for c in self.identifiers
             ],

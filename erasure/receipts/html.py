@@ -8,7 +8,7 @@ HTML requires (``&``, ``<``, ``>``): a person can copy them, and
 back byte for byte.
 
 The page itself is drawn by a frozen renderer (:data:`RENDERERS`, one
-module each: :mod:`erasure.receipts.page_v1`), named in the signed JSON's
+module each: :mod:`erasure.receipts.page_v1`, ``page_v2``), named in the signed JSON's
 ``renderer`` member, so that ``check-receipt`` can draw it again and find
 a visible page rewritten around an intact signed JSON (:func:`page_differs`).
 """
@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
-from erasure.receipts import page_v1
+from erasure.receipts import page_v1, page_v2
 from erasure.receipts.document import (
     NotAReceipt,
     Receipt,
@@ -42,8 +42,11 @@ _PRE = re.compile(rb'<pre id="receipt"[^>]*>(.*?)</pre>', re.DOTALL)
 
 # Every released page renderer, by the name a receipt's ``renderer`` member gives;
 # a receipt without one was rendered by ``receipt-html/1``. Never remove one.
-RENDERERS: dict[str, Callable[[SignedReceipt], str]] = {page_v1.NAME: page_v1.render}
-CURRENT = page_v1.NAME  # what new receipts are rendered with
+RENDERERS: dict[str, Callable[[SignedReceipt], str]] = {
+    page_v1.NAME: page_v1.render,
+    page_v2.NAME: page_v2.render,
+}
+CURRENT = page_v2.NAME  # what new receipts are rendered with
 FIRST = page_v1.NAME  # what a receipt naming no renderer was rendered with
 
 

@@ -135,6 +135,7 @@ def parse_document(document: Mapping[str, Any]) -> Receipt:
                 resource_id=c.opt("resource_id", int),
                 field_name=c.opt("field_name", str),
                 decision=c.absent_or("decision", str),
+                suppressed=c.absent_or("suppressed", str),
             )
         )
         c.done()

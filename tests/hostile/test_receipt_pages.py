@@ -21,6 +21,8 @@ RELEASED = {
     # a page of the release before renderers were named: drawn by receipt-html/1
     "receipt-0.1-unnamed.html": "receipt-html/1",
     "receipt-html-1.html": "receipt-html/1",
+    # [suppress]: the addresses kept on a suppression list, in a section of their own
+    "receipt-html-2.html": "receipt-html/2",
 }
 
 
@@ -81,4 +83,4 @@ def test_a_rewritten_visible_page_is_not_valid(
 def test_new_receipts_name_their_renderer(finished: Finished) -> None:
     out = finished.folder / "T3.json"
     assert 0 == cli.main(["receipt", str(finished.job), "--request-id", "T3", "--out", str(out)])
-    assert re.search(r'"renderer":"receipt-html/1"', out.read_text())
+    assert re.search(r'"renderer":"receipt-html/2"', out.read_text())
