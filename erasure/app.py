@@ -270,12 +270,14 @@ def _plan_locked(
         "account": account_of(data, replace(plan, pairs=plan.pairs - t.extra)).as_dict(),
         **t.info,
     }
+    import polars as pl
+
     from erasure.after.suppress import candidates
 
-    # the suppression candidates: tonight's identifiers and those carried from earlier files
-    facts = InputFacts(
-        data.sha256, data.invalid.drop("value"), data.usable, candidates(job, t.items)
-    )
+    # the suppression candidates: tonight's identifiers, and those of every earlier file
+    # read again (its final pairs too: a stopped run's erasures are suppressed now)
+    seen = t.items if t.earlier is None else pl.concat([t.items, t.earlier], how="diagonal_relaxed")
+    facts = InputFacts(data.sha256, data.invalid.drop("value"), data.usable, candidates(job, seen))
     # The run needs only the plan's work frame: the intake's items and the
     # pending pairs go when this returns. The work often shares their keys
     # and values (see erasure.run.plan); the rest, such as the row numbers,

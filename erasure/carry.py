@@ -78,6 +78,9 @@ class Carried:
     items: pl.DataFrame  # their open pairs, in the intake's item schema (rows after tonight's)
     read: tuple[tuple[InputFile, int], ...]  # each file read again, and the pairs it brought
     missing: tuple[Elsewhere, ...]  # files gone or changed: named, exit 1
+    # with [suppress]: the email and phone identifiers of every file read again, final
+    # pairs included (a stopped run's erasures wait for their values to be suppressed)
+    identifiers: pl.DataFrame | None = None
 
     @property
     def open_elsewhere(self) -> int:
@@ -190,6 +193,7 @@ def carry_over(db: sqlite3.Connection, job: Job, keyer: Keyer, tonight: Intake) 
     parts: list[pl.DataFrame] = []
     read: list[tuple[InputFile, int]] = []
     missing: list[Elsewhere] = []
+    found: list[pl.DataFrame] = []  # with [suppress]: every email and phone of the files read
     offset = _last_row(tonight.items, 0)
     for f in files:
         state = inputs.file_state(f.path, f.sha256)
@@ -201,6 +205,8 @@ def carry_over(db: sqlite3.Connection, job: Job, keyer: Keyer, tonight: Intake) 
         except ErasureError:  # this job cannot read it (its columns changed, say)
             missing.append(Elsewhere(f, FileState.CHANGED))
             continue
+        if job.suppress is not None:
+            found.append(_identifiers(earlier))
         if not f.unplanned:  # every pair of it is in the ledger: only the open ones
             mine = left.filter(pl.col("sha256") == f.sha256).select(_PAIR)
             earlier = earlier.join(mine, on=_PAIR, how="semi", nulls_equal=True)
@@ -217,7 +223,21 @@ def carry_over(db: sqlite3.Connection, job: Job, keyer: Keyer, tonight: Intake) 
         parts.append(earlier)
         read.append((f, earlier.height))
     items = pl.concat(parts) if parts else tonight.items.clear()
-    return Carried(items, tuple(read), tuple(missing))
+    identifiers = pl.concat(found) if found else None
+    return Carried(items, tuple(read), tuple(missing), identifiers)
+
+
+_SUPPRESSIBLE = ("email", "phone")
+_IDENTIFIER_COLUMNS = ["key", "matching", "value", "db_id"]  # erasure.after.suppress's
+
+
+def _identifiers(items: pl.DataFrame) -> pl.DataFrame:
+    """The email and phone identifiers of ``items``, each key once."""
+    return (
+        items.filter(pl.col("matching").is_in(_SUPPRESSIBLE))
+        .select(_IDENTIFIER_COLUMNS)
+        .unique("key", keep="first", maintain_order=True)
+    )
 
 
 def _last_row(items: pl.DataFrame, otherwise: int) -> int:
@@ -285,6 +305,7 @@ class Tonight:
     info: dict[str, list[dict[str, object]]]  # what the run's start records (Carried.info)
     finished: pl.DataFrame  # the ledger's final pairs of these keys (erasure.ledger.read)
     doubtful: set[str]  # keys in doubt among them
+    earlier: pl.DataFrame | None = None  # with [suppress]: Carried.identifiers
 
 
 def tonight(
@@ -314,4 +335,4 @@ def tonight(
             seconds=round(time.perf_counter() - t0, 3),
         )
     items, extra = carried.merged(data.items, finished)
-    return Tonight(items, extra, carried.info(), finished, doubtful)
+    return Tonight(items, extra, carried.info(), finished, doubtful, carried.identifiers)
