@@ -120,10 +120,13 @@ class Echoes:
         self, text: str | None, value: str = "", key: str = "", matching: str = "email"
     ) -> str | None:
         """``text`` without the token or the identifier (``value``, sent with ``matching``)."""
-        if text is None:
-            return None
+        if not text:
+            return text
         folded = text.casefold()
-        named = {f: key for f in identifier_forms(value, matching, self.region)}
+        # every form of a phone number holds digits: a text without one names none of
+        # them, and working the forms out (libphonenumber) is most of the cost
+        maybe = matching != "phone" or any(c.isdigit() for c in text)
+        named = {f: key for f in identifier_forms(value, matching, self.region)} if maybe else {}
         named.update({f: TOKEN for f in self.token_forms})
         present = {f: r for f, r in named.items() if f.casefold() in folded}
         if not present and not _may_hold_contact(text):
