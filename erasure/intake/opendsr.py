@@ -48,7 +48,8 @@ from typing import Any
 
 import polars as pl
 
-from erasure.errors import ConfigError, FileMissing, InputUnusable
+from erasure.errors import ConfigError, InputUnusable
+from erasure.files import open_regular
 from erasure.intake.assemble import build
 from erasure.intake.layout import Layout, Spec
 from erasure.intake.readers import Table
@@ -113,12 +114,9 @@ def read(job: Job, keyer: Keyer, path: Path) -> Intake:
 
 def _bounded_bytes(path: Path) -> bytes:
     try:
-        with path.open("rb") as f:
+        # a regular file only: a FIFO or /dev/zero is refused (65), never waited on
+        with open_regular(path, "input file") as f:
             data = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise FileMissing(f"input file {path} does not exist") from None
-    except IsADirectoryError:
-        raise FileMissing(f"input file {path} is a directory, not a file") from None
     except OSError as exc:
         raise InputUnusable(f"input file {path} cannot be read: {exc.strerror}") from None
     if len(data) > MAX_BYTES:

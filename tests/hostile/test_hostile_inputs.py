@@ -108,17 +108,17 @@ def test_a_receipt_nested_too_deep_or_with_a_huge_number_is_65(
     _one_error_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".json"])  # .json: the OpenDSR reader
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
 def test_a_fifo_or_a_device_as_input_is_65_without_hanging(
-    write_job: Callable[..., Path], tmp_path: Path, kind: str
+    write_job: Callable[..., Path], tmp_path: Path, kind: str, suffix: str
 ) -> None:
+    source = tmp_path / f"in{suffix}"
     if kind == "fifo":
-        source = tmp_path / "in.csv"
         os.mkfifo(source)
     else:
-        source = tmp_path / "in.csv"
         source.symlink_to("/dev/zero")
-    job = write_job()
+    job = write_job(input={"path": source.name})
     result = _erasure("validate", str(job), timeout=30)
     assert result.returncode == 65, result.stderr
     assert "not a regular file" in _one_error_line(result.stderr)
