@@ -7,12 +7,12 @@ use them import them from :mod:`erasure.after.keep` too.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from erasure.job.schema import Given, fail, key, positive, variable_name
+from erasure.job.sections import is_loopback
 
 DEFAULT_NOTIFY_SECRET_ENV = "ERASURE_NOTIFY_SECRET"
 SUPPRESS_BATCH = 1000  # values per emails_add/phones_add call (Altcraft advises at most 10,000)
@@ -48,22 +48,13 @@ class Suppress:
 NoticeFormat = Literal["generic", "opendsr"]
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _notify_url(url: str) -> str | None:
     """https, or http to a loopback host only (the secret signs what goes there)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return None
-    if parts.scheme == "http" and _loopback(host):
+    if parts.scheme == "http" and is_loopback(host):
         return None
     return "must be an https:// URL (http:// only for loopback)"
 

@@ -98,7 +98,8 @@ class Codes:
         return self
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's, not resolved) is loopback: where http:// may go."""
     if host == "localhost":
         return True
     try:
@@ -111,7 +112,7 @@ def _check_base_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise fail("api.base_url must be an http(s) URL such as https://host")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise fail("api.base_url uses http:// for a host that is not loopback; use https://")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise fail(
