@@ -51,8 +51,15 @@ from pathlib import Path
 from typing import Any, Self
 
 from erasure import keys
-from erasure.errors import ConfigError, FileMissing, SecretMissing
-from erasure.files import OWNER_ONLY, Perms, read_secret, readonly_uri, refuse_writable_by_others
+from erasure.errors import ConfigError, FileMissing, InputUnusable, SecretMissing
+from erasure.files import (
+    OWNER_ONLY,
+    Perms,
+    open_regular,
+    read_secret,
+    readonly_uri,
+    refuse_writable_by_others,
+)
 from erasure.job.act import Act
 from erasure.job.approval import Approval
 from erasure.job.keep import Notify, Suppress
@@ -289,13 +296,12 @@ def load(path: str | os.PathLike[str]) -> Job:
     """Read and check the job file at ``path``."""
     p = Path(path).expanduser().absolute()
     try:
-        with p.open("rb") as f:
+        # a regular file only (66 when missing): a FIFO would be waited on for ever
+        with open_regular(p, "job file") as f:
             refuse_writable_by_others(p, "job file", os.fstat(f.fileno()).st_mode)
             raw = f.read()
-    except FileNotFoundError:
-        raise FileMissing(f"job file {p} does not exist") from None
-    except IsADirectoryError:
-        raise FileMissing(f"job file {p} is a directory") from None
+    except InputUnusable as exc:  # not a regular file, or unreadable: the job is unusable
+        raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise FileMissing(f"job file {p} cannot be read: {exc.strerror}") from None
     try:

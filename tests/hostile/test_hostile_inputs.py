@@ -151,3 +151,11 @@ def test_screen_copes_with_an_xlsx_with_a_blank_middle_row(
 
     kept = pl.read_excel(out, engine="calamine")
     assert kept.get_column("email").drop_nulls().to_list() == ["someone@example.org"]
+
+
+def test_a_fifo_as_the_job_file_is_78_without_hanging(tmp_path: Path) -> None:
+    job = tmp_path / "job.toml"
+    os.mkfifo(job)
+    result = _erasure("validate", str(job), timeout=30)
+    assert result.returncode == 78, result.stderr
+    assert "not a regular file" in _one_error_line(result.stderr)
