@@ -94,6 +94,27 @@ def _env() -> dict[str, str]:
     return {**keep, "PYTHONPATH": str(ROOT), "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
+@pytest.fixture(autouse=True)
+def _checkout_reachable() -> Iterator[None]:
+    """The other users run this checkout's code: each folder above it must let them pass.
+
+    A checkout under a private folder (``mktemp -d`` makes 0700 ones) gets the search
+    bit for others on each such folder for the test, and its mode back afterwards;
+    nothing is made readable or writable.
+    """
+    changed: list[tuple[Path, int]] = []
+    for folder in (ROOT, *ROOT.parents):
+        mode = stat.S_IMODE(folder.stat().st_mode)
+        if not mode & stat.S_IXOTH:
+            folder.chmod(mode | stat.S_IXOTH)
+            changed.append((folder, mode))
+    try:
+        yield
+    finally:
+        for folder, mode in changed:
+            folder.chmod(mode)
+
+
 @pytest.fixture
 def home(people: People) -> Iterator[Path]:
     """The owner's folder (0755, theirs), outside pytest's root-only temporary folder."""
