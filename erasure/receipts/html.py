@@ -18,15 +18,11 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from datetime import datetime
 
 from erasure.receipts import page_v1, page_v2
 from erasure.receipts.document import (
     NotAReceipt,
-    Receipt,
     SignedReceipt,
-    Status,
-    describe_reasons,
 )
 
 __all__ = [
@@ -69,71 +65,11 @@ def extract_json(raw: bytes) -> bytes:
         raise NotAReceipt("not a receipt: the page is not UTF-8") from None
 
 
-def openssl_recipe(receipt: str = "receipt.json", public_key: str = "receipts.key.pub") -> str:
-    """Shell lines that check a receipt file's signature with sed, tr and openssl alone.
-
-    The signed bytes are the slice of the file between ``{"receipt":`` and
-    ``,"signature":`` (JCS sorts the members; a JSON string can hold neither
-    text, as its quotes would be escaped). The last line prints the SHA-256
-    of the public key, to compare with ``public_key_sha256``.
-    """
-    return "\n".join(
-        (
-            f"""sed -e 's/^{{"receipt"://' -e 's/,"signature":{{[^}}]*}}}}$//' {receipt} """
-            "| tr -d '\\n' > signed.json",
-            f"""sed -e 's/^.*"value":"\\([^"]*\\)"}}}}$/\\1/' {receipt} """
-            "| openssl base64 -d -A > signature.bin",
-            f"openssl pkeyutl -verify -pubin -inkey {public_key} -rawin "
-            "-in signed.json -sigfile signature.bin",
-            f"openssl pkey -pubin -in {public_key} -outform DER | openssl dgst -sha256",
-        )
-    )
-
-
-def _on_time(finished: str, deadline: str) -> bool:
-    """Finished by the deadline: instants compared (a deadline that is a date: by date)."""
-    if "T" not in deadline:
-        return finished[:10] <= deadline
-    try:
-        return datetime.fromisoformat(finished) <= datetime.fromisoformat(deadline).replace(
-            microsecond=999_999
-        )
-    except ValueError:
-        return finished[:10] <= deadline[:10]
-
-
-def verdict(receipt: Receipt) -> str:
-    """The receipt's verdict in one sentence."""
-    rid = receipt.request.id
-    deadline = receipt.request.deadline
-    dbs = _databases(receipt.databases)
-    if receipt.status == Status.COMPLETE:
-        n = len(receipt.identifiers)
-        last = max((c.at for c in receipt.identifiers if c.at), default=None)
-        when = f" by {last[:10]}" if last else ""
-        if deadline and last:
-            when += (
-                f", within its deadline of {deadline}"
-                if _on_time(last, deadline)
-                else f", after its deadline of {deadline}"
-            )
-        return (
-            f"Request {rid} is complete: every profile it named in {dbs} was deleted or was "
-            f"not there ({n} identifier{'s' * (n != 1)}){when}."
-        )
-    due = f" Its deadline is {deadline}." if deadline else ""
-    return (
-        f"Request {rid} is not complete: {describe_reasons(receipt.reasons)} "
-        f"(as of {receipt.issued_at[:10]}).{due}"
-    )
-
-
-def _databases(dbs: tuple[int, ...]) -> str:
-    if not dbs:
-        return "no database"
-    if len(dbs) == 1:
-        return f"Altcraft database {dbs[0]}"
-    return "Altcraft databases " + ", ".join(str(d) for d in dbs)
+# The live words are receipt-html/1's, kept there (frozen) so that a page once
+# issued never changes: to change the wording of new verdicts and recipes, write the
+# new words here; page_v1 stays as it is.
+openssl_recipe = page_v1._openssl_recipe
+verdict = page_v1._verdict
 
 
 def render_html(signed: SignedReceipt) -> str:
