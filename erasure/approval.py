@@ -292,14 +292,11 @@ def approve(plan_path: Path, key_path: Path) -> Approved:
     from erasure.receipts.signing import fingerprint, load_private_key
 
     doc = read(plan_path)
-    plan = doc["plan"]
-    sigs = [s for s in doc["signatures"] if isinstance(s, dict)]
-    planners = [s for s in sigs if s.get("role") == "planner"]
-    if not planners or not all(_verifies(plan, s) for s in planners):
-        raise ApprovalRefused(
-            f"plan {plan_path}: the planner's signature does not verify: the plan was changed "
-            "after it was signed, or is not a plan; nothing was signed"
-        )
+    plan, sigs, planners = _signed_by_planner(
+        doc,
+        plan_path,
+        "the plan was changed after it was signed, or is not a plan; nothing was signed",
+    )
     key = load_private_key(key_path)
     mine = fingerprint(key.public_key())
     if any(s.get("public_key_sha256") == mine for s in planners):
@@ -435,15 +432,20 @@ def _refuse_weakened(recorded: tuple[int, dict[str, Any]], weaker: Sequence[str]
     )
 
 
-def _check_signatures(doc: dict[str, Any], ruling: dict[str, Any], path: Path) -> None:
+def _signed_by_planner(
+    doc: dict[str, Any], path: Path, why: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The plan, its signatures and the planner's, once every planner signature verifies."""
     plan = doc["plan"]
     sigs = [s for s in doc["signatures"] if isinstance(s, dict)]
     planners = [s for s in sigs if s.get("role") == "planner"]
     if not planners or not all(_verifies(plan, s) for s in planners):
-        raise ApprovalRefused(
-            f"plan {path}: the planner's signature does not verify (the plan was changed after "
-            "it was signed)"
-        )
+        raise ApprovalRefused(f"plan {path}: the planner's signature does not verify: {why}")
+    return plan, sigs, planners
+
+
+def _check_signatures(doc: dict[str, Any], ruling: dict[str, Any], path: Path) -> None:
+    plan, sigs, planners = _signed_by_planner(doc, path, "the plan was changed after it was signed")
     planner = planners[0]["public_key_sha256"]
     if ruling.get("planner") and planner != ruling["planner"]:
         raise ApprovalRefused(
