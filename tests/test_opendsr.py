@@ -138,3 +138,27 @@ def test_a_file_of_another_kind_or_nested_too_deep_is_unusable(
     path.write_text("[" * 40 + "]" * 40)
     with pytest.raises(InputUnusable, match="nested deeper"):
         opendsr.read(job, keyer, path)
+
+
+def test_every_shape_of_identity_listing_is_read_in_order() -> None:
+    """Subject identities then each extension's, each as a list or (mParticle v3) keyed by type."""
+    request = {
+        "subject_identities": [
+            {"identity_type": " Email ", "identity_value": "a", "identity_format": "RAW"},
+            {"identity_type": 7, "identity_value": "not a type"},
+            "not an object",
+        ],
+        "extensions": {
+            "x": {"identities": {"phone": {"value": "b", "encoding": "sha256"}, "y": 3}},
+            "z": {"identities": [{"identity_type": "email", "identity_value": "c"}]},
+            "w": "not an object",
+        },
+    }
+    assert opendsr._identities(request) == [
+        ("email", "a", "raw"),
+        ("phone", "b", "sha256"),
+        ("email", "c", "raw"),
+    ]
+    keyed = {"subject_identities": {"email": {"value": "d"}}, "extensions": []}
+    assert opendsr._identities(keyed) == [("email", "d", "raw")]
+    assert opendsr._identities({}) == []

@@ -191,42 +191,38 @@ def _text(value: Any) -> str | None:
 
 
 def _identities(request: dict[str, Any]) -> list[tuple[str, Any, str]]:
-    """(type, value, format) of each identity the request names, in order."""
+    """(type, value, format) of each identity the request names, in order.
+
+    The subject's own identities first, then each extension's ``identities``;
+    either is a list of OpenDSR identity objects or (mParticle v3) an object
+    keyed by type.
+    """
     found: list[tuple[str, Any, str]] = []
-
-    def one(kind: Any, value: Any, fmt: Any) -> None:
-        if isinstance(kind, str):
-            found.append((kind.strip().casefold(), value, str(fmt or "raw").strip().casefold()))
-
-    subjects = request.get("subject_identities")
-    if isinstance(subjects, list):
-        for ident in subjects:
-            if isinstance(ident, dict):
-                one(
-                    ident.get("identity_type"),
-                    ident.get("identity_value"),
-                    ident.get("identity_format"),
-                )
-    elif isinstance(subjects, dict):  # mParticle v3: keyed by type
-        for kind, ident in subjects.items():
-            if isinstance(ident, dict):
-                one(kind, ident.get("value"), ident.get("encoding"))
     extensions = request.get("extensions")
-    if isinstance(extensions, dict):
-        for ext in extensions.values():
-            listed = ext.get("identities") if isinstance(ext, dict) else None
-            if isinstance(listed, list):
-                for ident in listed:
-                    if isinstance(ident, dict):
-                        one(
-                            ident.get("identity_type"),
-                            ident.get("identity_value"),
-                            ident.get("identity_format"),
-                        )
-            elif isinstance(listed, dict):
-                for kind, ident in listed.items():
-                    if isinstance(ident, dict):
-                        one(kind, ident.get("value"), ident.get("encoding"))
+    listings = [request.get("subject_identities")] + [
+        ext.get("identities") if isinstance(ext, dict) else None
+        for ext in (extensions.values() if isinstance(extensions, dict) else ())
+    ]
+    for listed in listings:
+        if isinstance(listed, list):
+            named = [
+                (i.get("identity_type"), i.get("identity_value"), i.get("identity_format"))
+                for i in listed
+                if isinstance(i, dict)
+            ]
+        elif isinstance(listed, dict):  # mParticle v3: keyed by type
+            named = [
+                (kind, i.get("value"), i.get("encoding"))
+                for kind, i in listed.items()
+                if isinstance(i, dict)
+            ]
+        else:
+            continue
+        found.extend(
+            (kind.strip().casefold(), value, str(fmt or "raw").strip().casefold())
+            for kind, value, fmt in named
+            if isinstance(kind, str)
+        )
     return found
 
 
