@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from erasure.intake import normalize
+from erasure.intake import normalize, phone_column, phone_rule
 from erasure.intake.normalize import Invalid
 from tests.conftest import LONG
 
@@ -217,7 +217,7 @@ def test_international_fast_path_is_exactly_libphonenumber() -> None:
                 raws.append(
                     phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
                 )
-    fast = normalize._international(pl.Series(raws)).to_list()
+    fast = phone_column._international(pl.Series(raws)).to_list()
     accepted = 0
     for raw, value in zip(raws, fast, strict=True):
         if value is not None:
@@ -242,7 +242,7 @@ def test_national_fast_path_is_exactly_libphonenumber(region: str) -> None:
         if rng.random() < 0.3 and len(digits) > 6:
             digits = f"{digits[:1]}\u00a0({digits[1:4]}) {digits[4:7]}\u2212{digits[7:]}"
         raws.append(digits)
-    fast = normalize._national(pl.Series(raws), region).to_list()
+    fast = phone_column._national(pl.Series(raws), region).to_list()
     for raw, value in zip(raws, fast, strict=True):
         if value is not None:
             assert value == normalize.phone(raw, region), raw
@@ -262,8 +262,8 @@ def test_phones_pool_agrees_with_one_process() -> None:
 def test_pool_shares_keep_the_order() -> None:
     """Three shares, two of them in spawned processes, joined back in input order."""
     values = [f"+44 20 7946 {i:04d}" for i in range(30)] + ["8 800 FLOWERS", "12"]
-    pooled = normalize._phones_in_parallel(values, "RU", 3)
-    assert pooled == normalize._phone_chunk(values, "RU")
+    pooled = phone_rule.phones_in_parallel(values, "RU", 3)
+    assert pooled == phone_rule.phone_chunk(values, "RU")
     assert pooled[0] == ("+442079460000", None)
     assert pooled[-2] == (None, "phone number contains letters")
 
@@ -277,33 +277,36 @@ def test_runtime_check_samples_the_whole_column_not_its_head() -> None:
     right = [normalize.phone(r, "RU") for r in raws]
     planted = pl.Series(right[:200] + [f"+7926{v[5:]}" for v in right[200:]], dtype=pl.String)
     with pytest.raises(normalize.FastPathMismatch) as caught:
-        normalize._checked(pl.Series(raws), planted, "RU")
+        phone_column._checked(pl.Series(raws), planted, "RU")
     message = str(caught.value)
     assert "of 2000 sampled values" in message
     assert "+7" not in message and "916" not in message
-    same = normalize._checked(pl.Series(raws), pl.Series(right, dtype=pl.String), "RU")
+    same = phone_column._checked(pl.Series(raws), pl.Series(right, dtype=pl.String), "RU")
     assert same.to_list() == right
 
 
 def test_no_private_phonenumbers_name_is_used() -> None:
     """Only phonenumbers' public API: a private function may change in any release."""
-    source = Path(normalize.__file__).read_text(encoding="utf-8")
-    tree = ast.parse(source)
+    sources = [
+        Path(module.__file__).read_text(encoding="utf-8")
+        for module in (normalize, phone_rule, phone_column)
+    ]
+    nodes = [node for source in sources for node in ast.walk(ast.parse(source))]
     private = [
         node.attr
-        for node in ast.walk(tree)
+        for node in nodes
         if isinstance(node, ast.Attribute) and node.attr.startswith("_")
         and "phonenumbers" in ast.unparse(node.value)
     ]  # fmt: skip
     imported = [
         alias.name
-        for node in ast.walk(tree)
+        for node in nodes
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("phonenumbers")
         for alias in node.names
         if alias.name.startswith("_")
     ]
     assert private == [] and imported == []
-    assert "subprocess" not in source and "sched_getaffinity" not in source
+    assert not any("subprocess" in s or "sched_getaffinity" in s for s in sources)
 
 
 # ---------------------------------------------------------------- profile ids, custom values
@@ -577,7 +580,7 @@ def test_phones_agree_with_libphonenumber_on_generated_cells() -> None:
     fast_answers = 0
     for region, raws in sorted(by_region.items()):
         series = pl.Series(raws, dtype=pl.String)
-        fast = normalize._fast(series, region).to_list()
+        fast = phone_column._fast(series, region).to_list()
         found = normalize.phones(series, region).rows()
         for raw, quick, (value, reason) in zip(raws, fast, found, strict=True):
             expected = _libphonenumber(raw, region)
