@@ -110,6 +110,7 @@ def by_reference(
 
 def each_value(fn: Callable[[str], str]) -> Callable[[list[str]], list[Normalised]]:
     """A per-value rule over a list: its reason where it refuses (none for an empty cell)."""
+
     def run(values: list[str]) -> list[Normalised]:
         out: list[Normalised] = []
         for v in values:
