@@ -7,14 +7,15 @@ code. Nothing here prints, reads standard input or knows exit codes beyond
 the run's own summary.
 
 ==========  ==========================================================
-validate    read and check the input, plan against the ledger, send nothing
-dry_run     the same, for ``run --dry-run``
 run         lock the ledger, plan, run the Runner, record the run's end
 status      counts from the ledger
 report      write the compliance report
 verify      walk the ledger's chain
 lookup      was this identifier erased, by keyed hash
 ==========  ==========================================================
+
+``validate`` and ``run --dry-run`` are :mod:`erasure.validation`, whose input
+reading and plan the run shares.
 
 Longer than most modules: one short function per command, kept together so
 that the use cases read as one list and share their few helpers (reading
@@ -36,15 +37,13 @@ from erasure.invalid_records import InputFacts, invalid_events
 from erasure.keys import Role
 from erasure.loops import loop_options
 from erasure.outputs import check_output
+from erasure.validation import InputOptions, account_of, read_input
 
 # Each command imports what it needs when it runs: `lookup`, `status` and
 # `verify` never load the network stack (httpx, anyio, aiohttp: a third of
 # a second), the intake or the report writers (issue 14: lookup <= 0.5 s).
 # tests/test_verify.py holds `import erasure.app` to that.
 if TYPE_CHECKING:
-    import polars as pl
-
-    from erasure.accounting import InputAccount
     from erasure.intake import Intake
     from erasure.job import Job, Matching
     from erasure.keys import Keyer
@@ -57,102 +56,6 @@ def _default_runner_options() -> Options:
     from erasure.run import Options
 
     return Options()
-
-
-# ---------------------------------------------------------------- validate / dry run
-
-
-@dataclass(frozen=True, slots=True)
-class InputOptions:
-    """Where the input comes from and where its rejected cells go."""
-
-    input: Path | None = None  # overrides the job's [input] path
-    rejects: Path | None = None  # --rejects: write the raw rejected cells here (nowhere else)
-
-
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """What ``validate`` (and ``run --dry-run``) found: the accounting, and each invalid record."""
-
-    input: Path
-    account: InputAccount
-    invalid: pl.DataFrame  # intake.INVALID_SCHEMA less ``value``: row, column, reason, words
-    in_doubt: int  # keys to send that an earlier run may have reached unanswered
-    rejects: Path | None  # the --rejects file written, if asked for
-    header_row: int | None = None  # CSV, XLSX: the row the header was found on
-    repairs: Mapping[str, int] = field(default_factory=dict)  # repaired cells by kind
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """1 when the input has invalid rows (cron must notice), else 0."""
-        return ExitCode.REJECTED if self.account.invalid else ExitCode.OK
-
-
-def validate(job: Job, options: InputOptions, *, retry_rejected: bool = False) -> Checked:
-    """Read, normalise, validate and deduplicate the input; plan against the ledger."""
-    keyer = job.keyer(Role.IDENTIFIER, command="erasure validate")
-    data, rejects = _read_input(job, keyer, options)
-    plan = _plan_from_ledger(job, keyer, data.items, retry_rejected)
-    return Checked(
-        data.path,
-        account_of(data, plan),
-        data.invalid.drop("value"),
-        plan.in_doubt,
-        rejects,
-        header_row=data.header_row,
-        repairs=data.repair_counts(),
-    )
-
-
-def account_of(data: Intake, plan: Plan) -> InputAccount:
-    """The input's accounting: the intake's counts, its invalid records and the plan."""
-    from erasure.accounting import input_account
-
-    reasons = dict(data.invalid.group_by("reason").len().iter_rows())
-    return input_account(data.counts, reasons, plan)
-
-
-def _read_input(job: Job, keyer: Keyer, options: InputOptions) -> tuple[Intake, Path | None]:
-    """The intake, and the --rejects file it wrote (None when not asked for)."""
-    from erasure import deadlines, intake
-    from erasure.report.rejects import write_rejects
-
-    if options.input is None and job.input.path is None:
-        raise UsageError("no input file: set [input] path in the job file or pass --input")
-    if options.rejects is not None:  # refused before the input is read: nothing written
-        check_output(
-            options.rejects, job, flag="--rejects", inputs=[options.input], folder_must_exist=False
-        )
-    data = intake.read(job, keyer, options.input)
-    received = data.items.get_column("received_at")  # a working-day rule needs its calendar
-    deadlines.check_received(received.min(), received.max(), job.input.deadline)  # type: ignore[arg-type]
-    if options.rejects is None:
-        return data, None  # nothing raw is ever written beside the ledger by default
-    write_rejects(data.invalid, options.rejects, job.perms)
-    return data, options.rejects
-
-
-def _plan_from_ledger(job: Job, keyer: Keyer, items: pl.DataFrame, retry_rejected: bool) -> Plan:
-    """The plan against the ledger as it is, read-only; without a ledger, everything."""
-    import polars as pl
-
-    from erasure import holdback
-    from erasure import ledger as ledger_mod
-    from erasure.ledger import read as ledger_read
-    from erasure.run import make_plan
-
-    if not job.ledger.path.exists():
-        empty = pl.DataFrame(
-            schema={"request_id": pl.String, "key": pl.String, "outcome": pl.String}
-        )
-        return make_plan(items, empty, set())
-    with closing(ledger_mod.open_readonly(job.ledger.path)) as db:
-        ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
-        # only tonight's keys: the cost follows the input, not the history
-        finished, doubtful = ledger_read.tonight(
-            db, items.get_column("key"), retry_rejected=retry_rejected
-        )
-        return holdback.plan(items, finished, doubtful, db, job.ledger.path, _now())
 
 
 # ---------------------------------------------------------------- run
@@ -257,7 +160,7 @@ def _plan_locked(
     """The run's plan (work only), the input's record and facts, with the ledger locked."""
     from erasure import carry, holdback
 
-    data, _ = _read_input(job, keyer, options.input)
+    data, _ = read_input(job, keyer, options.input)
     _log_repairs(data)
     # tonight's pairs and earlier input files' open ones, against the ledger (erasure.carry)
     t = carry.tonight(ledger.connection, job, keyer, data, retry_rejected=options.retry_rejected)

@@ -33,8 +33,8 @@ def make(
     """``erasure plan``: what a run (or, with ``export``, a sweep) would send, signed."""
     from contextlib import closing
 
-    from erasure import app
     from erasure import ledger as ledger_mod
+    from erasure import validation
     from erasure.keys import Role
 
     if job.approval is None:
@@ -67,12 +67,12 @@ def make(
                  **{d.value: n for d, n in by.items()}},
             )  # fmt: skip
             return sign_plan(job, body(job, tonight, db, at))
-    data, _ = app._read_input(job, keyer, app.InputOptions(input=input_path))
+    data, _ = validation.read_input(job, keyer, validation.InputOptions(input=input_path))
     if not job.ledger.path.exists():
-        plan = app._plan_from_ledger(job, keyer, data.items, retry_rejected)
+        plan = validation.plan_from_ledger(job, keyer, data.items, retry_rejected)
         tonight = tonight_of_work(
             "run", run_flags(retry_rejected), [(data.path.name, data.sha256)], plan.work,
-            app.account_of(data, plan).lines(), app.account_of(data, plan).as_dict(),
+            validation.account_of(data, plan).lines(), validation.account_of(data, plan).as_dict(),
         )  # fmt: skip
         return sign_plan(job, body(job, tonight, None, at))
     from dataclasses import replace
@@ -83,7 +83,7 @@ def make(
         ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
         t = carry.tonight(db, job, keyer, data, retry_rejected=retry_rejected)
         plan = holdback.plan(t.items, t.finished, t.doubtful, db, job.ledger.path, at)
-        account = app.account_of(data, replace(plan, pairs=plan.pairs - t.extra))
+        account = validation.account_of(data, replace(plan, pairs=plan.pairs - t.extra))
         tonight = tonight_of_work(
             "run", run_flags(retry_rejected), inputs_of(data.path.name, data.sha256, t.info),
             plan.work, account.lines(), account.as_dict(),

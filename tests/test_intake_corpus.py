@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from erasure import app, intake, job, partition, status
+from erasure import intake, job, partition, status, validation
 from erasure.errors import ErasureError
 from erasure.keys import Keyer
 from erasure.run import make_plan
@@ -86,7 +86,7 @@ def test_corpus(case: dict[str, Any], tmp_path: Path, write_job: Callable[..., P
     assert result.invalid.schema == intake.INVALID_SCHEMA
     # every stage's parts sum to its whole (no ledger: nothing already final)
     plan = make_plan(result.items, _NO_FINISHED, set())
-    account = app.account_of(result, plan)
+    account = validation.account_of(result, plan)
     assert all(i.holds for i in account.identities())
     assert account.to_send == counts["pairs"] and account.invalid == len(invalid)
     _partition_holds(result)

@@ -23,10 +23,10 @@ from erasure.errors import MEANINGS
 from erasure.wording import count
 
 if TYPE_CHECKING:
-    from erasure import app
-    from erasure.app import Checked
+    from erasure import validation
     from erasure.job import Job
     from erasure.run import Summary
+    from erasure.validation import Checked
 
 
 def register(sub: SubParsers) -> None:
@@ -98,22 +98,22 @@ def _print_checked(shell: _Shell, checked: Checked) -> None:
         shell.print(f"rejects file (raw cells, owner-only): {checked.rejects}")
 
 
-def _input_options(args: argparse.Namespace) -> app.InputOptions:
-    from erasure import app
+def _input_options(args: argparse.Namespace) -> validation.InputOptions:
+    from erasure import validation
 
-    return app.InputOptions(input=args.input, rejects=args.rejects)
+    return validation.InputOptions(input=args.input, rejects=args.rejects)
 
 
 def cmd_validate(args: argparse.Namespace, shell: _Shell) -> int:
-    from erasure import app
+    from erasure import validation
 
-    checked = app.validate(_load(args), _input_options(args))
+    checked = validation.validate(_load(args), _input_options(args))
     _print_checked(shell, checked)
     return int(checked.exit_code)
 
 
 def cmd_run(args: argparse.Namespace, shell: _Shell) -> int:
-    from erasure import app, logs
+    from erasure import app, logs, validation
     from erasure.run import Options
 
     fmt = logs.choose_format(args.log_format)
@@ -121,7 +121,7 @@ def cmd_run(args: argparse.Namespace, shell: _Shell) -> int:
     shell.json_errors = fmt == "json"
     job = _load(args)
     if args.dry_run:
-        checked = app.validate(job, _input_options(args), retry_rejected=args.retry_rejected)
+        checked = validation.validate(job, _input_options(args), retry_rejected=args.retry_rejected)
         _print_checked(shell, checked)
         shell.print("dry run: nothing was sent")
         return int(checked.exit_code)
