@@ -5,7 +5,7 @@
 Builds, in a temporary folder, a ledger in which ``--erased`` identifiers
 were erased (planned and outcome events, as a run writes them), and one CSV
 per case (emails; E.164 phones) whose rows name every tenth erased person
-among new ones, then times :func:`erasure.app.screen` on each (reading,
+among new ones, then times :func:`erasure.after.use_cases.screen` on each (reading,
 normalising, keying, matching and writing the clean copy). Prints a
 Markdown table. Target on a 2-core machine: under 5 s per case.
 """
@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from erasure import app
 from erasure import job as job_mod
 from erasure import ledger as L
+from erasure.after import use_cases
 from erasure.keys import Keyer, message_prefix
 
 TARGET_S = 5.0
@@ -73,7 +73,7 @@ def main() -> None:
                     f.write(f"{_identifier(case, n)},row {i}\n")
             out = folder / f"{case}.clean.csv"
             start = time.perf_counter()
-            result = app.screen(job, source, out)
+            result = use_cases.screen(job, source, out)
             took = time.perf_counter() - start
             verdict = "ok" if took < TARGET_S else "MISSED"
             print(

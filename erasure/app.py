@@ -12,14 +12,13 @@ status      counts from the ledger
 report      write the compliance report
 verify      walk the ledger's chain
 lookup      was this identifier erased, by keyed hash
+archive     move the events of ended runs into an archive file
 ==========  ==========================================================
 
-``validate`` and ``run --dry-run`` are :mod:`erasure.validation`, whose input
-reading and plan the run shares.
-
-Longer than most modules: one short function per command, kept together so
-that the use cases read as one list and share their few helpers (reading
-the input, the plan, the read-only ledger).
+Two groups live beside it: ``validate`` and ``run --dry-run`` in
+:mod:`erasure.validation` (whose input reading and plan the run shares),
+and what comes after the delete (keygen, receipt, check-receipt, screen)
+in :mod:`erasure.after.use_cases`.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from erasure.errors import ErasureError, ExitCode, OutputError, UsageError
+from erasure.errors import ErasureError, ExitCode, UsageError
 from erasure.invalid_records import InputFacts, invalid_events
 from erasure.keys import Role
 from erasure.loops import loop_options
@@ -383,98 +382,3 @@ def archive(job: Job, before: str, out: Path) -> Archived:
     keyer = job.keyer(Role.CHAIN, command="erasure archive")
     with Ledger(job.ledger.path, keyer, perms=job.perms) as ledger:
         return archive_ledger(ledger, before, out, job.perms)
-
-
-# ---------------------------------------------------------------- after the delete (issue 15)
-# The modules load lazily: a command loads what it uses.
-
-if TYPE_CHECKING:
-    from erasure.after.screen import ScreenResult
-    from erasure.after.sweep import SweepResult
-    from erasure.receipts import CheckResult, SignedReceipt
-
-
-@dataclass(frozen=True, slots=True)
-class KeygenResult:
-    """``erasure keygen``: the signing key pair, and the ledger key file if one was asked for."""
-
-    private_path: Path
-    public_path: Path
-    fingerprint: str  # SHA-256 of the public key (DER), hex
-    ledger_key: Path | None = None
-
-
-def keygen(out: Path, ledger_key: Path | None = None) -> KeygenResult:
-    """A new Ed25519 signing key at ``out`` (and ``out``.pub); a new ledger key file too."""
-    from erasure.files import write_secret
-    from erasure.keys import new_ledger_key
-    from erasure.receipts import keygen as make_pair
-
-    if ledger_key is not None and (ledger_key.exists() or ledger_key.is_symlink()):
-        raise OutputError(f"{ledger_key} exists; keygen never overwrites a key: choose a new path")
-    pair = make_pair(out)
-    if ledger_key is not None:
-        try:
-            write_secret(ledger_key, new_ledger_key())
-        except OSError as exc:
-            raise OutputError(f"{ledger_key} cannot be written: {exc.strerror or exc}") from None
-    return KeygenResult(pair.private_path, pair.public_path, pair.fingerprint, ledger_key)
-
-
-def receipt(
-    job: Job, request_id: str, out: Path, *, archives: tuple[Path, ...] = ()
-) -> SignedReceipt:
-    """Sign one request's receipt (the chain checked first) and write it; the SignedReceipt.
-
-    ``archives``: the archive files holding the ledger's earlier events.
-    """
-    from erasure.after import receipt as receipt_mod
-
-    check_output(out, job)
-    signed = receipt_mod.build(job, request_id, archives=archives)
-    receipt_mod.write(signed, out, job.perms)
-    return signed
-
-
-def check_receipt(
-    path: Path, public_key: Path, job: Job | None = None, *, archives: tuple[Path, ...] = ()
-) -> CheckResult:
-    """Check a receipt's signature and, with ``job``, its ledger (and ``archives``)."""
-    from erasure.after import receipt as receipt_mod
-
-    return receipt_mod.check_file(path, public_key, job, archives=archives)
-
-
-def screen(
-    job: Job, source: Path, out: Path, columns: Mapping[str, str] | None = None
-) -> ScreenResult:
-    """Copy ``source`` to ``out`` less the rows naming a finished erasure; a ScreenResult.
-
-    ``columns`` (kind -> header, from ``--column``) wins over ``[screen] columns``.
-    """
-    from erasure.after import screen as screen_mod
-
-    check_output(out, job, inputs=[source])
-    return screen_mod.screen(job, source, out, columns)
-
-
-def sweep(
-    job: Job,
-    export: Path,
-    *,
-    dry_run: bool = False,
-    include_identifier_matches: bool = False,
-    options: Options | None = None,
-    plan: Path | None = None,
-) -> SweepResult:
-    """Find profiles that came back after a finished erasure; record and delete them."""
-    from erasure.after import sweep as sweep_mod
-
-    return sweep_mod.sweep(
-        job,
-        export,
-        dry_run=dry_run,
-        include_identifier_matches=include_identifier_matches,
-        options=options,
-        approved_plan=plan,
-    )

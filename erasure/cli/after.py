@@ -109,9 +109,9 @@ def register(sub: SubParsers) -> None:
 def cmd_keygen(args: argparse.Namespace, shell: _Shell) -> int:
     _check_keygen(args)
     if args.out is not None:
-        from erasure import app
+        from erasure.after import use_cases
 
-        made = app.keygen(args.out, args.ledger_key)
+        made = use_cases.keygen(args.out, args.ledger_key)
         shell.print(
             f"signing key: {made.private_path} (owner-only; set [receipts] signing_key_file)",
             f"public key: {made.public_path} (hand it to whoever checks receipts)",
@@ -155,10 +155,10 @@ def _load_job(path: Path) -> Job:
 
 
 def cmd_receipt(args: argparse.Namespace, shell: _Shell) -> int:
-    from erasure import app
+    from erasure.after import use_cases
     from erasure.receipts import verdict
 
-    signed = app.receipt(_load(args), args.request_id, args.out, archives=tuple(args.archive))
+    signed = use_cases.receipt(_load(args), args.request_id, args.out, archives=tuple(args.archive))
     shell.print(
         f"receipt: {args.out}",
         verdict(signed.receipt),
@@ -168,17 +168,19 @@ def cmd_receipt(args: argparse.Namespace, shell: _Shell) -> int:
 
 
 def cmd_check_receipt(args: argparse.Namespace, shell: _Shell) -> int:
-    from erasure import app
     from erasure import job as job_mod
+    from erasure.after import use_cases
 
     job = job_mod.load(args.job) if args.job is not None else None
-    result = app.check_receipt(args.receipt, args.public_key, job, archives=tuple(args.archive))
+    result = use_cases.check_receipt(
+        args.receipt, args.public_key, job, archives=tuple(args.archive)
+    )
     shell.print(result.message)
     return 0 if result.valid else 1
 
 
 def cmd_screen(args: argparse.Namespace, shell: _Shell) -> int:
-    from erasure import app
+    from erasure.after import use_cases
 
     columns: dict[str, str] = {}
     for given in args.column:
@@ -186,7 +188,7 @@ def cmd_screen(args: argparse.Namespace, shell: _Shell) -> int:
         if not sep or not header.strip():
             raise UsageError(f"--column {given!r}: write it as KIND=HEADER, such as email=E-mail")
         columns[kind.strip()] = header.strip()
-    result = app.screen(_load(args), args.input, args.out, columns)
+    result = use_cases.screen(_load(args), args.input, args.out, columns)
     rows = result.unchecked_rows
     listed = ", ".join(str(r) for r in rows[:UNCHECKED_LISTED])
     more = f" and {len(rows) - UNCHECKED_LISTED} more" if len(rows) > UNCHECKED_LISTED else ""
