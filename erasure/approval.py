@@ -26,6 +26,10 @@ fingerprints) is recorded in the ledger (a ``policy`` event) when first
 used; a job file that later weakens it (not required, fewer needed, a new
 approver or planner) is refused unless an approved plan carries the new
 policy, signed by ``needed`` of the recorded approvers.
+
+Longer than most modules: the plan's document, its file, ``approve`` and the
+check are one protocol over one format, kept together so that what a plan
+signs and what the check compares are read side by side.
 """
 
 from __future__ import annotations

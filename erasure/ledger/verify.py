@@ -13,6 +13,10 @@ and the chain runs on from it. Without the archive file the live ledger and
 the record are checked and the archive is reported as not checked; with
 ``--archive PATH`` the archive's own events are checked too, as the start
 of the same chain.
+
+Longer than most modules: the full check, the ``--from`` check and the
+archive's start walk the same two chains with one walker (:class:`_Walk`);
+split, they would drift in what they check.
 """
 
 from __future__ import annotations
