@@ -320,17 +320,10 @@ def approve(plan_path: Path, key_path: Path) -> Approved:
 
 def recorded_policy(db: sqlite3.Connection) -> tuple[int, dict[str, Any]] | None:
     """The last ``policy`` event (seq, policy), or None when none was recorded."""
-    from erasure.ledger.state import has_decisions
-
-    if has_decisions(db):  # by decision_state's index, not a scan of the events
-        row = db.execute(
-            "SELECT e.seq, e.detail FROM events e WHERE e.seq = (SELECT max(seq) "
-            "FROM decision_state WHERE kind = 'policy')"
-        ).fetchone()
-    else:
-        row = db.execute(
-            "SELECT seq, detail FROM events WHERE kind = 'policy' ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
+    row = db.execute(  # by decision_state's index, not a scan of the events
+        "SELECT e.seq, e.detail FROM events e WHERE e.seq = (SELECT max(seq) "
+        "FROM decision_state WHERE kind = 'policy')"
+    ).fetchone()
     return (int(row[0]), json.loads(row[1])["policy"]) if row else None
 
 

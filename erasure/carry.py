@@ -161,7 +161,7 @@ def _held_inputs(db: sqlite3.Connection) -> set[str]:
     """
     from erasure.ledger import read as ledger_read
 
-    if not ledger_read.fast(db) or not ledger_read.totals(db).get("held", 0):
+    if not ledger_read.totals(db).get("held", 0):
         return set()
     rows = db.execute(
         "SELECT DISTINCT json_extract(r.started, '$.input.sha256') FROM pair_state p "

@@ -52,12 +52,7 @@ def rule_of_settings(settings: Mapping[str, Any] | None) -> Rule:
 
 def rule_of(db: sqlite3.Connection) -> Rule:
     """The deadline rule of the ledger's last run (30 days in UTC before any run)."""
-    if ledger_read.fast(db):
-        row = db.execute("SELECT started FROM run_state ORDER BY run DESC LIMIT 1").fetchone()
-    else:
-        row = db.execute(
-            "SELECT detail FROM events WHERE kind = 'run_started' ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
+    row = db.execute("SELECT started FROM run_state ORDER BY run DESC LIMIT 1").fetchone()
     detail = _json(row[0]) if row else {}
     settings = detail.get("settings")
     return rule_of_settings(settings if isinstance(settings, dict) else None)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from erasure import decisions
 from erasure.decisions import Decisions
-from erasure.errors import FileMissing, LedgerBusy, UnknownRequest, UsageError
+from erasure.errors import FileMissing, LedgerBusy, NotMigrated, UnknownRequest, UsageError
 from erasure.job import Job, Matching
 from erasure.keys import Role
 from erasure.ledger.events import Event, Kind
@@ -121,6 +121,11 @@ def _readonly(job: Job, request_id: str | None = None) -> sqlite3.Connection:
         if request_id is None:
             raise
         raise UnknownRequest(request_id) from None
+    except NotMigrated:  # a decision writes: it migrates, as opening for writing does
+        from erasure.migrating import migrate_job
+
+        migrate_job(job, command="a decision")
+        db = ledger_mod.open_readonly(job.ledger.path)
     keyer = job.keyer(Role.CHAIN, command="a decision")
     ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
     return db

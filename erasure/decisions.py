@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from erasure.ledger.events import Event, Kind, Outcome
-from erasure.ledger.state import has_decisions
 
 if TYPE_CHECKING:
     import polars as pl
@@ -177,10 +176,10 @@ def standing(db: sqlite3.Connection, now: datetime, queued: Iterable[Event] = ()
     ``queued`` are events still waiting in the decisions queue
     (erasure.ledger.pending), applied in order after the ledger's.
     """
-    found: list[Standing] = []
-    if has_decisions(db):
-        for seq, kind, rid, key, at, reason, by, until in db.execute(_STANDING_SQL):
-            found.append(Standing(seq, Kind(kind), rid, key, at, reason or "", by or "", until))
+    found = [
+        Standing(seq, Kind(kind), rid, key, at, reason or "", by or "", until)
+        for seq, kind, rid, key, at, reason, by, until in db.execute(_STANDING_SQL)
+    ]
     for e in queued:
         d = json.loads(e.detail or "{}")
         if e.kind in _ENDS:
@@ -252,8 +251,6 @@ def sync(db: sqlite3.Connection, now: datetime | None = None) -> list[Event]:
     it. Only the pairs of requests and keys some decision ever named are
     read, by index.
     """
-    if not has_decisions(db):
-        return []
     at = now if now is not None else datetime.now(UTC)
     events = _expired(db, at)
     found = standing(db, at, events)
@@ -415,8 +412,6 @@ def with_decision(db: sqlite3.Connection, rows: pl.DataFrame) -> pl.DataFrame:
 
 def approvals(db: sqlite3.Connection) -> dict[int, str]:
     """Run number -> who approved it, in words: the runs sent under an approved plan."""
-    if not has_decisions(db):
-        return {}
     out: dict[int, str] = {}
     for (detail,) in db.execute(
         "SELECT e.detail FROM decision_state d JOIN events e ON e.seq = d.seq "

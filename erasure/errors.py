@@ -23,6 +23,8 @@ The hierarchy::
     └── ConfigError                   78  the job file, a secret, the ledger's key, or the preflight
         ├── SecretMissing
         ├── LedgerMismatch                the ledger was written with another key or derivation
+        │   └── NotMigrated               a read-only command on a ledger an older release wrote:
+        │                                 `erasure migrate JOB` first
         ├── PreflightUnexpected           the preflight answer matched no configured code
         ├── StateDisagrees                the ledger's derived state disagrees with its events
         └── UnsafeLedger                  a ledger path that is a link, another user's, open to
@@ -176,6 +178,22 @@ class SecretMissing(ConfigError):
 
 class LedgerMismatch(ConfigError):
     pass
+
+
+class NotMigrated(LedgerMismatch):
+    """A read-only command on a ledger without this release's derived state (78).
+
+    Read-only commands read only the derived state; migrating writes it, so
+    they never do: the message names ``erasure migrate JOB``, which does
+    (as any writer, such as the next ``erasure run``, does on opening).
+    """
+
+    def __init__(self, path: object) -> None:
+        super().__init__(
+            f"the ledger {path} was written by an older release and is not migrated yet: "
+            "run `erasure migrate JOB` (or the next `erasure run` does it), then this command "
+            "again"
+        )
 
 
 class PreflightUnexpected(ConfigError):

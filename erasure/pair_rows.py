@@ -1,9 +1,7 @@
 """The report's rows: one per (request id, key), the invalid records, the reappeared profiles.
 
-Read from the derived state (an indexed read of the rows asked for) or, for
-a ledger not yet migrated, from the events, side by side so that the two
-halves of the differential test read together. :mod:`erasure.status`
-counts from these rows; :mod:`erasure.report` writes them.
+Read from the derived state: an indexed read of the rows asked for.
+:mod:`erasure.status` counts from these rows; :mod:`erasure.report` writes them.
 """
 
 from __future__ import annotations
@@ -18,56 +16,6 @@ from erasure import deadline_table, partition
 from erasure import ledger as ledger_mod
 from erasure.ledger import Outcome
 from erasure.ledger import read as ledger_read
-
-# Three plain scans, one per kind; the grouping is polars' (in parallel, in
-# memory). The same grouping in SQL (GROUP BY over text keys, a join on key)
-# took 13 s on a ledger of a million events, this takes about 2.
-_PLANNED_SQL = """
-    SELECT seq, run, request_id, key, db_id, matching, resource_id, field_name, received_at
-    FROM events WHERE kind = 'planned' ORDER BY seq
-"""
-_PLANNED_SCHEMA = {
-    "seq": pl.Int64,
-    "run": pl.Int64,
-    "request_id": pl.String,
-    "key": pl.String,
-    "db_id": pl.Int64,
-    "matching": pl.String,
-    "resource_id": pl.Int64,
-    "field_name": pl.String,
-    "received_at": pl.String,
-}
-_OUTCOME_SQL = """
-    SELECT request_id, key, outcome, in_doubt, profile_id, error_code, error_text,
-           http_status, at AS finished_at
-    FROM events WHERE kind = 'outcome' ORDER BY seq
-"""
-_OUTCOME_SCHEMA = {
-    "request_id": pl.String,
-    "key": pl.String,
-    "outcome": pl.String,
-    "in_doubt": pl.Int64,
-    "profile_id": pl.String,
-    "error_code": pl.Int64,
-    "error_text": pl.String,
-    "http_status": pl.Int64,
-    "finished_at": pl.String,
-}
-_SENT_SQL = "SELECT key, run, at FROM events WHERE kind = 'sent' ORDER BY seq"
-_SENT_SCHEMA = {"key": pl.String, "run": pl.Int64, "at": pl.String}
-
-_INVALID_SQL = """
-    SELECT seq, run, request_id, db_id, json_extract(detail, '$.input'),
-           json_extract(detail, '$.row'), json_extract(detail, '$.column'),
-           json_extract(detail, '$.reason'), json_extract(detail, '$.words'), at, received_at
-    FROM events WHERE kind = 'invalid' ORDER BY seq
-"""
-# the kept invalid records' columns, less what the event scan derives afterwards
-_INVALID_SCHEMA = {k: v for k, v in ledger_read.INVALID_SCHEMA.items() if k != "resolved"}
-_RESOLVED_SQL = """
-    SELECT j.value FROM events AS e, json_each(json_extract(e.detail, '$.resolves')) AS j
-    WHERE e.kind = 'resolved'
-"""
 
 REPORT_COLUMNS = (
     "request_id",
@@ -105,71 +53,11 @@ def pairs(
     most likely means the earlier request erased the profile.
 
     ``run``, ``request_id`` or ``keys`` narrow the rows to the pairs planned
-    by that run, of that request, or with one of those keys: on a ledger
-    with derived state, an indexed read of only those.
+    by that run, of that request, or with one of those keys: an indexed
+    read of only those.
     """
-    if ledger_read.fast(db):
-        rows = ledger_read.pairs(db, run=run, request_id=request_id, keys=keys)
-        return _with_deadline(db, rows, now=now)
-    table = pairs_from_events(db, planned_events(db), now=now)
-    if run is not None:
-        planned = (
-            planned_events(db).filter(pl.col("run") == run).select("request_id", "key").unique()
-        )
-        table = table.join(planned, on=["request_id", "key"], how="semi", nulls_equal=True)
-    if request_id is not None:
-        table = table.filter(pl.col("request_id") == request_id)
-    if keys is not None:
-        table = table.filter(pl.col("key").is_in(keys))
-    return table
-
-
-def planned_events(db: sqlite3.Connection) -> pl.DataFrame:
-    """Every 'planned' event, oldest first."""
-    return ledger_mod.frame(db, _PLANNED_SQL, _PLANNED_SCHEMA)
-
-
-def pairs_from_events(
-    db: sqlite3.Connection, events: pl.DataFrame, *, now: datetime | None
-) -> pl.DataFrame:
-    now = now or datetime.now(UTC)
-    pair = ["request_id", "key"]
-    # a pair's identity is that of its first planning
-    planned = events.group_by(pair, maintain_order=True).agg(
-        pl.all().exclude("seq", "run").first(), pl.col("seq").min().alias("first_planned")
-    )
-    outcomes = ledger_mod.frame(db, _OUTCOME_SQL, _OUTCOME_SCHEMA).unique(
-        subset=pair, keep="last", maintain_order=True
-    )
-    # A pair's attempts are the requests sent for its key in the runs that
-    # planned the pair: a person who asks again does not inherit the first
-    # request's.
-    sent = (
-        events.select(*pair, "run")
-        .unique()
-        .join(ledger_mod.frame(db, _SENT_SQL, _SENT_SCHEMA), on=["key", "run"])
-        .group_by(pair)
-        .agg(
-            pl.len().cast(pl.Int64).alias("attempts"), pl.col("at").min().alias("first_attempt_at")
-        )
-    )
-    doubtful = pl.Series("key", sorted(ledger_mod.doubtful_keys(db)), dtype=pl.String)
-    out = (
-        planned.sort("first_planned")
-        .join(
-            outcomes, on=["request_id", "key"], how="left", nulls_equal=True, maintain_order="left"
-        )
-        .join(sent, on=["request_id", "key"], how="left", nulls_equal=True, maintain_order="left")
-        .with_columns(
-            pl.col("outcome").fill_null(Outcome.PENDING.value),
-            (
-                (pl.col("in_doubt").fill_null(0) == 1)
-                | (pl.col("outcome").is_null() & pl.col("key").is_in(doubtful.implode()))
-            ).alias("in_doubt"),
-            pl.col("attempts").fill_null(0),
-        )
-    )
-    return _with_deadline(db, out, now=now)
+    rows = ledger_read.pairs(db, run=run, request_id=request_id, keys=keys)
+    return _with_deadline(db, rows, now=now)
 
 
 def _with_deadline(
@@ -197,14 +85,8 @@ def invalid_records(db: sqlite3.Connection, *, now: datetime | None = None) -> p
 
     Also ``received_at`` (parsed) and ``deadline``: its request's, as its pairs have them.
     """
-    if ledger_read.fast(db):  # kept in invalid_state: archived records too
-        return dated(db, ledger_read.invalid_records(db), now)
-    found = ledger_mod.frame(db, _INVALID_SQL, _INVALID_SCHEMA)
-    done = [int(seq) for (seq,) in db.execute(_RESOLVED_SQL)]
-    found = found.with_columns(
-        resolved=pl.col("seq").is_in(pl.Series(done, dtype=pl.Int64).implode())
-    )
-    return dated(db, found, now)
+    # kept in invalid_state: archived records too
+    return dated(db, ledger_read.invalid_records(db), now)
 
 
 def dated(db: sqlite3.Connection, found: pl.DataFrame, now: datetime | None) -> pl.DataFrame:
@@ -250,7 +132,7 @@ def report_rows(
         order=pl.col("seq"),
     )
     good = pairs_.with_columns(
-        *(pl.lit(None, _INVALID_SCHEMA[c]).alias(c) for c in INVALID_COLUMNS),
+        *(pl.lit(None, ledger_read.INVALID_SCHEMA[c]).alias(c) for c in INVALID_COLUMNS),
         order=pl.int_range(pl.len(), dtype=pl.Int64) - (1 << 40),
     )
     both = pl.concat([good, bad], how="diagonal_relaxed")

@@ -10,7 +10,6 @@ for the callers that read them with the counts.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from erasure.ledger.lockprobe import running as running  # re-exported: app.stat
 from erasure.pair_rows import (
     INVALID_COLUMNS as INVALID_COLUMNS,
 )
-from erasure.pair_rows import NO_REAPPEARED, pairs_from_events, planned_events
+from erasure.pair_rows import NO_REAPPEARED
 from erasure.pair_rows import (
     REAPPEARED_COLUMN as REAPPEARED_COLUMN,
 )
@@ -174,177 +173,68 @@ def _account(
 
 def deadline_days(db: sqlite3.Connection) -> int:
     """deadline_days of the last run's settings (30 when unknown)."""
-    if ledger_read.fast(db):
-        return ledger_read.deadline_days(db)
-    row = db.execute(
-        "SELECT json_extract(detail, '$.settings.deadline_days') FROM events "
-        "WHERE kind = 'run_started' ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
-    return int(row[0]) if row and row[0] is not None else 30
+    return ledger_read.deadline_days(db)
 
 
 def runs(db: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every run, oldest first: start, end, exit code, input, counts."""
-    if ledger_read.fast(db):
-        return ledger_read.runs(db)
-    out = []
-    for run, started_at, finished_at, exit_code, sha, rows, started, finished in db.execute(
-        "SELECT run, started_at, finished_at, exit_code, input_sha256, input_rows, started, "
-        "finished FROM runs ORDER BY run"
-    ):
-        start = json.loads(started or "{}")
-        end = json.loads(finished or "null")
-        out.append(
-            {
-                "run": run,
-                "started_at": started_at,
-                "finished_at": finished_at,
-                "exit_code": exit_code,
-                "input_sha256": sha,
-                "input_rows": rows,
-                "plan": start.get("plan"),
-                "settings": start.get("settings"),
-                "outcomes": end.get("outcomes") if end else None,
-                "stop_reason": end.get("stop_reason") if end else None,
-                "error": end.get("error") if end else None,
-            }
-        )
-    return out
-
-
-def _in_flight(db: sqlite3.Connection, run: int) -> set[str]:
-    """Keys the running run sent and has no answer for yet."""
-    sql = """
-        SELECT key FROM events WHERE kind IN ('sent', 'attempt', 'withdrawn', 'outcome')
-          AND run = ? AND key IS NOT NULL
-        GROUP BY key
-        HAVING max(CASE WHEN kind = 'sent' THEN seq END)
-               > coalesce(max(CASE WHEN kind != 'sent' THEN seq END), 0)
-    """
-    return {key for (key,) in db.execute(sql, (run,))}
+    return ledger_read.runs(db)
 
 
 def status(
-    db: sqlite3.Connection,
-    *,
-    now: datetime | None = None,
-    table: pl.DataFrame | None = None,
-    is_running: bool = False,
+    db: sqlite3.Connection, *, now: datetime | None = None, is_running: bool = False
 ) -> dict[str, Any]:
     """Counts by outcome, pending, in doubt, invalid, overdue, the accounting and the last run.
 
-    ``table`` is :func:`pairs`' result when the caller already has it.
     ``is_running``: a run holds the ledger now (:func:`running`); its
-    unanswered requests are then "in flight", not in doubt. Every count comes
-    from one :func:`snapshot` of the ledger.
-
-    On a ledger with derived state (and no ``table``) every figure comes
-    from its summaries and partial indexes (:func:`_status_kept`): the cost
-    does not grow with the history, and archived requests count as before.
+    unanswered requests are then "in flight", not in doubt. Every figure
+    comes from one :func:`snapshot` of the derived state, from its summaries
+    and partial indexes: the cost does not grow with the history, and
+    archived requests count as before.
     """
+    now = now or datetime.now(UTC)
     with snapshot(db):
-        if table is None and ledger_read.fast(db):
-            return _status_kept(db, now=now or datetime.now(UTC), is_running=is_running)
-        return _status(db, now=now, table=table, is_running=is_running)
-
-
-def _status(
-    db: sqlite3.Connection,
-    *,
-    now: datetime | None,
-    table: pl.DataFrame | None,
-    is_running: bool,
-) -> dict[str, Any]:
-    events = planned_events(db)
-    table = pairs_from_events(db, events, now=now) if table is None else table
-    history = runs(db)
-    last = history[-1] if history else None
-    flying: set[str] = set()
-    if is_running and last is not None and last["finished_at"] is None:
-        flying = _in_flight(db, last["run"])
-        table = table.with_columns(
-            pl.col("in_doubt")
-            & ~pl.col("key").is_in(pl.Series(sorted(flying), dtype=pl.String).implode())
+        history = runs(db)
+        last = history[-1] if history else None
+        flying: set[str] = set()
+        run_now = None
+        if is_running and last is not None and last["finished_at"] is None:
+            flying = ledger_read.in_flight(db, last["run"])
+            run_now = {"run": last["run"], "since": last["started_at"], "in_flight": len(flying)}
+        # a pair in doubt whose key is in flight is waiting for its answer, not in doubt
+        in_doubt = sum(1 for key in ledger_read.in_doubt_keys(db) if key not in flying)
+        rule, extended = deadline_table.rule_of(db), deadline_table.extensions_of(db)
+        open_past, late = deadline_table.deadline_flags(db, rule, extended, now=now)
+        totals = ledger_read.totals(db)
+        acc = ledger_account_from_summaries(
+            totals, in_doubt=in_doubt, open_past_deadline=open_past, finished_late=late
         )
-    invalid = invalid_records(db)
-    rows = report_rows(table, invalid)
-    states = request_states(rows, now=now)
-    resolved = int(invalid["resolved"].sum()) if invalid.height else 0
-    acc = ledger_account(table, states, invalid.height - resolved, resolved)
-    came_back = reappeared_counts(reappeared_profiles(reappeared_records(db)))
-    counts = dict(table.group_by("outcome").len().iter_rows())
-    last_plan = _last_plan_pending(db, table, events)
-    head = db.execute("SELECT seq, link FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-    run_now = None
-    if is_running and last is not None and last["finished_at"] is None:
-        run_now = {"run": last["run"], "since": last["started_at"], "in_flight": len(flying)}
-    return {
-        "total": table.height,
-        **{o.value: int(counts.get(o.value, 0)) for o in Outcome},
-        "in_doubt": int(table["in_doubt"].sum()),
-        "invalid": acc.unresolved,
-        "overdue": int(table["overdue"].fill_null(False).sum()),
-        "requests": acc.requests,
-        "incomplete_reasons": dict(acc.incomplete_reasons),
-        "deadline_unknown": acc.deadline_unknown,
-        "sweep_deletes": sweeps.counts(db),  # a sweep's deletes, apart from the pairs
-        "accounting": acc.as_dict(),
-        "verdict": acc.verdict,
-        # a ledger not yet migrated keeps no index of open pairs: the next run migrates it
-        "open_elsewhere": [],
-        "safe_to_delete": [],
-        "reappeared": came_back,
-        "running": run_now,
-        "last_run": last,
-        "last_run_pending": last_plan,
-        "runs": len(history),
-        "chain_head": {"seq": head[0], "link": head[1]} if head else None,
-    }
-
-
-def _status_kept(db: sqlite3.Connection, *, now: datetime, is_running: bool) -> dict[str, Any]:
-    """:func:`status` from the derived state: the same dict, read from summaries."""
-    history = runs(db)
-    last = history[-1] if history else None
-    flying: set[str] = set()
-    run_now = None
-    if is_running and last is not None and last["finished_at"] is None:
-        flying = ledger_read.in_flight(db, last["run"])
-        run_now = {"run": last["run"], "since": last["started_at"], "in_flight": len(flying)}
-    # a pair in doubt whose key is in flight is waiting for its answer, not in doubt
-    in_doubt = sum(1 for key in ledger_read.in_doubt_keys(db) if key not in flying)
-    rule, extended = deadline_table.rule_of(db), deadline_table.extensions_of(db)
-    open_past, late = deadline_table.deadline_flags(db, rule, extended, now=now)
-    totals = ledger_read.totals(db)
-    acc = ledger_account_from_summaries(
-        totals, in_doubt=in_doubt, open_past_deadline=open_past, finished_late=late
-    )
-    head = ledger_read.head(db)
-    return {
-        "total": acc.pairs,
-        **{o.value: int(totals.get(o.value, 0)) for o in Outcome},
-        "in_doubt": in_doubt,
-        "invalid": acc.unresolved,
-        "overdue": deadline_table.overdue_count(db, rule, extended, now=now),
-        "requests": acc.requests,
-        "incomplete_reasons": dict(acc.incomplete_reasons),
-        "deadline_unknown": acc.deadline_unknown,
-        "sweep_deletes": sweeps.counts(db),  # a sweep's deletes, apart from the pairs
-        "accounting": acc.as_dict(),
-        **(inputs := _inputs(db)),
-        "verdict": acc.verdict + _elsewhere_words(inputs["open_elsewhere"]),
-        "running": run_now,
-        "last_run": last,
-        "last_run_pending": ledger_read.last_run_pending(db, last["run"]) if last else None,
-        "runs": len(history),
-        "chain_head": {"seq": head[0], "link": head[1]} if head else None,
-        # the reappeared events are read only when the kept total says there are any
-        "reappeared": reappeared_counts(
-            reappeared_profiles(
-                reappeared_records(db) if totals.get("reappeared", 0) else NO_REAPPEARED
-            )
-        ),
-    }
+        head = ledger_read.head(db)
+        return {
+            "total": acc.pairs,
+            **{o.value: int(totals.get(o.value, 0)) for o in Outcome},
+            "in_doubt": in_doubt,
+            "invalid": acc.unresolved,
+            "overdue": deadline_table.overdue_count(db, rule, extended, now=now),
+            "requests": acc.requests,
+            "incomplete_reasons": dict(acc.incomplete_reasons),
+            "deadline_unknown": acc.deadline_unknown,
+            "sweep_deletes": sweeps.counts(db),  # a sweep's deletes, apart from the pairs
+            "accounting": acc.as_dict(),
+            **(inputs := _inputs(db)),
+            "verdict": acc.verdict + _elsewhere_words(inputs["open_elsewhere"]),
+            "running": run_now,
+            "last_run": last,
+            "last_run_pending": ledger_read.last_run_pending(db, last["run"]) if last else None,
+            "runs": len(history),
+            "chain_head": {"seq": head[0], "link": head[1]} if head else None,
+            # the reappeared events are read only when the kept total says there are any
+            "reappeared": reappeared_counts(
+                reappeared_profiles(
+                    reappeared_records(db) if totals.get("reappeared", 0) else NO_REAPPEARED
+                )
+            ),
+        }
 
 
 def _elsewhere_words(missing: list[dict[str, Any]]) -> str:
@@ -365,26 +255,6 @@ def _inputs(db: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
         "open_elsewhere": [m.as_dict() for m in missing],
         "safe_to_delete": [{"file": f.name, "path": f.path, "sha256": f.sha256} for f in done],
     }
-
-
-def _last_plan_pending(
-    db: sqlite3.Connection, table: pl.DataFrame, events: pl.DataFrame
-) -> int | None:
-    row = db.execute("SELECT max(run) FROM events WHERE kind = 'run_started'").fetchone()
-    if not row or row[0] is None:
-        return None
-    planned = events.filter(pl.col("run") == row[0]).select("request_id", "key").unique()
-    # a stopped run with a huge plan records only part of the unreached pairs
-    unrecorded = db.execute(
-        "SELECT coalesce(json_extract(detail, '$.unrecorded'), 0) FROM events "
-        "WHERE kind = 'run_finished' AND run = ?",
-        (row[0],),
-    ).fetchone()
-    final = table.filter(pl.col("outcome").is_in([o.value for o in ledger_mod.FINAL]))
-    left = planned.join(
-        final.select("request_id", "key"), on=["request_id", "key"], how="anti", nulls_equal=True
-    )
-    return left.height + (int(unrecorded[0]) if unrecorded else 0)
 
 
 def lookup(db: sqlite3.Connection, keys: list[str]) -> pl.DataFrame:

@@ -89,12 +89,21 @@ def test_a_citation_of_another_kind_of_event_is_refused(
         finality.check_keys(db, [key], keyer)
 
 
-def test_a_ledger_not_yet_migrated_is_read_from_its_events(
-    done: tuple[Sandbox, Path, job_mod.Job],
+def test_a_ledger_not_yet_migrated_is_refused_then_checked_once_migrated(
+    done: tuple[Sandbox, Path, job_mod.Job], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """No derived state to cite anything: the check has nothing to do (and no error)."""
+    """No derived state to cite anything: lookup refuses (78) rather than answer from the
+    events; once migrated, the state it reads cites outcomes that are checked."""
     from tests.test_ledger_state import _strip_state
 
     _, path, job = done
     _strip_state(job.ledger.path)
+    capsys.readouterr()
+    assert 78 == cli.main(["lookup", str(path), "--email", "user1@example.com"])
+    assert "erasure migrate" in capsys.readouterr().err
+    assert 0 == cli.main(["migrate", str(path)])
     assert 0 == cli.main(["lookup", str(path), "--email", "user1@example.com"])
+    keyer = job.keyer(Role.CHAIN)
+    keys = [keyer.key(1, "email", None, None, f"user{i}@example.com") for i in range(5)]
+    with closing(L.open_readonly(job.ledger.path)) as db:
+        assert 10 == finality.check_keys(db, keys, keyer)

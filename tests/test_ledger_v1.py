@@ -3,8 +3,9 @@
 ``tests/fixtures/ledger_v1`` was made by 0.1.0 (``make.py`` there says how):
 runs with invalid cells, a run stopped with pairs pending, a sweep, and an
 archive of the first two runs, whose pairs now live only in the ledger's
-archived state. Every later release reads it, migrates it, verifies it,
-and resumes the stopped run on it without sending a finished pair again.
+archived state. Every later release refuses its read-only commands on it
+until it is migrated (naming ``erasure migrate``), migrates it, verifies
+it, and resumes the stopped run on it without sending a finished pair again.
 """
 
 from __future__ import annotations
@@ -48,12 +49,25 @@ def _status(job: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
     return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
 
 
-def test_the_archived_requests_are_refused_unmigrated_not_left_out(
+def test_read_only_commands_refuse_it_unmigrated_then_answer_once_migrated(
     ledger_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Read-only commands read only this release's derived state: unmigrated, each refuses
+    in one line (78) naming `erasure migrate` and writes nothing; after it, they answer."""
     job = ledger_dir / "job.toml"
-    assert cli.main(["status", str(job)]) == 78
-    assert "erasure migrate" in capsys.readouterr().err
+    ledger = ledger_dir / "ledger.sqlite"
+    sealed = ledger.read_bytes()
+    report = ledger_dir / "r.csv"
+    for args in (["status"], ["status", "--json"], ["report", "--out", str(report)]):
+        capsys.readouterr()
+        assert cli.main([args[0], str(job), *args[1:]]) == 78, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "`erasure migrate JOB`" in err[0], err
+    assert ledger.read_bytes() == sealed and not report.exists()
+    assert cli.main(["migrate", str(job)]) == 0
+    assert _status(job, capsys)["total"] == sum(V1_PAIRS.values())
+    assert cli.main(["report", str(job), "--out", str(report)]) == 0
+    assert report.exists()
 
 
 def test_migrate_keeps_every_archived_pair_and_verify_holds(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -25,7 +24,7 @@ from erasure import cli, partition, report, status
 from erasure import job as job_mod
 from erasure import ledger as L
 from erasure.partition import Reason
-from tests.test_ledger_state import _strip_state
+from tests.test_ledger_state import _migrated_copy
 from tests.test_report import KEYER, A, B, C, D, _ev, _outcome, _planned, _started, page_counts
 
 NOW = datetime.now(UTC)
@@ -130,12 +129,12 @@ STATES = {
 }
 
 
-@pytest.mark.parametrize("kept", [True, False], ids=["derived-state", "events"])
+@pytest.mark.parametrize("kept", [True, False], ids=["derived-state", "replayed"])
 def test_status_counts_every_reason_by_the_one_rule(tmp_path: Path, kept: bool) -> None:
     path = tmp_path / "l.sqlite"
     _ledger(path)
-    if not kept:
-        _strip_state(path)
+    if not kept:  # the state a migration replays from every event
+        path = _migrated_copy(path, tmp_path, KEYER)
     with closing(L.open_readonly(path)) as db:
         info = status.status(db, now=NOW)
     assert info["incomplete_reasons"] == EXPECTED
@@ -149,9 +148,7 @@ def test_every_report_format_carries_the_request_s_state(
 ) -> None:
     job = job_mod.load(write_job())
     _ledger(job.ledger.path)
-    legacy = tmp_path / "legacy.sqlite"
-    shutil.copy(job.ledger.path, legacy)
-    _strip_state(legacy)
+    legacy = _migrated_copy(job.ledger.path, tmp_path, KEYER)
     with closing(L.open_readonly(job.ledger.path)) as db, closing(L.open_readonly(legacy)) as old:
         for source in (db, old):
             rows = report.table(source, now=NOW)

@@ -320,7 +320,7 @@ def chain_events(
     first = int(first or 1)
     earlier: dict[int, LedgerEvent] = {}
     for path in archives:
-        with closing(ledger_mod.open_readonly(path)) as archived:
+        with closing(ledger_mod.open_events(path)) as archived:
             for event in ledger_events(archived):
                 if event.seq < first:
                     earlier.setdefault(event.seq, event)

@@ -185,12 +185,3 @@ def _load(args: argparse.Namespace) -> Job:
     from erasure import job
 
     return job.load(args.job)
-
-
-def _print_notices(shell: _Shell, job: Job) -> None:
-    """A ledger not yet migrated is read slowly: say so on stderr."""
-    from erasure.ledger.read import unmigrated_notice
-
-    notice = unmigrated_notice(job.ledger.path)
-    if notice is not None:
-        print(f"erasure: note: {notice}", file=shell.err)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from erasure.cli.base import Handler, SubParsers, _command, _load, _print_notices, _Shell
+from erasure.cli.base import Handler, SubParsers, _command, _load, _Shell
 from erasure.wording import count
 
 if TYPE_CHECKING:
@@ -93,7 +93,6 @@ def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
     if args.request_id is not None:
         return _print_request(shell, app.request_status(job, args.request_id), args.json)
     result = app.status(job)
-    _print_notices(shell, job)
     info = result.info
     if args.json:
         shell.print(json.dumps(info, default=str, sort_keys=True))
@@ -191,7 +190,6 @@ def cmd_report(args: argparse.Namespace, shell: _Shell) -> int:
 
     job = _load(args)
     out = app.report(job, args.out, run=args.run, request_id=args.request_id)
-    _print_notices(shell, job)
     shell.print(f"report: {out}")
     return 0
 
@@ -241,7 +239,6 @@ def cmd_lookup(args: argparse.Namespace, shell: _Shell) -> int:
     if raw == "-":
         raw = shell.stdin.readline().rstrip("\r\n")
     result = app.lookup(job, matching, raw, db_id=args.db_id, resource_id=args.resource_id)
-    _print_notices(shell, job)
     if not result.found:
         shell.print(f"not in the ledger (key {result.keys[0]})")
         return 1

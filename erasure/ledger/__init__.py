@@ -6,7 +6,7 @@ Modules, one concept each:
 events      kinds, outcomes, the event tuple and its canonical bytes (pure)
 store       the writer: schema, lock, append (both chains, one transaction)
 state       derived state: tables kept by triggers, replay, compare, hash
-read        the reads the commands make (derived state, or the events)
+read        the reads the commands make (derived state only; refuses unmigrated)
 verify      the chains, the structure and the derived state
 archive     moving old runs' events to a sealed archive file
 migrate     building the derived state of an older ledger, once
@@ -32,7 +32,7 @@ from erasure.ledger.read import (
     doubtful_keys,
     finished_pairs,
     frame,
-    in_doubt,
+    open_events,
     open_readonly,
     read_meta,
 )
@@ -54,9 +54,9 @@ __all__ = [
     "doubtful_keys",
     "finished_pairs",
     "frame",
-    "in_doubt",
     "max_pages_from_env",
     "now_iso",
+    "open_events",
     "open_readonly",
     "read_meta",
     "verify",

@@ -25,7 +25,6 @@ from typing import Any
 from erasure.errors import StateDisagrees
 from erasure.keys import Keyer, Role
 from erasure.ledger.events import COLUMNS, EVENT_FIELDS, canonical
-from erasure.ledger.state import has_state
 from erasure.plainchain import plain_link
 
 __all__ = ["check_keys"]
@@ -69,8 +68,6 @@ def check_keys(
     link is then checked; else the plain SHA-256 one). ``final_only``: only
     the final outcomes (what a run skips), not the last ones (what lookup says).
     """
-    if not has_state(db):  # not migrated: the commands read the events themselves
-        return 0
     chain = keyer.chain if keyer is not None and Role.CHAIN in keyer.roles else None
     wanted = sorted(set(keys))
     first = _first_live(db)

@@ -1,31 +1,26 @@
 """Reading the ledger: a read-only connection and the reads the commands make.
 
-Each read comes in two forms. On a ledger with derived state
-(erasure.ledger.state) it touches only what it needs: resume joins
-tonight's keys (a temporary table) against ``pair_state``; status reads
-``totals`` and ``run_state``; a report of one run or one request reads
-that run's or that request's rows by index; lookup is one indexed read. On
-a ledger written before the derived state existed (not yet migrated: a
-run migrates it), the same answers come from scanning every event, slower;
-:func:`unmigrated_notice` gives the line the command line prints then.
-
-Longer than most modules: every read a command makes of the ledger, each
-with its fallback for a ledger not yet migrated, in one place so that what
-touches the history is easy to audit.
+Every read comes from the derived state (erasure.ledger.state) and touches
+only what it needs: resume joins tonight's keys (a temporary table) against
+``pair_state``; status reads ``totals`` and ``run_state``; a report of one
+run or one request reads that run's or that request's rows by index; lookup
+is one indexed read. :func:`open_readonly` refuses a ledger without this
+release's derived state (:class:`NotMigrated`, 78, naming ``erasure
+migrate``): migrating writes, and a read-only command never does. Only
+``verify``'s replay reads every event (:func:`open_events`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from erasure.errors import FileMissing, LedgerMismatch, LedgerUnreadable
+from erasure.errors import FileMissing, LedgerMismatch, LedgerUnreadable, NotMigrated
 from erasure.ledger.counts import (
     INVALID_SCHEMA,
     deadline_flags,
@@ -38,29 +33,25 @@ from erasure.ledger.counts import (
     request_reasons,
     totals,
 )
-from erasure.ledger.events import Kind, Outcome
 from erasure.ledger.state import has_state
 
 # The accounting's reads live in erasure.ledger.counts: re-exported here with the rest.
 __all__ = [
-    "FINISHED_SQL",
     "INVALID_SCHEMA",
     "PAIR_SCHEMA",
-    "REJECTED_LAST_SQL",
     "SCAN_FACTOR",
     "deadline_days",
     "deadline_flags",
     "doubtful_keys",
-    "fast",
     "finished_pairs",
     "frame",
     "head",
-    "in_doubt",
     "in_doubt_keys",
     "in_flight",
     "invalid_records",
     "invalid_seen",
     "last_run_pending",
+    "open_events",
     "open_readonly",
     "overdue",
     "pair_batches",
@@ -73,15 +64,29 @@ __all__ = [
     "runs",
     "tonight",
     "totals",
-    "unmigrated_notice",
 ]
-
-# Things a read-only command should tell its user (one line each), such as
-# reading an unmigrated ledger the slow way; the CLI prints them on stderr.
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
-    """Open the ledger for reading only; safe while a run writes."""
+    """Open the ledger for reading only; safe while a run writes.
+
+    Raises :class:`NotMigrated` (78) when it keeps no derived state of this
+    release: every read a command makes is of that state.
+    """
+    db = open_events(path)
+    if not has_state(db):
+        db.close()
+        raise NotMigrated(path)
+    return db
+
+
+def open_events(path: Path) -> sqlite3.Connection:
+    """Open a ledger (or an archive) for reading only, whatever derived state it keeps.
+
+    For what reads the events themselves: ``verify``'s replay, an archive's
+    chain, ``migrate``'s own check. Every other read goes through
+    :func:`open_readonly`.
+    """
     from erasure.files import readonly_uri
     from erasure.ledger.safety import check_readable
 
@@ -137,40 +142,6 @@ def read_meta(db: sqlite3.Connection) -> dict[str, str]:
     return dict(db.execute("SELECT name, value FROM meta").fetchall())
 
 
-def fast(db: sqlite3.Connection) -> bool:
-    """Whether ``db`` keeps derived state (else every read scans the events).
-
-    A ledger that starts after an archive cannot be read by scanning its
-    events: the archived requests live only in its derived state. When that
-    state is of an older release, reading would leave them out (and count a
-    finished request as unknown), so it is refused with the command that
-    migrates it.
-    """
-    if has_state(db):
-        return True
-    first = db.execute("SELECT min(seq) FROM events").fetchone()[0]
-    if first is not None and first > 1:
-        raise LedgerMismatch(
-            "the ledger was written by an older release and starts after an archive: "
-            "its archived requests can be read only once it is migrated; run "
-            "`erasure migrate JOB` (or the next `erasure run` does it)"
-        )
-    return False
-
-
-def unmigrated_notice(path: Path) -> str | None:
-    """The line a read-only command prints for a ledger not yet migrated; None when it is."""
-    if not path.exists():
-        return None
-    with closing(open_readonly(path)) as db:
-        if has_state(db):
-            return None
-    return (
-        f"the ledger {path} was written by an older release and is not migrated yet: "
-        "every event is read (slower); the next `erasure run` migrates it"
-    )
-
-
 def head(db: sqlite3.Connection) -> tuple[int, str] | None:
     """The last event's (seq, keyed link), or None for an empty ledger."""
     row = db.execute("SELECT seq, link FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -178,9 +149,7 @@ def head(db: sqlite3.Connection) -> tuple[int, str] | None:
 
 
 def plain_head(db: sqlite3.Connection) -> tuple[int, str] | None:
-    """The plain SHA-256 chain's head (seq, link), when the ledger keeps it."""
-    if not has_state(db):
-        return None
+    """The plain SHA-256 chain's head (seq, link); None for an empty ledger."""
     row = db.execute("SELECT seq, link FROM plain_links ORDER BY seq DESC LIMIT 1").fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
@@ -207,9 +176,6 @@ def tonight(
     temporary table, joined against ``pair_state`` by its key index, so
     the cost follows tonight's input, not the ledger's history.
     """
-    if not fast(db):
-        finished = finished_pairs(db, retry_rejected=retry_rejected)
-        return finished, doubtful_keys(db)
     skip = "AND coalesce(p.outcome, '') != 'rejected'" if retry_rejected else ""
     doubt_sql = "SELECT k.key FROM key_state k WHERE (k.doubt = 1 OR k.unanswered = 1)"
     kept = int(totals(db).get("pairs", 0))
@@ -257,91 +223,27 @@ def tonight(
     return finished, doubtful
 
 
-FINISHED_SQL = """
-    SELECT request_id, key, outcome FROM events
-    WHERE kind = 'outcome' AND outcome IN ('erased', 'not_found', 'rejected')
-    ORDER BY seq
-"""
-REJECTED_LAST_SQL = """
-    SELECT e.request_id, e.key FROM events e
-    JOIN (SELECT request_id, key, max(seq) AS seq FROM events WHERE kind = 'outcome'
-          GROUP BY request_id, key) last ON last.seq = e.seq
-    WHERE e.outcome = 'rejected'
-"""
-# A key is in doubt when a request for it may have reached the service and no
-# outcome has been recorded since: a 'sent' with neither an 'attempt', a
-# 'withdrawn' nor an 'outcome' after it, an attempt that got no answer, or a
-# non-final outcome that was itself in doubt. One pass over the events finds
-# the few candidates (a 'sent' after the last outcome, or a failed outcome in
-# doubt); their own events then decide.
-_DOUBT_CANDIDATES_SQL = """
-    SELECT key FROM events WHERE kind IN ('sent', 'outcome') AND key IS NOT NULL
-    GROUP BY key
-    HAVING max(CASE WHEN kind = 'sent' THEN seq END)
-           > coalesce(max(CASE WHEN kind = 'outcome' THEN seq END), 0)
-    UNION
-    SELECT key FROM events WHERE kind = 'outcome' AND outcome = 'failed' AND in_doubt = 1
-"""
-_DOUBT_EVENTS_SQL = """
-    SELECT key, kind, in_doubt, outcome FROM events
-    WHERE kind IN ('sent', 'withdrawn', 'attempt', 'outcome')
-      AND key IN (SELECT value FROM json_each(?))
-    ORDER BY seq
-"""
-
-
 def finished_pairs(db: sqlite3.Connection, *, retry_rejected: bool = False) -> pl.DataFrame:
     """(request_id, key, outcome) of pairs with a final outcome, oldest first.
 
     A pair listed here is never sent again for that request. With
     ``retry_rejected``, pairs whose last outcome is ``rejected`` are left
-    out, so that a run sends them again. From the derived state when the
-    ledger keeps it (every pair), else from the events.
+    out, so that a run sends them again.
     """
-    if fast(db):
-        skip = "AND coalesce(outcome, '') != 'rejected'" if retry_rejected else ""
-        return frame(
-            db,
-            "SELECT request_id, key, final_outcome FROM pair_state "
-            f"WHERE final_outcome IS NOT NULL {skip} ORDER BY final_seq",
-            _FINISHED_SCHEMA,
-        )
-    done = frame(db, FINISHED_SQL, _FINISHED_SCHEMA)
-    if retry_rejected:
-        rejected = frame(db, REJECTED_LAST_SQL, {"request_id": pl.String, "key": pl.String})
-        done = done.join(rejected, on=["request_id", "key"], how="anti", nulls_equal=True)
-    return done
+    skip = "AND coalesce(outcome, '') != 'rejected'" if retry_rejected else ""
+    return frame(
+        db,
+        "SELECT request_id, key, final_outcome FROM pair_state "
+        f"WHERE final_outcome IS NOT NULL {skip} ORDER BY final_seq",
+        _FINISHED_SCHEMA,
+    )
 
 
 def doubtful_keys(db: sqlite3.Connection) -> set[str]:
     """Keys whose last request may have reached the service without an answer."""
-    if has_state(db):
-        return {
-            key
-            for (key,) in db.execute("SELECT key FROM key_state WHERE doubt = 1 OR unanswered = 1")
-        }
-    candidates = [key for (key,) in db.execute(_DOUBT_CANDIDATES_SQL)]
-    if not candidates:
-        return set()
-    histories: dict[str, list[tuple[str, int | None, str | None]]] = {}
-    for key, kind, flagged, outcome in db.execute(_DOUBT_EVENTS_SQL, (json.dumps(candidates),)):
-        histories.setdefault(key, []).append((kind, flagged, outcome))
-    return {key for key, events in histories.items() if in_doubt(events)}
-
-
-def in_doubt(events: Sequence[tuple[str, int | None, str | None]]) -> bool:
-    """Whether one key's history (kind, in_doubt, outcome), oldest first, ends in doubt."""
-    doubt = unanswered = False
-    for kind, flagged, outcome in events:
-        if kind == Kind.OUTCOME:
-            doubt = outcome == Outcome.FAILED and flagged == 1
-            unanswered = False
-        elif kind == Kind.SENT:
-            unanswered = True
-        else:  # an attempt's answer (or its failure), or a withdrawn intent
-            unanswered = False
-            doubt = doubt or (kind == Kind.ATTEMPT and flagged == 1)
-    return doubt or unanswered
+    return {
+        key for (key,) in db.execute("SELECT key FROM key_state WHERE doubt = 1 OR unanswered = 1")
+    }
 
 
 # ---------------------------------------------------------------- pairs (report, lookup)
@@ -385,7 +287,7 @@ def pair_batches(
     All pairs, or those planned in ``run``, or those of ``request_id``, or
     those whose key is one of ``keys``: each an indexed read of only those.
     Columns: :data:`PAIR_SCHEMA` (``outcome`` is ``pending`` where none was
-    recorded). Needs derived state (see :func:`fast`).
+    recorded).
     """
     if run is not None:
         sql = _PAIR_SELECT + " JOIN pair_runs r ON r.pair = p.pair WHERE r.run = ? ORDER BY p.pair"
@@ -490,12 +392,5 @@ def last_run_pending(db: sqlite3.Connection, run: int) -> int:
 
 def invalid_seen(db: sqlite3.Connection, input_sha256: str) -> set[tuple[int, str | None]]:
     """(row, column) of every ``invalid`` record already written for this input file."""
-    if not fast(db):
-        found = db.execute(
-            "SELECT json_extract(detail, '$.row'), json_extract(detail, '$.column') FROM events "
-            "WHERE kind = 'invalid' AND json_extract(detail, '$.input') = ?",
-            (input_sha256,),
-        )
-    else:
-        found = db.execute("SELECT row, col FROM invalid_state WHERE input = ?", (input_sha256,))
+    found = db.execute("SELECT row, col FROM invalid_state WHERE input = ?", (input_sha256,))
     return {(int(row), col) for row, col in found}

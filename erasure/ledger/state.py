@@ -578,11 +578,6 @@ def _exists(db: sqlite3.Connection, table: str) -> bool:
     return found is not None
 
 
-def has_decisions(db: sqlite3.Connection) -> bool:
-    """Whether the ledger keeps ``decision_state`` (one not migrated to state version 5 not yet)."""
-    return _exists(db, "decision_state")
-
-
 def create_triggers(db: sqlite3.Connection) -> None:
     for statement in statements(TRIGGERS_SQL):
         db.execute(statement)

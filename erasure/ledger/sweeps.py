@@ -15,8 +15,6 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from erasure.ledger.state import has_state
-
 __all__ = ["ExportSweeps", "counts", "of_export"]
 
 # the exit codes of a sweep that ended having sent what it planned (0, or 1: it found some)
@@ -35,9 +33,7 @@ class ExportSweeps:
 
 
 def of_export(db: sqlite3.Connection, sha256: str) -> ExportSweeps:
-    """Earlier sweeps of the export with this SHA-256 (none on a ledger not yet migrated)."""
-    if not has_state(db):
-        return ExportSweeps((), None, frozenset(), frozenset())
+    """Earlier sweeps of the export with this SHA-256."""
     runs = [
         (int(run), finished_at, code)
         for run, finished_at, code in db.execute(
@@ -68,8 +64,6 @@ def of_export(db: sqlite3.Connection, sha256: str) -> ExportSweeps:
 def counts(db: sqlite3.Connection) -> dict[str, int]:
     """Sweep deletes, on their own line: deletes, erased, not found, still open."""
     out = {"deletes": 0, "erased": 0, "not_found": 0, "open": 0}
-    if not has_state(db):
-        return out
     for final, n in db.execute(
         "SELECT final_outcome, count(*) FROM sweep_state GROUP BY final_outcome"
     ):

@@ -42,7 +42,7 @@ from erasure.ledger import replay as replay_mod
 from erasure.ledger import state
 from erasure.ledger.events import COLUMNS, DETAIL, GENESIS, Kind, canonical
 from erasure.ledger.lockprobe import running
-from erasure.ledger.read import open_readonly, read_meta
+from erasure.ledger.read import open_events, read_meta
 from erasure.ledger.store import check_meta
 from erasure.plainchain import PLAIN_GENESIS
 
@@ -222,7 +222,7 @@ def verify(
     is checked. ``archives`` are archive files to check as the start of the
     chain. ``derived=False`` skips the replay of the derived state.
     """
-    with closing(open_readonly(path)) as db:
+    with closing(open_events(path)) as db:
         meta = read_meta(db)
         check_meta(meta, keyer, path)
         kept = state.has_state(db)
@@ -310,7 +310,7 @@ def _check_archive(
 ) -> int:
     """Walk one archive file's chain and hold it to the record that cites it; its event count."""
     try:
-        db = open_readonly(archive_path)
+        db = open_events(archive_path)
     except LedgerMismatch as exc:
         raise _Broken(f"the archive {archive_path} cannot be read: {exc}", 0, 0, GENESIS) from None
     with closing(db):

@@ -86,17 +86,12 @@ def table(
     not apply); the unresolved invalid records are rows with outcome
     ``invalid``, grouped with their request's identifiers.
     """
-    if (run is not None or request_id is not None) and ledger_read.fast(db):
+    if run is not None or request_id is not None:
         return _table_of(db, now=now, run=run, request_id=request_id)
     rows, states, _ = status_mod.account(db, now=now)
     rows = pair_rows.with_request_state(with_suppressed(db, rows), states)
-    rows = with_decision(db, rows)  # a person's decision: held or cancelled, and why
-    if request_id is not None:
-        rows = rows.filter(pl.col("request_id") == request_id)
-    if run is not None:
-        planned = pair_rows.pairs(db, now=now, run=run).select("request_id", "key")
-        rows = rows.join(planned, on=["request_id", "key"], how="semi", nulls_equal=True)
-    return rows.select(*COLUMNS)
+    # a person's decision: held or cancelled, and why
+    return with_decision(db, rows).select(*COLUMNS)
 
 
 def _table_of(
