@@ -271,7 +271,7 @@ def test_xlsx_continues_on_further_sheets(
     db: sqlite3.Connection, job: job_mod.Job, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past a sheet's rows, the table goes on in "Identifiers (2)", ... with a header each."""
-    monkeypatch.setattr(report, "SHEET_ROWS", 4)  # header + 3 rows per sheet
+    monkeypatch.setattr(report.xlsx, "SHEET_ROWS", 4)  # header + 3 rows per sheet
     sheets = pl.read_excel(_write(db, job, tmp_path / "r.xlsx"), sheet_id=0)
     parts = ["Identifiers", "Identifiers (2)", "Identifiers (3)"]
     assert [sheets[name].height for name in parts] == [3, 3, 2]
