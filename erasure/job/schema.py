@@ -20,17 +20,15 @@ import dataclasses
 import math
 import os
 import re
-import types
-import typing
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, dataclass, field
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from erasure import declared
+from erasure.declared import Check, declare
+from erasure.declared import unoptional as unoptional  # the reference's, too
 from erasure.errors import ConfigError
-
-Check = Callable[[Any], str | None]
-"""A value's check: None when fine, else why not (``"must be greater than 0"``)."""
 
 
 def key(
@@ -51,15 +49,15 @@ def key(
     file holds when the field keeps something richer (``[input] deadline``
     is text in the file, a rule once ``finish`` has read it).
     """
-    meta = {
-        "doc": doc,
-        "commands": tuple(commands) if commands is not None else None,
-        "check": check,
-        "shown": shown,
-        "required": required,
-        "toml": toml,
-    }
-    return field(default=default, metadata=meta)
+    return declare(
+        default,
+        doc=doc,
+        commands=tuple(commands) if commands is not None else None,
+        check=check,
+        shown=shown,
+        required=required,
+        toml=toml,
+    )
 
 
 def table(
@@ -72,17 +70,13 @@ def table(
 
     ``factory=None`` makes an optional section: ``None`` when absent.
     """
-    meta = {"doc": doc, "commands": tuple(commands) if commands is not None else None}
-    if factory is None:
-        return field(default=None, metadata={**meta, "table": True})
-    return field(default_factory=factory, metadata={**meta, "table": True})
+    said = tuple(commands) if commands is not None else None
+    return declare(None, factory=factory, doc=doc, commands=said, table=True)
 
 
 def internal(default: Any = MISSING, *, factory: Callable[[], Any] | None = None) -> Any:
     """A derived field: set by the section's ``finish``, never read from the file."""
-    if factory is not None:
-        return field(default_factory=factory, metadata={"internal": True})
-    return field(default=default, metadata={"internal": True})
+    return declare(default, factory=factory, internal=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +131,7 @@ def no_success(value: Any) -> str | None:
 
 def fields_of(cls: type) -> list[tuple[dataclasses.Field[Any], Any]]:
     """The section's declared fields with their resolved types."""
-    hints = typing.get_type_hints(cls)
-    return [(f, f.metadata.get("toml") or hints[f.name]) for f in dataclasses.fields(cls)]
+    return [(f, f.metadata.get("toml") or tp) for f, tp in declared.fields_of(cls)]
 
 
 def is_table(f: dataclasses.Field[Any]) -> bool:
@@ -189,25 +182,13 @@ def read(cls: type, data: Any, where: str, base: Path, *, top: bool = False) -> 
     return section
 
 
-def unoptional(tp: Any) -> Any:
-    """``X | None`` -> ``X``."""
-    args = [a for a in get_args(tp) if a is not type(None)]
-    if _is_union(tp) and len(args) == 1:
-        return args[0]
-    return tp
-
-
-def _is_union(tp: Any) -> bool:
-    return get_origin(tp) in (typing.Union, types.UnionType)
-
-
 _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def describe(tp: Any) -> str:
     """The type in words: ``a number or "auto"``."""
     tp = unoptional(tp)
-    if _is_union(tp):
+    if declared.is_union(tp):
         return " or ".join(describe(a) for a in get_args(tp) if a is not type(None))
     if get_origin(tp) is Literal:
         return " or ".join(f'"{a}"' if isinstance(a, str) else str(a) for a in get_args(tp))
@@ -238,7 +219,7 @@ def convert(tp: Any, value: Any, where: str, base: Path) -> Any:
 
 
 def _convert(tp: Any, value: Any, where: str, base: Path) -> Any:
-    if _is_union(tp):
+    if declared.is_union(tp):
         for option in get_args(tp):
             try:
                 return _convert(option, value, where, base)
