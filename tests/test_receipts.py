@@ -8,8 +8,10 @@ import json
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +47,7 @@ from erasure.receipts import (
     verdict,
 )
 from erasure.receipts.document import request_reason
-from erasure.receipts.parse import parse_signed
+from erasure.receipts.parse import parse_document, parse_signed
 from tests.receipts_fixtures import (
     FIXED_KEY,
     ledger_events,
@@ -255,6 +257,63 @@ def test_a_signed_document_of_another_shape_is_not_a_receipt() -> None:
         check(raw, FIXED_KEY.public_key())
 
 
+def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
+    """A change: the member at ``path`` (``identifiers.0.outcome``) set to ``value``, or dropped."""
+
+    def change(document: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = document
+        for step in parents:
+            node = node[int(step)] if isinstance(node, list) else node[step]
+        if value is _DEL:
+            del node[last]
+        else:
+            node[int(last) if isinstance(node, list) else last] = value
+
+    return change
+
+
+_DEL = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("format", "erasure-receipt/2", "this version reads: format 'erasure-receipt/2', not "),
+        ("renderer", 2, "receipt.renderer is not text"),
+        ("request.id", 5, "request.id is not text"),
+        ("request.deadline", _DEL, "request.deadline is missing"),
+        ("request.original_deadline", None, "request.original_deadline is not text"),
+        ("identifiers", {}, "receipt.identifiers is not a list"),
+        ("identifiers.1", [], "identifiers[1] is not an object"),
+        ("identifiers.0.seq", True, "identifiers[0].seq is not an integer"),
+        ("identifiers.0.matching", "fax", "identifiers[0].matching 'fax' is unknown"),
+        ("identifiers.1.outcome", "gone", "identifiers[1].outcome 'gone' is unknown"),
+        ("identifiers.0.in_doubt", 0, "identifiers[0].in_doubt is not true or false"),
+        ("identifiers.1.decision", None, "identifiers[1].decision is not text"),
+        ("identifiers.0.extra", 1, "identifiers[0] has unknown members (extra)"),
+        ("invalid.0.resolved", _DEL, "invalid[0].resolved is missing"),
+        ("reasons.0.reason", "late", "reasons[0].reason 'late' is unknown"),
+        ("ledger", [], "receipt.ledger is not an object"),
+        ("ledger.head", "3", "ledger.head is not SEQ:LINK"),
+        ("ledger.plain_head", None, "ledger.plain_head is not text"),
+        ("databases", [1, "2"], "databases[] is not an integer"),
+        ("status", "done", "receipt.status 'done' is unknown"),
+        ("issued_at", _DEL, "receipt.issued_at is missing"),
+        ("note", "hi", "receipt has unknown members (note)"),
+    ],
+)
+def test_a_misfit_member_is_refused_naming_it(path: str, value: object, message: str) -> None:
+    """Whatever the declaration of the document does not allow is exit 65, naming the member."""
+    document = _FULL.to_dict()
+    _set(path, value)(document)
+    with pytest.raises(NotAReceipt) as err:
+        parse_document(document)
+    assert ExitCode.DATAERR == err.value.exit_code
+    assert str(err.value).startswith("not a receipt")
+    assert message in str(err.value)
+
+
 # ---------------------------------------------------------------- the ledger
 
 
@@ -377,11 +436,45 @@ def test_the_page_embeds_the_signed_json_byte_for_byte(tmp_path: Path) -> None:
         assert words in page
 
 
-def test_parse_signed_round_trips() -> None:
-    receipt = make_receipt(Request("T-1", None, None), [_claim(5, Outcome.ERASED)], [], HEADS, "X")
+# every member a receipt may hold: the ones written only when set, too
+_FULL = make_receipt(
+    Request("T-1", "2024-05-01", "2024-05-31T23:59:59+00:00", "2024-05-15"),
+    [
+        _claim(5, Outcome.ERASED),
+        Claim(
+            6, 2, "custom", B, Outcome.HELD, True, None, None, 7, "crm_id", "held by DPO", "list 7"
+        ),
+    ],
+    [
+        InvalidRecord(3, "email", "bad_email", False, 4),
+        InvalidRecord(4, "phone", "bad_phone", True),
+    ],
+    HEADS,
+    "X",
+    renderer="receipt-html/2",
+)
+
+
+@pytest.mark.parametrize(
+    "receipt",
+    [
+        make_receipt(Request("T-1", None, None), [_claim(5, Outcome.ERASED)], [], HEADS, "X"),
+        _FULL,
+    ],
+    ids=["bare", "full"],
+)
+def test_parse_signed_round_trips(receipt: Receipt) -> None:
+    """The writer and the reader follow one declaration: what is written reads back the same."""
     signed = sign(receipt, FIXED_KEY)
     assert signed.receipt == parse_signed(signed.raw).receipt
     assert json.loads(signed.raw)["signature"]["algorithm"] == "Ed25519"
+    document = json.loads(signed.raw)["receipt"]
+    # the members written only when set: a receipt without them keeps its earlier shape
+    full = receipt is _FULL
+    assert ("original_deadline" in document["request"]) == full
+    assert ("renderer" in document) == full
+    assert {"decision", "suppressed"}.isdisjoint(document["identifiers"][0])
+    assert ({"decision", "suppressed"} <= set(document["identifiers"][-1])) == full
 
 
 # ---------------------------------------------------------------- openssl alone

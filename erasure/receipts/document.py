@@ -23,15 +23,17 @@ otherwise ``incomplete``, with every reason that applies.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from erasure import partition
+from erasure.declared import Check, declare, fields_of
 from erasure.errors import InputUnusable
 from erasure.ledger import Outcome
 from erasure.receipts.canonical import canonical_json, parse_head
@@ -146,57 +148,104 @@ REASON_WORDS: dict[Reason, tuple[str, str]] = {
 _DONE = frozenset({Outcome.ERASED, Outcome.NOT_FOUND})
 
 
+def member(
+    default: Any = MISSING,
+    *,
+    name: str | None = None,
+    omitted: bool = False,
+    choices: frozenset[str] | None = None,
+    check: Check | None = None,
+) -> Any:
+    """A member of the receipt's JSON, declared once for the writer and the reader.
+
+    ``name``: the member's, when not the field's; ``omitted``: written only when
+    set (receipts without it keep their earlier shape), else None is null.
+    ``choices`` closes a text member; ``check`` says why a value does not fit.
+    The reader requires every member not ``omitted``, whatever the default.
+    """
+    return declare(default, name=name, omitted=omitted, choices=choices, check=check)
+
+
+def member_name(f: dataclasses.Field[Any]) -> str:
+    """The JSON name of a declared member."""
+    return str(f.metadata.get("name") or f.name)
+
+
+def encode(value: Any) -> Any:
+    """A declared dataclass (and what it holds) as JSON values, by its declaration."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            member_name(f): encode(getattr(value, f.name))
+            for f, _ in fields_of(type(value))
+            if not (f.metadata["omitted"] and getattr(value, f.name) is None)
+        }
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [encode(v) for v in value]
+    return value
+
+
+def _head(value: str) -> str | None:
+    try:
+        parse_head(value)
+    except ValueError:
+        return "is not SEQ:LINK"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """The request a receipt answers."""
 
-    id: str  # the DSR ticket (request id column)
-    received_at: str | None = None  # as the input gave it (ISO 8601)
+    id: str = member()  # the DSR ticket (request id column)
+    received_at: str | None = member(None)  # as the input gave it (ISO 8601)
     # the deadline in force: the end of the due day, an ISO 8601 instant with its offset
     # (receipts before erasure.deadlines: an ISO date)
-    deadline: str | None = None
-    original_deadline: str | None = None  # where an extension moved it (erasure extend)
+    deadline: str | None = member(None)
+    # where an extension moved it (erasure extend); written only when extended
+    original_deadline: str | None = member(None, omitted=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
     """What became of one identifier of the request, and the event that says so."""
 
-    seq: int  # ledger sequence number of the event that recorded it (for pending: its plan)
-    db_id: int
-    matching: str  # email | phone | profile_id | custom
-    key: str  # the identifier's keyed hash, as in the ledger (never the identifier)
-    outcome: Outcome
-    in_doubt: bool  # a request may have reached the service before its answer was lost
-    profile_id: str | None = None  # data.profile_id from the service's answer
-    at: str | None = None  # UTC ISO 8601: when the outcome was recorded
-    resource_id: int | None = None
-    field_name: str | None = None  # custom matching only: the Altcraft field's name
+    seq: int = member()  # ledger sequence number of the event that recorded it (pending: its plan)
+    db_id: int = member()
+    matching: str = member(choices=MATCHING)  # email | phone | profile_id | custom
+    key: str = member()  # the identifier's keyed hash, as in the ledger (never the identifier)
+    outcome: Outcome = member()
+    in_doubt: bool = member()  # a request may have reached the service before its answer was lost
+    profile_id: str | None = member(None)  # data.profile_id from the service's answer
+    at: str | None = member(None)  # UTC ISO 8601: when the outcome was recorded
+    resource_id: int | None = member(None)
+    field_name: str | None = member(None)  # custom matching only: the Altcraft field's name
     # held or cancelled: the person's decision in words (who, since, why); written only
     # then, so that every other receipt keeps its earlier shape
-    decision: str | None = None
+    decision: str | None = member(None, omitted=True)
     # [suppress]: "the address is kept on suppression list N" once it is; written only
     # then, so that every other receipt keeps its earlier shape
-    suppressed: str | None = None
+    suppressed: str | None = member(None, omitted=True)
 
 
 @dataclass(frozen=True, slots=True)
 class InvalidRecord:
     """An input cell of the request that could not be used (never its value)."""
 
-    row: int  # as a spreadsheet numbers it
-    column: str
-    reason: str  # a reason code, e.g. bad_email
-    resolved: bool = False  # a later input brought a usable value for this column
-    seq: int | None = None  # the ledger event that recorded it
+    row: int = member()  # as a spreadsheet numbers it
+    column: str = member()
+    reason: str = member()  # a reason code, e.g. bad_email
+    resolved: bool = member(False)  # a later input brought a usable value for this column
+    seq: int | None = member(None)  # the ledger event that recorded it
 
 
 @dataclass(frozen=True, slots=True)
 class ChainHeads:
     """The ledger's two chain heads when the receipt was issued, as ``SEQ:LINK``."""
 
-    keyed: str  # the HMAC chain's head: what ``erasure verify`` prints
-    plain: str  # the SHA-256 chain's head: checkable without the ledger key
+    keyed: str = member(name="head", check=_head)  # the HMAC chain's: what ``verify`` prints
+    plain: str = member(name="plain_head", check=_head)  # the SHA-256 chain's: needs no key
 
     @property
     def seq(self) -> int:
@@ -205,78 +254,42 @@ class ChainHeads:
 
 @dataclass(frozen=True, slots=True)
 class ReasonCount:
-    reason: Reason
-    count: int  # identifiers or invalid records; 0 for no_identifiers
+    reason: Reason = member()
+    count: int = member()  # identifiers or invalid records; 0 for no_identifiers
 
 
-@dataclass(frozen=True, slots=True)
+def _this_format(value: str) -> str | None:
+    if value != FORMAT:
+        raise NotAReceipt(f"not a receipt this version reads: format {value[:40]!r}, not {FORMAT}")
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Receipt:
-    """The signed statement about one request (without its signature)."""
+    """The signed statement about one request (without its signature).
 
-    request: Request
-    databases: tuple[int, ...]  # the db_ids searched, ascending
-    status: Status
-    reasons: tuple[ReasonCount, ...]  # empty when complete
-    identifiers: tuple[Claim, ...]
-    invalid: tuple[InvalidRecord, ...]
-    heads: ChainHeads
-    issuer: str
-    issued_at: str  # UTC ISO 8601
-    format: str = FORMAT
+    Its members are read in this order, the first misfit named: ``format``
+    first, so that a receipt of a later shape says so.
+    """
+
     # the HTML page renderer (erasure.receipts.html.RENDERERS); None: receipts
     # issued before it was named, drawn by receipt-html/1, whose bytes omit it
-    renderer: str | None = None
+    renderer: str | None = member(None, omitted=True)
+    format: str = member(FORMAT, check=_this_format)
+    request: Request = member()
+    identifiers: tuple[Claim, ...] = member()
+    invalid: tuple[InvalidRecord, ...] = member()
+    reasons: tuple[ReasonCount, ...] = member()  # empty when complete
+    heads: ChainHeads = member(name="ledger")
+    databases: tuple[int, ...] = member()  # the db_ids searched, ascending
+    status: Status = member()
+    issuer: str = member()
+    issued_at: str = member()  # UTC ISO 8601
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, as it is canonicalised and signed."""
-        named = {} if self.renderer is None else {"renderer": self.renderer}
-        return named | {
-            "format": self.format,
-            "request": {
-                "id": self.request.id,
-                "received_at": self.request.received_at,
-                "deadline": self.request.deadline,
-                # only when extended: a receipt without an extension keeps its earlier shape
-                **(
-                    {"original_deadline": self.request.original_deadline}
-                    if self.request.original_deadline is not None
-                    else {}
-                ),
-            },
-            "databases": list(self.databases),
-            "status": self.status.value,
-            "reasons": [{"reason": r.reason.value, "count": r.count} for r in self.reasons],
-            "identifiers": [
-                {
-                    "seq": c.seq,
-                    "db_id": c.db_id,
-                    "matching": c.matching,
-                    "resource_id": c.resource_id,
-                    "field_name": c.field_name,
-                    "key": c.key,
-                    "outcome": c.outcome.value,
-                    "in_doubt": c.in_doubt,
-                    "profile_id": c.profile_id,
-                    "at": c.at,
-                    **({"decision": c.decision} if c.decision is not None else {}),
-                    **({"suppressed": c.suppressed} if c.suppressed is not None else {}),
-                }
-                for c in self.identifiers
-            ],
-            "invalid": [
-                {
-                    "seq": r.seq,
-                    "row": r.row,
-                    "column": r.column,
-                    "reason": r.reason,
-                    "resolved": r.resolved,
-                }
-                for r in self.invalid
-            ],
-            "ledger": {"head": self.heads.keyed, "plain_head": self.heads.plain},
-            "issuer": self.issuer,
-            "issued_at": self.issued_at,
-        }
+        document: dict[str, Any] = encode(self)
+        return document
 
 
 @dataclass(frozen=True, slots=True)

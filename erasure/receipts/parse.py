@@ -12,27 +12,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import enum
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar, get_args, get_origin
 
 from erasure import jsonbounds
-from erasure.ledger import Outcome
-from erasure.receipts.canonical import parse_head
+from erasure.declared import fields_of, is_integer, is_optional, unoptional
 from erasure.receipts.document import (
-    FORMAT,
-    MATCHING,
-    ChainHeads,
-    Claim,
-    InvalidRecord,
     NotAReceipt,
-    Reason,
-    ReasonCount,
     Receipt,
-    Request,
     Signature,
     SignedReceipt,
-    Status,
+    member_name,
 )
 from erasure.receipts.signing import ALGORITHM, SIGNATURE_BYTES
 
@@ -104,84 +97,13 @@ def _no_constant(name: str) -> Any:
 
 
 def parse_document(document: Mapping[str, Any]) -> Receipt:
-    """The receipt a (signed) document states; NotAReceipt naming the first misfit."""
-    r = _Reader(document, "receipt")
-    # the page renderer: named by receipts since it was; absent, receipt-html/1
-    renderer = r.get("renderer", str) if "renderer" in document else None
-    fmt = r.get("format", str)
-    if fmt != FORMAT:
-        raise NotAReceipt(f"not a receipt this version reads: format {fmt[:40]!r}, not {FORMAT}")
-    req = _Reader(r.get("request", dict), "request")
-    request = Request(
-        req.get("id", str),
-        req.opt("received_at", str),
-        req.opt("deadline", str),
-        req.absent_or("original_deadline", str),
-    )
-    req.done()
-    identifiers = []
-    for i, item in enumerate(r.get("identifiers", list)):
-        c = _Reader(_as(item, dict, f"identifiers[{i}]"), f"identifiers[{i}]")
-        identifiers.append(
-            Claim(
-                seq=c.get("seq", int),
-                db_id=c.get("db_id", int),
-                matching=c.choice("matching", MATCHING),
-                key=c.get("key", str),
-                outcome=Outcome(c.choice("outcome", {o.value for o in Outcome})),
-                in_doubt=c.get("in_doubt", bool),
-                profile_id=c.opt("profile_id", str),
-                at=c.opt("at", str),
-                resource_id=c.opt("resource_id", int),
-                field_name=c.opt("field_name", str),
-                decision=c.absent_or("decision", str),
-                suppressed=c.absent_or("suppressed", str),
-            )
-        )
-        c.done()
-    invalid = []
-    for i, item in enumerate(r.get("invalid", list)):
-        v = _Reader(_as(item, dict, f"invalid[{i}]"), f"invalid[{i}]")
-        invalid.append(
-            InvalidRecord(
-                row=v.get("row", int),
-                column=v.get("column", str),
-                reason=v.get("reason", str),
-                resolved=v.get("resolved", bool),
-                seq=v.opt("seq", int),
-            )
-        )
-        v.done()
-    reasons = []
-    for i, item in enumerate(r.get("reasons", list)):
-        n = _Reader(_as(item, dict, f"reasons[{i}]"), f"reasons[{i}]")
-        reasons.append(
-            ReasonCount(Reason(n.choice("reason", {x.value for x in Reason})), n.get("count", int))
-        )
-        n.done()
-    led = _Reader(r.get("ledger", dict), "ledger")
-    heads = ChainHeads(led.get("head", str), led.get("plain_head", str))
-    led.done()
-    for name, head in (("ledger.head", heads.keyed), ("ledger.plain_head", heads.plain)):
-        try:
-            parse_head(head)
-        except ValueError:
-            raise NotAReceipt(f"not a receipt: {name} is not SEQ:LINK") from None
-    databases = r.get("databases", list)
-    receipt = Receipt(
-        request=request,
-        databases=tuple(_as(d, int, "databases[]") for d in databases),
-        status=Status(r.choice("status", {s.value for s in Status})),
-        reasons=tuple(reasons),
-        identifiers=tuple(identifiers),
-        invalid=tuple(invalid),
-        heads=heads,
-        issuer=r.get("issuer", str),
-        issued_at=r.get("issued_at", str),
-        format=fmt,
-        renderer=renderer,
-    )
-    r.done()
+    """The receipt a (signed) document states; NotAReceipt naming the first misfit.
+
+    Read by the declaration of :class:`Receipt` (``member`` in
+    :mod:`erasure.receipts.document`): each object's members in the order of
+    its fields, each of its field's type, then nothing left over.
+    """
+    receipt: Receipt = _object(Receipt, document, "receipt", top=True)
     return receipt
 
 
@@ -191,13 +113,66 @@ def parse_signed(raw: bytes) -> SignedReceipt:
     return SignedReceipt(parse_document(document), signature, raw)
 
 
+def _object(cls: Any, data: Mapping[str, Any], where: str, *, top: bool = False) -> Any:
+    """JSON object ``data`` as the declared dataclass ``cls``, named ``where``.
+
+    The objects it holds are named ``where.name``; the top one's by their names.
+    """
+    inner = "" if top else f"{where}."
+    rest = dict(data)
+    values: dict[str, Any] = {}
+    for f, tp in fields_of(cls):
+        name = member_name(f)
+        at = f"{where}.{name}"
+        if name not in rest and f.metadata["omitted"]:
+            continue  # written only when it has a value
+        if name not in rest:
+            raise _misfit(f"{at} is missing")
+        value = rest.pop(name)
+        if value is None and is_optional(tp) and not f.metadata["omitted"]:
+            values[f.name] = None
+            continue
+        value = _value(unoptional(tp), value, at, inner + name)
+        choices = f.metadata["choices"]
+        if choices is not None and value not in choices:
+            raise _misfit(f"{at} {value[:40]!r} is unknown")
+        problem = f.metadata["check"] and f.metadata["check"](value)
+        if problem:
+            raise _misfit(f"{at} {problem}")
+        values[f.name] = value
+    if rest:
+        raise _misfit(f"{where} has unknown members ({', '.join(sorted(rest)[:3])})")
+    return cls(**values)
+
+
+def _value(tp: Any, value: Any, at: str, name: str) -> Any:
+    """``value`` as type ``tp``; ``at`` names it, ``name`` the items or members it holds."""
+    if dataclasses.is_dataclass(tp):
+        return _object(tp, _as(value, dict, at), name)
+    if get_origin(tp) is tuple:
+        (item, _) = get_args(tp)
+        each = "{}[{}]" if dataclasses.is_dataclass(item) else "{}[]"  # objects by their place
+        items = enumerate(_as(value, list, at))
+        return tuple(_value(item, v, each.format(name, i), f"{name}[{i}]") for i, v in items)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        text = _as(value, str, at)
+        if text not in {m.value for m in tp}:
+            raise _misfit(f"{at} {text[:40]!r} is unknown")
+        return tp(text)
+    return _as(value, tp, at)
+
+
+def _misfit(why: str) -> NotAReceipt:
+    return NotAReceipt(f"not a receipt: {why}")
+
+
 _T = TypeVar("_T")
 
 
 def _as(value: Any, kind: type[_T], where: str) -> _T:
     # bool is an int in Python, never in a receipt
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise NotAReceipt(f"not a receipt: {where} is not {_KIND_WORDS.get(kind, kind.__name__)}")
+    if not isinstance(value, kind) or (kind is int and not is_integer(value)):
+        raise _misfit(f"{where} is not {_KIND_WORDS.get(kind, kind.__name__)}")
     return value
 
 
@@ -208,37 +183,3 @@ _KIND_WORDS: dict[type, str] = {
     list: "a list",
     dict: "an object",
 }
-
-
-class _Reader:
-    """Takes members out of one JSON object, then insists nothing is left over."""
-
-    def __init__(self, data: Mapping[str, Any], where: str) -> None:
-        self._data = dict(data)
-        self._where = where
-
-    def get(self, name: str, kind: type[_T]) -> _T:
-        if name not in self._data:
-            raise NotAReceipt(f"not a receipt: {self._where}.{name} is missing")
-        return _as(self._data.pop(name), kind, f"{self._where}.{name}")
-
-    def opt(self, name: str, kind: type[_T]) -> _T | None:
-        if self._data.get(name, ...) is None:
-            self._data.pop(name)
-            return None
-        return self.get(name, kind)
-
-    def absent_or(self, name: str, kind: type[_T]) -> _T | None:
-        """A member written only when it has a value (``original_deadline``)."""
-        return self.get(name, kind) if name in self._data else None
-
-    def choice(self, name: str, allowed: Iterable[str]) -> str:
-        value = self.get(name, str)
-        if value not in set(allowed):
-            raise NotAReceipt(f"not a receipt: {self._where}.{name} {value[:40]!r} is unknown")
-        return value
-
-    def done(self) -> None:
-        if self._data:
-            extra = ", ".join(sorted(self._data)[:3])
-            raise NotAReceipt(f"not a receipt: {self._where} has unknown members ({extra})")
