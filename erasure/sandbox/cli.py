@@ -22,7 +22,7 @@ from erasure.errors import InputUnusable, UsageError
 from erasure.sandbox import suppress
 from erasure.sandbox.app import DEFAULT_READONLY_TOKEN, DEFAULT_TOKEN, SandboxApp
 from erasure.sandbox.server import SandboxServer, bind, is_loopback, url_of
-from erasure.sandbox.settings import SWITCHES, SettingError, Settings, update
+from erasure.sandbox.settings import SWITCHES, SettingError, Settings, flag, update
 from erasure.sandbox.store import Store, generate, load_csv
 
 DESCRIPTION = "Serve a local Altcraft-compatible delete endpoint, with faults on demand."
@@ -90,12 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"token without the delete permission, answered 403 ({DEFAULT_READONLY_TOKEN})",
     )
     switches = parser.add_argument_group("answers and faults (also POST /__sandbox/config)")
-    for name, (kind, metavar, help) in SWITCHES.items():
+    for name, declared in SWITCHES.items():
         option = "--" + name.replace("_", "-")
-        if kind == "flag":
-            switches.add_argument(option, action="store_true", default=None, help=help)
+        if declared["read"] is flag:
+            switches.add_argument(option, action="store_true", default=None, help=declared["help"])
         else:
-            switches.add_argument(option, metavar=metavar, help=help)
+            switches.add_argument(option, metavar=declared["metavar"], help=declared["help"])
     suppress.add_arguments(parser)  # suppression lists and their faults (suppress.py)
     parser.add_argument(
         "--stats-file", type=Path, metavar="PATH", help="write the stats as JSON here on stop"
