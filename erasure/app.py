@@ -24,7 +24,7 @@ in :mod:`erasure.after.use_cases`.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from erasure.ledger import ChainCheck, Ledger
     from erasure.ledger.archive import Archived
     from erasure.run import Options, Plan, Summary
+    from erasure.status_result import LedgerStatus
 
 
 def _default_runner_options() -> Options:
@@ -246,7 +247,7 @@ class Status:
     """``erasure status``: the ledger's path and :func:`erasure.status.status`'s counts."""
 
     ledger: Path
-    info: Mapping[str, Any]  # total, one count per outcome, in_doubt, overdue, last_run, ...
+    info: LedgerStatus  # its as_json() is ``status --json`` (erasure.status_result)
 
 
 def status(job: Job) -> Status:
@@ -255,13 +256,6 @@ def status(job: Job) -> Status:
     running = status_mod.running(job.ledger.path)
     with _readonly(job) as db:
         return Status(job.ledger.path, status_mod.status(db, is_running=running))
-
-
-def account_lines(account: Mapping[str, Any]) -> list[str]:
-    """``status``'s arithmetic from ``status --json``'s ``accounting`` object."""
-    from erasure.accounting import LedgerAccount
-
-    return LedgerAccount(**account).lines()
 
 
 def request_status(job: Job, request_id: str) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from erasure import deadline_table, partition
 from erasure import ledger as ledger_mod
 from erasure.ledger import Outcome
 from erasure.ledger import read as ledger_read
+from erasure.status_result import Reappeared
 
 REPORT_COLUMNS = (
     "request_id",
@@ -289,13 +290,14 @@ def reappeared_profiles(came_back: pl.DataFrame) -> pl.DataFrame:
     return latest.with_columns(now.alias("now")).select(*schema)
 
 
-def reappeared_counts(profiles: pl.DataFrame) -> dict[str, int]:
+def reappeared_counts(profiles: pl.DataFrame) -> Reappeared:
     """``status``'s ``reappeared``: profiles found again, by match and by where they stand."""
     by_match = dict(profiles.group_by("match").len().iter_rows()) if profiles.height else {}
     by_now = dict(profiles.group_by("now").len().iter_rows()) if profiles.height else {}
-    return {
-        "profiles": profiles.height,
-        "by_profile_id": int(by_match.get("profile_id", 0)),
-        "by_identifier": int(by_match.get("identifier", 0)),
+    return Reappeared(
+        profiles=profiles.height,
+        by_profile_id=int(by_match.get("profile_id", 0)),
+        by_identifier=int(by_match.get("identifier", 0)),
+        # a field per CameBack (tests/test_status_schema.py holds them equal)
         **{state.value: int(by_now.get(state.value, 0)) for state in CameBack},
-    }
+    )

@@ -64,6 +64,7 @@ from erasure.pair_rows import (
 from erasure.pair_rows import (
     with_request_state as with_request_state,
 )
+from erasure.status_result import ChainHead, LedgerStatus, OpenElsewhere, RunNow, SafeToDelete
 
 
 def request_states(
@@ -177,13 +178,13 @@ def deadline_days(db: sqlite3.Connection) -> int:
 
 
 def runs(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every run, oldest first: start, end, exit code, input, counts."""
-    return ledger_read.runs(db)
+    """Every run, oldest first, as the reports show it: start, end, exit code, input, counts."""
+    return [r.as_json() for r in ledger_read.runs(db)]
 
 
 def status(
     db: sqlite3.Connection, *, now: datetime | None = None, is_running: bool = False
-) -> dict[str, Any]:
+) -> LedgerStatus:
     """Counts by outcome, pending, in doubt, invalid, overdue, the accounting and the last run.
 
     ``is_running``: a run holds the ledger now (:func:`running`); its
@@ -194,13 +195,13 @@ def status(
     """
     now = now or datetime.now(UTC)
     with snapshot(db):
-        history = runs(db)
+        history = ledger_read.runs(db)
         last = history[-1] if history else None
         flying: set[str] = set()
         run_now = None
-        if is_running and last is not None and last["finished_at"] is None:
-            flying = ledger_read.in_flight(db, last["run"])
-            run_now = {"run": last["run"], "since": last["started_at"], "in_flight": len(flying)}
+        if is_running and last is not None and last.finished_at is None:
+            flying = ledger_read.in_flight(db, last.run)
+            run_now = RunNow(run=last.run, since=last.started_at, in_flight=len(flying))
         # a pair in doubt whose key is in flight is waiting for its answer, not in doubt
         in_doubt = sum(1 for key in ledger_read.in_doubt_keys(db) if key not in flying)
         rule, extended = deadline_table.rule_of(db), deadline_table.extensions_of(db)
@@ -210,51 +211,57 @@ def status(
             totals, in_doubt=in_doubt, open_past_deadline=open_past, finished_late=late
         )
         head = ledger_read.head(db)
-        return {
-            "total": acc.pairs,
+        missing, done = _inputs(db)
+        return LedgerStatus(
+            total=acc.pairs,
+            # a field per outcome (tests/test_status_schema.py holds them equal)
             **{o.value: int(totals.get(o.value, 0)) for o in Outcome},
-            "in_doubt": in_doubt,
-            "invalid": acc.unresolved,
-            "overdue": deadline_table.overdue_count(db, rule, extended, now=now),
-            "requests": acc.requests,
-            "incomplete_reasons": dict(acc.incomplete_reasons),
-            "deadline_unknown": acc.deadline_unknown,
-            "sweep_deletes": sweeps.counts(db),  # a sweep's deletes, apart from the pairs
-            "accounting": acc.as_dict(),
-            **(inputs := _inputs(db)),
-            "verdict": acc.verdict + _elsewhere_words(inputs["open_elsewhere"]),
-            "running": run_now,
-            "last_run": last,
-            "last_run_pending": ledger_read.last_run_pending(db, last["run"]) if last else None,
-            "runs": len(history),
-            "chain_head": {"seq": head[0], "link": head[1]} if head else None,
+            in_doubt=in_doubt,
+            invalid=acc.unresolved,
+            overdue=deadline_table.overdue_count(db, rule, extended, now=now),
+            requests=acc.requests,
+            incomplete_reasons=dict(acc.incomplete_reasons),
+            deadline_unknown=acc.deadline_unknown,
+            sweep_deletes=sweeps.counts(db),  # a sweep's deletes, apart from the pairs
+            accounting=acc,
+            open_elsewhere=missing,
+            safe_to_delete=done,
+            verdict=acc.verdict + _elsewhere_words(missing),
+            running=run_now,
+            last_run=last,
+            last_run_pending=ledger_read.last_run_pending(db, last.run) if last else None,
+            runs=len(history),
+            chain_head=ChainHead(seq=head[0], link=head[1]) if head else None,
             # the reappeared events are read only when the kept total says there are any
-            "reappeared": reappeared_counts(
+            reappeared=reappeared_counts(
                 reappeared_profiles(
                     reappeared_records(db) if totals.get("reappeared", 0) else NO_REAPPEARED
                 )
             ),
-        }
+        )
 
 
-def _elsewhere_words(missing: list[dict[str, Any]]) -> str:
+def _elsewhere_words(missing: tuple[OpenElsewhere, ...]) -> str:
     """The verdict's words for open pairs whose input file is gone or changed (none: "")."""
     if not missing:
         return ""
-    n = sum(int(m["open"]) for m in missing)
-    files = ", ".join(str(m["file"]) for m in missing)
+    n = sum(m.open for m in missing)
+    files = ", ".join(m.file for m in missing)
     return f" {n} pairs of earlier input files are still open and their files gone: {files}."
 
 
-def _inputs(db: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
+def _inputs(db: sqlite3.Connection) -> tuple[tuple[OpenElsewhere, ...], tuple[SafeToDelete, ...]]:
     """Earlier input files: open pairs whose file is gone or changed, and files safe to delete."""
     from erasure.carry import open_elsewhere
 
     missing, done = open_elsewhere(db)
-    return {
-        "open_elsewhere": [m.as_dict() for m in missing],
-        "safe_to_delete": [{"file": f.name, "path": f.path, "sha256": f.sha256} for f in done],
-    }
+    return (
+        tuple(
+            OpenElsewhere(m.file.name, m.file.path, m.file.sha256, m.file.open, m.state.value)
+            for m in missing
+        ),
+        tuple(SafeToDelete(f.name, f.path, f.sha256) for f in done),
+    )
 
 
 def lookup(db: sqlite3.Connection, keys: list[str]) -> pl.DataFrame:

@@ -190,7 +190,7 @@ def test_fault_combination_ends_in_final_outcomes(
     # the partition (issue 21): every reason, in its order, counted the same from the kept
     # summaries as from every row
     with closing(ledger_mod.open_readonly(ledger)) as db:
-        kept = status_mod.status(db)
+        kept = status_mod.status(db).as_json()
     assert list(account.incomplete_reasons) == [r.value for r in partition.REASONS]
     assert kept["incomplete_reasons"] == dict(account.incomplete_reasons)
     assert sum(account.incomplete_reasons.values()) == account.incomplete == 0

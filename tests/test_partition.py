@@ -136,7 +136,7 @@ def test_status_counts_every_reason_by_the_one_rule(tmp_path: Path, kept: bool) 
     if not kept:  # the state a migration replays from every event
         path = _migrated_copy(path, tmp_path, KEYER)
     with closing(L.open_readonly(path)) as db:
-        info = status.status(db, now=NOW)
+        info = status.status(db, now=NOW).as_json()
     assert info["incomplete_reasons"] == EXPECTED
     assert info["accounting"]["incomplete_reasons"] == EXPECTED
     assert (info["requests"], info["accounting"]["complete"]) == (5, 1)

@@ -101,7 +101,7 @@ def test_a_replay_of_the_events_counts_the_same(job: Path, tmp_path: Path) -> No
     kept = loaded.ledger.path
     replayed = _migrated_copy(kept, tmp_path, loaded.keyer(Role.CHAIN))
     with closing(L.open_readonly(kept)) as a, closing(L.open_readonly(replayed)) as b:
-        one, two = status.status(a), status.status(b)
+        one, two = status.status(a).as_json(), status.status(b).as_json()
     for name in ("accounting", "deadline_unknown", "incomplete_reasons", "overdue"):
         assert one[name] == two[name], name
 

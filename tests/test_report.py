@@ -216,7 +216,7 @@ def test_xlsx_has_summary_identifiers_requests_and_runs(
         rows[("T2", C)]["deadline"],
     )
     summary = dict(sheets["Summary"].cast(pl.String).iter_rows())
-    counts = status(db)
+    counts = status(db).as_json()
     for name in (
         "total",
         "erased",
@@ -354,7 +354,7 @@ def test_html_numbers_equal_status_and_the_page_is_self_contained(
     db: sqlite3.Connection, job: job_mod.Job, tmp_path: Path
 ) -> None:
     page = _write(db, job, tmp_path / "r.html").read_text(encoding="utf-8")
-    counts = status(db)
+    counts = status(db).as_json()
     shown = page_counts(page)
     assert {n: counts[n] for n in STATUS_NAMES} == {n: shown[n] for n in STATUS_NAMES}
     assert shown == {
@@ -525,7 +525,7 @@ def test_an_empty_received_at_is_no_deadline_not_an_error(
         page = _write(db, job, tmp_path / "r.html").read_text(encoding="utf-8")
         xlsx = _write(db, job, tmp_path / "r.xlsx")
         rows = _by_key(report.table(db))
-        info = status(db)
+        info = status(db).as_json()
     assert rows[("T2", B)]["deadline"] is None and rows[("T2", B)]["overdue"] is None
     assert info["overdue"] == 1 and info["invalid"] == 0  # T1 finished late; T2 is no error
     every = page[page.index('id="all"') : page.index('id="runs"')]

@@ -65,7 +65,7 @@ def test_html_report_renders_in_chromium_with_the_status_numbers(
     out = tmp_path / "report.html"
     with closing(L.open_readonly(job.ledger.path)) as db:
         report.write(db, job, out)
-        counts = status(db)
+        counts = status(db).as_json()
 
     dumped = _run(browser, tmp_path / "profile-dom", "--dump-dom", out.as_uri())
     assert dumped.returncode == 0, dumped.stderr

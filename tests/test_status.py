@@ -126,7 +126,7 @@ def test_status_counts_every_outcome_doubt_and_deadline(db: sqlite3.Connection) 
         "last_run_pending": 0,  # run 2 planned T6 A only, and erased it
         "runs": 2,
         "chain_head": {"seq": 29, "link": ANY},  # the "created" event and 28 more
-    } == status.status(db, now=NOW)
+    } == status.status(db, now=NOW).as_json()
 
 
 def test_pairs_hold_each_request_s_own_state(db: sqlite3.Connection) -> None:
@@ -158,7 +158,7 @@ def test_an_unanswered_send_leaves_its_pair_pending_and_in_doubt(tmp_path: Path)
         )
     ) as db:
         rows = status.pairs(db).select("request_id", "outcome", "in_doubt", "attempts").rows()
-        info = status.status(db)
+        info = status.status(db).as_json()
     assert [("T1", "pending", True, 1), ("T2", "pending", False, 0)] == rows
     assert (2, 2, 1, None, 0) == (
         info["total"],
@@ -229,7 +229,7 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
             "last_run_pending": None,
             "runs": 0,
             "chain_head": {"seq": 1, "link": ANY},  # the ledger's "created" event
-        } == status.status(db)
+        } == status.status(db).as_json()
         assert 30 == status.deadline_days(db)  # the contract's default: one month
 
 
@@ -281,7 +281,7 @@ def test_a_stopped_run_counts_its_unrecorded_keys_as_pending(tmp_path: Path) -> 
             _ev(L.Kind.RUN_FINISHED, 1, detail=finished),
         )
     ) as db:
-        info = status.status(db)
+        info = status.status(db).as_json()
     assert (1, 6, "deadline") == (
         info["pending"],
         info["last_run_pending"],  # B, and the five never recorded

@@ -95,51 +95,48 @@ def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
     result = app.status(job)
     info = result.info
     if args.json:
-        shell.print(json.dumps(info, default=str, sort_keys=True))
+        shell.print(json.dumps(info.as_json(), default=str, sort_keys=True))
         return 0
-    acc = info["accounting"]
     shell.print(
         f"ledger: {result.ledger}",
-        info["verdict"],
-        *app.account_lines(acc),
-        f"in doubt: {info['in_doubt']} pairs",
-        f"invalid: {info['invalid']} unresolved invalid records",
+        info.verdict,
+        *info.accounting.lines(),
+        f"in doubt: {info.in_doubt} pairs",
+        f"invalid: {info.invalid} unresolved invalid records",
     )
-    swept = info.get("sweep_deletes") or {}
-    if swept.get("deletes"):
+    swept = info.sweep_deletes
+    if swept.deletes:
         shell.print(
-            f"sweep deletes (apart from the pairs): {swept['deletes']} = erased "
-            f"{swept['erased']} + not found {swept['not_found']} + open {swept['open']}"
+            f"sweep deletes (apart from the pairs): {swept.deletes} = erased "
+            f"{swept.erased} + not found {swept.not_found} + open {swept.open}"
         )
-    for gone in info.get("open_elsewhere", []):
+    for gone in info.open_elsewhere:
         shell.print(
-            f"open elsewhere: {gone['open']} pairs of {gone['file']} (sha256 "
-            f"{gone['sha256'][:12]}), {gone['state']} at {gone['path']}: put it back, or "
+            f"open elsewhere: {gone.open} pairs of {gone.file} (sha256 "
+            f"{gone.sha256[:12]}), {gone.state} at {gone.path}: put it back, or "
             "`erasure cancel` their requests"
         )
-    for done in info.get("safe_to_delete", []):
-        shell.print(f"safe to delete: {done['file']} (every pair of it is final)")
-    came_back = info["reappeared"]
-    if came_back["profiles"]:
+    for done in info.safe_to_delete:
+        shell.print(f"safe to delete: {done.file} (every pair of it is final)")
+    came_back = info.reappeared
+    if came_back.profiles:
         shell.print(
-            f"reappeared: {came_back['profiles']} profiles came back after erasure "
-            f"({came_back['by_profile_id']} by profile id, {came_back['by_identifier']} by "
-            f"identifier only): {came_back['erased_again']} erased again, "
-            f"{came_back['waiting']} waiting for a decision, {came_back['delete_open']} "
+            f"reappeared: {came_back.profiles} profiles came back after erasure "
+            f"({came_back.by_profile_id} by profile id, {came_back.by_identifier} by "
+            f"identifier only): {came_back.erased_again} erased again, "
+            f"{came_back.waiting} waiting for a decision, {came_back.delete_open} "
             "deleted with no final answer yet"
         )
-    now = info["running"]
-    last = info["last_run"]
+    now, last = info.running, info.last_run
     if now:
         shell.print(
-            f"running: run {now['run']} since {now['since']}, "
-            f"{count(now['in_flight'], 'delete')} in flight"
+            f"running: run {now.run} since {now.since}, {count(now.in_flight, 'delete')} in flight"
         )
     elif last:
-        finished = last["finished_at"] or "never (it was killed: run again to resume)"
+        finished = last.finished_at or "never (it was killed: run again to resume)"
         shell.print(
-            f"last run: {last['run']} started {last['started_at']}, finished {finished}, "
-            f"exit {last['exit_code']}; pending from its plan: {info['last_run_pending']}"
+            f"last run: {last.run} started {last.started_at}, finished {finished}, "
+            f"exit {last.exit_code}; pending from its plan: {info.last_run_pending}"
         )
     return 0
 

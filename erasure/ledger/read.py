@@ -34,6 +34,7 @@ from erasure.ledger.counts import (
     totals,
 )
 from erasure.ledger.state import has_state
+from erasure.status_result import RunRecord
 
 # The accounting's reads live in erasure.ledger.counts: re-exported here with the rest.
 __all__ = [
@@ -60,7 +61,6 @@ __all__ = [
     "read_meta",
     "request_order",
     "request_reasons",
-    "run_record",
     "runs",
     "tonight",
     "totals",
@@ -323,42 +323,15 @@ def pairs(
 # ---------------------------------------------------------------- status
 
 
-def runs(db: sqlite3.Connection) -> list[dict[str, Any]]:
+def runs(db: sqlite3.Connection) -> list[RunRecord]:
     """Every run, oldest first: start, end, exit code, input, counts (from ``run_state``)."""
-    out = []
-    for run, started_at, finished_at, exit_code, started, finished in db.execute(
-        "SELECT run, started_at, finished_at, exit_code, started, finished FROM run_state "
-        "ORDER BY run"
-    ):
-        out.append(run_record(run, started_at, finished_at, exit_code, started, finished))
-    return out
-
-
-def run_record(
-    run: int,
-    started_at: str,
-    finished_at: str | None,
-    exit_code: int | None,
-    started: str | None,
-    finished: str | None,
-) -> dict[str, Any]:
-    """One run as status and reports show it."""
-    start = _json(started) or {}
-    end = _json(finished) if finished is not None else None
-    given: dict[str, Any] = start["input"] if isinstance(start.get("input"), dict) else {}
-    return {
-        "run": run,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "exit_code": exit_code,
-        "input_sha256": given.get("sha256"),
-        "input_rows": given.get("rows"),
-        "plan": start.get("plan"),
-        "settings": start.get("settings"),
-        "outcomes": end.get("outcomes") if end else None,
-        "stop_reason": end.get("stop_reason") if end else None,
-        "error": end.get("error") if end else None,
-    }
+    return [
+        RunRecord.of_row(*row)
+        for row in db.execute(
+            "SELECT run, started_at, finished_at, exit_code, started, finished FROM run_state "
+            "ORDER BY run"
+        )
+    ]
 
 
 def _json(text: str | None) -> dict[str, Any] | None:

@@ -15,6 +15,8 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+from erasure.status_result import SweepDeletes
+
 __all__ = ["ExportSweeps", "counts", "of_export"]
 
 # the exit codes of a sweep that ended having sent what it planned (0, or 1: it found some)
@@ -61,12 +63,17 @@ def of_export(db: sqlite3.Connection, sha256: str) -> ExportSweeps:
     return ExportSweeps(tuple(r for r, _, _ in runs), finished, final, recorded)
 
 
-def counts(db: sqlite3.Connection) -> dict[str, int]:
+def counts(db: sqlite3.Connection) -> SweepDeletes:
     """Sweep deletes, on their own line: deletes, erased, not found, still open."""
-    out = {"deletes": 0, "erased": 0, "not_found": 0, "open": 0}
-    for final, n in db.execute(
-        "SELECT final_outcome, count(*) FROM sweep_state GROUP BY final_outcome"
-    ):
-        out["deletes"] += int(n)
-        out["open" if final is None else str(final)] += int(n)
-    return out
+    by = {
+        final: int(n)
+        for final, n in db.execute(
+            "SELECT final_outcome, count(*) FROM sweep_state GROUP BY final_outcome"
+        )
+    }
+    return SweepDeletes(
+        deletes=sum(by.values()),
+        erased=by.get("erased", 0),
+        not_found=by.get("not_found", 0),
+        open=by.get(None, 0),
+    )
