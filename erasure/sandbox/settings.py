@@ -26,14 +26,27 @@ Read = Callable[[object], Any]
 TypeError/ValueError saying what it expected."""
 
 
-def switch(default: Any, read: Read, metavar: str | None, help: str, most: float = math.inf) -> Any:
+Hits = Literal["before", "after", "connection"] | None
+"""When the fault a switch makes hits: before the delete, after it, or on the
+connection (served by the raw front, front.py); a fault is on when its switch
+is not at its default."""
+
+
+def switch(
+    default: Any,
+    read: Read,
+    metavar: str | None,
+    help: str,
+    most: float = math.inf,
+    hits: Hits = None,
+) -> Any:
     """A runtime switch: ``read`` takes its value, at most ``most``; ``help`` for ``--help``."""
-    return declare(default, read=read, metavar=metavar, help=help, most=most)
+    return declare(default, read=read, metavar=metavar, help=help, most=most, hits=hits)
 
 
-def chance(help: str) -> Any:
+def chance(help: str, hits: Hits = None) -> Any:
     """A probability ``P`` of a fault, 0 (never) by default."""
-    return switch(0.0, probability, "P", help)
+    return switch(0.0, probability, "P", help, hits=hits)
 
 
 def toggle(help: str) -> Any:
@@ -165,6 +178,7 @@ class Settings:
         "R",
         "answer 429 with Retry-After above R delete requests per second (token bucket)",
         most=_PER_SECOND,
+        hits="before",
     )
     rate_burst: float | None = switch(
         None,
@@ -180,22 +194,23 @@ class Settings:
         "added latency per delete request, milliseconds: a mean, or a range LOW-HIGH "
         "drawn uniformly (sets --latency-jitter-ms)",
         most=_MINUTES_10,
+        hits="before",
     )
     latency_jitter_ms: float = switch(
-        0.0, amount, "MS", "latency spread: uniform in mean +- MS", most=_MINUTES_10
+        0.0, amount, "MS", "latency spread: uniform in mean +- MS", most=_MINUTES_10, hits="before"
     )
     hang: float = chance(
-        "answer nothing for --hang-s seconds (less if the sandbox stops), then close"
+        "answer nothing for --hang-s seconds (less if the sandbox stops), then close", hits="before"
     )
-    drop: float = chance("close the connection without an answer")
-    fail_429: float = chance("answer 429 with Retry-After")
-    fail_5xx: float = chance("answer one of --fail-5xx-codes")
-    malformed: float = chance("answer 200 with a truncated body")
+    drop: float = chance("close the connection without an answer", hits="before")
+    fail_429: float = chance("answer 429 with Retry-After", hits="before")
+    fail_5xx: float = chance("answer one of --fail-5xx-codes", hits="before")
+    malformed: float = chance("answer 200 with a truncated body", hits="before")
     # Faults that hit after the service handled the request (whatever its answer):
     # a found profile is gone, the answer is lost.
-    hang_after_delete: float = chance(f"{_ERASED} answer nothing (as --hang)")
-    drop_after_delete: float = chance(f"{_ERASED} close the connection")
-    malformed_after_delete: float = chance(f"{_ERASED} answer 200 truncated")
+    hang_after_delete: float = chance(f"{_ERASED} answer nothing (as --hang)", hits="after")
+    drop_after_delete: float = chance(f"{_ERASED} close the connection", hits="after")
+    malformed_after_delete: float = chance(f"{_ERASED} answer 200 truncated", hits="after")
     # Amounts the faults use.
     fail_5xx_codes: tuple[int, ...] = switch(
         (500, 502, 503),
@@ -220,10 +235,12 @@ class Settings:
     hangup_fin: float = chance("close a new connection at accept, reading nothing (FIN)")
     hangup_rst: float = chance("reset a new connection at accept (RST, SO_LINGER 0)")
     early_503: float = chance(
-        "answer 503 (Connection: close) once a delete's head is read, before its body"
+        "answer 503 (Connection: close) once a delete's head is read, before its body",
+        hits="connection",
     )
     idle_close: float = chance(
-        "after an answer, close the keep-alive connection once idle for --idle-close-ms"
+        "after an answer, close the keep-alive connection once idle for --idle-close-ms",
+        hits="connection",
     )
     idle_close_ms: float = switch(
         100.0,
@@ -235,11 +252,15 @@ class Settings:
     # Odd answers (see front.py): the service handled the request (a found profile is
     # erased), then the answer goes out in a shape a strict client must cope with.
     obs_fold: float = chance(
-        "handle the request, then answer with folded header lines (obs-fold, RFC 9112 5.2)"
+        "handle the request, then answer with folded header lines (obs-fold, RFC 9112 5.2)",
+        hits="connection",
     )
-    bare_lf: float = chance("handle the request, then answer with LF-only header lines")
+    bare_lf: float = chance(
+        "handle the request, then answer with LF-only header lines", hits="connection"
+    )
     oversize: float = chance(
-        "handle the request, then pad the answer's body with spaces to --oversize-bytes"
+        "handle the request, then pad the answer's body with spaces to --oversize-bytes",
+        hits="connection",
     )
     oversize_bytes: int = switch(
         5 * 1024**2,
@@ -248,7 +269,9 @@ class Settings:
         "size of an oversize body, bytes (default 5 MiB)",
         most=256 * 1024**2,
     )
-    gzip_bomb: float = chance("handle the request, then answer gzip inflating to --gzip-bomb-bytes")
+    gzip_bomb: float = chance(
+        "handle the request, then answer gzip inflating to --gzip-bomb-bytes", hits="connection"
+    )
     gzip_bomb_bytes: int = switch(
         100 * 1024**2,
         size,
@@ -257,7 +280,8 @@ class Settings:
         most=1024**3,
     )
     trickle: float = chance(
-        "handle the request, then send the answer one byte at a time over --trickle-s"
+        "handle the request, then send the answer one byte at a time over --trickle-s",
+        hits="connection",
     )
     trickle_s: float = switch(
         3.0, amount, "S", "how long a trickle lasts, seconds (default 3)", most=3_600.0
@@ -266,33 +290,19 @@ class Settings:
     @property
     def connection_faults(self) -> bool:
         """Whether connections must be served by the raw front (see front.py)."""
-        return bool(
-            self.early_503
-            or self.idle_close
-            or self.obs_fold
-            or self.bare_lf
-            or self.oversize
-            or self.gzip_bomb
-            or self.trickle
-        )
+        return self._on("connection")
 
     @property
     def faults_before(self) -> bool:
         """Whether any fault may hit before the delete (the fast path skips them)."""
-        return bool(
-            self.rate_limit is not None
-            or self.latency_ms
-            or self.latency_jitter_ms
-            or self.hang
-            or self.drop
-            or self.fail_429
-            or self.fail_5xx
-            or self.malformed
-        )
+        return self._on("before")
 
     @property
     def faults_after(self) -> bool:
-        return bool(self.hang_after_delete or self.drop_after_delete or self.malformed_after_delete)
+        return self._on("after")
+
+    def _on(self, hits: Hits) -> bool:
+        return any(getattr(self, name) != default for name, default in _HITS[hits])
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -303,6 +313,9 @@ class Settings:
 # name: its declaration (read, metavar, help, most), in the order of the fields
 SWITCHES: dict[str, Mapping[str, Any]] = {f.name: f.metadata for f, _ in fields_of(Settings)}
 NAMES = frozenset(SWITCHES)
+_HITS: dict[Hits, list[tuple[str, Any]]] = {hits: [] for hits in ("before", "after", "connection")}
+for _f, _ in fields_of(Settings):
+    _HITS.setdefault(_f.metadata["hits"], []).append((_f.name, _f.default))
 # The most each bounded switch may be set to.
 MAXIMA: dict[str, float] = {
     name: s["most"] for name, s in SWITCHES.items() if s["most"] != math.inf
