@@ -22,7 +22,16 @@ from erasure.job.sections import Api
 from erasure.ledger import Outcome
 from erasure.receipts.document import Claim, Receipt, encode, member
 from erasure.sandbox.cli import parser, settings_from
-from erasure.sandbox.settings import SWITCHES, SettingError, Settings, amount, flag, switch, update
+from erasure.sandbox.settings import (
+    SWITCHES,
+    SettingError,
+    Settings,
+    amount,
+    flag,
+    probability,
+    switch,
+    update,
+)
 
 
 def _classes(cls: type) -> Iterator[type]:
@@ -114,3 +123,26 @@ def test_help_lists_every_switch_as_declared() -> None:
         option = "--" + name.replace("_", "-")
         assert f"{option}{declared['metavar'] or ''}" in text
         assert "".join(declared["help"].split()) in text
+
+
+def test_a_fault_is_on_when_its_switch_leaves_its_default() -> None:
+    """Each fault switch turns on the one path its declaration names (the fast path skips it)."""
+    paths = {
+        "accept": "hangups",
+        "before": "faults_before",
+        "after": "faults_after",
+        "connection": "connection_faults",
+    }
+    off = Settings()
+    assert not any(getattr(off, path) for path in paths.values())
+    named = set()
+    for f, _ in fields_of(Settings):
+        hits = f.metadata["hits"]
+        assert hits is not None or f.metadata["read"] is not probability, f.name  # a fault's
+        if hits is None:
+            continue
+        named.add(hits)
+        on = dataclasses.replace(off, **{f.name: 0.0 if f.default is None else 0.5})
+        assert [p for p in paths.values() if getattr(on, p)] == [paths[hits]], f.name
+    assert named == set(paths)
+    assert dataclasses.replace(off, rate_limit=0.0).faults_before  # a limit of 0 is a limit

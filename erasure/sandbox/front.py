@@ -69,7 +69,7 @@ class Front(asyncio.Protocol):
         transport = cast(asyncio.Transport, base)  # uvloop's is no subclass of asyncio's
         app = self.sandbox
         settings = app.settings
-        fault = app.dice.hangup(settings) if settings.hangup_fin or settings.hangup_rst else None
+        fault = app.dice.hangup(settings) if settings.hangups else None
         if fault is ConnectionFault.HANGUP_RST:
             app.stats.fire(fault.value)
             reset(transport)

@@ -26,10 +26,10 @@ Read = Callable[[object], Any]
 TypeError/ValueError saying what it expected."""
 
 
-Hits = Literal["before", "after", "connection"] | None
-"""When the fault a switch makes hits: before the delete, after it, or on the
-connection (served by the raw front, front.py); a fault is on when its switch
-is not at its default."""
+Hits = Literal["accept", "before", "after", "connection"] | None
+"""Where the fault a switch makes hits: a connection at accept, a request before
+the delete or after it, or a connection served by the raw front (front.py); a
+fault is on when its switch is not at its default."""
 
 
 def switch(
@@ -44,7 +44,7 @@ def switch(
     return declare(default, read=read, metavar=metavar, help=help, most=most, hits=hits)
 
 
-def chance(help: str, hits: Hits = None) -> Any:
+def chance(help: str, hits: Hits) -> Any:
     """A probability ``P`` of a fault, 0 (never) by default."""
     return switch(0.0, probability, "P", help, hits=hits)
 
@@ -232,8 +232,10 @@ class Settings:
         3600.0, amount, "S", "how long a hang lasts, seconds (default 3600)", most=_DAY
     )
     # Connection faults (see front.py), played below HTTP on a real socket.
-    hangup_fin: float = chance("close a new connection at accept, reading nothing (FIN)")
-    hangup_rst: float = chance("reset a new connection at accept (RST, SO_LINGER 0)")
+    hangup_fin: float = chance(
+        "close a new connection at accept, reading nothing (FIN)", hits="accept"
+    )
+    hangup_rst: float = chance("reset a new connection at accept (RST, SO_LINGER 0)", hits="accept")
     early_503: float = chance(
         "answer 503 (Connection: close) once a delete's head is read, before its body",
         hits="connection",
@@ -288,6 +290,11 @@ class Settings:
     )
 
     @property
+    def hangups(self) -> bool:
+        """Whether a new connection may be closed or reset at accept."""
+        return self._on("accept")
+
+    @property
     def connection_faults(self) -> bool:
         """Whether connections must be served by the raw front (see front.py)."""
         return self._on("connection")
@@ -313,7 +320,9 @@ class Settings:
 # name: its declaration (read, metavar, help, most), in the order of the fields
 SWITCHES: dict[str, Mapping[str, Any]] = {f.name: f.metadata for f, _ in fields_of(Settings)}
 NAMES = frozenset(SWITCHES)
-_HITS: dict[Hits, list[tuple[str, Any]]] = {hits: [] for hits in ("before", "after", "connection")}
+_HITS: dict[Hits, list[tuple[str, Any]]] = {
+    h: [] for h in ("accept", "before", "after", "connection")
+}
 for _f, _ in fields_of(Settings):
     _HITS.setdefault(_f.metadata["hits"], []).append((_f.name, _f.default))
 # The most each bounded switch may be set to.
