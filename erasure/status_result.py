@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import types
 import typing
 from collections.abc import Mapping
@@ -43,7 +42,7 @@ JsonObject = Mapping[str, Any]  # recorded by a run as it was (its plan, its set
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """One run as ``status`` (``last_run``) and every report show it."""
+    """One run as ``status`` (``last_run``) and every report show it (erasure.ledger.read.runs)."""
 
     run: int
     started_at: str  # ISO 8601
@@ -57,44 +56,8 @@ class RunRecord:
     stop_reason: str | None
     error: str | None
 
-    @classmethod
-    def of_row(
-        cls,
-        run: int,
-        started_at: str,
-        finished_at: str | None,
-        exit_code: int | None,
-        started: str | None,
-        finished: str | None,
-    ) -> RunRecord:
-        """From a ``run_state`` row: its start's and its end's recorded details (JSON)."""
-        start = _object(started) or {}
-        end = _object(finished) if finished is not None else None
-        given: JsonObject = start["input"] if isinstance(start.get("input"), dict) else {}
-        return cls(
-            run=run,
-            started_at=started_at,
-            finished_at=finished_at,
-            exit_code=exit_code,
-            input_sha256=given.get("sha256"),
-            input_rows=given.get("rows"),
-            plan=start.get("plan"),
-            settings=start.get("settings"),
-            outcomes=end.get("outcomes") if end else None,
-            stop_reason=end.get("stop_reason") if end else None,
-            error=end.get("error") if end else None,
-        )
-
     def as_json(self) -> dict[str, Any]:
         return to_json(self)  # type: ignore[no-any-return]
-
-
-def _object(text: str | None) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -326,12 +326,39 @@ def pairs(
 def runs(db: sqlite3.Connection) -> list[RunRecord]:
     """Every run, oldest first: start, end, exit code, input, counts (from ``run_state``)."""
     return [
-        RunRecord.of_row(*row)
+        _run_record(*row)
         for row in db.execute(
             "SELECT run, started_at, finished_at, exit_code, started, finished FROM run_state "
             "ORDER BY run"
         )
     ]
+
+
+def _run_record(
+    run: int,
+    started_at: str,
+    finished_at: str | None,
+    exit_code: int | None,
+    started: str | None,
+    finished: str | None,
+) -> RunRecord:
+    """One ``run_state`` row: its start's and its end's recorded details (JSON)."""
+    start = _json(started) or {}
+    end = _json(finished) if finished is not None else None
+    given: dict[str, Any] = start["input"] if isinstance(start.get("input"), dict) else {}
+    return RunRecord(
+        run=run,
+        started_at=started_at,
+        finished_at=finished_at,
+        exit_code=exit_code,
+        input_sha256=given.get("sha256"),
+        input_rows=given.get("rows"),
+        plan=start.get("plan"),
+        settings=start.get("settings"),
+        outcomes=end.get("outcomes") if end else None,
+        stop_reason=end.get("stop_reason") if end else None,
+        error=end.get("error") if end else None,
+    )
 
 
 def _json(text: str | None) -> dict[str, Any] | None:
