@@ -46,6 +46,7 @@ from typing import Any
 
 from erasure.errors import ConfigError, InputUnusable, OutputError, UsageError
 from erasure.job import Job
+from erasure.ledger import details
 from erasure.ledger.events import Event, Kind
 
 FORMAT = "erasure-plan/1"
@@ -384,9 +385,7 @@ def check(
             Event(
                 Kind.POLICY,
                 0,
-                detail=json.dumps(
-                    {"policy": policy, "changed_by_plan": bool(weaker)}, sort_keys=True
-                ),
+                detail=details.encode(details.PolicyDetail(policy, bool(weaker))),
             )
         )
     from erasure.receipts.canonical import canonical_json
@@ -395,26 +394,28 @@ def check(
         Event(
             Kind.APPROVAL,
             0,
-            detail=json.dumps(
-                {
-                    "command": tonight.command,
-                    "plan_sha256": hashlib.sha256(canonical_json(plan)).hexdigest(),
-                    "made_at": plan["made_at"],
-                    "expires_at": plan["expires_at"],
-                    "planner": [
-                        s["public_key_sha256"]
-                        for s in doc["signatures"]
-                        if s.get("role") == "planner"
-                    ],
-                    "approvers": [
-                        s["public_key_sha256"]
-                        for s in doc["signatures"]
-                        if s.get("role") == "approver"
-                    ],
-                    "pairs": len(tonight.pairs),
-                    "run": run,  # the run it approves (reports name its pairs "approved")
-                },
-                sort_keys=True,
+            detail=details.encode(
+                details.build(
+                    details.ApprovalDetail,
+                    {
+                        "command": tonight.command,
+                        "plan_sha256": hashlib.sha256(canonical_json(plan)).hexdigest(),
+                        "made_at": plan["made_at"],
+                        "expires_at": plan["expires_at"],
+                        "planner": [
+                            s["public_key_sha256"]
+                            for s in doc["signatures"]
+                            if s.get("role") == "planner"
+                        ],
+                        "approvers": [
+                            s["public_key_sha256"]
+                            for s in doc["signatures"]
+                            if s.get("role") == "approver"
+                        ],
+                        "pairs": len(tonight.pairs),
+                        "run": run,  # the run it approves (reports name its pairs "approved")
+                    },
+                )
             ),
         )
     )

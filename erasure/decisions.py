@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from erasure.ledger import details
 from erasure.ledger.events import Event, Kind, Outcome
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ def event(
         0,
         key=key,
         request_id=request_id,
-        detail=json.dumps(detail, sort_keys=True, ensure_ascii=False),
+        detail=details.encode(details.decision(kind, **detail)),
     )
 
 
@@ -281,7 +282,7 @@ def sync(db: sqlite3.Connection, now: datetime | None = None) -> list[Event]:
                 key=key,
                 request_id=rid,
                 outcome=None if want is None else Outcome(want),
-                detail=json.dumps({"decision": want or "open"}, sort_keys=True),
+                detail=details.encode(details.DecisionOutcome(want or "open")),  # type: ignore[arg-type]
             )
         )
     return events

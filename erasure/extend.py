@@ -11,7 +11,6 @@ the reason, and who extended it (OS user and host).
 from __future__ import annotations
 
 import getpass
-import json
 import socket
 import sqlite3
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from erasure.errors import ConfigError, UnknownRequest, UsageError
 from erasure.job import Job
 from erasure.keys import Role
 from erasure.ledger import Event, Kind, Ledger
+from erasure.ledger.details import ExtendedDetail, encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,24 +109,24 @@ def extend(
         new_day = deadlines.extend(original_day, previous.date(), duration, rule, now=now)
         limit = deadlines.extension_limit(original_day, rule)
         assert limit is not None  # extend() refused otherwise
-        detail = {
-            "original_due": original_day.isoformat(),
-            "previous_due": previous.date().isoformat(),
-            "extended_to": new_day.isoformat(),
-            "by": str(duration),
-            "rule": rule.name,
-            "timezone": rule.timezone,
-            "informed_at": informed.isoformat(),
-            "reason": reason.strip(),
-            "who": who(),
-        }
+        detail = ExtendedDetail(
+            original_due=original_day.isoformat(),
+            previous_due=previous.date().isoformat(),
+            extended_to=new_day.isoformat(),
+            by=str(duration),
+            rule=rule.name,
+            timezone=rule.timezone,
+            informed_at=informed.isoformat(),
+            reason=reason.strip(),
+            who=who(),
+        )
         ledger.append(
             [
                 Event(
                     Kind.EXTENDED,
                     0,
                     request_id=request_id,
-                    detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+                    detail=encode(detail),
                 )
             ]
         )

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ from erasure.decisions import (
     standing,
     sync,
 )
+from erasure.ledger import details
 from erasure.ledger.events import Event, Kind, Outcome
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ def aside_events(db: sqlite3.Connection, run: int, aside: pl.DataFrame | None) -
                     received_at=None if received is None else received.isoformat(),
                 )
             )  # fmt: skip
-        detail = json.dumps({"decision": row["decision"], "run": run}, sort_keys=True)
+        detail = details.encode(details.DecisionOutcome(row["decision"], run))
         out.append(
             Event(Kind.OUTCOME, 0, key=row["key"], request_id=row["request_id"],
                   outcome=Outcome(row["decision"]), detail=detail)

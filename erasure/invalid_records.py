@@ -9,7 +9,6 @@ open. :func:`invalid_events` computes both from :class:`InputFacts`.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,19 +43,20 @@ def invalid_events(db: sqlite3.Connection, run: int, facts: InputFacts) -> list[
     """
     from erasure.ledger import Event, Kind
     from erasure.ledger import read as ledger_read
+    from erasure.ledger.details import InvalidDetail, encode
 
     seen = ledger_read.invalid_seen(db, facts.sha256)
     out: list[Event] = []
     for rec in facts.invalid.iter_rows(named=True):
         if (rec["row"], rec["column"]) in seen:
             continue
-        detail = {
-            "input": facts.sha256,
-            "row": rec["row"],
-            "column": rec["column"],
-            "reason": rec["reason"],
-            "words": rec["words"],
-        }
+        detail = InvalidDetail(
+            input=facts.sha256,
+            row=rec["row"],
+            column=rec["column"],
+            reason=rec["reason"],
+            words=rec["words"],
+        )
         out.append(
             Event(
                 Kind.INVALID,
@@ -66,7 +66,7 @@ def invalid_events(db: sqlite3.Connection, run: int, facts: InputFacts) -> list[
                 # its request's earliest usable received_at (erasure.intake.received): a
                 # request with no usable identifier keeps its deadline through this
                 received_at=_iso(rec.get("received_at")),
-                detail=json.dumps(detail, sort_keys=True, ensure_ascii=False),
+                detail=encode(detail),
             )
         )
     out += _resolved(db, run, facts)
@@ -82,6 +82,7 @@ def _resolved(db: sqlite3.Connection, run: int, facts: InputFacts) -> list[Event
 
     from erasure import pair_rows
     from erasure.ledger import Event, Kind
+    from erasure.ledger.details import ResolvedDetail, encode
 
     if not facts.usable.height:
         return []
@@ -102,18 +103,18 @@ def _resolved(db: sqlite3.Connection, run: int, facts: InputFacts) -> list[Event
     resolved = pl.concat([by_column, any_id.select(by_column.columns)], how="vertical_relaxed")
     out: list[Event] = []
     for (rid, column), group in resolved.group_by(["request_id", "column"], maintain_order=True):
-        detail = {
-            "column": column,
-            "input": facts.sha256,
-            "row": int(group.get_column("row_right").min()),  # type: ignore[arg-type]
-            "resolves": sorted(int(s) for s in group.get_column("seq")),
-        }
+        detail = ResolvedDetail(
+            column=column,
+            input=facts.sha256,
+            row=int(group.get_column("row_right").min()),  # type: ignore[arg-type]
+            resolves=tuple(sorted(int(s) for s in group.get_column("seq"))),
+        )
         out.append(
             Event(
                 Kind.RESOLVED,
                 run,
                 request_id=str(rid),
-                detail=json.dumps(detail, sort_keys=True, ensure_ascii=False),
+                detail=encode(detail),
             )
         )
     return out

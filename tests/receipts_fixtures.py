@@ -22,6 +22,7 @@ from erasure.receipts import (
     make_receipt,
     plain_link,
 )
+from tests.ledger_details import FINISHED, STARTED
 
 # RFC 8032's first test key: a fixed key gives fixed signatures (Ed25519 is deterministic)
 FIXED_KEY = Ed25519PrivateKey.from_private_bytes(
@@ -43,7 +44,7 @@ def ledger_events(path: Path, stored: Sequence[str] | None = None) -> list[Ledge
     out, link = [], PLAIN_GENESIS
     for i, row in enumerate(rows):
         seq, at, *values, _keyed = row
-        data = L.canonical(seq, at, values)
+        data = L.canonical_v1(seq, at, values)
         link = plain_link(link, data)
         keep = stored[i] if stored is not None and i < len(stored) else link
         out.append(LedgerEvent(seq, data, dict(zip(COLUMNS, row, strict=True)), keep))
@@ -53,7 +54,7 @@ def ledger_events(path: Path, stored: Sequence[str] | None = None) -> list[Ledge
 def write_ledger(path: Path, keyer: Keyer, keys: Sequence[str], outcomes: Sequence[str]) -> None:
     """A real ledger: request T-1 names ``keys`` with ``outcomes``; T-2 one more key."""
     with L.Ledger(path, keyer) as led:
-        led.append([L.Event(L.Kind.RUN_STARTED, 1, detail="{}")])
+        led.append([L.Event(L.Kind.RUN_STARTED, 1, detail=STARTED)])
         for key in (*keys, "e" * 32):
             rid = "T-2" if key == "e" * 32 else "T-1"
             led.append(
@@ -81,7 +82,7 @@ def write_ledger(path: Path, keyer: Keyer, keys: Sequence[str], outcomes: Sequen
                     )
                 ]
             )
-        led.append([L.Event(L.Kind.RUN_FINISHED, 1, detail='{"exit_code":0}')])
+        led.append([L.Event(L.Kind.RUN_FINISHED, 1, detail=FINISHED)])
 
 
 def receipt_from_ledger(path: Path, keyer: Keyer, request_id: str = "T-1") -> Receipt:

@@ -17,15 +17,15 @@ import pytest
 
 from erasure import cli, deadline_table, status
 from erasure import ledger as L
+from tests.ledger_details import started
 from tests.test_report import KEYER, A, B, _ev, _outcome, _planned
 
 NOW = datetime.now(UTC)
 
 
 def _ledger(path: Path, settings: dict[str, object], *events: L.Event) -> None:
-    detail = json.dumps({"settings": settings})
     with L.Ledger(path, KEYER) as led:
-        led.append([_ev(L.Kind.RUN_STARTED, 1, detail=detail), *events])
+        led.append([_ev(L.Kind.RUN_STARTED, 1, detail=started(settings)), *events])
 
 
 def _job(write_job: Callable[..., Path], **input_: object) -> Path:

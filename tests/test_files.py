@@ -24,6 +24,7 @@ from erasure.intake import INVALID_SCHEMA
 from erasure.keys import Keyer, new_ledger_key
 from erasure.report.rejects import write_rejects
 from tests.conftest import LEDGER_KEY
+from tests.ledger_details import STARTED
 
 KEYER = Keyer(LEDGER_KEY.encode())
 
@@ -62,7 +63,7 @@ def write_everything(job: job_mod.Job, tmp_path: Path) -> tuple[Modes, Modes]:
     then a report in every format and a rejects file are written.
     """
     with L.Ledger(job.ledger.path, KEYER, perms=job.perms) as led:
-        led.append([L.Event(L.Kind.RUN_STARTED, 1, detail="{}")])
+        led.append([L.Event(L.Kind.RUN_STARTED, 1, detail=STARTED)])
         paths = {f"ledger{s}": Path(f"{job.ledger.path}{s}") for s in ("", "-wal", "-shm", ".lock")}
         ledger_files = {name: (mode(p), p.stat().st_gid) for name, p in paths.items()}
     outputs = {
@@ -127,7 +128,7 @@ def test_an_older_ledger_keeps_its_mode(tmp_path: Path, umask: Callable[[int], N
     path.touch(0o644)
     assert not files.precreate(path)
     with L.Ledger(path, KEYER) as led:
-        led.append([L.Event(L.Kind.RUN_STARTED, 1, detail="{}")])
+        led.append([L.Event(L.Kind.RUN_STARTED, 1, detail=STARTED)])
     assert 0o644 == mode(path)
 
 

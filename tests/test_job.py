@@ -15,6 +15,7 @@ from erasure import ledger as L
 from erasure.errors import ConfigError, FileMissing, SecretMissing
 from erasure.files import OWNER_ONLY
 from tests.conftest import LEDGER_KEY
+from tests.ledger_details import FINISHED, STARTED
 
 
 def test_defaults_and_relative_paths(write_job: Callable[..., Path], tmp_path: Path) -> None:
@@ -253,11 +254,11 @@ def test_an_older_ledger_keeps_its_derivation(write_job: Callable[..., Path]) ->
     """A d1 ledger is read and extended with d1, and its chain still verifies."""
     job = job_mod.load(write_job())
     with L.Ledger(job.ledger.path, keys.Keyer(LEDGER_KEY.encode(), derivation="d1")) as led:
-        led.append([L.Event(L.Kind.RUN_STARTED, 1, detail="{}")])
+        led.append([L.Event(L.Kind.RUN_STARTED, 1, detail=STARTED)])
     keyer = job.keyer()
     assert "d1" == keyer.derivation
     with L.Ledger(job.ledger.path, keyer) as led:
-        led.append([L.Event(L.Kind.RUN_FINISHED, 1, detail="{}")])
+        led.append([L.Event(L.Kind.RUN_FINISHED, 1, detail=FINISHED)])
     verdict = L.verify(job.ledger.path, job.keyer())
     assert (True, 3) == (verdict.ok, verdict.events)
     # under the new derivation the same key would not match the ledger

@@ -17,6 +17,7 @@ from erasure.errors import LedgerBusy, LedgerMismatch, LedgerWriteError
 from erasure.keys import Keyer
 from erasure.ledger import store as ledger_store
 from erasure.run import make_plan
+from tests.ledger_details import FINISHED, STARTED
 
 KEYER = Keyer(b"k" * 32)
 
@@ -27,7 +28,7 @@ def _ev(kind: L.Kind, run: int = 1, **kw: object) -> L.Event:
 
 def _sample(path: Path) -> None:
     with L.Ledger(path, KEYER) as led:
-        led.append([_ev(L.Kind.RUN_STARTED, detail="{}")])
+        led.append([_ev(L.Kind.RUN_STARTED, detail=STARTED)])
         led.append(
             [
                 _ev(L.Kind.PLANNED, key="a" * 32, request_id="T1", db_id=1, matching="email"),
@@ -162,7 +163,7 @@ def test_disk_full_keeps_what_was_committed(tmp_path: Path) -> None:
     assert verdict.ok, verdict.problem
     assert committed == verdict.events
     with L.Ledger(path, KEYER) as led:  # a roomier disk: appending goes on
-        led.append([_ev(L.Kind.RUN_FINISHED, detail="{}")])
+        led.append([_ev(L.Kind.RUN_FINISHED, detail=FINISHED)])
     assert L.verify(path, KEYER).ok
 
 
@@ -269,13 +270,13 @@ def test_canonical_bytes_are_json_dumps_compact_utf8(
 ) -> None:
     """The chain covers the bytes json.dumps would give: old ledgers verify, others can check."""
     expected = json.dumps([seq, at, *values], separators=(",", ":"), ensure_ascii=False).encode()
-    assert L.canonical(seq, at, values) == expected
+    assert L.canonical_v1(seq, at, values) == expected
 
 
 def test_canonical_bytes_of_an_event_with_its_kind() -> None:
     event = L.Event(L.Kind.OUTCOME, 3, key="ab", outcome="erased", error_text='a "b"\n\x01é')
     expected = json.dumps([7, "t", *event], separators=(",", ":"), ensure_ascii=False).encode()
-    assert L.canonical(7, "t", event) == expected
+    assert L.canonical_v1(7, "t", event) == expected
 
 
 def test_a_write_failure_is_known_by_its_result_code_not_its_words(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from erasure import ledger as L
 from erasure.ledger import state
+from tests.ledger_details import finished, started
 from tests.test_ledger_state import KEYER, KEYS, RIDS, _strip_state
 
 RECEIVED = [None, "2029-12-01T10:00:00+00:00", "2020-01-01T23:30:00+00:00"]
@@ -57,12 +58,10 @@ class LedgerMachine(RuleBasedStateMachine):
     def start_run(self, finish: bool) -> None:
         """A new run; the one before finished, or was killed (no run_finished)."""
         if self.run and finish:
-            self._append(L.Event(L.Kind.RUN_FINISHED, self.run, detail='{"exit_code": 0}'))
+            self._append(L.Event(L.Kind.RUN_FINISHED, self.run, detail=finished(0, self.run)))
         self.run += 1
         self.planned, self.sent = set(), set()
-        self._append(
-            L.Event(L.Kind.RUN_STARTED, self.run, detail='{"settings": {"deadline_days": 3}}')
-        )
+        self._append(L.Event(L.Kind.RUN_STARTED, self.run, detail=started({"deadline_days": 3})))
 
     @precondition(lambda self: self.run > 0)
     @rule(key=st.sampled_from(KEYS), rid=st.sampled_from(RIDS), received=st.sampled_from(RECEIVED))
@@ -113,7 +112,13 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.run > 0)
     @rule(rid=st.sampled_from(RIDS), row=st.integers(2, 9), column=st.sampled_from([None, "E"]))
     def invalid(self, rid: str | None, row: int, column: str | None) -> None:
-        detail = {"input": "ab", "row": row, "column": column, "reason": "email_invalid"}
+        detail = {
+            "input": "ab",
+            "row": row,
+            "column": column,
+            "reason": "email_invalid",
+            "words": "w",
+        }
         self._append(L.Event(L.Kind.INVALID, self.run, request_id=rid, detail=json.dumps(detail)))
 
     @precondition(lambda self: self.events > 0 and self.run > 0)
@@ -121,7 +126,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def resolve(self, data: st.DataObject, rid: str | None) -> None:
         """A later file resolves earlier events (whatever their kind)."""
         seqs = data.draw(st.lists(st.integers(1, self.events), min_size=1, max_size=3))
-        detail = json.dumps({"column": "Email", "input": "cd", "resolves": sorted(set(seqs))})
+        detail = json.dumps(
+            {"column": "Email", "input": "cd", "row": 2, "resolves": sorted(set(seqs))}
+        )
         self._append(L.Event(L.Kind.RESOLVED, self.run, request_id=rid, detail=detail))
 
     @invariant()

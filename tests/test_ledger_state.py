@@ -24,6 +24,7 @@ from erasure.errors import NotMigrated
 from erasure.keys import Keyer
 from erasure.ledger import read, state
 from tests import e2e
+from tests.ledger_details import finished, started
 
 KEYER = Keyer(b"k" * 32)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -41,7 +42,7 @@ def _history(rng: random.Random, runs: int = 3, per_run: int = 12) -> list[list[
     for run in range(1, runs + 1):
         planned: set[tuple[str | None, str]] = set()
         batch: list[L.Event] = [
-            L.Event(L.Kind.RUN_STARTED, run, detail='{"settings": {"deadline_days": 3}}')
+            L.Event(L.Kind.RUN_STARTED, run, detail=started({"deadline_days": 3}))
         ]
         for _ in range(per_run):
             key, rid = rng.choice(KEYS), rng.choice(RIDS)
@@ -96,7 +97,9 @@ def _history(rng: random.Random, runs: int = 3, per_run: int = 12) -> list[list[
             elif kind == "resolved":  # of earlier events, whatever their kind (seq from 1)
                 done = sum(len(b) for b in batches) + len(batch)
                 resolves = rng.sample(range(1, done + 1), k=min(done, rng.randint(1, 3)))
-                detail = json.dumps({"column": "Email", "input": "cd", "resolves": resolves})
+                detail = json.dumps(
+                    {"column": "Email", "input": "cd", "row": 2, "resolves": resolves}
+                )
                 batch.append(L.Event(L.Kind.RESOLVED, run, request_id=rid, detail=detail))
             else:
                 detail = json.dumps(
@@ -110,7 +113,7 @@ def _history(rng: random.Random, runs: int = 3, per_run: int = 12) -> list[list[
                 )
                 batch.append(L.Event(L.Kind.INVALID, run, request_id=rid, detail=detail))
         if rng.random() < 0.8:
-            batch.append(L.Event(L.Kind.RUN_FINISHED, run, detail='{"exit_code": 0}'))
+            batch.append(L.Event(L.Kind.RUN_FINISHED, run, detail=finished(0, run)))
         batches.append(batch)
     return batches
 
@@ -322,7 +325,7 @@ def test_plain_links_are_the_sha256_chain(tmp_path: Path) -> None:
     _write(path, _history(random.Random(5)))
     with closing(L.open_readonly(path)) as db:
         rows = db.execute(f"SELECT {', '.join(L.COLUMNS)} FROM events ORDER BY seq").fetchall()
-        expected = list(plain_chain(L.canonical(r[0], r[1], r[2:-1]) for r in rows))
+        expected = list(plain_chain(L.canonical_v1(r[0], r[1], r[2:-1]) for r in rows))
         stored = [link for (link,) in db.execute("SELECT link FROM plain_links ORDER BY seq")]
     assert expected == stored
 

@@ -41,11 +41,12 @@ def ledger_events(db: sqlite3.Connection, *, up_to: int | None = None) -> Iterat
         sql += " WHERE e.seq <= ?"
         params = (up_to,)
     link = PLAIN_GENESIS
+    canonical = ledger_mod.canonical_of(ledger_mod.read_meta(db))
     cursor = db.execute(sql + " ORDER BY e.seq", params)
     while rows := cursor.fetchmany(10_000):
         for *row, kept in rows:
             seq, at, *values, _keyed = row
-            data = ledger_mod.canonical(seq, at, values)
+            data = canonical(seq, at, values)
             link = plain_link(link, data) if kept is None else kept
             yield LedgerEvent(seq, data, fields_of(tuple(row)), link)
 

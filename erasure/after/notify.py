@@ -29,6 +29,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Final
 
 import httpx
 
@@ -40,10 +41,11 @@ from erasure.errors import SecretMissing
 from erasure.files import read_secret
 from erasure.job import Job
 from erasure.ledger import Event, Kind, finality
+from erasure.ledger.details import NoticeDetail, encode
 
-QUEUED = "queued"
-DELIVERED = "delivered"
-FAILED = "failed"
+QUEUED: Final = "queued"
+DELIVERED: Final = "delivered"
+FAILED: Final = "failed"
 BACKOFF_BASE_S = 0.5  # seconds before the second attempt, doubling, jittered
 BACKOFF_CAP_S = 15.0  # seconds: no single wait is longer
 _LIST = re.compile(r"kept on suppression list (\d+)")
@@ -135,12 +137,8 @@ def queue(
         if receipt is not None:
             state = replace(state, receipt_sha256=receipt(rid, state.idempotency_key))
         payload = notice_mod.body(state, settings.format, settings.url)
-        detail = {
-            "status": QUEUED,
-            "idempotency_key": state.idempotency_key,
-            "body": payload.decode(),
-        }
-        out.append(Event(Kind.NOTICE, run, request_id=rid, detail=json.dumps(detail)))
+        detail = NoticeDetail(QUEUED, state.idempotency_key, body=payload.decode())
+        out.append(Event(Kind.NOTICE, run, request_id=rid, detail=encode(detail)))
     return out
 
 
@@ -314,19 +312,19 @@ class Deliverer:
         return False, transient, f"http_{code}", code
 
     def _record(self, p: Pending, attempt: int, ok: bool, reason: str, status: int | None) -> None:
-        detail = {
-            "status": DELIVERED if ok else FAILED,
-            "idempotency_key": p.idempotency_key,
-            "attempt": attempt,
-            "reason": reason,
-            "queued_seq": p.seq,
-        }
+        detail = NoticeDetail(
+            DELIVERED if ok else FAILED,
+            p.idempotency_key,
+            attempt=attempt,
+            reason=reason,
+            queued_seq=p.seq,
+        )
         event = Event(
             Kind.NOTICE,
             self.run,
             request_id=p.request_id,
             http_status=status,
-            detail=json.dumps(detail, sort_keys=True),
+            detail=encode(detail),
         )
         self.append([event])
 

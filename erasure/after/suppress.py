@@ -44,7 +44,6 @@ other answer fails the batch at once.
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import sqlite3
@@ -61,6 +60,7 @@ from erasure.after.keep import Suppress
 from erasure.after.suppressions import Status
 from erasure.job import Job
 from erasure.ledger import Event, Kind, Outcome, finality
+from erasure.ledger.details import SuppressionDetail, encode
 from erasure.ratelimit import RateLimiter
 from erasure.run.retry import Backoff
 
@@ -285,16 +285,15 @@ class Keeper:
             attempt += 1
 
     def _record(self, rows: pl.DataFrame, list_id: int, status: Status, answer: _Answer) -> None:
-        detail: dict[str, Any] = {"list": list_id, "status": status.value}
-        if not answer.ok:
-            detail["reason"] = answer.reason
-        elif answer.body is not None and "total_duplicated" in answer.body:
-            detail["batch"] = {
+        batch = None
+        if answer.ok and answer.body is not None and "total_duplicated" in answer.body:
+            batch = {
                 k: answer.body[k]
                 for k in ("total_count", "total_duplicated", "total_imported")
-                if isinstance(answer.body.get(k), int)
+                if type(answer.body.get(k)) is int  # never a bool: the detail declares integers
             }
-        text = json.dumps(detail, sort_keys=True)
+        reason = None if answer.ok else answer.reason
+        text = encode(SuppressionDetail(list_id, status.value, reason, batch))
         self.append(
             [
                 Event(

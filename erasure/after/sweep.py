@@ -42,6 +42,7 @@ from erasure.intake import as_text, find_column, normalize
 from erasure.job import Job, Sweep
 from erasure.keys import Keyer, Role, message_prefix
 from erasure.ledger import Event, Kind, Ledger, finality, sweeps
+from erasure.ledger.details import ReappearedDetail, encode
 from erasure.ledger.reappeared import REAPPEARED_SCHEMA as REAPPEARED_SCHEMA
 from erasure.ledger.reappeared import reappeared as reappeared
 from erasure.loops import loop_options
@@ -352,13 +353,12 @@ def _code(summary: Summary, found: list[Match]) -> ExitCode:
 
 
 def _event(run: int, m: Match, db_id: int) -> Event:
-    detail: dict[str, Any] = {
-        "match": m.match.value,
-        "decision": m.decision.value,
-        "first_erased_seq": m.first_erased_seq,
-    }
-    if m.decision is Decision.DELETED:
-        detail["delete_key"] = m.delete_key
+    detail = ReappearedDetail(
+        match=m.match.value,
+        decision=m.decision.value,
+        first_erased_seq=m.first_erased_seq,
+        delete_key=m.delete_key if m.decision is Decision.DELETED else None,
+    )
     return Event(
         Kind.REAPPEARED,
         run,
@@ -367,7 +367,7 @@ def _event(run: int, m: Match, db_id: int) -> Event:
         db_id=db_id,
         matching=m.matching,  # type: ignore[arg-type]
         profile_id=m.profile_id,
-        detail=json.dumps(detail, sort_keys=True),
+        detail=encode(detail),
     )
 
 

@@ -25,7 +25,8 @@ from erasure.ledger.events import (
     Event,
     Kind,
     Outcome,
-    canonical,
+    canonical_of,
+    canonical_v1,
     now_iso,
 )
 from erasure.ledger.read import (
@@ -49,7 +50,8 @@ __all__ = [
     "Kind",
     "Ledger",
     "Outcome",
-    "canonical",
+    "canonical_of",
+    "canonical_v1",
     "check_meta",
     "doubtful_keys",
     "finished_pairs",

@@ -30,7 +30,8 @@ from erasure.errors import LedgerWriteError, OutputError, UsageError
 from erasure.files import Perms, precreate
 from erasure.ledger import replay as replay_mod
 from erasure.ledger import state
-from erasure.ledger.events import COLUMNS, GENESIS, Event, Kind
+from erasure.ledger.details import ArchivedDetail, build, encode
+from erasure.ledger.events import COLUMNS, GENESIS, Event, Kind, canonical_of
 from erasure.ledger.read import read_meta
 from erasure.ledger.store import Ledger, create_schema, insert
 from erasure.plainchain import PLAIN_GENESIS
@@ -305,10 +306,12 @@ def _write_live(
                 )
             state.create_triggers(live)
             kept = _copy_events(db, live, head_seq, ledger.head_seq)
-            event = Event(Kind.ARCHIVED, 0, detail=json.dumps(record, sort_keys=True))
+            detail = encode(build(ArchivedDetail, record))
+            event = Event(Kind.ARCHIVED, 0, detail=detail)
             insert(
-                live, ledger.keyer, [event], ledger.head_seq, ledger.head_link, ledger.plain_head
-            )
+                live, ledger.keyer, [event], ledger.head_seq, ledger.head_link, ledger.plain_head,
+                canonical=canonical_of(meta),
+            )  # fmt: skip
             live.execute("COMMIT")
             live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         _fsync(new)

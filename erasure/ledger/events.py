@@ -7,12 +7,13 @@ chain) cover :func:`canonical`'s bytes of each event.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
 
+from erasure.errors import LedgerMismatch
 from erasure.job import Matching
 
 SCHEMA_VERSION = "1"  # the events' schema; the derived state has its own (erasure.ledger.state)
@@ -107,8 +108,12 @@ COLUMNS = ("seq", "at", *EVENT_FIELDS, "link")  # the events table's columns, in
 DETAIL = EVENT_FIELDS.index("detail")
 
 
-def canonical(seq: int, at: str, values: Sequence[Any]) -> bytes:
-    """The bytes a chain link covers: the event's position, time and content.
+Canonical = Callable[[int, str, Sequence[Any]], bytes]
+"""An encoding of the bytes a chain link covers: (seq, at, the event's fields) -> bytes."""
+
+
+def canonical_v1(seq: int, at: str, values: Sequence[Any]) -> bytes:
+    """Version 1 of the bytes a chain link covers: the event's position, time and content.
 
     Compact JSON, UTF-8, nothing escaped but what JSON requires: the bytes
     of ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``,
@@ -116,6 +121,25 @@ def canonical(seq: int, at: str, values: Sequence[Any]) -> bytes:
     twentieth of the time, and three events are chained per delete.
     """
     return orjson.dumps([seq, at, *values])
+
+
+# The canonical encodings this release reads, by the version a ledger's meta names
+# (``canonical``; a ledger without it is version 1). New ledgers get CANONICAL_VERSION.
+# A new version is added here, never changed: every existing ledger verifies by its own.
+CANONICAL: dict[str, Canonical] = {"1": canonical_v1}
+CANONICAL_VERSION = "1"
+
+
+def canonical_of(meta: Mapping[str, str], where: object = "the ledger") -> Canonical:
+    """The canonical encoding a ledger's meta names; refused (78) when this release lacks it."""
+    version = meta.get("canonical", "1")
+    found = CANONICAL.get(version)
+    if found is None:
+        raise LedgerMismatch(
+            f"{where} was written by a newer release (canonical encoding {version!r}; this "
+            f"release knows {', '.join(sorted(CANONICAL))}): use that release or a later one"
+        )
+    return found
 
 
 def now_iso() -> str:

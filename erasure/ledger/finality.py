@@ -24,7 +24,7 @@ from typing import Any
 
 from erasure.errors import StateDisagrees
 from erasure.keys import Keyer, Role
-from erasure.ledger.events import COLUMNS, EVENT_FIELDS, canonical
+from erasure.ledger.events import COLUMNS, EVENT_FIELDS, Canonical, canonical_of
 from erasure.plainchain import plain_link
 
 __all__ = ["check_keys"]
@@ -71,11 +71,12 @@ def check_keys(
     chain = keyer.chain if keyer is not None and Role.CHAIN in keyer.roles else None
     wanted = sorted(set(keys))
     first = _first_live(db)
+    canonical = canonical_of(dict(db.execute("SELECT name, value FROM meta").fetchall()))
     checked = 0
     for start in range(0, len(wanted), _CHUNK):
         chunk = json.dumps(wanted[start : start + _CHUNK])
         for row in db.execute(_FINAL_ONLY if final_only else _CITED, (chunk,)):
-            _check(db, row, first, chain)
+            _check(db, row, first, chain, canonical)
             checked += 1
     return checked
 
@@ -85,7 +86,9 @@ def _first_live(db: sqlite3.Connection) -> int:
     return int(seq)
 
 
-def _check(db: sqlite3.Connection, row: Sequence[Any], first: int, chain: Any) -> None:
+def _check(
+    db: sqlite3.Connection, row: Sequence[Any], first: int, chain: Any, canonical: Canonical
+) -> None:
     pair, rid, key, what, seq, outcome = row[:6]
     event = row[6 : 6 + len(COLUMNS)]
     prev_link, plain, prev_plain = row[6 + len(COLUMNS) :]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from erasure.errors import LedgerWriteError
 from erasure.ledger import state
-from erasure.ledger.events import COLUMNS, canonical
+from erasure.ledger.events import COLUMNS, canonical_of
 from erasure.ledger.replay import Replay, with_scratch
 from erasure.plainchain import PLAIN_GENESIS, plain_link
 
@@ -37,6 +37,7 @@ def migrate(db: sqlite3.Connection, path: Path, *, progress: bool = False) -> No
     # events left (its base_ tables) and from the plain link the archive ends with.
     first = db.execute("SELECT min(seq) FROM events").fetchone()[0] or 1
     start_plain = PLAIN_GENESIS if first == 1 else _archived_plain_head(db, first)
+    canonical = canonical_of(dict(db.execute("SELECT name, value FROM meta").fetchall()), path)
 
     def fill(replay: Replay) -> None:
         plain = start_plain

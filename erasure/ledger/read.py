@@ -33,6 +33,7 @@ from erasure.ledger.counts import (
     request_reasons,
     totals,
 )
+from erasure.ledger.events import canonical_of
 from erasure.ledger.state import has_state
 from erasure.status_result import RunRecord
 
@@ -118,6 +119,11 @@ def open_events(path: Path) -> sqlite3.Connection:
         if why is not None:  # the machine failed, not the file: never "not a ledger"
             raise LedgerUnreadable(f"ledger {path} cannot be read now: {why}") from None
         raise LedgerMismatch(f"ledger {path} is not an erasure ledger: {exc}") from None
+    try:
+        canonical_of(read_meta(db), f"ledger {path}")  # a newer release's ledger: 78
+    except LedgerMismatch:
+        db.close()
+        raise
     return db
 
 

@@ -24,7 +24,6 @@ built once from the events, which are never rewritten.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -36,7 +35,18 @@ from erasure.errors import LedgerBusy, LedgerMismatch, LedgerWriteError
 from erasure.files import OWNER_ONLY, Perms, precreate
 from erasure.keys import NORMALISATION_VERSION, NORMALISATIONS, Keyer, Role
 from erasure.ledger import safety, state
-from erasure.ledger.events import COLUMNS, GENESIS, SCHEMA_VERSION, Event, Kind, canonical, now_iso
+from erasure.ledger.details import CreatedDetail, encode
+from erasure.ledger.events import (
+    CANONICAL_VERSION,
+    COLUMNS,
+    GENESIS,
+    SCHEMA_VERSION,
+    Canonical,
+    Event,
+    Kind,
+    canonical_of,
+    now_iso,
+)
 from erasure.ledger.migrate import migrate
 from erasure.ledger.sqlscript import statements
 from erasure.plainchain import PLAIN_GENESIS, plain_link
@@ -101,11 +111,13 @@ _INSERT_PLAIN = "INSERT INTO plain_links (seq, link) VALUES (?, ?)"
 
 
 def meta_values(keyer: Keyer) -> dict[str, str]:
+    """A new ledger's meta: what :func:`check_meta` compares, and its canonical encoding."""
     return {
         "schema": SCHEMA_VERSION,
         "normalisation": NORMALISATION_VERSION,
         "derivation": keyer.derivation,  # an older ledger keeps its own
         "key_fingerprint": keyer.fingerprint,
+        "canonical": CANONICAL_VERSION,  # absent in older ledgers: version 1
     }
 
 
@@ -131,7 +143,8 @@ def _reads(found: str | None, ours: str) -> bool:
 
 
 def check_meta(found: dict[str, str], keyer: Keyer, path: Path) -> None:
-    """Refuse a ledger written with another key or other derivation rules."""
+    """Refuse a ledger written with another key, other derivation rules, or a newer encoding."""
+    canonical_of(found, f"ledger {path}")
     expected = meta_values(keyer)
     if found.get("schema") != expected["schema"]:
         raise LedgerMismatch(
@@ -251,6 +264,7 @@ class Ledger:
             else:
                 found = dict(db.execute("SELECT name, value FROM meta").fetchall())
                 check_meta(found, self._keyer, self.path)
+                self._canonical = canonical_of(found)
                 # a ledger of an earlier release gains the index once (one scan)
                 db.execute(EXTENDED_INDEX)
         except sqlite3.Error as exc:
@@ -265,7 +279,8 @@ class Ledger:
         db.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
         state.create(db)
         db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-        event = Event(Kind.CREATED, 0, detail=json.dumps(meta, sort_keys=True))
+        self._canonical = canonical_of(meta)
+        event = Event(Kind.CREATED, 0, detail=encode(CreatedDetail(**meta)))
         self._insert(db, [event], 0, GENESIS, PLAIN_GENESIS)
         db.execute("COMMIT")
 
@@ -288,7 +303,7 @@ class Ledger:
     def _insert(
         self, db: sqlite3.Connection, events: Iterable[Event], seq: int, link: str, plain: str
     ) -> tuple[int, str, str]:
-        return insert(db, self._keyer, events, seq, link, plain)
+        return insert(db, self._keyer, events, seq, link, plain, canonical=self._canonical)
 
     def append(self, events: Sequence[Event]) -> None:
         """Chain and commit ``events`` in one transaction (durable on return).
@@ -345,11 +360,14 @@ def insert(
     seq: int,
     link: str,
     plain: str,
+    *,
+    canonical: Canonical,
 ) -> tuple[int, str, str]:
     """Chain ``events`` after (seq, link, plain) and insert them; the new head.
 
     Inside the caller's transaction. The events go first: their triggers
-    fold them into the derived state; then their plain links.
+    fold them into the derived state; then their plain links. ``canonical``
+    is the ledger's encoding (erasure.ledger.events.canonical_of its meta).
     """
     rows = []
     links = []

@@ -38,9 +38,9 @@ import orjson
 
 from erasure.errors import LedgerMismatch
 from erasure.keys import Keyer
+from erasure.ledger import details, state
 from erasure.ledger import replay as replay_mod
-from erasure.ledger import state
-from erasure.ledger.events import COLUMNS, DETAIL, GENESIS, Kind, canonical
+from erasure.ledger.events import COLUMNS, DETAIL, GENESIS, Canonical, Kind, canonical_of
 from erasure.ledger.lockprobe import running
 from erasure.ledger.read import open_events, read_meta
 from erasure.ledger.store import check_meta
@@ -108,6 +108,7 @@ class _Walk:
     """One pass over consecutive events: both chains and the structure, streamed."""
 
     keyer: Keyer
+    canonical: Canonical  # the ledger's encoding of what a link covers (its meta's)
     seq: int  # the event before the first one walked
     link: str
     plain: str | None  # None: the ledger keeps no plain chain (not migrated)
@@ -148,7 +149,7 @@ class _Walk:
                         )
                     computed = chain(link, data)
                     if computed != stored:
-                        data = _canonical_of(db, seq)
+                        data = _canonical_of(db, seq, self.canonical)
                         computed = chain(link, data)
                         if computed != stored:
                             kind, run = db.execute(
@@ -190,7 +191,7 @@ def _check_created(data: bytes, meta: dict[str, str], link: str) -> None:
         raise _Broken("the meta table does not match event 1 (created)", 0, 0, link)
 
 
-def _canonical_of(db: sqlite3.Connection, seq: int) -> bytes:
+def _canonical_of(db: sqlite3.Connection, seq: int, canonical: Canonical) -> bytes:
     """Event ``seq``'s canonical bytes as the writer made them (erasure.ledger.events)."""
     row = db.execute(
         f"SELECT {', '.join(COLUMNS[:-1])} FROM events WHERE seq = ?", (seq,)
@@ -239,7 +240,8 @@ def verify(
             )
         first = db.execute("SELECT min(seq) FROM events").fetchone()[0] or 1
         records = archive_records(db)
-        walk = _Walk(keyer, 0, GENESIS, PLAIN_GENESIS if kept else None, meta=meta)
+        canonical = canonical_of(meta, f"ledger {path}")
+        walk = _Walk(keyer, canonical, 0, GENESIS, PLAIN_GENESIS if kept else None, meta=meta)
         try:
             if first > 1:
                 walk = _start_after_archive(db, path, keyer, walk, first, records, archives, notes)
@@ -294,6 +296,7 @@ def _start_after_archive(
         )
     return _Walk(
         keyer,
+        walk.canonical,
         first - 1,
         arch["head_link"],
         arch["plain_head"] if walk.plain is not None else None,
@@ -327,12 +330,16 @@ def _check_archive(
         arch = record["archive"]
         walk = _Walk(
             keyer,
+            canonical_of(read_meta(db), f"the archive {archive_path}"),
             low - 1,
             arch["prev_link"],
             arch["prev_plain"],
             meta=meta if low == 1 else None,
         )
         walk.run(db, low - 1)
+        problem = details.first_misfit(db, low - 1)
+        if problem is not None:
+            raise _Broken(f"the archive {archive_path}: {problem}", walk.checked, high, walk.link)
         if (walk.link, walk.plain) != (arch["head_link"], arch["plain_head"]):
             raise _Broken(
                 f"the archive {archive_path} does not end at the head its record cites "
@@ -373,12 +380,12 @@ def _from(
             seq,
             link,
         )
-    walk = _Walk(walk.keyer, seq, link, stored[1] if kept else None)
+    walk = _Walk(walk.keyer, walk.canonical, seq, link, stored[1] if kept else None)
     walk.run(db, seq)
+    problem = details.first_misfit(db, seq)
     notes.append(f"checked the events after {seq} only; the derived state is checked in full")
-    return ChainCheck(
-        True, walk.checked, walk.seq, walk.link, plain_link=walk.plain, notes=tuple(notes)
-    )
+    ok = problem is None
+    return ChainCheck(ok, walk.checked, walk.seq, walk.link, problem, walk.plain, tuple(notes))
 
 
 def _full(
@@ -393,9 +400,9 @@ def _full(
     """The whole chain, then (a migrated ledger) the derived state, each timed."""
     started = time.perf_counter()
     walk.run(db, walk.seq)
+    problem = details.first_misfit(db, first - 1)  # each event's detail by its kind
     timings = [Timing(Part.CHAIN, walk.checked, time.perf_counter() - started)]
-    problem = None
-    if replay_needed:
+    if replay_needed and problem is None:
         started = time.perf_counter()
         if first > 1:
             record = next(r for r in records if r["archive"]["head_seq"] == first - 1)

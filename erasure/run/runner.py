@@ -35,7 +35,6 @@ events, summary).
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import time
@@ -50,7 +49,7 @@ from erasure.client import make_client, send
 from erasure.echoes import Echoes
 from erasure.errors import ErasureError, InternalError, LedgerWriteError
 from erasure.job import Job
-from erasure.ledger import Event, Kind, Outcome
+from erasure.ledger import Event, Kind, Outcome, details
 from erasure.ratelimit import RateLimiter, signal_of
 from erasure.run import events as events_mod
 from erasure.run.hopper import Hopper, WorkItem
@@ -218,23 +217,21 @@ class Runner:
 
     def _start_detail(self) -> str:
         # a run's own detail keeps its shape; another command's run says which it is
-        command = {} if self.options.command == "run" else {"command": self.options.command}
-        return json.dumps(
-            {
-                **command,
-                "settings": self.job.settings(),
-                "input": self.input_info,
-                "plan": {
-                    "pairs": self.summary.planned_pairs,
-                    "keys": self.summary.planned_keys,
-                    "already_done": self.summary.already_done,
-                    "in_doubt": self.plan.in_doubt,
+        return details.encode(
+            details.RunStartedDetail(
+                command=None if self.options.command == "run" else self.options.command,
+                settings=self.job.settings(),
+                input=None if self.input_info is None else details.RunInput.of(self.input_info),
+                plan=details.PlanCounts(
+                    pairs=self.summary.planned_pairs,
+                    keys=self.summary.planned_keys,
+                    already_done=self.summary.already_done,
+                    in_doubt=self.plan.in_doubt,
                     # a person's decisions keep these back (named only when there are any)
-                    **({"held": self.plan.held} if self.plan.held else {}),
-                    **({"cancelled": self.plan.cancelled} if self.plan.cancelled else {}),
-                },
-            },
-            sort_keys=True,
+                    held=self.plan.held,
+                    cancelled=self.plan.cancelled,
+                ),
+            )
         )
 
     async def _watch_signals(self) -> None:
@@ -310,7 +307,7 @@ class Runner:
         self.summary.held_back += len(item.request_ids)
         self.log.info("erasure.delete.held_back", key=item.key, decision=why.value)
         # run 0: a person's decision, not this run's answer (the key's doubt stays)
-        detail = json.dumps({"decision": why.value, "run": self.summary.run}, sort_keys=True)
+        detail = details.encode(details.DecisionOutcome(why.value, self.summary.run))
         self.writer.put(
             [
                 Event(Kind.OUTCOME, 0, key=item.key, request_id=rid,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import enum
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from erasure.errors import ErasureError, ExitCode, worst
-from erasure.ledger import Event, Kind, Outcome
+from erasure.ledger import Event, Kind, Outcome, details
 
 
 class StopReason(enum.StrEnum):
@@ -130,5 +129,7 @@ class Summary:
 
 def finish_event(run: int, summary: Summary, exit_code: ExitCode) -> Event:
     """The run's last event: its exit code and counts."""
-    detail = summary.as_dict() | {"exit_code": int(exit_code)}
-    return Event(Kind.RUN_FINISHED, run, detail=json.dumps(detail, sort_keys=True))
+    detail = details.build(
+        details.RunFinishedDetail, summary.as_dict() | {"exit_code": int(exit_code)}
+    )
+    return Event(Kind.RUN_FINISHED, run, detail=details.encode(detail))

@@ -1,0 +1,177 @@
+"""Declared JSON: frozen dataclasses to and from plain JSON values, their types checked.
+
+The machinery under :mod:`erasure.ledger.details` (kept apart so that the
+declarations read on their own). A declared type is a frozen dataclass
+whose fields are ``str``, ``int`` (never a bool), ``float``, ``bool``, a
+``Literal``, ``X | None``, ``tuple[X, ...]`` (a JSON list), ``dict[str, X]``,
+``Any``, or another declared type. :func:`to_json` checks a value on its
+way out; :func:`from_json` checks parsed JSON on its way in, strict about
+undeclared keys only when asked (a writer's dict), never for a stored one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import field
+from typing import Any, Literal, get_args, get_origin
+
+__all__ = ["DetailError", "field_names", "from_json", "omitted", "to_json"]
+
+
+def omitted(default: Any = None) -> Any:
+    """A field left out of the JSON while it holds ``default`` (absent reads as it)."""
+    return field(default=default, metadata={"omit": True})
+
+
+class DetailError(ValueError):
+    """A detail that does not fit its kind: the words name the field and why."""
+
+
+def field_names(tp: Any) -> dict[str, Any]:
+    """A detail type's fields and their declared types (a test walks ``$.paths`` with it)."""
+    return {f.name: t for f, t, _ in _fields(tp)}
+
+
+_FIELDS: dict[type[Any], list[tuple[dataclasses.Field[Any], Any, bool]]] = {}
+
+
+def _fields(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Any, bool]]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = [(f, hints[f.name], bool(f.metadata.get("omit"))) for f in dataclasses.fields(cls)]
+        _FIELDS[cls] = found
+    return found
+
+
+def _at(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def to_json(tp: Any, value: Any, where: str = "") -> Any:
+    """``value`` (of declared type ``tp``) as plain JSON values, its type checked."""
+    if _is_record(tp):
+        if not isinstance(value, tp):
+            raise DetailError(f"{where or 'the detail'} must be a {tp.__name__}")
+        out = {}
+        for f, ftp, omit in _fields(tp):
+            v = getattr(value, f.name)
+            if omit and v == f.default:
+                continue
+            out[f.name] = to_json(ftp, v, _at(where, f.name))
+        return out
+    _check(tp, value, where)
+    origin = get_origin(tp)
+    if value is not None and origin is tuple:
+        (inner, _) = get_args(tp)
+        return [to_json(inner, v, where) for v in value]
+    if _is_union(tp):
+        inner = next(a for a in get_args(tp) if a is not type(None))
+        return None if value is None else to_json(inner, value, where)
+    return value
+
+
+def from_json(tp: Any, value: Any, where: str = "", *, strict: bool = False) -> Any:
+    """``value`` (parsed JSON) as declared type ``tp``; DetailError naming the field."""
+    if _is_record(tp):
+        if not isinstance(value, dict):
+            raise DetailError(f"{where or 'the detail'} must be an object")
+        if strict:
+            unknown = sorted(set(value) - {f.name for f in dataclasses.fields(tp)})
+            if unknown:
+                raise DetailError(f"{_at(where, unknown[0])} is not a field of {tp.__name__}")
+        made = {}
+        for f, ftp, _ in _fields(tp):
+            name = f.name
+            if name not in value:
+                if f.default is dataclasses.MISSING:
+                    raise DetailError(f"{_at(where, name)} is missing")
+                continue
+            made[name] = from_json(ftp, value[name], _at(where, name), strict=strict)
+        return tp(**made)
+    if _is_union(tp):
+        if value is None and type(None) in get_args(tp):
+            return None
+        inner = next(a for a in get_args(tp) if a is not type(None))
+        return from_json(inner, value, where, strict=strict)
+    if get_origin(tp) is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise DetailError(f"{where} must be a list")
+        (inner, _) = get_args(tp)
+        return tuple(
+            from_json(inner, v, f"{where}[{i}]", strict=strict) for i, v in enumerate(value)
+        )
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    _check(tp, value, where)
+    return value
+
+
+_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _check(tp: Any, value: Any, where: str) -> None:
+    """Whether ``value`` is of the plain type ``tp`` (no dataclass): DetailError if not."""
+    if tp is Any:
+        return
+    if _is_union(tp):
+        if value is None and type(None) in get_args(tp):
+            return
+        for option in get_args(tp):
+            if option is type(None):
+                continue
+            try:
+                _check(option, value, where)
+            except DetailError:
+                continue
+            if _is_record(option):
+                _check_dataclass(option, value, where)
+            return
+        raise DetailError(f"{where} must be {_describe(tp)}")
+    origin = get_origin(tp)
+    if origin is Literal:
+        if isinstance(value, bool) or value not in get_args(tp):
+            raise DetailError(f"{where} must be one of {', '.join(map(str, get_args(tp)))}")
+        return
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise DetailError(f"{where} must be an object")
+        (_, inner) = get_args(tp)
+        for k, v in value.items():
+            _check(inner, v, f"{where}.{k}")
+        return
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise DetailError(f"{where} must be a list")
+        return  # the items are checked by the caller, one by one
+    if _is_record(tp):
+        _check_dataclass(tp, value, where)
+        return
+    if tp is not bool and isinstance(value, bool):
+        raise DetailError(f"{where} must be {_describe(tp)}")
+    if tp is float and isinstance(value, int):
+        return
+    if not isinstance(value, tp):
+        raise DetailError(f"{where} must be {_describe(tp)}")
+
+
+def _check_dataclass(tp: Any, value: Any, where: str) -> None:
+    if not isinstance(value, tp):
+        raise DetailError(f"{where} must be a {tp.__name__}")
+
+
+def _describe(tp: Any) -> str:
+    if _is_union(tp):
+        return " or ".join(_describe(a) for a in get_args(tp) if a is not type(None))
+    return _WORDS.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _is_record(tp: Any) -> bool:
+    """Whether ``tp`` is a declared detail type (a dataclass), not a plain one."""
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) in (typing.Union, types.UnionType)
