@@ -139,7 +139,7 @@ def test_every_json_path_in_the_sql_names_a_declared_field_of_a_kind_it_reads(
                 wrong.append(f"{where}: {path} is no field of the detail of {names}")
             checked += 1
     assert not wrong, "\n".join(wrong)
-    assert checked >= 45  # the scan finds the SQL (a regex that found nothing would pass)
+    assert checked >= 30  # the scan finds the SQL (a regex that found nothing would pass)
 
 
 def test_a_renamed_field_is_caught_by_the_scan(write_job: Callable[..., Path]) -> None:
