@@ -226,47 +226,40 @@ class ReappearedDetail:
 
 
 @dataclass(frozen=True, slots=True)
-class HoldDetail:
+class DecisionDetail:
+    """What every decision records (erasure.decisions): never an identifier."""
+
+    id: str  # the decision's own id (the decisions queue knows it by it)
+    reason: str  # scrubbed: no identifier in it
+    who: str  # the OS user and host, or ``erasure`` for a hold's end
+    at: str  # when it was made, ISO 8601 UTC
+
+
+@dataclass(frozen=True, slots=True)
+class HoldDetail(DecisionDetail):
     """A legal hold (erasure hold)."""
 
-    id: str
-    reason: str
-    who: str
-    at: str
     selector: str | None = omitted()  # "request", or the identifier's matching
     until: str | None = omitted()
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseDetail:
+class ReleaseDetail(DecisionDetail):
     """The end of the holds of a selector (erasure release, or a hold's end passed)."""
 
-    id: str
-    reason: str
-    who: str
-    at: str
     expired: bool = omitted(False)  # ended by its ``until``, not by a person
 
 
 @dataclass(frozen=True, slots=True)
-class CancelDetail:
+class CancelDetail(DecisionDetail):
     """A request withdrawn (erasure cancel)."""
 
-    id: str
-    reason: str
-    who: str
-    at: str
     before_received: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class ReopenDetail:
+class ReopenDetail(DecisionDetail):
     """A cancellation undone (erasure reopen)."""
-
-    id: str
-    reason: str
-    who: str
-    at: str
 
 
 @dataclass(frozen=True, slots=True)
