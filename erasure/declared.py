@@ -7,8 +7,8 @@ JSON, NotAReceipt 65) and the sandbox's switches (:mod:`erasure.sandbox.settings
 command-line text or JSON, SettingError: 64 or HTTP 400). Each wraps
 :func:`declare` (``key``, ``member``, ``switch``) and words its own errors;
 here is what they share: the fields with their resolved types (one added
-without a declaration is :class:`Undeclared` at the first read), optional
-types, and the rule that a bool is never a number.
+without a declaration is :class:`Undeclared` at the first read) and optional
+types.
 """
 
 from __future__ import annotations
@@ -62,12 +62,3 @@ def unoptional(tp: Any) -> Any:
     if is_union(tp) and len(args) == 1:
         return args[0]
     return tp
-
-
-def is_optional(tp: Any) -> bool:
-    return is_union(tp) and type(None) in get_args(tp)
-
-
-def is_integer(value: Any) -> bool:
-    """An int that is not a bool (bool is an int in Python, never in a file)."""
-    return isinstance(value, int) and not isinstance(value, bool)

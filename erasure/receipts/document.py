@@ -166,16 +166,11 @@ def member(
     return declare(default, name=name, omitted=omitted, choices=choices, check=check)
 
 
-def member_name(f: dataclasses.Field[Any]) -> str:
-    """The JSON name of a declared member."""
-    return str(f.metadata.get("name") or f.name)
-
-
 def encode(value: Any) -> Any:
     """A declared dataclass (and what it holds) as JSON values, by its declaration."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            member_name(f): encode(getattr(value, f.name))
+            f.metadata["name"] or f.name: encode(getattr(value, f.name))
             for f, _ in fields_of(type(value))
             if not (f.metadata["omitted"] and getattr(value, f.name) is None)
         }

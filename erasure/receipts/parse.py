@@ -19,13 +19,12 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, get_args, get_origin
 
 from erasure import jsonbounds
-from erasure.declared import fields_of, is_integer, is_optional, unoptional
+from erasure.declared import fields_of, unoptional
 from erasure.receipts.document import (
     NotAReceipt,
     Receipt,
     Signature,
     SignedReceipt,
-    member_name,
 )
 from erasure.receipts.signing import ALGORITHM, SIGNATURE_BYTES
 
@@ -122,14 +121,14 @@ def _object(cls: Any, data: Mapping[str, Any], where: str, *, top: bool = False)
     rest = dict(data)
     values: dict[str, Any] = {}
     for f, tp in fields_of(cls):
-        name = member_name(f)
+        name = f.metadata["name"] or f.name
         at = f"{where}.{name}"
         if name not in rest and f.metadata["omitted"]:
             continue  # written only when it has a value
         if name not in rest:
             raise _misfit(f"{at} is missing")
         value = rest.pop(name)
-        if value is None and is_optional(tp) and not f.metadata["omitted"]:
+        if value is None and type(None) in get_args(tp) and not f.metadata["omitted"]:
             values[f.name] = None
             continue
         value = _value(unoptional(tp), value, at, inner + name)
@@ -171,7 +170,7 @@ _T = TypeVar("_T")
 
 def _as(value: Any, kind: type[_T], where: str) -> _T:
     # bool is an int in Python, never in a receipt
-    if not isinstance(value, kind) or (kind is int and not is_integer(value)):
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _misfit(f"{where} is not {_KIND_WORDS.get(kind, kind.__name__)}")
     return value
 

@@ -319,7 +319,6 @@ class Settings:
 
 # name: its declaration (read, metavar, help, most), in the order of the fields
 SWITCHES: dict[str, Mapping[str, Any]] = {f.name: f.metadata for f, _ in fields_of(Settings)}
-NAMES = frozenset(SWITCHES)
 _HITS: dict[Hits, list[tuple[str, Any]]] = {
     h: [] for h in ("accept", "before", "after", "connection")
 }
@@ -345,7 +344,7 @@ def update(settings: Settings, changes: Mapping[str, object]) -> Settings:
 
     Raises :class:`SettingError` naming the first unknown key or bad value.
     """
-    unknown = sorted(set(changes) - NAMES)
+    unknown = sorted(set(changes) - SWITCHES.keys())
     if unknown:
         raise SettingError(unknown[0], "no such setting")
     latency = changes.get("latency_ms")
