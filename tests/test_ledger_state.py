@@ -409,6 +409,30 @@ def test_an_older_ledger_is_refused_by_readers_until_migrated(
     assert cli.main(["verify", str(job)]) == 0
 
 
+def test_a_decision_on_an_older_ledger_migrates_it_as_every_writer_does(
+    write_job: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hold reads the ledger to resolve its selector, then writes: it migrates first (as
+    run does on opening), never refuses, and its hold then stands."""
+    from erasure import cli
+    from erasure import job as job_mod
+    from erasure.keys import Role
+
+    job = write_job()
+    path = tmp_path / "ledger.sqlite"
+    with L.Ledger(path, job_mod.load(job).keyer(Role.CHAIN)) as led:
+        for batch in _history(random.Random(13)):
+            led.append(batch)
+    _strip_state(path)
+    assert cli.main(["hold", str(job), "--request-id", "T1", "--reason", "litigation"]) == 0
+    with closing(L.open_readonly(path)) as db:  # migrated: read-only commands answer
+        held = db.execute("SELECT count(*) FROM decision_state WHERE kind = 'hold'").fetchone()
+    assert held == (1,)
+    capsys.readouterr()
+    assert cli.main(["holds", str(job)]) == 0
+    assert "T1" in capsys.readouterr().out
+
+
 def test_a_ledger_with_older_derived_state_is_rebuilt_by_the_writer(tmp_path: Path) -> None:
     """State of another version is dropped and replayed (events untouched); reads agree."""
     path = tmp_path / "l.sqlite"
