@@ -64,6 +64,10 @@ def test_read_only_commands_refuse_it_unmigrated_then_answer_once_migrated(
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "`erasure migrate JOB`" in err[0], err
     assert ledger.read_bytes() == sealed and not report.exists()
+    # verify reads the events themselves: the chains hold unmigrated, from the archive's head
+    assert cli.main(["verify", str(job)]) == 0
+    assert cli.main(["verify", str(job), "--archive", str(ledger_dir / "archive.sqlite")]) == 0
+    assert ledger.read_bytes() == sealed
     assert cli.main(["migrate", str(job)]) == 0
     assert _status(job, capsys)["total"] == sum(V1_PAIRS.values())
     assert cli.main(["report", str(job), "--out", str(report)]) == 0

@@ -200,12 +200,15 @@ def _canonical_of(db: sqlite3.Connection, seq: int, canonical: Canonical) -> byt
 
 
 def archive_records(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every ``archived`` record the ledger holds (its own and earlier ones), oldest first."""
-    if not state.has_state(db):
-        return []
+    """Every ``archived`` record the ledger holds (its own and earlier ones), oldest first.
+
+    A ledger not migrated keeps no ``archives`` table: its own records are its
+    ``archived`` events (verify's replay may read the events themselves).
+    """
+    table = "archives" if state.has_state(db) else "events WHERE kind = 'archived'"
     return [
         {**json.loads(detail), "seq": seq}
-        for seq, detail in db.execute("SELECT seq, detail FROM archives ORDER BY seq")
+        for seq, detail in db.execute(f"SELECT seq, detail FROM {table} ORDER BY seq")
     ]
 
 
