@@ -35,6 +35,10 @@ def field_names(tp: Any) -> dict[str, Any]:
 
 
 _FIELDS: dict[type[Any], list[tuple[dataclasses.Field[Any], Any, bool]]] = {}
+# per declared type, per field: (name, omitted, default, the exact plain types a value may
+# have to be taken as it is, the declared type); what is not plain takes the long way
+_PLANS: dict[type[Any], list[tuple[str, bool, Any, tuple[type, ...], Any]]] = {}
+_PLAIN = {str: (str,), int: (int,), float: (float, int), bool: (bool,)}
 
 
 def _fields(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Any, bool]]:
@@ -46,21 +50,39 @@ def _fields(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Any, bool]]:
     return found
 
 
+def _plan(cls: type[Any]) -> list[tuple[str, bool, Any, tuple[type, ...], Any]]:
+    """The fields' plan: exact types (``type(v) in ...``: a bool is never an int) first."""
+    found = _PLANS.get(cls)
+    if found is None:
+        found = []
+        for f, tp, omit in _fields(cls):
+            args = get_args(tp) if _is_union(tp) else (tp,)
+            plain: tuple[type, ...] = ()
+            if all(a is type(None) or a in _PLAIN for a in args):
+                plain = tuple(t for a in args for t in _PLAIN.get(a, (type(None),)))
+            found.append((f.name, omit, f.default, plain, tp))
+        _PLANS[cls] = found
+    return found
+
+
 def _at(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
 def to_json(tp: Any, value: Any, where: str = "") -> Any:
     """``value`` (of declared type ``tp``) as plain JSON values, its type checked."""
-    if _is_record(tp):
+    plan = _PLANS.get(tp) if isinstance(tp, type) else None  # a declared type seen before
+    if plan is None and _is_record(tp):
+        plan = _plan(tp)
+    if plan is not None:
         if not isinstance(value, tp):
             raise DetailError(f"{where or 'the detail'} must be a {tp.__name__}")
         out = {}
-        for f, ftp, omit in _fields(tp):
-            v = getattr(value, f.name)
-            if omit and v == f.default:
+        for name, omit, default, plain, ftp in plan:
+            v = getattr(value, name)
+            if omit and v == default:
                 continue
-            out[f.name] = to_json(ftp, v, _at(where, f.name))
+            out[name] = v if type(v) in plain else to_json(ftp, v, _at(where, name))
         return out
     _check(tp, value, where)
     origin = get_origin(tp)
