@@ -432,3 +432,18 @@ def test_a_ledger_of_an_unknown_canonical_encoding_is_refused_by_run_status_and_
         err = capsys.readouterr().err
         assert "written by a newer release" in err and "canonical encoding '2'" in err
         assert len(err.strip().splitlines()) == 1, err
+
+
+def test_details_of_earlier_writers_decode_with_their_defaults() -> None:
+    """An approval of the first weeks named no run; 0.1.0's run end had no suppression counts."""
+    approval = {
+        "command": "run", "plan_sha256": "s", "made_at": "m", "expires_at": "e",
+        "planner": ["p"], "approvers": ["a"], "pairs": 3,
+    }  # fmt: skip
+    decoded = D.decode("approval", json.dumps(approval))
+    assert isinstance(decoded, D.ApprovalDetail) and decoded.run is None
+    with closing(sqlite3.connect(V1 / "ledger.sqlite")) as db:
+        (text,) = db.execute("SELECT detail FROM events WHERE kind = 'run_finished'").fetchone()
+    finished = D.decode("run_finished", text)
+    assert isinstance(finished, D.RunFinishedDetail)
+    assert (finished.suppressed, finished.held_back, finished.open_elsewhere) == (0, 0, 0)

@@ -296,7 +296,7 @@ class ApprovalDetail:
     planner: tuple[str, ...]
     approvers: tuple[str, ...]
     pairs: int
-    run: int
+    run: int | None = None  # the run it approves; approvals of the first weeks named none
 
 
 # ---------------------------------------------------------------- after the run
