@@ -1,7 +1,9 @@
 """What the ledger records: event kinds, outcomes, the event tuple and its canonical bytes.
 
 Pure: no I/O. Both chains (the keyed HMAC chain and the plain SHA-256
-chain) cover :func:`canonical`'s bytes of each event.
+chain) cover each event's canonical bytes, in the encoding the ledger's
+meta names (:data:`CANONICAL`, chosen by :func:`canonical_of`). What an
+event's ``detail`` holds is declared in :mod:`erasure.ledger.details`.
 """
 
 from __future__ import annotations

@@ -70,13 +70,13 @@ class _Broken(Exception):
 _BATCH = 10_000  # rows per fetchmany: few round trips, a few MiB at most
 _REPLAY_BATCH = 50_000  # events per INSERT ... SELECT into the scratch copy
 _REPLAY_CACHE_KIB = 256 * 1024  # the scratch's page cache (KiB): the derived state's hot pages
-# The canonical bytes made by SQLite: json_array's compact JSON is byte for
-# byte orjson's for the events' integers, NULLs and text (tests/test_verify.py
+# Version 1's canonical bytes made by SQLite: json_array's compact JSON is byte
+# for byte orjson's for the events' integers, NULLs and text (tests/test_verify.py
 # holds the two together), so a row reaches Python as one bytes object (its
 # UTF-8, cast to a BLOB) instead of twenty objects. A row whose SQL bytes do
-# not give the stored link is made again by erasure.ledger.events.canonical
-# before it is called broken, so a difference between the two encoders
-# could cost time, never a false alarm.
+# not give the stored link is made again by the ledger's own encoding
+# (erasure.ledger.events.canonical_of its meta) before it is called broken, so
+# a difference between the two could cost time, never a false alarm.
 _CANONICAL_SQL = f"CAST(json_array({', '.join('e.' + c for c in COLUMNS[:-1])}) AS BLOB)"
 
 
