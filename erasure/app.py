@@ -336,7 +336,7 @@ def lookup(
     resource_id: int | None = None,
 ) -> LookupResult:
     """Was this identifier erased? ``raw`` never leaves this function but as its keys."""
-    from erasure import decisions
+    from erasure import decision_words
     from erasure import status as status_mod
     from erasure.lookup import answer, keys_for
 
@@ -344,7 +344,7 @@ def lookup(
     keys = keys_for(job, keyer, matching, raw, db_id=db_id, resource_id=resource_id)
     with _readonly(job) as db:
         rows = answer(db, keys, keyer)
-        why = decisions.reasons(db, job.ledger.path, rows.select("request_id", "key").rows())
+        why = decision_words.reasons(db, job.ledger.path, rows.select("request_id", "key").rows())
     found = tuple(
         Found(
             request_id=row["request_id"],

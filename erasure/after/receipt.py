@@ -142,8 +142,8 @@ def build(
 
 
 def with_decisions(db: sqlite3.Connection, found: RequestEvents, request_id: str) -> RequestEvents:
-    """The held and cancelled claims with the decision in words (erasure.decisions)."""
-    from erasure.decisions import reasons
+    """The held and cancelled claims with the decision in words (erasure.decision_words)."""
+    from erasure.decision_words import reasons
 
     decided = [c for c in found.claims if c.outcome in (Outcome.HELD, Outcome.CANCELLED)]
     if not decided:

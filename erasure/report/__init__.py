@@ -42,7 +42,7 @@ import xlsxwriter.exceptions
 from erasure import pair_rows
 from erasure import status as status_mod
 from erasure.after.suppressions import with_suppressed
-from erasure.decisions import with_decision
+from erasure.decision_words import with_decision
 from erasure.errors import OutputError, UnknownRequest, UsageError
 from erasure.files import atomic_write
 from erasure.job import Job
