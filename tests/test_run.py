@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from erasure import cli
+from erasure.ratelimit import RateLimiter
 from erasure.run import Options
 from tests import e2e
 from tests.sandbox_fixture import Sandbox
@@ -215,15 +217,38 @@ def test_rate_ceiling_is_never_exceeded(
     sandbox_factory: Callable[..., Sandbox],
     write_job: Callable[..., Path],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """No one-second window at the server holds more than rate_per_s (+2 %) requests."""
+    """No one-second window of the limiter's grants holds more than rate_per_s, and every
+    request the server saw went through a grant.
+
+    The ceiling is exact where the code enforces it, at the grant. The server's
+    arrival times are not held to it: the sandbox shares this process (and its
+    GIL), so on a loaded machine a request granted on time can reach it late,
+    bunched with the next (it once saw 54 in a second). They are held to a bound
+    that a run without pacing would break.
+    """
+    grants: list[float] = []
+    acquire = RateLimiter.acquire
+
+    async def recorded(self: RateLimiter) -> float:
+        granted = await acquire(self)
+        grants.append(granted)
+        return granted
+
+    monkeypatch.setattr(RateLimiter, "acquire", recorded)
     sandbox = sandbox_factory(generate_count=200, record_times=True)
     e2e.emails_csv(tmp_path / "in.csv", range(150))
     assert 0 == e2e.run(e2e.job(write_job, sandbox.url, run={"rate_per_s": 50, "concurrency": 16}))
     times = sorted(sandbox.stats()["request_times"])
-    assert 151 == len(times)
-    worst = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
-    assert worst <= 50 * 1.02 + 1  # +1: arrival jitter on loopback at the window's edge
+    assert 151 == len(times) == len(grants)  # the preflight and 150 deletes, each granted
+    assert _busiest_second(sorted(grants)) <= 50
+    assert _busiest_second(times) <= 50 * 1.5
+
+
+def _busiest_second(times: list[float]) -> int:
+    """The most of ``times`` (sorted) in any half-open window [t, t + 1 s)."""
+    return max(bisect.bisect_left(times, start + 1.0) - i for i, start in enumerate(times))
 
 
 def test_dry_run_sends_nothing(
