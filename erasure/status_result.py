@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from erasure.accounting import LedgerAccount
+from erasure.ledger.details import OpenElsewhere  # what a stopped run records, reported as is
 
 __all__ = [
     "ChainHead",
@@ -85,17 +86,6 @@ class SweepDeletes:
     erased: int
     not_found: int
     open: int
-
-
-@dataclass(frozen=True, slots=True)
-class OpenElsewhere:
-    """An earlier input file with open pairs that is gone or changed."""
-
-    file: str  # its name
-    path: str  # where its last run read it
-    sha256: str
-    open: int  # its pairs with no final outcome
-    state: str  # gone | changed (erasure.ledger.inputs.FileState)
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,13 +100,13 @@ class CarriedInput:
 
 @dataclass(frozen=True, slots=True)
 class OpenElsewhere:
-    """An earlier input file with open pairs, gone or changed (erasure.carry.Elsewhere)."""
+    """An earlier input, open pairs, gone or changed: carry.Elsewhere; status' open_elsewhere."""
 
-    file: str
-    path: str
+    file: str  # its name
+    path: str  # where its last run read it
     sha256: str
-    open: int
-    state: str
+    open: int  # its pairs with no final outcome
+    state: str  # gone | changed (erasure.ledger.inputs.FileState)
 
 
 @dataclass(frozen=True, slots=True)
