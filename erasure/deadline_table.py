@@ -24,6 +24,7 @@ import polars as pl
 from erasure import deadlines, partition
 from erasure.deadlines import Extension, Rule
 from erasure.ledger import read as ledger_read
+from erasure.ledger.details import ExtendedDetail, loads
 
 EXTENDED = "extended"  # the event kind (erasure.ledger.events.Kind.EXTENDED)
 # the literal kind lets SQLite use the partial index events_extended (erasure.ledger.store)
@@ -70,9 +71,9 @@ def extensions_of(db: sqlite3.Connection) -> dict[str, list[Extension]]:
     """Every recorded extension, by request id, in the order recorded."""
     found: dict[str, list[Extension]] = {}
     for request_id, at, detail in db.execute(EXTENSIONS_SQL):
-        to = _json(detail).get("extended_to")
-        if request_id is None or not isinstance(to, str):
+        if request_id is None:
             continue
+        to = loads(ExtendedDetail, detail).extended_to
         found.setdefault(str(request_id), []).append(
             Extension(datetime.fromisoformat(at), date.fromisoformat(to))
         )

@@ -10,7 +10,6 @@ decision holds stay in :mod:`erasure.decisions`.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from erasure.decisions import Standing, read, requests_naming, standing
+from erasure.ledger.details import ApprovalDetail, loads
 from erasure.ledger.events import Outcome
 
 if TYPE_CHECKING:
@@ -96,10 +96,10 @@ def approvals(db: sqlite3.Connection) -> dict[int, str]:
         "SELECT e.detail FROM decision_state d JOIN events e ON e.seq = d.seq "
         "WHERE d.kind = 'approval' ORDER BY d.seq"
     ):
-        d = json.loads(detail or "{}")
-        if isinstance(d.get("run"), int):
-            by = ", ".join(f"sha256:{str(a)[:16]}" for a in d.get("approvers") or [])
-            out[d["run"]] = f"approved by {by} (plan sha256:{str(d.get('plan_sha256'))[:16]})"
+        d = loads(ApprovalDetail, detail)
+        if d.run is not None:  # approvals of the first weeks named no run
+            by = ", ".join(f"sha256:{a[:16]}" for a in d.approvers)
+            out[d.run] = f"approved by {by} (plan sha256:{d.plan_sha256[:16]})"
     return out
 
 

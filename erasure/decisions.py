@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import enum
 import getpass
-import json
 import socket
 import sqlite3
 import uuid
@@ -39,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from erasure.ledger import details
+from erasure.ledger.details import CancelDetail, HoldDetail, loads
 from erasure.ledger.events import Event, Kind, Outcome
 
 
@@ -179,7 +179,6 @@ def standing(db: sqlite3.Connection, now: datetime, queued: Iterable[Event] = ()
         for seq, kind, rid, key, at, reason, by, until in db.execute(_STANDING_SQL)
     ]
     for e in queued:
-        d = json.loads(e.detail or "{}")
         if e.kind in _ENDS:
             ended = _ENDS[e.kind]
             found = [
@@ -188,12 +187,9 @@ def standing(db: sqlite3.Connection, now: datetime, queued: Iterable[Event] = ()
                 if not (s.kind is ended and s.request_id == e.request_id and s.key == e.key)
             ]
         elif e.kind in (Kind.HOLD, Kind.CANCEL):
-            found.append(
-                Standing(
-                    None, e.kind, e.request_id, e.key, d.get("at", ""), d.get("reason", ""),
-                    d.get("who", ""), d.get("until"),
-                )
-            )  # fmt: skip
+            d = loads(HoldDetail if e.kind is Kind.HOLD else CancelDetail, e.detail)
+            until = d.until if isinstance(d, HoldDetail) else None
+            found.append(Standing(None, e.kind, e.request_id, e.key, d.at, d.reason, d.who, until))
     at = iso(now)
     holds = tuple(s for s in found if s.kind is Kind.HOLD and (s.until is None or s.until > at))
     cancels = tuple(s for s in found if s.kind is Kind.CANCEL)

@@ -33,3 +33,13 @@ def finished(exit_code: int = 0, run: int = 1) -> str:
 
 STARTED = started()
 FINISHED = finished()
+
+
+def extended(to: str) -> str:
+    """An ``extended`` detail moving the deadline to the day ``to`` (ISO date), as extend writes."""
+    return D.encode(
+        D.ExtendedDetail(
+            original_due=to, previous_due=to, extended_to=to, by="1 month", rule="30 days",
+            timezone="UTC", informed_at="2026-01-01", reason="test", who="test@host",
+        )
+    )  # fmt: skip

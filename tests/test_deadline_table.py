@@ -19,6 +19,7 @@ import pytest
 
 from erasure import deadline_table, status
 from erasure import ledger as L
+from tests.ledger_details import extended
 from tests.test_report import KEYER, _ev, _outcome, _planned
 
 NOW = datetime.now(UTC)
@@ -49,9 +50,7 @@ def _build(path: Path, settings: dict[str, str]) -> None:
             events.append(_outcome(1, rid, key, "failed"))
         if i % 7 == 0:  # some extended (in time or too late: the ledger says when)
             to = (NOW + timedelta(days=3)).date().isoformat()
-            events.append(
-                _ev(L.Kind.EXTENDED, 0, request_id=rid, detail=json.dumps({"extended_to": to}))
-            )
+            events.append(_ev(L.Kind.EXTENDED, 0, request_id=rid, detail=extended(to)))
     with L.Ledger(path, KEYER) as led:
         led.append(events)
 

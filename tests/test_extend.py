@@ -17,7 +17,7 @@ import pytest
 
 from erasure import cli, deadline_table, status
 from erasure import ledger as L
-from tests.ledger_details import started
+from tests.ledger_details import extended, started
 from tests.test_report import KEYER, A, B, _ev, _outcome, _planned
 
 NOW = datetime.now(UTC)
@@ -183,7 +183,7 @@ def test_a_preset_without_extension_refuses_one(
 
 def test_an_extension_recorded_late_never_clears_a_lateness(tmp_path: Path) -> None:
     """Written past the command (a hand-made event): the deadline in force when it passed holds."""
-    late = json.dumps({"extended_to": (NOW + timedelta(days=30)).date().isoformat()})
+    late = extended((NOW + timedelta(days=30)).date().isoformat())
     _ledger(
         tmp_path / "l.sqlite",
         {"deadline": "10 days", "extension_max": "2 months", "timezone": "UTC"},

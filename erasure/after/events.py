@@ -10,12 +10,12 @@ same canonical bytes the keyed chain covers, in seq order.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 from erasure import ledger as ledger_mod
+from erasure.ledger.details import InvalidDetail, loads
 from erasure.receipts import PLAIN_GENESIS, LedgerEvent, plain_link
 
 __all__ = ["COLUMNS", "fields_of", "ledger_events"]
@@ -64,17 +64,8 @@ def fields_of(row: tuple[Any, ...]) -> dict[str, Any]:
             if fields[name] is None:
                 del fields[name]
     elif kind == ledger_mod.Kind.INVALID:
-        detail = detail_of(fields["detail"])
-        fields["row"] = detail.get("row")
-        fields["column"] = detail.get("column") or ""
-        fields["reason"] = detail.get("reason")
+        invalid = loads(InvalidDetail, fields["detail"])
+        fields["row"] = invalid.row
+        fields["column"] = invalid.column or ""
+        fields["reason"] = invalid.reason
     return fields
-
-
-def detail_of(text: str | None) -> dict[str, Any]:
-    """An event's detail JSON as a dict (empty when absent or not an object)."""
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -22,7 +22,6 @@ and ``sleep``; the tests pass a fake pair, so the suite waits for nothing.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import sqlite3
@@ -41,7 +40,7 @@ from erasure.errors import SecretMissing
 from erasure.files import read_secret
 from erasure.job import Job
 from erasure.ledger import Event, Kind, finality
-from erasure.ledger.details import NoticeDetail, encode
+from erasure.ledger.details import NoticeDetail, encode, loads
 
 QUEUED: Final = "queued"
 DELIVERED: Final = "delivered"
@@ -160,12 +159,12 @@ def undelivered(db: sqlite3.Connection) -> list[Pending]:
         (QUEUED,),
     )
     for seq, rid, detail in rows:
-        d = json.loads(detail)
-        key = str(d["idempotency_key"])
+        d = loads(NoticeDetail, detail)
+        key = d.idempotency_key
         if key in delivered or key in seen:
             continue
         seen.add(key)
-        out.append(Pending(int(seq), str(rid), key, str(d["body"]).encode()))
+        out.append(Pending(int(seq), str(rid), key, (d.body or "").encode()))
     return out
 
 

@@ -35,6 +35,7 @@ from erasure.files import Perms, atomic_write, open_regular
 from erasure.job import Job
 from erasure.keys import Role
 from erasure.ledger import Kind, Outcome
+from erasure.ledger.details import ExtendedDetail, ResolvedDetail, loads
 from erasure.receipts import (
     ChainHeads,
     CheckResult,
@@ -54,7 +55,7 @@ from erasure.receipts import (
 )
 from erasure.receipts.document import RENDERER
 
-from .events import detail_of, ledger_events
+from .events import ledger_events
 
 __all__ = ["SUFFIXES", "build", "check_file", "claims_of", "signing_key", "write"]
 
@@ -187,7 +188,7 @@ def claims_of(
     for seq, _data, f, _link in events:
         kind = f["kind"]
         if kind == Kind.RESOLVED:
-            for cited in detail_of(f.get("detail")).get("resolves") or ():
+            for cited in loads(ResolvedDetail, f.get("detail")).resolves:
                 if cited in invalid:
                     invalid[cited] = replace(invalid[cited], resolved=True)
             continue
@@ -195,10 +196,9 @@ def claims_of(
             continue
         key = f.get("key")
         if kind == Kind.EXTENDED:
-            to = detail_of(f.get("detail")).get("extended_to")
-            if isinstance(to, str):
-                at = datetime.fromisoformat(f["at"])
-                extended.append(deadlines.Extension(at, date.fromisoformat(to)))
+            to = loads(ExtendedDetail, f.get("detail")).extended_to
+            at = datetime.fromisoformat(f["at"])
+            extended.append(deadlines.Extension(at, date.fromisoformat(to)))
         if kind in (Kind.PLANNED, Kind.INVALID):  # its rows' earliest usable date, any row
             received = _earliest(received, f.get("received_at"))
         if kind == Kind.PLANNED and isinstance(key, str):

@@ -24,7 +24,6 @@ is not recorded again, only counted.
 from __future__ import annotations
 
 import enum
-import json
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, field, replace
@@ -42,7 +41,7 @@ from erasure.intake import as_text, find_column, normalize
 from erasure.job import Job, Sweep
 from erasure.keys import Keyer, Role, message_prefix
 from erasure.ledger import Event, Kind, Ledger, finality, sweeps
-from erasure.ledger.details import ReappearedDetail, encode
+from erasure.ledger.details import ReappearedDetail, encode, loads
 from erasure.ledger.reappeared import REAPPEARED_SCHEMA as REAPPEARED_SCHEMA
 from erasure.ledger.reappeared import reappeared as reappeared
 from erasure.loops import loop_options
@@ -212,7 +211,7 @@ def _listed(db: sqlite3.Connection) -> set[tuple[str, str | None]]:
     ).fetchall()
     out = set()
     for pid, rid, detail in rows:
-        if json.loads(detail or "{}").get("decision") == Decision.WAITING:
+        if loads(ReappearedDetail, detail).decision == Decision.WAITING:
             out.add((pid, rid))
     return out
 

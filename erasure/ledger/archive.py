@@ -17,7 +17,6 @@ checked before anything is replaced.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from contextlib import closing
@@ -30,7 +29,7 @@ from erasure.errors import LedgerWriteError, OutputError, UsageError
 from erasure.files import Perms, precreate
 from erasure.ledger import replay as replay_mod
 from erasure.ledger import state
-from erasure.ledger.details import ArchivedDetail, build, encode
+from erasure.ledger.details import ArchivedDetail, build, encode, loads
 from erasure.ledger.events import COLUMNS, GENESIS, Event, Kind, canonical_of
 from erasure.ledger.read import read_meta
 from erasure.ledger.store import Ledger, create_schema, insert
@@ -200,9 +199,9 @@ def _before(db: sqlite3.Connection, first: int) -> tuple[str, str]:
     if first == 1:
         return GENESIS, PLAIN_GENESIS
     for (detail,) in db.execute("SELECT detail FROM archives ORDER BY seq DESC"):
-        arch = json.loads(detail)["archive"]
-        if arch["head_seq"] == first - 1:
-            return str(arch["head_link"]), str(arch["plain_head"])
+        arch = loads(ArchivedDetail, detail).archive
+        if arch.head_seq == first - 1:
+            return arch.head_link, arch.plain_head
     raise LedgerWriteError("the ledger's archive record is missing: run erasure verify")
 
 

@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from erasure.ledger.events import Kind
-from erasure.ledger.typedjson import DetailError, field_names, from_json, omitted, to_json
+from erasure.ledger.typedjson import DetailError, field_names, from_json, loads, omitted, to_json
 
 __all__ = ["KIND_OF", "TYPES", "Detail", "DetailError", "build", "decode", "encode"]
-__all__ += ["MAY_BE_NULL", "field_names", "first_misfit", "omitted"]
+__all__ += ["MAY_BE_NULL", "field_names", "first_misfit", "loads", "omitted"]
 
 T = TypeVar("T")
 

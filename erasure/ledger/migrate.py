@@ -12,12 +12,12 @@ as it was; the next run starts again.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
 from erasure.errors import LedgerWriteError
 from erasure.ledger import state
+from erasure.ledger.details import ArchivedDetail, loads
 from erasure.ledger.events import COLUMNS, canonical_of
 from erasure.ledger.replay import Replay, with_scratch
 from erasure.plainchain import PLAIN_GENESIS, plain_link
@@ -80,9 +80,9 @@ def _archived_plain_head(db: sqlite3.Connection, first: int) -> str:
     for (detail,) in db.execute(
         "SELECT detail FROM events WHERE kind = 'archived' ORDER BY seq DESC"
     ):
-        archive = json.loads(detail).get("archive", {})
-        if archive.get("head_seq") == first - 1 and archive.get("plain_head"):
-            return str(archive["plain_head"])
+        archive = loads(ArchivedDetail, detail).archive
+        if archive.head_seq == first - 1 and archive.plain_head:
+            return archive.plain_head
     raise LedgerWriteError(
         f"the ledger starts at event {first} and no archive record gives the plain link "
         "before it; run `erasure verify` on it"

@@ -12,12 +12,17 @@ undeclared keys only when asked (a writer's dict), never for a stored one.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import field
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
-__all__ = ["DetailError", "field_names", "from_json", "omitted", "to_json"]
+from erasure.errors import LedgerMismatch
+
+__all__ = ["DetailError", "field_names", "from_json", "loads", "omitted", "to_json"]
+
+T = TypeVar("T")
 
 
 def omitted(default: Any = None) -> Any:
@@ -129,6 +134,24 @@ def from_json(tp: Any, value: Any, where: str = "", *, strict: bool = False) -> 
         return float(value)
     _check(tp, value, where)
     return value
+
+
+def loads(tp: type[T], text: str | None) -> T:
+    """A stored detail's JSON text read as its declared type ``tp`` (erasure.ledger.details).
+
+    How the ledger's readers take a detail apart: by attribute, so that mypy
+    holds each read to the declaration. ``erasure verify`` decodes every
+    detail, so on a ledger it passes this cannot fail; a misfit is a changed
+    ledger: :class:`LedgerMismatch` (78), pointing to verify.
+    """
+    try:
+        made: T = from_json(tp, json.loads(text if text is not None else "null"))
+    except ValueError as exc:  # DetailError, or text that is not JSON
+        raise LedgerMismatch(
+            f"a recorded {tp.__name__} does not fit its declaration ({exc}): "
+            "run `erasure verify JOB`"
+        ) from None
+    return made
 
 
 _WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
