@@ -325,7 +325,7 @@ def recorded_policy(db: sqlite3.Connection) -> tuple[int, dict[str, Any]] | None
         "SELECT e.seq, e.detail FROM events e WHERE e.seq = (SELECT max(seq) "
         "FROM decision_state WHERE kind = 'policy')"
     ).fetchone()
-    return (int(row[0]), json.loads(row[1])["policy"]) if row else None
+    return (int(row[0]), details.loads(details.PolicyDetail, row[1]).policy) if row else None
 
 
 def _weaker(new: dict[str, Any], old: dict[str, Any]) -> list[str]:

@@ -12,7 +12,6 @@ judged on exact instants against the deadline in force when it passed.
 from __future__ import annotations
 
 import bisect
-import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,17 +53,9 @@ def rule_of_settings(settings: Mapping[str, Any] | None) -> Rule:
 def rule_of(db: sqlite3.Connection) -> Rule:
     """The deadline rule of the ledger's last run (30 days in UTC before any run)."""
     row = db.execute("SELECT started FROM run_state ORDER BY run DESC LIMIT 1").fetchone()
-    detail = _json(row[0]) if row else {}
+    detail = ledger_read.recorded(row[0]) if row else {}
     settings = detail.get("settings")
     return rule_of_settings(settings if isinstance(settings, dict) else None)
-
-
-def _json(text: str | None) -> dict[str, Any]:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def extensions_of(db: sqlite3.Connection) -> dict[str, list[Extension]]:

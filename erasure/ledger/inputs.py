@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+
+from erasure.ledger.read import recorded
 
 __all__ = ["FileState", "InputFile", "file_state", "input_files", "open_pairs"]
 
@@ -84,11 +85,11 @@ def input_files(db: sqlite3.Connection, open_: pl.DataFrame | None = None) -> li
     for run, started, finished in db.execute(
         "SELECT run, started, finished FROM run_state WHERE command = 'run' ORDER BY run"
     ):
-        start = _json(started)
+        start = recorded(started)
         given = start.get("input") if isinstance(start.get("input"), dict) else {}
         assert isinstance(given, dict)
         read = [given, *(c for c in given.get("carried") or [] if isinstance(c, dict))]
-        short = _unplanned(db, run, start, _json(finished))
+        short = _unplanned(db, run, start, recorded(finished))
         for one in read:
             sha, path = one.get("sha256"), one.get("path")
             if isinstance(sha, str) and isinstance(path, str):
@@ -112,14 +113,6 @@ def _unplanned(
         return 0
     (planned,) = db.execute("SELECT count(*) FROM pair_runs WHERE run = ?", (run,)).fetchone()
     return max(0, wanted - int(planned))
-
-
-def _json(text: str | None) -> dict[str, object]:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def file_state(path: str, sha256: str) -> FileState:

@@ -60,6 +60,7 @@ __all__ = [
     "pairs",
     "plain_head",
     "read_meta",
+    "recorded",
     "request_order",
     "request_reasons",
     "runs",
@@ -349,8 +350,8 @@ def _run_record(
     finished: str | None,
 ) -> RunRecord:
     """One ``run_state`` row: its start's and its end's recorded details (JSON)."""
-    start = _json(started) or {}
-    end = _json(finished) if finished is not None else None
+    start = recorded(started)
+    end = recorded(finished) if finished is not None else None
     given: dict[str, Any] = start["input"] if isinstance(start.get("input"), dict) else {}
     return RunRecord(
         run=run,
@@ -367,18 +368,23 @@ def _run_record(
     )
 
 
-def _json(text: str | None) -> dict[str, Any] | None:
+def recorded(text: str | None) -> dict[str, Any]:
+    """A run's recorded start or end (``run_state``'s JSON) as it was written; {} if none.
+
+    Read as recorded, not through :mod:`erasure.ledger.details`' types: status
+    shows a run's settings and plan as the release that ran it wrote them.
+    """
     try:
         value = json.loads(text or "{}")
     except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def deadline_days(db: sqlite3.Connection) -> int:
     """deadline_days of the last run's settings (30 when unknown)."""
     row = db.execute("SELECT started FROM run_state ORDER BY run DESC LIMIT 1").fetchone()
-    settings = (_json(row[0]) or {}).get("settings") if row else None
+    settings = recorded(row[0]).get("settings") if row else None
     days = settings.get("deadline_days") if isinstance(settings, dict) else None
     return int(days) if days is not None else 30
 
@@ -392,7 +398,7 @@ def last_run_pending(db: sqlite3.Connection, run: int) -> int:
         (run,),
     ).fetchone()
     row = db.execute("SELECT finished FROM run_state WHERE run = ?", (run,)).fetchone()
-    unrecorded = (_json(row[0]) or {}).get("unrecorded") if row else None
+    unrecorded = recorded(row[0]).get("unrecorded") if row else None
     return int(left) + int(unrecorded or 0)
 
 
