@@ -172,11 +172,6 @@ def _account(
     return rows, states, ledger_account(table, states, invalid.height - resolved, resolved)
 
 
-def deadline_days(db: sqlite3.Connection) -> int:
-    """deadline_days of the last run's settings (30 when unknown)."""
-    return ledger_read.deadline_days(db)
-
-
 def runs(db: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every run, oldest first, as the reports show it: start, end, exit code, input, counts."""
     return [r.as_json() for r in ledger_read.runs(db)]

@@ -20,7 +20,7 @@ from unittest.mock import ANY
 
 import pytest
 
-from erasure import cli, partition, status
+from erasure import cli, deadline_table, deadlines, partition, status
 from erasure import ledger as L
 from erasure.run import Options
 from tests import e2e
@@ -230,7 +230,7 @@ def test_an_empty_ledger_has_zeros_and_no_run(tmp_path: Path) -> None:
             "runs": 0,
             "chain_head": {"seq": 1, "link": ANY},  # the ledger's "created" event
         } == status.status(db).as_json()
-        assert 30 == status.deadline_days(db)  # the contract's default: one month
+        assert deadlines.rule("30 days") == deadline_table.rule_of(db)  # the default: 30 days
 
 
 def test_deadline_days_come_from_the_last_run_s_settings(tmp_path: Path) -> None:
@@ -243,7 +243,7 @@ def test_deadline_days_come_from_the_last_run_s_settings(tmp_path: Path) -> None
             _planned(1, "T1", A, old),
         )
     ) as db:
-        assert 10 == status.deadline_days(db)
+        assert deadlines.rule("10 days") == deadline_table.rule_of(db)
         [row] = status.pairs(db, now=datetime(2026, 1, 12, tzinfo=UTC)).iter_rows(named=True)
     assert ("2026-01-11T23:59:59+00:00", True) == (row["deadline"], row["overdue"])
 

@@ -42,7 +42,6 @@ __all__ = [
     "INVALID_SCHEMA",
     "PAIR_SCHEMA",
     "SCAN_FACTOR",
-    "deadline_days",
     "deadline_flags",
     "doubtful_keys",
     "finished_pairs",
@@ -379,14 +378,6 @@ def recorded(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def deadline_days(db: sqlite3.Connection) -> int:
-    """deadline_days of the last run's settings (30 when unknown)."""
-    row = db.execute("SELECT started FROM run_state ORDER BY run DESC LIMIT 1").fetchone()
-    settings = recorded(row[0]).get("settings") if row else None
-    days = settings.get("deadline_days") if isinstance(settings, dict) else None
-    return int(days) if days is not None else 30
 
 
 def last_run_pending(db: sqlite3.Connection, run: int) -> int:
