@@ -92,7 +92,8 @@ def _fingerprint_file(path: Path) -> str:
     return fingerprint(load_public_key(path))
 
 
-def _planner_key(job: Job) -> Any:
+def planner_key(job: Job) -> Any:
+    """The planner's private key (``[approval] signing_key_file``); 78 when there is none."""
     from erasure.receipts.signing import load_private_key
 
     if job.approval is None or job.approval.signing_key_file is None:
@@ -106,7 +107,7 @@ def _planner_key(job: Job) -> Any:
 def _planner_fingerprint(job: Job) -> str:
     from erasure.receipts.signing import fingerprint
 
-    return fingerprint(_planner_key(job).public_key())
+    return fingerprint(planner_key(job).public_key())
 
 
 def ledger_id(db: sqlite3.Connection | None) -> str | None:
@@ -193,7 +194,7 @@ def _verifies(plan: dict[str, Any], sig: dict[str, Any]) -> bool:
 
 
 def sign_plan(job: Job, content: dict[str, Any]) -> dict[str, Any]:
-    return {"plan": content, "signatures": [_sign(content, _planner_key(job), "planner")]}
+    return {"plan": content, "signatures": [_sign(content, planner_key(job), "planner")]}
 
 
 # ---------------------------------------------------------------- files

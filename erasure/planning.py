@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from erasure.approval import _planner_key, body, sign_plan
+from erasure.approval import body, planner_key, sign_plan
 from erasure.errors import ConfigError
 from erasure.job import Job
 from erasure.tonight import inputs_of, run_flags, sweep_flags, tonight_of_work
@@ -42,7 +42,7 @@ def make(
             "job file has no [approval] section: set signing_key_file (the planner's key), "
             "approvers and needed"
         )
-    _planner_key(job)  # 78 now, before any work, when it cannot sign
+    planner_key(job)  # 78 now, before any work, when it cannot sign
     at = now if now is not None else datetime.now(UTC)
     keyer = job.keyer(Role.IDENTIFIER, command="erasure plan")
     if export is not None:
