@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
 import typing
 from dataclasses import field
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
+from erasure.declared import is_union
 from erasure.errors import LedgerMismatch
 
 __all__ = ["DetailError", "field_names", "from_json", "loads", "omitted", "to_json"]
@@ -61,7 +61,7 @@ def _plan(cls: type[Any]) -> list[tuple[str, bool, Any, tuple[type, ...], Any]]:
     if found is None:
         found = []
         for f, tp, omit in _fields(cls):
-            args = get_args(tp) if _is_union(tp) else (tp,)
+            args = get_args(tp) if is_union(tp) else (tp,)
             plain: tuple[type, ...] = ()
             if all(a is type(None) or a in _PLAIN for a in args):
                 plain = tuple(t for a in args for t in _PLAIN.get(a, (type(None),)))
@@ -94,7 +94,7 @@ def to_json(tp: Any, value: Any, where: str = "") -> Any:
     if value is not None and origin is tuple:
         (inner, _) = get_args(tp)
         return [to_json(inner, v, where) for v in value]
-    if _is_union(tp):
+    if is_union(tp):
         inner = next(a for a in get_args(tp) if a is not type(None))
         return None if value is None else to_json(inner, value, where)
     return value
@@ -118,7 +118,7 @@ def from_json(tp: Any, value: Any, where: str = "", *, strict: bool = False) -> 
                 continue
             made[name] = from_json(ftp, value[name], _at(where, name), strict=strict)
         return tp(**made)
-    if _is_union(tp):
+    if is_union(tp):
         if value is None and type(None) in get_args(tp):
             return None
         inner = next(a for a in get_args(tp) if a is not type(None))
@@ -161,7 +161,7 @@ def _check(tp: Any, value: Any, where: str) -> None:
     """Whether ``value`` is of the plain type ``tp`` (no dataclass): DetailError if not."""
     if tp is Any:
         return
-    if _is_union(tp):
+    if is_union(tp):
         if value is None and type(None) in get_args(tp):
             return
         for option in get_args(tp):
@@ -208,7 +208,7 @@ def _check_dataclass(tp: Any, value: Any, where: str) -> None:
 
 
 def _describe(tp: Any) -> str:
-    if _is_union(tp):
+    if is_union(tp):
         return " or ".join(_describe(a) for a in get_args(tp) if a is not type(None))
     return _WORDS.get(tp, getattr(tp, "__name__", str(tp)))
 
@@ -216,7 +216,3 @@ def _describe(tp: Any) -> str:
 def _is_record(tp: Any) -> bool:
     """Whether ``tp`` is a declared detail type (a dataclass), not a plain one."""
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def _is_union(tp: Any) -> bool:
-    return get_origin(tp) in (typing.Union, types.UnionType)
