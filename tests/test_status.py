@@ -321,6 +321,7 @@ def test_status_while_a_run_is_going(
         out = capsys.readouterr().out
         assert f"running: run 1 since {info['running']['since']}, 3 deletes in flight" in out
         assert "in doubt: 0 pairs" in out and "finished never" not in out
+        assert out.count("unresolved invalid records") == 1  # said once, in the account
     finally:
         sandbox.configure(hang=0.0)  # the hangs end (closed after hang_s); the retries answer
         runner.join(timeout=60)

@@ -101,8 +101,7 @@ def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
         f"ledger: {result.ledger}",
         info.verdict,
         *info.accounting.lines(),
-        f"in doubt: {info.in_doubt} pairs",
-        f"invalid: {info.invalid} unresolved invalid records",
+        f"in doubt: {info.in_doubt} pairs",  # the unresolved invalid records: an account line
     )
     swept = info.sweep_deletes
     if swept.deletes:
