@@ -393,7 +393,7 @@ def test_an_older_ledger_is_refused_by_readers_until_migrated(
         args = [command[0], str(job), *command[1:]] + ([str(report)] if "--out" in command else [])
         assert cli.main(args) == 78, args
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "`erasure migrate JOB`" in err[0], (args, err)
+        assert len(err) == 1 and f"`erasure migrate {job}`" in err[0], (args, err)
     assert path.read_bytes() == sealed  # nothing was written: no state, no event
     assert not report.exists()
     wal = path.with_name(path.name + "-wal")

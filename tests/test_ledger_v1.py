@@ -62,7 +62,7 @@ def test_read_only_commands_refuse_it_unmigrated_then_answer_once_migrated(
         capsys.readouterr()
         assert cli.main([args[0], str(job), *args[1:]]) == 78, args
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "`erasure migrate JOB`" in err[0], err
+        assert len(err) == 1 and f"`erasure migrate {job}`" in err[0], err
     assert ledger.read_bytes() == sealed and not report.exists()
     # verify reads the events themselves: the chains hold unmigrated, from the archive's head
     assert cli.main(["verify", str(job)]) == 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -35,7 +36,7 @@ from erasure.cli.base import (
     duration,
     seconds_until,
 )
-from erasure.errors import ErasureError, ExitCode, ExtraMissing
+from erasure.errors import ErasureError, ExitCode, ExtraMissing, NotMigrated
 
 __all__ = [
     "EXAMPLES",
@@ -123,6 +124,7 @@ def handlers() -> dict[str, Handler]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     shell = _Shell(sys.stdin, sys.stdout, sys.stderr)
+    args: argparse.Namespace | None = None
     try:
         args = build_parser(with_sandbox=bool(argv) and argv[0] == "sandbox").parse_args(argv)
         handler: Handler = handlers()[args.command]
@@ -130,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         shell.flush()  # a full stdout (`status > /dev/full`) is 74, not a failure at exit
         return code
     except ErasureError as exc:
+        job = getattr(args, "job", None)
+        if isinstance(exc, NotMigrated) and job is not None:
+            exc = exc.of_job(shlex.quote(str(job)))  # the command to paste, whole
         shell.fail(str(exc), exc.exit_code)
         return int(exc.exit_code)
     except KeyboardInterrupt:
