@@ -31,10 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from erasure.errors import ErasureError, ExitCode, UsageError
+from erasure.errors import ExitCode, UsageError
 from erasure.invalid_records import InputFacts, invalid_events
 from erasure.keys import Role
-from erasure.loops import loop_options
 from erasure.outputs import check_output
 from erasure.validation import InputOptions, account_of, read_input
 
@@ -87,13 +86,12 @@ def run(job: Job, options: RunOptions) -> RunResult:
     unusable input); once the run has begun, its troubles end in the
     summary (``summary.fatal``), so that the run's end is always recorded.
     """
-    import anyio
 
     from erasure import carry, holdback, logs
     from erasure import ledger as ledger_mod
     from erasure.after.hooks import after_run, before_run
     from erasure.ledger import Ledger
-    from erasure.run import Runner, finish_event
+    from erasure.run import Summary, execute
 
     log = logs.get()
     keyer = job.keyer(Role.CHAIN, command="erasure run")
@@ -125,31 +123,16 @@ def run(job: Job, options: RunOptions) -> RunResult:
             in_doubt=plan.in_doubt,
             invalid=input_info["invalid"],
         )
-        live = holdback.live(ledger.path, plan.work, _now)
         checked = before_run(job, token, keep, options.runner)  # [suppress]: the lists
-        runner = Runner(
-            job,
-            plan,
-            ledger,
-            run_no,
-            token,
-            replace(options.runner, decisions=live),
-            input_info=input_info,
-            notes=notes,
-        )
-        try:
-            summary = anyio.run(runner.execute, backend_options=loop_options())
-        finally:
-            live.close()
-        after_run(job, token, ledger, summary, keep, options.runner, checked)  # after/hooks
-        carry.after_run(summary, input_info)  # open elsewhere: exit 1; stopped: files to keep
-        code = summary.exit_code()
-        try:
-            ledger.append([finish_event(run_no, summary, code)])
-        except ErasureError as exc:
-            if summary.fatal is None:
-                summary.fatal = exc
-            code = summary.exit_code()
+
+        def after(summary: Summary) -> None:
+            after_run(job, token, ledger, summary, keep, options.runner, checked)  # after/hooks
+            carry.after_run(summary, input_info)  # open elsewhere: exit 1; stopped: keep files
+
+        summary, code = execute(
+            job, plan, ledger, run_no, token, options.runner, exit_code=Summary.exit_code,
+            input_info=input_info, notes=notes, after=after, clock=_now,
+        )  # fmt: skip
     log.info("erasure.run.finished", **summary.as_dict(), exit_code=int(code))
     return RunResult(summary, code, job.ledger.path)
 

@@ -108,3 +108,19 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert "erasure.status" in app  # imported inside a function only: it counts
     front = _imports("erasure.sandbox.front", modules["erasure.sandbox.front"], modules)
     assert "erasure.sandbox.app" not in front  # under TYPE_CHECKING only: it does not
+
+
+def test_the_run_sequence_is_written_once() -> None:
+    """run and sweep send through erasure.run.execute: no other module builds a Runner or
+    records a run's end itself (the sweep once copied the run's sequence, and drifted)."""
+    found = []
+    for name, path in _modules().items():
+        if name in {"erasure.run.execute", "erasure.run.runner"}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if called in {"Runner", "finish_event"}:
+                    found.append(f"{name}:{node.lineno}")
+    assert found == []

@@ -25,18 +25,18 @@ from __future__ import annotations
 
 import enum
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
 import polars as pl
 
 from erasure import decisions, holdback, logs
 from erasure import ledger as ledger_mod
-from erasure.errors import ErasureError, ExitCode, worst
+from erasure.errors import ExitCode, worst
 from erasure.intake import as_text, find_column, normalize
 from erasure.job import Job, Sweep
 from erasure.keys import Keyer, Role, message_prefix
@@ -44,8 +44,7 @@ from erasure.ledger import Event, Kind, Ledger, finality, sweeps
 from erasure.ledger.details import ReappearedDetail, encode, loads
 from erasure.ledger.reappeared import REAPPEARED_SCHEMA as REAPPEARED_SCHEMA
 from erasure.ledger.reappeared import reappeared as reappeared
-from erasure.loops import loop_options
-from erasure.run import Options, Plan, Runner, Summary, finish_event
+from erasure.run import Options, Plan, Summary, execute
 
 from .cells import Identity, Spec, finished_identities, identities, matches, normalised, open_file
 
@@ -240,7 +239,7 @@ def sweep(
             ledger_mod.check_meta(ledger_mod.read_meta(db), keyer, job.ledger.path)
             found = find(job, keyer, db, export, include_identifier=include_identifier_matches)
             found.matches[:] = _held(db, job.ledger.path, found.matches)
-        code = ExitCode.REJECTED if found.matches else ExitCode.OK
+        code = _rejected(found.matches)
         return SweepResult(
             export, found.rows, tuple(found.matches), True, code, None, found.unusable
         )
@@ -264,7 +263,7 @@ def sweep(
                 message="this export was swept whole already; pass --again if a second restore "
                 "produced the same export",
             )  # fmt: skip
-            code = ExitCode.REJECTED if found.matches else ExitCode.OK
+            code = _rejected(found.matches)
             return SweepResult(
                 export, found.rows, tuple(found.matches), False, code, None, found.unusable,
                 already=earlier.finished_run,
@@ -290,21 +289,10 @@ def sweep(
             "erasure.sweep.started", run=run_no, rows=found.rows, matches=len(found.matches),
             to_delete=plan.to_send,
         )  # fmt: skip
-        live = holdback.live(ledger.path, plan.work, lambda: datetime.now(UTC))
-        runner = Runner(
-            job, plan, ledger, run_no, token, replace(opts, decisions=live), input_info=info
-        )
-        try:
-            summary = anyio.run(runner.execute, backend_options=loop_options())
-        finally:
-            live.close()
-        code = _code(summary, found.matches)
-        try:
-            ledger.append([finish_event(run_no, summary, code)])
-        except ErasureError as exc:
-            if summary.fatal is None:
-                summary.fatal = exc
-            code = _code(summary, found.matches)
+        summary, code = execute(
+            job, plan, ledger, run_no, token, opts, input_info=info,
+            exit_code=lambda done: worst(done.exit_code(), _rejected(found.matches)),
+        )  # fmt: skip
     return SweepResult(
         export, found.rows, tuple(found.matches), False, code, summary, found.unusable,
         resumed=len({m.delete_key for m in found.matches if m.delete_key in earlier.final}),
@@ -347,8 +335,9 @@ def _four_eyes(
     ledger.append(approval.check(job, ledger.connection, approved, tonight, run=run))
 
 
-def _code(summary: Summary, found: list[Match]) -> ExitCode:
-    return worst(summary.exit_code(), ExitCode.REJECTED if found else ExitCode.OK)
+def _rejected(found: Sequence[Match]) -> ExitCode:
+    """A sweep that found anything come back makes a person look (1)."""
+    return ExitCode.REJECTED if found else ExitCode.OK
 
 
 def _event(run: int, m: Match, db_id: int) -> Event:

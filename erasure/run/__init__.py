@@ -7,10 +7,12 @@
       preflight                                         one made-up delete proves the job
       retry.decide(verdict, attempt, Backoff)           finish, wait, or stop: pure
     Summary -> finish_event, exit_code()                what the run did
+    execute(job, plan, ledger, run, token, Options)     all of the above, as run and sweep do it
 
 The public face of the package is what this module exports.
 """
 
+from erasure.run.execute import execute
 from erasure.run.hopper import Hopper, WorkItem
 from erasure.run.options import RECORD_ON_STOP_MAX, Options
 from erasure.run.plan import Plan, make_plan
@@ -37,6 +39,7 @@ __all__ = [
     "WorkItem",
     "Writer",
     "decide",
+    "execute",
     "finish_event",
     "make_plan",
 ]
