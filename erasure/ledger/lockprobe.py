@@ -1,4 +1,13 @@
-"""Whether a run holds a ledger's lock now, asked without taking it."""
+"""Whether a run holds a ledger's lock now, asked without taking it.
+
+The writer takes the lock through ``filelock`` (erasure.ledger.store), whose
+Unix lock is ``flock`` on ``LEDGER.lock``. This probe asks the same lock by
+hand, on purpose: filelock can only acquire, and acquiring opens the file
+for writing, creating it when missing. ``status`` must write nothing and
+works for a group member who may only read (``[ledger] group``). A shared,
+non-blocking ``flock`` on the existing file is refused exactly while a
+writer holds it, and needs only read access.
+"""
 
 from __future__ import annotations
 
