@@ -14,7 +14,6 @@ and the README against these declarations. Pure: no I/O.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import types
 import typing
 from collections.abc import Mapping
@@ -22,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from erasure.accounting import LedgerAccount
-from erasure.ledger.details import OpenElsewhere  # what a stopped run records, reported as is
+from erasure.ledger.details import OpenElsewhere
+from erasure.ledger.typedjson import to_json  # what a stopped run records, reported as is
 
 __all__ = [
     "ChainHead",
@@ -35,7 +35,6 @@ __all__ = [
     "SafeToDelete",
     "SweepDeletes",
     "reference",
-    "to_json",
 ]
 
 JsonObject = Mapping[str, Any]  # recorded by a run as it was (its plan, its settings)
@@ -58,7 +57,7 @@ class RunRecord:
     error: str | None
 
     def as_json(self) -> dict[str, Any]:
-        return to_json(self)  # type: ignore[no-any-return]
+        return to_json(type(self), self)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,20 +140,7 @@ class LedgerStatus:
 
     def as_json(self) -> dict[str, Any]:
         """The ``status --json`` object: a key per field, nested objects and lists as declared."""
-        return to_json(self)  # type: ignore[no-any-return]
-
-
-def to_json(value: Any) -> Any:
-    """``value`` in JSON's terms: a dataclass as an object of its fields, recursively."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [to_json(v) for v in value]
-    return value
+        return to_json(type(self), self)  # type: ignore[no-any-return]
 
 
 def hints(cls: type) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """Declared JSON: frozen dataclasses to and from plain JSON values, their types checked.
 
 The machinery under :mod:`erasure.ledger.details` (kept apart so that the
-declarations read on their own). A declared type is a frozen dataclass
+declarations read on their own), and what ``status --json`` is written with
+(:mod:`erasure.status_result`). A declared type is a frozen dataclass
 whose fields are ``str``, ``int`` (never a bool), ``float``, ``bool``, a
-``Literal``, ``X | None``, ``tuple[X, ...]`` (a JSON list), ``dict[str, X]``,
-``Any``, or another declared type. :func:`to_json` checks a value on its
+``Literal``, ``X | None``, ``tuple[X, ...]`` (a JSON list), ``dict[str, X]``
+or ``Mapping[str, X]`` (an object of plain values), ``Any``, or another
+declared type. :func:`to_json` checks a value on its
 way out; :func:`from_json` checks parsed JSON on its way in, strict about
 undeclared keys only when asked (a writer's dict), never for a stored one.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+from collections.abc import Mapping
 from dataclasses import field
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -97,6 +100,8 @@ def to_json(tp: Any, value: Any, where: str = "") -> Any:
     if is_union(tp):
         inner = next(a for a in get_args(tp) if a is not type(None))
         return None if value is None else to_json(inner, value, where)
+    if origin in _OBJECTS and not isinstance(value, dict):
+        return dict(value)  # a read-only mapping, as the JSON object it stands for
     return value
 
 
@@ -154,6 +159,7 @@ def loads(tp: type[T], text: str | None) -> T:
     return made
 
 
+_OBJECTS = (dict, Mapping)  # a JSON object: dict[str, X] in details, Mapping[str, X] in results
 _WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
@@ -180,8 +186,8 @@ def _check(tp: Any, value: Any, where: str) -> None:
         if isinstance(value, bool) or value not in get_args(tp):
             raise DetailError(f"{where} must be one of {', '.join(map(str, get_args(tp)))}")
         return
-    if origin is dict:
-        if not isinstance(value, dict):
+    if origin in _OBJECTS:
+        if not isinstance(value, Mapping):
             raise DetailError(f"{where} must be an object")
         (_, inner) = get_args(tp)
         for k, v in value.items():
