@@ -11,6 +11,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import filelock
 import hypothesis.strategies as st
 import polars as pl
 import pytest
@@ -396,6 +397,11 @@ def test_an_older_ledger_is_refused_by_readers_until_migrated(
         assert len(err) == 1 and f"`erasure migrate {job}`" in err[0], (args, err)
     assert path.read_bytes() == sealed  # nothing was written: no state, no event
     assert not report.exists()
+    # while a run holds it, it is being migrated by that run: busy (75), not "migrate it"
+    with filelock.FileLock(str(path) + ".lock"):
+        assert cli.main(["status", str(job)]) == 75
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "being migrated" in err[0] and "migrate " not in err[0], err
     wal = path.with_name(path.name + "-wal")
     assert not wal.exists() or wal.stat().st_size == 0
     assert cli.main(["verify", str(job)]) == 0  # the replay reads the events themselves

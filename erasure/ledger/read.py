@@ -20,7 +20,13 @@ from typing import Any
 
 import polars as pl
 
-from erasure.errors import FileMissing, LedgerMismatch, LedgerUnreadable, NotMigrated
+from erasure.errors import (
+    FileMissing,
+    LedgerBusy,
+    LedgerMismatch,
+    LedgerUnreadable,
+    NotMigrated,
+)
 from erasure.ledger.counts import (
     INVALID_SCHEMA,
     deadline_flags,
@@ -72,11 +78,20 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     """Open the ledger for reading only; safe while a run writes.
 
     Raises :class:`NotMigrated` (78) when it keeps no derived state of this
-    release: every read a command makes is of that state.
+    release: every read a command makes is of that state. While a run holds
+    the ledger, such a ledger is being migrated by it (a writer migrates
+    under the lock, first thing): :class:`LedgerBusy` (75), run it again.
     """
     db = open_events(path)
     if not has_state(db):
         db.close()
+        from erasure.ledger.lockprobe import running
+
+        if running(path):
+            raise LedgerBusy(
+                f"the ledger {path} is being migrated to this release by the run that holds "
+                "it now; run this command again when that run has started sending"
+            )
         raise NotMigrated(path)
     return db
 
