@@ -23,7 +23,7 @@ from erasure.errors import ExitCode, OutputError
 from erasure.terminal import visible
 
 if TYPE_CHECKING:
-    from erasure.job import Job
+    from erasure.job import Job, Matching
 
 EXAMPLES = {
     "validate": "erasure validate jobs/demo.toml --rejects /tmp/rejects.csv",
@@ -77,6 +77,46 @@ def _command(
 
 
 _NO_JOB = frozenset({"sandbox", "keygen", "check-receipt"})  # commands without a JOB argument
+
+
+def identifier_arguments(
+    parser: _Parser, which: argparse._MutuallyExclusiveGroup, whose: str = ""
+) -> None:
+    """One identifier (``--email``, ``--phone``, ``--profile-id``, ``--field-value``, in
+    ``which``) and where to match it (``--db-id``, ``--resource-id``): lookup's and a hold's.
+
+    ``whose`` says what the value selects, for the help. A value of ``-`` is read from
+    standard input (:func:`identifier_given`), so that it stays out of the shell's history.
+    """
+    for flag, metavar, what in (
+        ("email", "E", "an email address"),
+        ("phone", "P", "a phone number"),
+        ("profile-id", "ID", "an Altcraft profile id"),
+        ("field-value", "V", "a custom field's value"),
+    ):
+        selects = f": {whose}" if whose else ""
+        which.add_argument(f"--{flag}", metavar=metavar, help=f"{what}{selects} (- reads stdin)")
+    parser.add_argument(
+        "--db-id", type=int, metavar="N", help="the database (default: the job's db_id)"
+    )
+    parser.add_argument(
+        "--resource-id", type=int, metavar="N", help="the resource (default: the job's)"
+    )
+
+
+def identifier_given(args: argparse.Namespace, shell: _Shell) -> tuple[Matching, str]:
+    """The matching mode and value :func:`identifier_arguments` were given (argparse makes
+    exactly one required); ``-`` is the first line of standard input."""
+    given: list[tuple[Matching, str | None]] = [
+        ("email", args.email),
+        ("phone", args.phone),
+        ("profile_id", args.profile_id),
+        ("custom", args.field_value),
+    ]
+    matching, raw = next((mode, value) for mode, value in given if value is not None)
+    if raw == "-":
+        raw = shell.stdin.readline().rstrip("\r\n")
+    return matching, raw
 
 
 def duration(text: str) -> float:

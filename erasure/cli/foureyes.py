@@ -10,9 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from erasure.cli.base import _command, _load, _Parser, _Shell
+from erasure.cli.base import (
+    _command,
+    _load,
+    _Parser,
+    _Shell,
+    identifier_arguments,
+    identifier_given,
+)
 
 if TYPE_CHECKING:
     from erasure.decide import Recorded, Selector
@@ -32,18 +39,8 @@ _EXAMPLES = {
 def _selector_arguments(parser: _Parser, *, request_only: bool = False) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--request-id", metavar="ID", help="the request (DSR ticket)")
-    if request_only:
-        return
-    which.add_argument("--email", metavar="E", help="every request naming it (- reads stdin)")
-    which.add_argument("--phone", metavar="P", help="every request naming it (- reads stdin)")
-    which.add_argument("--profile-id", metavar="ID", help="every request naming it")
-    which.add_argument("--field-value", metavar="V", help="a custom field's value")
-    parser.add_argument(
-        "--db-id", type=int, metavar="N", help="the database (default: the job's db_id)"
-    )
-    parser.add_argument(
-        "--resource-id", type=int, metavar="N", help="the resource (default: the job's)"
-    )
+    if not request_only:
+        identifier_arguments(parser, which, "every request naming it")
 
 
 def _reason(parser: _Parser) -> None:
@@ -202,15 +199,7 @@ def _selector(args: argparse.Namespace, shell: _Shell) -> Selector:
 
     if args.request_id is not None:
         return Selector(request_id=args.request_id)
-    given: list[tuple[Any, str | None]] = [
-        ("email", args.email),
-        ("phone", args.phone),
-        ("profile_id", args.profile_id),
-        ("custom", args.field_value),
-    ]
-    matching, raw = next((m, v) for m, v in given if v is not None)
-    if raw == "-":
-        raw = shell.stdin.readline().rstrip("\r\n")
+    matching, raw = identifier_given(args, shell)
     return Selector(None, matching, raw, args.db_id, args.resource_id)
 
 

@@ -7,11 +7,19 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from erasure.cli.base import Handler, SubParsers, _command, _load, _Shell
+from erasure.cli.base import (
+    Handler,
+    SubParsers,
+    _command,
+    _load,
+    _Shell,
+    identifier_arguments,
+    identifier_given,
+)
 from erasure.wording import count
 
 if TYPE_CHECKING:
-    from erasure.job import Matching
+    pass
 
 
 def register(sub: SubParsers) -> None:
@@ -75,15 +83,7 @@ def register(sub: SubParsers) -> None:
         "hash. A value of - is read from standard input. Exit 0 when erased or "
         "not found, 1 otherwise.",
     )
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--email", metavar="E")
-    which.add_argument("--phone", metavar="P")
-    which.add_argument("--profile-id", metavar="ID")
-    which.add_argument("--field-value", metavar="V")
-    p.add_argument("--db-id", type=int, metavar="N", help="the database (default: the job's db_id)")
-    p.add_argument(
-        "--resource-id", type=int, metavar="N", help="the resource (default: the job's resource_id)"
-    )
+    identifier_arguments(p, p.add_mutually_exclusive_group(required=True))
 
 
 def cmd_status(args: argparse.Namespace, shell: _Shell) -> int:
@@ -224,16 +224,7 @@ def cmd_lookup(args: argparse.Namespace, shell: _Shell) -> int:
     from erasure import app
 
     job = _load(args)
-    # argparse makes exactly one of them required
-    given: list[tuple[Matching, str | None]] = [
-        ("email", args.email),
-        ("phone", args.phone),
-        ("profile_id", args.profile_id),
-        ("custom", args.field_value),
-    ]
-    matching, raw = next((mode, value) for mode, value in given if value is not None)
-    if raw == "-":
-        raw = shell.stdin.readline().rstrip("\r\n")
+    matching, raw = identifier_given(args, shell)
     result = app.lookup(job, matching, raw, db_id=args.db_id, resource_id=args.resource_id)
     if not result.found:
         shell.print(f"not in the ledger (key {result.keys[0]})")
