@@ -188,17 +188,12 @@ class NotMigrated(LedgerMismatch):
     (as any writer, such as the next ``erasure run``, does on opening).
     """
 
-    def __init__(self, path: object, job: object = "JOB") -> None:
-        self.path = path
+    def __init__(self, path: object) -> None:
         super().__init__(
             f"the ledger {path} was written by an older release and is not migrated yet: "
-            f"run `erasure migrate {job}` (or the next `erasure run` does it), then this "
+            "run `erasure migrate JOB` (or the next `erasure run` does it), then this "
             "command again"
         )
-
-    def of_job(self, job: object) -> NotMigrated:
-        """The same refusal naming the job file the command was given."""
-        return NotMigrated(self.path, job)
 
 
 class PreflightUnexpected(ConfigError):

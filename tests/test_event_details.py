@@ -468,3 +468,26 @@ def test_readers_take_details_apart_by_their_declared_types() -> None:
         if re.search(r"json\.loads\([^)]*detail", line)
     ]
     assert found == []
+
+
+def test_a_reader_meeting_a_detail_that_does_not_fit_says_so_in_one_line(
+    write_job: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status reads each extension through its type: one appended without the fields extend
+    writes is 78 in one line naming the verify command to paste (the job given), no traceback;
+    verify names the event."""
+    from erasure import cli
+    from erasure import job as job_mod
+    from erasure.keys import Role
+
+    job = write_job()
+    loaded = job_mod.load(job)
+    with L.Ledger(loaded.ledger.path, loaded.keyer(Role.CHAIN)) as led:
+        bare = L.Event(L.Kind.EXTENDED, 0, request_id="T1", detail='{"extended_to": "2027-01-01"}')
+        led.append([bare])
+    capsys.readouterr()
+    assert cli.main(["status", str(job)]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ExtendedDetail" in err[0] and f"`erasure verify {job}`" in err[0]
+    assert cli.main(["verify", str(job)]) == 1
+    assert "(extended, run 0) has a detail that does not fit" in capsys.readouterr().out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ from erasure.cli.base import (
     duration,
     seconds_until,
 )
-from erasure.errors import ErasureError, ExitCode, ExtraMissing, NotMigrated
+from erasure.errors import ErasureError, ExitCode, ExtraMissing
 
 __all__ = [
     "EXAMPLES",
@@ -121,6 +122,19 @@ def handlers() -> dict[str, Handler]:
     return found
 
 
+# A command an error tells its user to run, as the code below the CLI words it (it
+# knows no job path): `erasure verify JOB`, `erasure migrate JOB`.
+_NAMED_COMMAND = re.compile(r"`erasure ([a-z-]+) JOB`")
+
+
+def _with_job(message: str, job: object) -> str:
+    """``message`` with each command it names given the job file this one was given, quoted
+    for the shell, so that the line can be pasted whole."""
+    if job is None:
+        return message
+    return _NAMED_COMMAND.sub(lambda m: f"`erasure {m[1]} {shlex.quote(str(job))}`", message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     shell = _Shell(sys.stdin, sys.stdout, sys.stderr)
@@ -132,10 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shell.flush()  # a full stdout (`status > /dev/full`) is 74, not a failure at exit
         return code
     except ErasureError as exc:
-        job = getattr(args, "job", None)
-        if isinstance(exc, NotMigrated) and job is not None:
-            exc = exc.of_job(shlex.quote(str(job)))  # the command to paste, whole
-        shell.fail(str(exc), exc.exit_code)
+        shell.fail(_with_job(str(exc), getattr(args, "job", None)), exc.exit_code)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         shell.fail("interrupted", ExitCode.TEMPFAIL)
